@@ -1,0 +1,43 @@
+//! dirsync's wire contracts: the code generated from `proto/`, and the encoded
+//! file descriptor set that feeds gRPC reflection.
+
+#![allow(unreachable_pub, missing_docs, clippy::all)]
+
+pub mod common {
+    pub mod v1 {
+        tonic::include_proto!("dirsync.common.v1");
+    }
+}
+
+pub mod provisioner {
+    pub mod v1 {
+        tonic::include_proto!("dirsync.provisioner.v1");
+    }
+}
+
+pub mod directory {
+    pub mod v1 {
+        tonic::include_proto!("dirsync.directory.v1");
+    }
+}
+
+pub mod mapping {
+    pub mod v1 {
+        tonic::include_proto!("dirsync.mapping.v1");
+    }
+}
+
+/// Every dirsync message and service, encoded, for reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/dirsync_descriptor.bin"));
+
+/// Fully-qualified names of every dirsync gRPC service.
+pub const SERVICE_NAMES: &[&str] = &[
+    "dirsync.provisioner.v1.TenantService",
+    "dirsync.provisioner.v1.UserService",
+    "dirsync.provisioner.v1.GroupService",
+    "dirsync.provisioner.v1.WorkService",
+    "dirsync.provisioner.v1.Maas360ReadService",
+    "dirsync.directory.v1.DirectoryReaderService",
+    "dirsync.mapping.v1.MappingService",
+];

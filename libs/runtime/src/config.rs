@@ -1,0 +1,453 @@
+//! Layered configuration: built-in defaults, then an optional TOML file, then
+//! `DIRSYNC__SECTION__KEY` environment variables, validated once at start.
+//!
+//! Every service reads the same document and takes the sections it needs, so
+//! one file configures the all-in-one process and each clustered service alike.
+//! An unknown key is an error, not a silent no-op: a misspelt setting would
+//! otherwise leave a production default in place without anyone noticing.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File, FileFormat, Map, Source, Value, ValueKind};
+use serde::{Deserialize, Serialize};
+
+/// Prefix of the environment variables that override settings.
+pub const ENV_PREFIX: &str = "DIRSYNC";
+
+/// The whole configuration of a dirsync process.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DirsyncConfig {
+    pub log: LogConfig,
+    pub grpc: GrpcConfig,
+    pub scim: ScimConfig,
+    pub database: DatabaseConfig,
+    pub provisioner: ProvisionerConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter directive such as `info` or `dirsync=debug,info`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Human,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrpcConfig {
+    /// Where the gRPC services listen.
+    pub listen: SocketAddr,
+    /// Deadline for one inbound RPC.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            request_timeout_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScimConfig {
+    /// Where the SCIM gateway's HTTP server listens.
+    pub listen: SocketAddr,
+    /// The gateway's public base URL as Entra reaches it (used in `Location`
+    /// and `meta.location`); empty derives it from `listen`.
+    pub public_base_url: String,
+    /// The provisioner the gateway translates to.
+    pub provisioner_url: String,
+    /// Page size when a list request names no `count`.
+    pub default_page_size: u32,
+    /// Largest page a list request may ask for.
+    pub max_page_size: u32,
+    /// Largest request body accepted; larger bodies get a 413 SCIM error.
+    pub max_body_bytes: usize,
+    /// How long a resolved bearer token is trusted before it is checked again.
+    pub token_cache_ttl_ms: u64,
+    /// Deadline for each call to the provisioner; Entra itself gives up at 60 s.
+    pub upstream_timeout_ms: u64,
+}
+
+impl Default for ScimConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_base_url: String::new(),
+            provisioner_url: "http://127.0.0.1:50051".to_owned(),
+            default_page_size: 100,
+            max_page_size: 1000,
+            max_body_bytes: 1024 * 1024,
+            token_cache_ttl_ms: 30_000,
+            upstream_timeout_ms: 20_000,
+        }
+    }
+}
+
+impl ScimConfig {
+    /// The base URL of the SCIM API, ending in `/scim/v2`.
+    pub fn base_url(&self) -> String {
+        if self.public_base_url.is_empty() {
+            format!("http://{}/scim/v2", self.listen)
+        } else {
+            self.public_base_url.trim_end_matches('/').to_owned()
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` or `postgres://…`.
+    pub url: String,
+    /// PostgreSQL schema to use instead of `public`; empty keeps the default.
+    pub schema: String,
+    pub max_connections: u32,
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://./dirsync-data/dirsync.db".to_owned(),
+            schema: String::new(),
+            max_connections: 16,
+            connect_timeout_ms: 5_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProvisionerConfig {
+    /// The mapping service the provisioner asks which MaaS360 group an Entra
+    /// group writes to; empty means every group maps to a group of its name.
+    pub mapping_url: String,
+}
+
+/// A configuration that cannot be used. The message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unknown configuration key `{key}` (from {origin})")]
+    UnknownKey { key: String, origin: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    #[error("invalid value for `{key}`: {reason}")]
+    InvalidValue { key: String, reason: String },
+    #[error("cannot read configuration file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+}
+
+impl DirsyncConfig {
+    /// Loads defaults, then `file` if given, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Like [`DirsyncConfig::load`] with an explicit environment, so that
+    /// precedence can be tested without touching the process environment.
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let defaults = Config::try_from(&Self::default())
+            .map_err(|error| ConfigError::Invalid(error.to_string()))?;
+        let known_keys = leaf_keys(&defaults.collect().map_err(|e| ConfigError::Invalid(e.to_string()))?);
+
+        let mut builder = Config::builder().add_source(defaults);
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::File {
+                    path: path.to_owned(),
+                    reason: "no such file".to_owned(),
+                });
+            }
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml));
+        }
+        let env: HashMap<String, String> = env
+            .into_iter()
+            .filter(|(name, _)| name.starts_with(&format!("{ENV_PREFIX}__")))
+            .collect();
+        builder = builder.add_source(
+            Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("__")
+                .separator("__")
+                .source(Some(env)),
+        );
+        let merged = builder.build().map_err(|error| match error {
+            config::ConfigError::FileParse { uri, cause } => ConfigError::File {
+                path: PathBuf::from(uri.unwrap_or_default()),
+                reason: cause.to_string(),
+            },
+            other => ConfigError::Invalid(other.to_string()),
+        })?;
+
+        let table = merged
+            .collect()
+            .map_err(|error| ConfigError::Invalid(error.to_string()))?;
+        reject_unknown_keys(&table, &known_keys)?;
+
+        let config: Self = merged.try_deserialize().map_err(|error| match error {
+            config::ConfigError::Type { key: Some(key), unexpected, expected, .. } => {
+                ConfigError::InvalidValue {
+                    key,
+                    reason: format!("found {unexpected}, expected {expected}"),
+                }
+            }
+            other => ConfigError::Invalid(other.to_string()),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: &str| ConfigError::InvalidValue {
+            key: key.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if EnvFilterSyntax::check(&self.log.level).is_err() {
+            return Err(invalid("log.level", "not a tracing filter directive"));
+        }
+        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres://") || self.database.url.starts_with("postgresql://")) {
+            return Err(invalid("database.url", "must start with sqlite: or postgres://"));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be at least 1"));
+        }
+        if !self
+            .database
+            .schema
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(invalid("database.schema", "letters, digits and _ only"));
+        }
+        if !(self.scim.provisioner_url.starts_with("http://") || self.scim.provisioner_url.starts_with("https://")) {
+            return Err(invalid("scim.provisioner_url", "must be an http:// or https:// URL"));
+        }
+        if !self.provisioner.mapping_url.is_empty()
+            && !(self.provisioner.mapping_url.starts_with("http://") || self.provisioner.mapping_url.starts_with("https://"))
+        {
+            return Err(invalid("provisioner.mapping_url", "must be empty or an http(s) URL"));
+        }
+        if self.scim.max_page_size == 0 {
+            return Err(invalid("scim.max_page_size", "must be at least 1"));
+        }
+        if self.scim.default_page_size == 0 || self.scim.default_page_size > self.scim.max_page_size {
+            return Err(invalid(
+                "scim.default_page_size",
+                "must be between 1 and scim.max_page_size",
+            ));
+        }
+        if self.scim.max_body_bytes < 1024 {
+            return Err(invalid("scim.max_body_bytes", "must be at least 1024"));
+        }
+        if self.scim.upstream_timeout_ms == 0 || self.grpc.request_timeout_ms == 0 {
+            return Err(invalid("scim.upstream_timeout_ms", "timeouts must be positive"));
+        }
+        Ok(())
+    }
+}
+
+/// `tracing`'s filter parser lives in tracing-subscriber; keep the dependency
+/// in one place.
+struct EnvFilterSyntax;
+
+impl EnvFilterSyntax {
+    fn check(directive: &str) -> Result<(), ()> {
+        tracing_subscriber::EnvFilter::try_new(directive)
+            .map(|_| ())
+            .map_err(|_| ())
+    }
+}
+
+fn leaf_keys(table: &Map<String, Value>) -> BTreeSet<String> {
+    let mut keys = BTreeSet::new();
+    collect_leaves("", table, &mut |key, _| {
+        keys.insert(key);
+    });
+    keys
+}
+
+fn reject_unknown_keys(
+    table: &Map<String, Value>,
+    known: &BTreeSet<String>,
+) -> Result<(), ConfigError> {
+    let mut unknown = None;
+    collect_leaves("", table, &mut |key, value| {
+        if unknown.is_none() && !known.contains(&key) {
+            let origin = match value.origin() {
+                Some(origin) => origin.to_owned(),
+                None => "the environment".to_owned(),
+            };
+            unknown = Some(ConfigError::UnknownKey { key, origin });
+        }
+    });
+    unknown.map_or(Ok(()), Err)
+}
+
+fn collect_leaves(prefix: &str, table: &Map<String, Value>, visit: &mut dyn FnMut(String, &Value)) {
+    for (name, value) in table {
+        let key = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        match &value.kind {
+            ValueKind::Table(inner) => collect_leaves(&key, inner, visit),
+            _ => visit(key, value),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn write_toml(body: &str) -> tempfile_path::TempToml {
+        tempfile_path::TempToml::new(body)
+    }
+
+    mod tempfile_path {
+        pub(super) struct TempToml(pub(super) std::path::PathBuf);
+        impl TempToml {
+            pub(super) fn new(body: &str) -> Self {
+                let path = std::env::temp_dir().join(format!(
+                    "dirsync-config-{}-{}.toml",
+                    std::process::id(),
+                    body.len() ^ body.as_ptr() as usize
+                ));
+                std::fs::write(&path, body).unwrap();
+                Self(path)
+            }
+        }
+        impl Drop for TempToml {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_load_and_validate() {
+        let config = DirsyncConfig::load_from(None, env(&[])).unwrap();
+        assert_eq!(config, DirsyncConfig::default());
+        assert_eq!(config.grpc.listen.to_string(), "127.0.0.1:50051");
+        assert_eq!(config.scim.base_url(), "http://127.0.0.1:8080/scim/v2");
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_env_overrides_file() {
+        let file = write_toml(
+            "[database]\nmax_connections = 7\nurl = \"sqlite://from-file.db\"\n[scim]\nmax_page_size = 500\n",
+        );
+        let config = DirsyncConfig::load_from(
+            Some(&file.0),
+            env(&[
+                ("DIRSYNC__DATABASE__MAX_CONNECTIONS", "9"),
+                ("DIRSYNC__GRPC__LISTEN", "127.0.0.1:6000"),
+                ("DIRSYNC_TEST_DATABASE_URL", "ignored: single underscore"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.database.max_connections, 9, "env beats file");
+        assert_eq!(config.database.url, "sqlite://from-file.db", "file beats default");
+        assert_eq!(config.scim.max_page_size, 500);
+        assert_eq!(config.grpc.listen.port(), 6000);
+        assert_eq!(config.scim.default_page_size, 100, "untouched default");
+    }
+
+    #[test]
+    fn unknown_env_key_is_named() {
+        let error =
+            DirsyncConfig::load_from(None, env(&[("DIRSYNC__SCIM__MAX_PAGESIZE", "5")])).unwrap_err();
+        assert!(
+            error.to_string().contains("scim.max_pagesize"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn unknown_file_key_is_named() {
+        let file = write_toml("[databse]\nurl = \"sqlite://x.db\"\n");
+        let error = DirsyncConfig::load_from(Some(&file.0), env(&[])).unwrap_err();
+        assert!(error.to_string().contains("databse.url"), "{error}");
+    }
+
+    #[test]
+    fn malformed_number_is_named() {
+        let error = DirsyncConfig::load_from(
+            None,
+            env(&[("DIRSYNC__DATABASE__MAX_CONNECTIONS", "many")]),
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("database.max_connections"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn malformed_address_is_named() {
+        let error =
+            DirsyncConfig::load_from(None, env(&[("DIRSYNC__GRPC__LISTEN", "not-an-address")]))
+                .unwrap_err();
+        assert!(error.to_string().contains("grpc.listen"), "{error}");
+    }
+
+    #[test]
+    fn semantic_validation_names_the_key() {
+        let error = DirsyncConfig::load_from(
+            None,
+            env(&[("DIRSYNC__DATABASE__URL", "mysql://nope")]),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("database.url"), "{error}");
+        let error = DirsyncConfig::load_from(
+            None,
+            env(&[("DIRSYNC__SCIM__DEFAULT_PAGE_SIZE", "5000")]),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("scim.default_page_size"), "{error}");
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        let error =
+            DirsyncConfig::load_from(Some(Path::new("/nonexistent/dirsync.toml")), env(&[]))
+                .unwrap_err();
+        assert!(matches!(error, ConfigError::File { .. }), "{error}");
+    }
+}

@@ -1,0 +1,121 @@
+//! One way to serve gRPC: on a listener the caller already bound (so tests use
+//! ephemeral ports and the all-in-one process shares one port), until a
+//! shutdown future resolves, always with `grpc.health.v1` and reflection (v1
+//! and v1alpha, because grpcurl 1.8 speaks only v1alpha).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tonic::body::Body;
+use tonic::server::NamedService;
+use tonic::service::RoutesBuilder;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot build the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Collects services, then serves them with health and reflection.
+pub struct GrpcServer {
+    routes: RoutesBuilder,
+    service_names: Vec<&'static str>,
+    request_timeout: Duration,
+}
+
+impl std::fmt::Debug for GrpcServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcServer")
+            .field("service_names", &self.service_names)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GrpcServer {
+    pub fn new(request_timeout: Duration) -> Self {
+        Self {
+            routes: RoutesBuilder::default(),
+            service_names: Vec::new(),
+            request_timeout,
+        }
+    }
+
+    /// Adds a service; health reports it SERVING once the server starts.
+    pub fn add_service<S>(&mut self, service: S) -> &mut Self
+    where
+        S: tower::Service<
+                tonic::codegen::http::Request<Body>,
+                Response = tonic::codegen::http::Response<Body>,
+                Error = Infallible,
+            > + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.routes.add_service(service);
+        self.service_names.push(S::NAME);
+        self
+    }
+
+    /// Names of the services added so far.
+    pub fn service_names(&self) -> &[&'static str] {
+        &self.service_names
+    }
+
+    /// Serves until `shutdown` resolves, then drains in-flight calls.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ServeError> {
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        for name in &self.service_names {
+            reporter
+                .set_service_status(*name, ServingStatus::Serving)
+                .await;
+        }
+        let reflection_v1 = reflection_builder().build_v1()?;
+        let reflection_v1alpha = reflection_builder().build_v1alpha()?;
+
+        let mut routes = self.routes;
+        routes
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha);
+
+        let local_addr = listener.local_addr().ok();
+        tracing::info!(addr = ?local_addr, services = ?self.service_names, "gRPC serving");
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let result = tonic::transport::Server::builder()
+            .timeout(self.request_timeout)
+            .add_routes(routes.routes())
+            .serve_with_incoming_shutdown(incoming, mark_not_serving_on(shutdown, reporter))
+            .await;
+        tracing::info!(addr = ?local_addr, "gRPC stopped");
+        Ok(result?)
+    }
+}
+
+/// Health turns NOT_SERVING as soon as shutdown starts, so load balancers stop
+/// routing new calls while in-flight ones drain.
+async fn mark_not_serving_on(shutdown: impl Future<Output = ()>, reporter: HealthReporter) {
+    shutdown.await;
+    reporter
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+}
+
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(dirsync_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}

@@ -1,0 +1,199 @@
+//! Opens the database a service stores its tables in (`sqlite://` for the
+//! embedded default, `postgres://` for clusters) and runs that service's
+//! migrations. Each service owns its tables and its migration history; in the
+//! all-in-one process they share one database, never each other's rows.
+
+#[cfg(feature = "test-util")]
+pub mod testing;
+
+use std::path::Path;
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
+use sea_orm_migration::MigratorTrait;
+
+pub use sea_orm;
+pub use sea_orm_migration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported database URL {0}: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("cannot create the data folder {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot connect to the database at {url}: {source}")]
+    Connect {
+        url: String,
+        source: sea_orm::DbErr,
+    },
+    #[error("migrations of the {service} service failed: {source}")]
+    Migrate {
+        service: &'static str,
+        source: sea_orm::DbErr,
+    },
+}
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub url: String,
+    /// PostgreSQL schema to work in (created if missing); empty for the default.
+    pub schema: String,
+    pub max_connections: u32,
+    pub connect_timeout: Duration,
+}
+
+/// Connects, creating the SQLite file and its folder on first run.
+pub async fn connect(options: &StoreOptions) -> Result<DatabaseConnection, StoreError> {
+    let url = options.url.as_str();
+    let mut connect = if let Some(path) = sqlite_path(url) {
+        ensure_parent_dir(path)?;
+        let url = if path == ":memory:" || url.contains('?') {
+            url.to_owned()
+        } else {
+            format!("{url}?mode=rwc")
+        };
+        let mut connect = ConnectOptions::new(url);
+        connect.map_sqlx_sqlite_opts(|opts| {
+            // WAL lets readers run beside the one writer; NORMAL sync is safe
+            // with WAL (a power cut may lose the last commits, never corrupt).
+            opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+        });
+        connect
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if !options.schema.is_empty() {
+            create_schema(options).await?;
+        }
+        let mut connect = ConnectOptions::new(url.to_owned());
+        if !options.schema.is_empty() {
+            connect.set_schema_search_path(options.schema.clone());
+        }
+        connect
+    } else {
+        return Err(StoreError::UnsupportedUrl(redact(url)));
+    };
+    connect
+        .max_connections(options.max_connections)
+        .connect_timeout(options.connect_timeout)
+        .acquire_timeout(options.connect_timeout)
+        .sqlx_logging(false);
+    let db = Database::connect(connect)
+        .await
+        .map_err(|source| StoreError::Connect {
+            url: redact(url),
+            source,
+        })?;
+    tracing::debug!(url = %redact(url), "database connected");
+    Ok(db)
+}
+
+/// Brings one service's tables up to date.
+pub async fn migrate<M: MigratorTrait>(
+    db: &DatabaseConnection,
+    service: &'static str,
+) -> Result<(), StoreError> {
+    M::up(db, None)
+        .await
+        .map_err(|source| StoreError::Migrate { service, source })?;
+    tracing::debug!(service, "migrations applied");
+    Ok(())
+}
+
+/// Whether writes must be serialised by the caller: SQLite allows one writer,
+/// and a deferred transaction that reads before it writes can fail to upgrade
+/// its lock instead of waiting.
+pub fn single_writer(db: &DatabaseConnection) -> bool {
+    db.get_database_backend() == DbBackend::Sqlite
+}
+
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    Some(rest.split('?').next().unwrap_or(rest))
+}
+
+fn ensure_parent_dir(path: &str) -> Result<(), StoreError> {
+    if path == ":memory:" || path.is_empty() {
+        return Ok(());
+    }
+    match Path::new(path).parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => std::fs::create_dir_all(parent)
+            .map_err(|source| StoreError::DataDir {
+                path: parent.display().to_string(),
+                source,
+            }),
+        _ => Ok(()),
+    }
+}
+
+async fn create_schema(options: &StoreOptions) -> Result<(), StoreError> {
+    use sea_orm::ConnectionTrait;
+    let mut connect = ConnectOptions::new(options.url.clone());
+    connect
+        .max_connections(1)
+        .connect_timeout(options.connect_timeout)
+        .sqlx_logging(false);
+    let admin = Database::connect(connect)
+        .await
+        .map_err(|source| StoreError::Connect {
+            url: redact(&options.url),
+            source,
+        })?;
+    // The schema name was validated as [A-Za-z0-9_] by the config.
+    admin
+        .execute_unprepared(&format!(
+            "CREATE SCHEMA IF NOT EXISTS \"{}\"",
+            options.schema
+        ))
+        .await
+        .map_err(|source| StoreError::Connect {
+            url: redact(&options.url),
+            source,
+        })?;
+    let _ = admin.close().await;
+    Ok(())
+}
+
+/// The URL without its password, for logs and errors.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/dirsync"),
+            "postgres://app:***@db:5432/dirsync"
+        );
+        assert_eq!(redact("postgres://db/test"), "postgres://db/test");
+        assert_eq!(redact("sqlite://./x.db"), "sqlite://./x.db");
+    }
+
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(sqlite_path("sqlite://./a/b.db"), Some("./a/b.db"));
+        assert_eq!(sqlite_path("sqlite::memory:"), Some(":memory:"));
+        assert_eq!(sqlite_path("sqlite://x.db?mode=rwc"), Some("x.db"));
+        assert_eq!(sqlite_path("postgres://x"), None);
+    }
+}

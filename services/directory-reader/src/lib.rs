@@ -1,0 +1,121 @@
+//! The directory-reader fronts Microsoft Graph: full and delta reads of users,
+//! groups and (transitive) memberships. Its contract and tables are in place;
+//! the Graph client and the RPCs arrive with the Graph work, and until then
+//! every RPC answers UNIMPLEMENTED naming itself.
+
+mod migration;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use dirsync_proto::directory::v1 as pb;
+use dirsync_runtime::{DirsyncConfig, GrpcServer, ServeError};
+use dirsync_store::{StoreError, StoreOptions};
+use tokio::net::TcpListener;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+pub use migration::Migrator;
+
+pub const SERVICE: &str = "directory-reader";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+#[derive(Debug, Clone)]
+pub struct DirectoryReader {
+    _db: sea_orm::DatabaseConnection,
+}
+
+impl DirectoryReader {
+    pub async fn open(config: &DirsyncConfig) -> Result<Self, StartError> {
+        let db = dirsync_store::connect(&StoreOptions {
+            url: config.database.url.clone(),
+            schema: config.database.schema.clone(),
+            max_connections: config.database.max_connections,
+            connect_timeout: Duration::from_millis(config.database.connect_timeout_ms),
+        })
+        .await?;
+        dirsync_store::migrate::<Migrator>(&db, SERVICE).await?;
+        Ok(Self { _db: db })
+    }
+
+    pub fn register(&self, server: &mut GrpcServer) {
+        server.add_service(
+            pb::directory_reader_service_server::DirectoryReaderServiceServer::new(
+                DirectoryApi,
+            ),
+        );
+    }
+}
+
+pub async fn run(
+    config: &DirsyncConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), StartError> {
+    let reader = DirectoryReader::open(config).await?;
+    let mut server = GrpcServer::new(Duration::from_millis(config.grpc.request_timeout_ms));
+    reader.register(&mut server);
+    server.serve(listener, shutdown).await?;
+    Ok(())
+}
+
+#[derive(Debug)]
+struct DirectoryApi;
+
+fn unimplemented(rpc: &str) -> Status {
+    Status::unimplemented(format!(
+        "dirsync.directory.v1.DirectoryReaderService/{rpc} is not implemented yet"
+    ))
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl pb::directory_reader_service_server::DirectoryReaderService for DirectoryApi {
+    type StreamUsersStream = BoxStream<pb::DirectoryUser>;
+    type StreamGroupsStream = BoxStream<pb::DirectoryGroup>;
+    type StreamChangesStream = BoxStream<pb::DirectoryChange>;
+
+    async fn stream_users(
+        &self,
+        _: Request<pb::StreamUsersRequest>,
+    ) -> Result<Response<Self::StreamUsersStream>, Status> {
+        Err(unimplemented("StreamUsers"))
+    }
+
+    async fn stream_groups(
+        &self,
+        _: Request<pb::StreamGroupsRequest>,
+    ) -> Result<Response<Self::StreamGroupsStream>, Status> {
+        Err(unimplemented("StreamGroups"))
+    }
+
+    async fn list_group_members(
+        &self,
+        _: Request<pb::ListGroupMembersRequest>,
+    ) -> Result<Response<pb::ListGroupMembersResponse>, Status> {
+        Err(unimplemented("ListGroupMembers"))
+    }
+
+    async fn stream_changes(
+        &self,
+        _: Request<pb::StreamChangesRequest>,
+    ) -> Result<Response<Self::StreamChangesStream>, Status> {
+        Err(unimplemented("StreamChanges"))
+    }
+
+    async fn get_sync_state(
+        &self,
+        _: Request<pb::GetSyncStateRequest>,
+    ) -> Result<Response<pb::SyncState>, Status> {
+        Err(unimplemented("GetSyncState"))
+    }
+}

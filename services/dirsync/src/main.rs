@@ -1,0 +1,75 @@
+//! `dirsync`: one binary for people. `serve` runs every service in one
+//! process on the embedded default; the admin commands talk gRPC to a running
+//! server.
+
+mod admin;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "dirsync", version, about = "Keeps IBM MaaS360 in step with a Microsoft Entra ID directory")]
+struct Cli {
+    /// Configuration file (TOML); DIRSYNC__SECTION__KEY variables override it.
+    #[arg(long, short, global = true, env = "DIRSYNC_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the services: all of them in one process, or one with --only.
+    Serve {
+        /// Run only this service.
+        #[arg(long, value_enum)]
+        only: Option<serve::Service>,
+    },
+    /// Manage tenants on a running server.
+    Tenant {
+        #[command(subcommand)]
+        command: admin::TenantCommand,
+        #[command(flatten)]
+        server: admin::ServerArg,
+    },
+    /// Manage SCIM bearer tokens on a running server.
+    Token {
+        #[command(subcommand)]
+        command: admin::TokenCommand,
+        #[command(flatten)]
+        server: admin::ServerArg,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match dirsync_runtime::process::load_config(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    dirsync_runtime::telemetry::init_tracing(&config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("dirsync: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { only } => serve::serve(config, only).await,
+            Command::Tenant { command, server } => admin::tenant(&config, &server, command).await,
+            Command::Token { command, server } => admin::token(&config, &server, command).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("dirsync: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

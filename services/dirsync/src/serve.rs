@@ -1,0 +1,100 @@
+//! `dirsync serve`: every service in one process (gRPC on one port, the SCIM
+//! gateway's HTTP on another), or one of them with `--only`.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::Context;
+use dirsync_runtime::{DirsyncConfig, GrpcServer};
+use dirsync_runtime::process::bind;
+use tokio::sync::watch;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Service {
+    Provisioner,
+    ScimGateway,
+    DirectoryReader,
+    Mapping,
+}
+
+/// A shutdown signal every server of the process can wait on.
+fn shutdown_channel() -> watch::Receiver<bool> {
+    let (sender, receiver) = watch::channel(false);
+    tokio::spawn(async move {
+        dirsync_runtime::shutdown_signal().await;
+        let _ = sender.send(true);
+    });
+    receiver
+}
+
+async fn stopped(mut receiver: watch::Receiver<bool>) {
+    let _ = receiver.wait_for(|stop| *stop).await;
+}
+
+/// The address a local client should dial for a listener bound to `addr`.
+fn dial_address(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
+    } else {
+        addr
+    }
+}
+
+pub(crate) async fn serve(mut config: DirsyncConfig, only: Option<Service>) -> anyhow::Result<()> {
+    let shutdown = shutdown_channel();
+    let timeout = Duration::from_millis(config.grpc.request_timeout_ms);
+    match only {
+        Some(Service::ScimGateway) => {
+            let listener = bind("the SCIM gateway", config.scim.listen).await.map_err(anyhow::Error::msg)?;
+            dirsync_scim_gateway::serve(&config.scim, listener, stopped(shutdown)).await?;
+        }
+        Some(service) => {
+            let listener = bind("gRPC", config.grpc.listen).await.map_err(anyhow::Error::msg)?;
+            let mut server = GrpcServer::new(timeout);
+            match service {
+                Service::Provisioner => dirsync_provisioner::Provisioner::open(&config).await?.register(&mut server),
+                Service::DirectoryReader => {
+                    dirsync_directory_reader::DirectoryReader::open(&config).await?.register(&mut server)
+                }
+                Service::Mapping => dirsync_mapping::MappingServiceHandle::open(&config).await?.register(&mut server),
+                Service::ScimGateway => unreachable!("handled above"),
+            }
+            server.serve(listener, stopped(shutdown)).await?;
+        }
+        None => {
+            let grpc_listener = bind("gRPC", config.grpc.listen).await.map_err(anyhow::Error::msg)?;
+            let scim_listener = bind("the SCIM gateway", config.scim.listen).await.map_err(anyhow::Error::msg)?;
+            let grpc_addr = grpc_listener.local_addr().context("gRPC listener address")?;
+            // In one process the gateway always talks to this process's own
+            // provisioner, wherever gRPC was told to listen.
+            config.scim.provisioner_url = format!("http://{}", dial_address(grpc_addr));
+
+            let mut server = GrpcServer::new(timeout);
+            dirsync_provisioner::Provisioner::open(&config)
+                .await
+                .context("starting the provisioner")?
+                .register(&mut server);
+            dirsync_directory_reader::DirectoryReader::open(&config)
+                .await
+                .context("starting the directory-reader")?
+                .register(&mut server);
+            dirsync_mapping::MappingServiceHandle::open(&config)
+                .await
+                .context("starting the mapping service")?
+                .register(&mut server);
+
+            println!("dirsync is serving");
+            println!("  gRPC:      {grpc_addr} (health and reflection on; try: grpcurl -plaintext {} list)", dial_address(grpc_addr));
+            println!("  SCIM:      {}", config.scim.base_url());
+            println!("  database:  {}", dirsync_store::redact(&config.database.url));
+            println!("Create a tenant with: dirsync tenant create <name>");
+
+            let grpc = server.serve(grpc_listener, stopped(shutdown.clone()));
+            let scim = dirsync_scim_gateway::serve(&config.scim, scim_listener, stopped(shutdown));
+            let (grpc, scim) = tokio::join!(grpc, scim);
+            grpc?;
+            scim?;
+        }
+    }
+    Ok(())
+}

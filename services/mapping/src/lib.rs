@@ -1,0 +1,131 @@
+//! The mapping service decides which MaaS360 user group an Entra group writes
+//! to, and carries existing MaaS360 groups with app and policy distributions
+//! over to Entra-synced groups. Its contract and tables are in place; until
+//! the migration work lands, every RPC answers UNIMPLEMENTED naming itself.
+
+mod migration;
+
+use std::future::Future;
+use std::time::Duration;
+
+use dirsync_proto::mapping::v1 as pb;
+use dirsync_runtime::{DirsyncConfig, GrpcServer, ServeError};
+use dirsync_store::{StoreError, StoreOptions};
+use tokio::net::TcpListener;
+use tonic::{Request, Response, Status};
+
+pub use migration::Migrator;
+
+pub const SERVICE: &str = "mapping";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+#[derive(Debug, Clone)]
+pub struct MappingServiceHandle {
+    _db: sea_orm::DatabaseConnection,
+}
+
+impl MappingServiceHandle {
+    pub async fn open(config: &DirsyncConfig) -> Result<Self, StartError> {
+        let db = dirsync_store::connect(&StoreOptions {
+            url: config.database.url.clone(),
+            schema: config.database.schema.clone(),
+            max_connections: config.database.max_connections,
+            connect_timeout: Duration::from_millis(config.database.connect_timeout_ms),
+        })
+        .await?;
+        dirsync_store::migrate::<Migrator>(&db, SERVICE).await?;
+        Ok(Self { _db: db })
+    }
+
+    pub fn register(&self, server: &mut GrpcServer) {
+        server.add_service(pb::mapping_service_server::MappingServiceServer::new(MappingApi));
+    }
+}
+
+pub async fn run(
+    config: &DirsyncConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), StartError> {
+    let mapping = MappingServiceHandle::open(config).await?;
+    let mut server = GrpcServer::new(Duration::from_millis(config.grpc.request_timeout_ms));
+    mapping.register(&mut server);
+    server.serve(listener, shutdown).await?;
+    Ok(())
+}
+
+#[derive(Debug)]
+struct MappingApi;
+
+fn unimplemented(rpc: &str) -> Status {
+    Status::unimplemented(format!(
+        "dirsync.mapping.v1.MappingService/{rpc} is not implemented yet"
+    ))
+}
+
+#[tonic::async_trait]
+impl pb::mapping_service_server::MappingService for MappingApi {
+    async fn create_mapping(&self, _: Request<pb::CreateMappingRequest>) -> Result<Response<pb::Mapping>, Status> {
+        Err(unimplemented("CreateMapping"))
+    }
+
+    async fn get_mapping(&self, _: Request<pb::GetMappingRequest>) -> Result<Response<pb::Mapping>, Status> {
+        Err(unimplemented("GetMapping"))
+    }
+
+    async fn list_mappings(
+        &self,
+        _: Request<pb::ListMappingsRequest>,
+    ) -> Result<Response<pb::ListMappingsResponse>, Status> {
+        Err(unimplemented("ListMappings"))
+    }
+
+    async fn delete_mapping(
+        &self,
+        _: Request<pb::DeleteMappingRequest>,
+    ) -> Result<Response<pb::DeleteMappingResponse>, Status> {
+        Err(unimplemented("DeleteMapping"))
+    }
+
+    async fn propose_mappings(
+        &self,
+        _: Request<pb::ProposeMappingsRequest>,
+    ) -> Result<Response<pb::ProposeMappingsResponse>, Status> {
+        Err(unimplemented("ProposeMappings"))
+    }
+
+    async fn plan_migration(
+        &self,
+        _: Request<pb::PlanMigrationRequest>,
+    ) -> Result<Response<pb::MigrationPlan>, Status> {
+        Err(unimplemented("PlanMigration"))
+    }
+
+    async fn apply_migration(
+        &self,
+        _: Request<pb::ApplyMigrationRequest>,
+    ) -> Result<Response<pb::ApplyMigrationResponse>, Status> {
+        Err(unimplemented("ApplyMigration"))
+    }
+
+    async fn verify_migration(
+        &self,
+        _: Request<pb::VerifyMigrationRequest>,
+    ) -> Result<Response<pb::VerifyMigrationResponse>, Status> {
+        Err(unimplemented("VerifyMigration"))
+    }
+
+    async fn resolve_group(
+        &self,
+        _: Request<pb::ResolveGroupRequest>,
+    ) -> Result<Response<pb::ResolveGroupResponse>, Status> {
+        Err(unimplemented("ResolveGroup"))
+    }
+}

@@ -1,0 +1,27 @@
+use sea_orm::entity::prelude::*;
+
+/// One row per resource that MaaS360 must reflect: the change sequence Entra
+/// last asked for against the one MaaS360 last confirmed. `pending` is the
+/// queue the reconcile workers drain.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "sync_state")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub tenant_id: String,
+    /// `user` or `group`.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub kind: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub resource_id: String,
+    pub desired_seq: i64,
+    pub applied_seq: i64,
+    pub pending: bool,
+    /// Entra deleted the resource; MaaS360 should follow per tenant policy.
+    pub deleted: bool,
+    pub updated_at: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

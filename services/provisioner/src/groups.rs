@@ -1,0 +1,550 @@
+//! Groups and memberships. Membership changes are explicit adds and removes
+//! inside one transaction, never a read-modify-write of the member list, so
+//! concurrent PATCHes to one group cannot lose each other's members.
+
+use std::collections::BTreeSet;
+
+use dirsync_proto::common::v1 as common;
+use dirsync_proto::provisioner::v1 as pb;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+use serde_json::{Value, json};
+use tonic::{Request, Response, Status};
+
+use crate::entity::{group, group_member, tenant, user};
+use crate::error::{ProvisionerError, Result};
+use crate::listing::{self, ColumnMap, Limits, SqlFilter};
+use crate::store::{Kind, Store, WriteTxn, mark_pending, new_id, now_ms};
+
+/// Ids per `IN (…)` list, well inside every backend's parameter limit.
+const ID_CHUNK: usize = 500;
+const DEFAULT_MEMBER_PAGE: u64 = 500;
+const MAX_MEMBER_PAGE: u64 = 5_000;
+const MAX_DISPLAY_NAME: usize = 256;
+
+#[derive(Debug)]
+pub(crate) struct GroupApi {
+    store: Store,
+    limits: Limits,
+}
+
+impl GroupApi {
+    pub(crate) fn new(store: Store, limits: Limits) -> Self {
+        Self { store, limits }
+    }
+}
+
+/// What one update does, in order: clear, remove, add.
+#[derive(Debug, Default)]
+struct Change {
+    display_name: Option<String>,
+    external_id: Option<String>,
+    remove_all_members: bool,
+    remove: Vec<String>,
+    add: Vec<String>,
+    expected_version: i64,
+}
+
+fn validate_display_name(name: &str) -> Result<String> {
+    if name.trim().is_empty() {
+        return Err(ProvisionerError::invalid("invalidValue", "displayName must not be empty"));
+    }
+    if name.len() > MAX_DISPLAY_NAME {
+        return Err(ProvisionerError::invalid(
+            "invalidValue",
+            format!("displayName is longer than {MAX_DISPLAY_NAME} bytes"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn dedup(ids: Vec<String>) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    ids.into_iter()
+        .map(|id| id.trim().to_owned())
+        .filter(|id| !id.is_empty() && seen.insert(id.clone()))
+        .collect()
+}
+
+fn to_pb(model: group::Model, member_count: u64, members: Vec<pb::GroupMember>) -> pb::Group {
+    pb::Group {
+        tenant_id: model.tenant_id,
+        id: model.id,
+        display_name: model.display_name,
+        external_id: model.external_id.unwrap_or_default(),
+        version: model.version,
+        created_at_unix_ms: model.created_at,
+        updated_at_unix_ms: model.updated_at,
+        member_count,
+        members,
+    }
+}
+
+struct GroupColumns;
+
+impl ColumnMap for GroupColumns {
+    fn equality(&self, path: &dirsync_scim::AttrPath, value: &str) -> Option<SqlFilter> {
+        if path.value_filter.is_some() || path.sub_attr.is_some() {
+            return None;
+        }
+        match path.name.to_ascii_lowercase().as_str() {
+            "id" => Some(SqlFilter::exact_expr(group::Column::Id.eq(value))),
+            "displayname" => Some(SqlFilter::exact_expr(
+                group::Column::DisplayNameKey.eq(value.to_lowercase()),
+            )),
+            "externalid" => Some(SqlFilter::exact_expr(group::Column::ExternalId.eq(value))),
+            _ => None,
+        }
+    }
+}
+
+fn mentions_members(raw_filter: &str) -> bool {
+    raw_filter.to_ascii_lowercase().contains("members")
+}
+
+/// Fails naming every id that is not a user of the tenant.
+async fn check_users_exist(txn: &impl ConnectionTrait, tenant_id: &str, ids: &[String]) -> Result<()> {
+    let mut found = BTreeSet::new();
+    for chunk in ids.chunks(ID_CHUNK) {
+        let rows: Vec<String> = user::Entity::find()
+            .select_only()
+            .column(user::Column::Id)
+            .filter(user::Column::TenantId.eq(tenant_id))
+            .filter(user::Column::Id.is_in(chunk.to_vec()))
+            .into_tuple()
+            .all(txn)
+            .await?;
+        found.extend(rows);
+    }
+    let unknown: Vec<&str> = ids
+        .iter()
+        .filter(|id| !found.contains(*id))
+        .map(String::as_str)
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(ProvisionerError::invalid(
+            "invalidValue",
+            format!("unknown member id(s): {}", unknown.join(", ")),
+        ))
+    }
+}
+
+async fn member_count(db: &impl ConnectionTrait, tenant_id: &str, group_id: &str) -> Result<u64> {
+    Ok(group_member::Entity::find()
+        .filter(group_member::Column::TenantId.eq(tenant_id))
+        .filter(group_member::Column::GroupId.eq(group_id))
+        .count(db)
+        .await?)
+}
+
+/// Members with their userName, in user-id order, after `after`.
+async fn members_page(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    group_id: &str,
+    after: &str,
+    limit: u64,
+) -> Result<Vec<pb::GroupMember>> {
+    let mut query = group_member::Entity::find()
+        .select_only()
+        .column(group_member::Column::UserId)
+        .filter(group_member::Column::TenantId.eq(tenant_id))
+        .filter(group_member::Column::GroupId.eq(group_id))
+        .order_by_asc(group_member::Column::UserId)
+        .limit(limit);
+    if !after.is_empty() {
+        query = query.filter(group_member::Column::UserId.gt(after));
+    }
+    let ids: Vec<String> = query.into_tuple().all(db).await?;
+    let mut names = std::collections::HashMap::new();
+    for chunk in ids.chunks(ID_CHUNK) {
+        let rows: Vec<(String, String)> = user::Entity::find()
+            .select_only()
+            .column(user::Column::Id)
+            .column(user::Column::UserName)
+            .filter(user::Column::TenantId.eq(tenant_id))
+            .filter(user::Column::Id.is_in(chunk.to_vec()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        names.extend(rows);
+    }
+    Ok(ids
+        .into_iter()
+        .map(|id| pb::GroupMember {
+            display: names.get(&id).cloned().unwrap_or_default(),
+            user_id: id,
+        })
+        .collect())
+}
+
+async fn all_members(db: &impl ConnectionTrait, tenant_id: &str, group_id: &str) -> Result<Vec<pb::GroupMember>> {
+    let mut members = Vec::new();
+    loop {
+        let after = members.last().map(|m: &pb::GroupMember| m.user_id.clone()).unwrap_or_default();
+        let page = members_page(db, tenant_id, group_id, &after, MAX_MEMBER_PAGE).await?;
+        let done = (page.len() as u64) < MAX_MEMBER_PAGE;
+        members.extend(page);
+        if done {
+            return Ok(members);
+        }
+    }
+}
+
+fn filter_view(model: &group::Model, members: Option<&[pb::GroupMember]>) -> Value {
+    let mut view = json!({
+        "schemas": [dirsync_scim::SCHEMA_GROUP],
+        "id": model.id,
+        "displayName": model.display_name,
+        "meta": {
+            "resourceType": "Group",
+            "created": listing::rfc3339(model.created_at),
+            "lastModified": listing::rfc3339(model.updated_at),
+            "version": format!("W/\"{}\"", model.version),
+        },
+    });
+    if let Value::Object(map) = &mut view {
+        if let Some(external_id) = &model.external_id {
+            map.insert("externalId".to_owned(), Value::String(external_id.clone()));
+        }
+        if let Some(members) = members {
+            map.insert(
+                "members".to_owned(),
+                Value::Array(
+                    members
+                        .iter()
+                        .map(|m| json!({"value": m.user_id, "display": m.display}))
+                        .collect(),
+                ),
+            );
+        }
+    }
+    view
+}
+
+impl GroupApi {
+    async fn load(&self, db: &impl ConnectionTrait, tenant_id: &str, id: &str) -> Result<group::Model> {
+        group::Entity::find_by_id((tenant_id.to_owned(), id.to_owned()))
+            .one(db)
+            .await?
+            .ok_or_else(|| ProvisionerError::NotFound(format!("group {id} not found")))
+    }
+
+    async fn render(&self, model: group::Model, include_members: bool) -> Result<pb::Group> {
+        let db = self.store.db();
+        let count = member_count(db, &model.tenant_id, &model.id).await?;
+        let members = if include_members {
+            all_members(db, &model.tenant_id, &model.id).await?
+        } else {
+            Vec::new()
+        };
+        Ok(to_pb(model, count, members))
+    }
+
+    async fn create(&self, request: pb::CreateGroupRequest) -> Result<pb::Group> {
+        let display_name = validate_display_name(&request.display_name)?;
+        let members = dedup(request.member_user_ids);
+        let now = now_ms();
+        let row = group::Model {
+            tenant_id: request.tenant_id.clone(),
+            id: new_id(),
+            display_name_key: display_name.to_lowercase(),
+            display_name,
+            external_id: Some(request.external_id).filter(|id| !id.is_empty()),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let write = self.store.write().await?;
+        if tenant::Entity::find_by_id(row.tenant_id.clone()).one(&write.txn).await?.is_none() {
+            return Err(ProvisionerError::NotFound(format!("tenant {:?} not found", row.tenant_id)));
+        }
+        check_users_exist(&write.txn, &row.tenant_id, &members).await?;
+        group::Entity::insert(group::ActiveModel::from(row.clone()))
+            .exec_without_returning(&write.txn)
+            .await
+            .map_err(|error| match ProvisionerError::from(error) {
+                ProvisionerError::AlreadyExists(_) => ProvisionerError::AlreadyExists(format!(
+                    "a group named {:?} already exists",
+                    row.display_name
+                )),
+                other => other,
+            })?;
+        insert_members(&write, &row.tenant_id, &row.id, &members).await?;
+        mark_pending(&write.txn, &row.tenant_id, Kind::Group, &row.id, false).await?;
+        write.commit().await?;
+        let count = members.len() as u64;
+        Ok(to_pb(row, count, Vec::new()))
+    }
+
+    async fn list(&self, request: pb::ListGroupsRequest) -> Result<pb::ListGroupsResponse> {
+        let page = self
+            .limits
+            .page(request.start_index, request.count, request.default_count);
+        let filter = listing::parse_filter(&request.filter)?;
+        let sql = filter
+            .as_ref()
+            .map_or(SqlFilter::everything(), |filter| listing::translate(filter, &GroupColumns));
+        let mut query = group::Entity::find().filter(group::Column::TenantId.eq(request.tenant_id.clone()));
+        if let Some(condition) = sql.condition.clone() {
+            query = query.filter(condition);
+        }
+        let query = query
+            .order_by_asc(group::Column::CreatedAt)
+            .order_by_asc(group::Column::Id);
+        let db = self.store.db();
+        let (rows, total) = if sql.exact {
+            let total = query.clone().count(db).await?;
+            let rows = if page.limit == 0 {
+                Vec::new()
+            } else {
+                query.offset(page.offset).limit(page.limit).all(db).await?
+            };
+            (rows, total)
+        } else {
+            let candidates = query.limit(listing::MAX_SCAN_ROWS + 1).all(db).await?;
+            if candidates.len() as u64 > listing::MAX_SCAN_ROWS {
+                return Err(listing::too_many());
+            }
+            let with_members = mentions_members(&request.filter);
+            let mut matched = Vec::new();
+            for row in candidates {
+                let members = if with_members {
+                    Some(all_members(db, &row.tenant_id, &row.id).await?)
+                } else {
+                    None
+                };
+                let keep = filter
+                    .as_ref()
+                    .is_none_or(|filter| filter.matches(&filter_view(&row, members.as_deref())));
+                if keep {
+                    matched.push(row);
+                }
+            }
+            let total = matched.len() as u64;
+            let rows = matched
+                .into_iter()
+                .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
+                .take(usize::try_from(page.limit).unwrap_or(usize::MAX))
+                .collect();
+            (rows, total)
+        };
+        let mut groups = Vec::with_capacity(rows.len());
+        for row in rows {
+            groups.push(self.render(row, request.include_members).await?);
+        }
+        Ok(pb::ListGroupsResponse {
+            groups,
+            total_results: total,
+            start_index: page.start_index,
+        })
+    }
+
+    async fn update(&self, tenant_id: &str, id: &str, change: Change) -> Result<pb::Group> {
+        let display_name = change
+            .display_name
+            .as_deref()
+            .map(validate_display_name)
+            .transpose()?;
+        let add = dedup(change.add);
+        let remove = dedup(change.remove);
+
+        let write = self.store.write().await?;
+        let current = self.load(&write.txn, tenant_id, id).await?;
+        if change.expected_version != 0 && change.expected_version != current.version {
+            return Err(ProvisionerError::VersionConflict {
+                expected: change.expected_version,
+                actual: current.version,
+            });
+        }
+        check_users_exist(&write.txn, tenant_id, &add).await?;
+
+        let mut update = group::Entity::update_many()
+            .col_expr(group::Column::Version, Expr::col(group::Column::Version).add(1))
+            .col_expr(group::Column::UpdatedAt, Expr::value(now_ms()))
+            .filter(group::Column::TenantId.eq(tenant_id))
+            .filter(group::Column::Id.eq(id));
+        if let Some(name) = &display_name {
+            update = update
+                .col_expr(group::Column::DisplayName, Expr::value(name.clone()))
+                .col_expr(group::Column::DisplayNameKey, Expr::value(name.to_lowercase()));
+        }
+        if let Some(external_id) = &change.external_id {
+            let value = Some(external_id.clone()).filter(|id| !id.is_empty());
+            update = update.col_expr(group::Column::ExternalId, Expr::value(value));
+        }
+        update
+            .exec(&write.txn)
+            .await
+            .map_err(|error| match ProvisionerError::from(error) {
+                ProvisionerError::AlreadyExists(_) => ProvisionerError::AlreadyExists(format!(
+                    "a group named {:?} already exists",
+                    display_name.clone().unwrap_or_default()
+                )),
+                other => other,
+            })?;
+
+        if change.remove_all_members {
+            group_member::Entity::delete_many()
+                .filter(group_member::Column::TenantId.eq(tenant_id))
+                .filter(group_member::Column::GroupId.eq(id))
+                .exec(&write.txn)
+                .await?;
+        }
+        for chunk in remove.chunks(ID_CHUNK) {
+            group_member::Entity::delete_many()
+                .filter(group_member::Column::TenantId.eq(tenant_id))
+                .filter(group_member::Column::GroupId.eq(id))
+                .filter(group_member::Column::UserId.is_in(chunk.to_vec()))
+                .exec(&write.txn)
+                .await?;
+        }
+        insert_members(&write, tenant_id, id, &add).await?;
+        mark_pending(&write.txn, tenant_id, Kind::Group, id, false).await?;
+        let updated = self.load(&write.txn, tenant_id, id).await?;
+        let count = member_count(&write.txn, tenant_id, id).await?;
+        write.commit().await?;
+        Ok(to_pb(updated, count, Vec::new()))
+    }
+
+    async fn delete(&self, tenant_id: &str, id: &str) -> Result<()> {
+        let write = self.store.write().await?;
+        let deleted = group::Entity::delete_many()
+            .filter(group::Column::TenantId.eq(tenant_id))
+            .filter(group::Column::Id.eq(id))
+            .exec(&write.txn)
+            .await?;
+        if deleted.rows_affected == 0 {
+            return Err(ProvisionerError::NotFound(format!("group {id} not found")));
+        }
+        group_member::Entity::delete_many()
+            .filter(group_member::Column::TenantId.eq(tenant_id))
+            .filter(group_member::Column::GroupId.eq(id))
+            .exec(&write.txn)
+            .await?;
+        mark_pending(&write.txn, tenant_id, Kind::Group, id, true).await?;
+        write.commit().await
+    }
+}
+
+/// Adds members; a member already present is left as it is.
+async fn insert_members(write: &WriteTxn<'_>, tenant_id: &str, group_id: &str, user_ids: &[String]) -> Result<()> {
+    for chunk in user_ids.chunks(ID_CHUNK) {
+        let rows = chunk.iter().map(|user_id| group_member::ActiveModel {
+            tenant_id: Set(tenant_id.to_owned()),
+            group_id: Set(group_id.to_owned()),
+            user_id: Set(user_id.clone()),
+        });
+        group_member::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::columns([
+                    group_member::Column::TenantId,
+                    group_member::Column::GroupId,
+                    group_member::Column::UserId,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(&write.txn)
+            .await?;
+    }
+    Ok(())
+}
+
+#[tonic::async_trait]
+impl pb::group_service_server::GroupService for GroupApi {
+    async fn create_group(&self, request: Request<pb::CreateGroupRequest>) -> Result<Response<pb::Group>, Status> {
+        Ok(Response::new(self.create(request.into_inner()).await?))
+    }
+
+    async fn get_group(&self, request: Request<pb::GetGroupRequest>) -> Result<Response<pb::Group>, Status> {
+        let request = request.into_inner();
+        let model = self.load(self.store.db(), &request.tenant_id, &request.id).await?;
+        Ok(Response::new(self.render(model, request.include_members).await?))
+    }
+
+    async fn list_groups(
+        &self,
+        request: Request<pb::ListGroupsRequest>,
+    ) -> Result<Response<pb::ListGroupsResponse>, Status> {
+        Ok(Response::new(self.list(request.into_inner()).await?))
+    }
+
+    async fn update_group(&self, request: Request<pb::UpdateGroupRequest>) -> Result<Response<pb::Group>, Status> {
+        let request = request.into_inner();
+        let change = Change {
+            display_name: request.display_name,
+            external_id: request.external_id,
+            remove_all_members: request.remove_all_members,
+            remove: request.remove_member_user_ids,
+            add: request.add_member_user_ids,
+            expected_version: request.expected_version,
+        };
+        Ok(Response::new(self.update(&request.tenant_id, &request.id, change).await?))
+    }
+
+    async fn delete_group(
+        &self,
+        request: Request<pb::DeleteGroupRequest>,
+    ) -> Result<Response<pb::DeleteGroupResponse>, Status> {
+        let request = request.into_inner();
+        self.delete(&request.tenant_id, &request.id).await?;
+        Ok(Response::new(pb::DeleteGroupResponse {}))
+    }
+
+    async fn add_group_members(
+        &self,
+        request: Request<pb::AddGroupMembersRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
+        let request = request.into_inner();
+        let change = Change {
+            add: request.user_ids,
+            ..Change::default()
+        };
+        Ok(Response::new(self.update(&request.tenant_id, &request.group_id, change).await?))
+    }
+
+    async fn remove_group_members(
+        &self,
+        request: Request<pb::RemoveGroupMembersRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
+        let request = request.into_inner();
+        let change = Change {
+            remove: request.user_ids,
+            ..Change::default()
+        };
+        Ok(Response::new(self.update(&request.tenant_id, &request.group_id, change).await?))
+    }
+
+    async fn list_group_members(
+        &self,
+        request: Request<pb::ListGroupMembersRequest>,
+    ) -> Result<Response<pb::ListGroupMembersResponse>, Status> {
+        let request = request.into_inner();
+        let page = request.page.unwrap_or_default();
+        let size = match u64::from(page.page_size) {
+            0 => DEFAULT_MEMBER_PAGE,
+            size => Ord::min(size, MAX_MEMBER_PAGE),
+        };
+        let db = self.store.db();
+        self.load(db, &request.tenant_id, &request.group_id).await?;
+        let total = member_count(db, &request.tenant_id, &request.group_id).await?;
+        let members = members_page(db, &request.tenant_id, &request.group_id, &page.page_token, size).await?;
+        let next_page_token = match members.last() {
+            Some(last) if members.len() as u64 == size => last.user_id.clone(),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListGroupMembersResponse {
+            members,
+            page: Some(common::PageInfo {
+                next_page_token,
+                total_size: total,
+            }),
+        }))
+    }
+}

@@ -1,0 +1,123 @@
+//! The handle every provisioner API shares: the connection pool and, on
+//! SQLite, the gate that lets one write transaction run at a time.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::error::Result;
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    write_gate: Option<Arc<Mutex<()>>>,
+}
+
+/// A write transaction; holds the SQLite write gate until it is dropped.
+pub(crate) struct WriteTxn<'a> {
+    pub(crate) txn: DatabaseTransaction,
+    _gate: Option<MutexGuard<'a, ()>>,
+}
+
+impl WriteTxn<'_> {
+    pub(crate) async fn commit(self) -> Result<()> {
+        self.txn.commit().await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    pub fn new(db: DatabaseConnection) -> Self {
+        let write_gate = dirsync_store::single_writer(&db).then(|| Arc::new(Mutex::new(())));
+        Self { db, write_gate }
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub(crate) async fn write(&self) -> Result<WriteTxn<'_>> {
+        let gate = match &self.write_gate {
+            Some(gate) => Some(gate.lock().await),
+            None => None,
+        };
+        let txn = self.db.begin().await?;
+        Ok(WriteTxn { txn, _gate: gate })
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// The kinds of resource the work queue tracks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    User,
+    Group,
+}
+
+impl Kind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Kind::User => "user",
+            Kind::Group => "group",
+        }
+    }
+}
+
+/// Marks a resource as needing to be written to MaaS360, in the caller's
+/// transaction, so a committed change can never miss the queue.
+pub(crate) async fn mark_pending(
+    txn: &impl sea_orm::ConnectionTrait,
+    tenant_id: &str,
+    kind: Kind,
+    resource_id: &str,
+    deleted: bool,
+) -> Result<()> {
+    use crate::entity::sync_state;
+    use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+    use sea_orm::{EntityTrait, Set};
+
+    let now = now_ms();
+    let row = sync_state::ActiveModel {
+        tenant_id: Set(tenant_id.to_owned()),
+        kind: Set(kind.as_str().to_owned()),
+        resource_id: Set(resource_id.to_owned()),
+        desired_seq: Set(1),
+        applied_seq: Set(0),
+        pending: Set(true),
+        deleted: Set(deleted),
+        updated_at: Set(now),
+    };
+    sync_state::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([
+                sync_state::Column::TenantId,
+                sync_state::Column::Kind,
+                sync_state::Column::ResourceId,
+            ])
+            .value(
+                sync_state::Column::DesiredSeq,
+                Expr::col((sync_state::Entity, sync_state::Column::DesiredSeq)).add(1),
+            )
+            .update_columns([
+                sync_state::Column::Pending,
+                sync_state::Column::Deleted,
+                sync_state::Column::UpdatedAt,
+            ])
+            .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
+    Ok(())
+}

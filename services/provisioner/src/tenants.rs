@@ -1,0 +1,330 @@
+//! Tenants and their SCIM bearer tokens. A token is 256 random bits shown
+//! once; only its SHA-256 is stored. (A slow password hash buys nothing for a
+//! secret with that much entropy, and would cost every SCIM request.)
+
+use dirsync_proto::common::v1 as common;
+use dirsync_proto::provisioner::v1 as pb;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
+use sha2::{Digest, Sha256};
+use tonic::{Request, Response, Status};
+
+use crate::entity::{scim_token, tenant};
+use crate::error::{ProvisionerError, Result};
+use crate::store::{Store, new_id, now_ms};
+
+const TOKEN_PREFIX: &str = "dsy_";
+const MAX_TENANT_NAME: usize = 128;
+const DEFAULT_PAGE: u64 = 100;
+const MAX_PAGE: u64 = 1000;
+
+#[derive(Debug)]
+pub(crate) struct TenantApi {
+    store: Store,
+}
+
+impl TenantApi {
+    pub(crate) fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+/// A new bearer token and the hash that is stored in its place.
+fn new_token() -> (String, String) {
+    let token = format!(
+        "{TOKEN_PREFIX}{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let hash = hash_token(&token);
+    (token, hash)
+}
+
+pub(crate) fn hash_token(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn validate_name(name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(ProvisionerError::invalid("invalidValue", "tenant name must not be empty"));
+    }
+    if name.len() > MAX_TENANT_NAME {
+        return Err(ProvisionerError::invalid(
+            "invalidValue",
+            format!("tenant name is longer than {MAX_TENANT_NAME} bytes"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ProvisionerError::invalid(
+            "invalidValue",
+            "tenant name must not contain control characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn username_mapping_name(mapping: i32) -> Result<&'static str> {
+    match pb::UsernameMapping::try_from(mapping) {
+        Ok(pb::UsernameMapping::Unspecified | pb::UsernameMapping::LocalPart) => Ok("local_part"),
+        Ok(pb::UsernameMapping::Full) => Ok("full"),
+        Err(_) => Err(ProvisionerError::invalid(
+            "invalidValue",
+            format!("unknown username_mapping {mapping}"),
+        )),
+    }
+}
+
+async fn active_token_count(db: &impl ConnectionTrait, tenant_id: &str) -> Result<u32> {
+    let count = scim_token::Entity::find()
+        .filter(scim_token::Column::TenantId.eq(tenant_id))
+        .filter(scim_token::Column::RevokedAt.is_null())
+        .count(db)
+        .await?;
+    Ok(u32::try_from(count).unwrap_or(u32::MAX))
+}
+
+fn to_pb(model: tenant::Model, active_token_count: u32) -> pb::Tenant {
+    let username_mapping = if model.username_mapping == "full" {
+        pb::UsernameMapping::Full
+    } else {
+        pb::UsernameMapping::LocalPart
+    };
+    pb::Tenant {
+        tenant_id: model.tenant_id,
+        name: model.name,
+        created_at_unix_ms: model.created_at,
+        active_token_count,
+        maas360: None,
+        policy: Some(pb::TenantPolicy {
+            deactivate_on_disable: model.deactivate_on_disable,
+            delete_on_delete: model.delete_on_delete,
+            username_mapping: username_mapping as i32,
+        }),
+    }
+}
+
+impl TenantApi {
+    async fn find(&self, tenant: &str) -> Result<tenant::Model> {
+        let db = self.store.db();
+        if let Some(found) = tenant::Entity::find_by_id(tenant.to_owned()).one(db).await? {
+            return Ok(found);
+        }
+        tenant::Entity::find()
+            .filter(tenant::Column::Name.eq(tenant))
+            .one(db)
+            .await?
+            .ok_or_else(|| ProvisionerError::NotFound(format!("tenant {tenant:?} not found")))
+    }
+
+    async fn issue_token(&self, tenant_id: &str, revoke_existing: bool) -> Result<pb::IssueScimTokenResponse> {
+        let write = self.store.write().await?;
+        let exists = tenant::Entity::find_by_id(tenant_id.to_owned())
+            .one(&write.txn)
+            .await?
+            .is_some();
+        if !exists {
+            return Err(ProvisionerError::NotFound(format!("tenant {tenant_id:?} not found")));
+        }
+        let now = now_ms();
+        let revoked = if revoke_existing {
+            scim_token::Entity::update_many()
+                .col_expr(scim_token::Column::RevokedAt, Expr::value(now))
+                .filter(scim_token::Column::TenantId.eq(tenant_id))
+                .filter(scim_token::Column::RevokedAt.is_null())
+                .exec(&write.txn)
+                .await?
+                .rows_affected
+        } else {
+            0
+        };
+        let (token, hash) = new_token();
+        scim_token::ActiveModel {
+            token_hash: Set(hash),
+            tenant_id: Set(tenant_id.to_owned()),
+            created_at: Set(now),
+            revoked_at: Set(None),
+        }
+        .insert(&write.txn)
+        .await?;
+        write.commit().await?;
+        tracing::info!(tenant_id, revoked, "SCIM token issued");
+        Ok(pb::IssueScimTokenResponse {
+            tenant_id: tenant_id.to_owned(),
+            scim_token: token,
+            revoked_tokens: u32::try_from(revoked).unwrap_or(u32::MAX),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl pb::tenant_service_server::TenantService for TenantApi {
+    async fn create_tenant(
+        &self,
+        request: Request<pb::CreateTenantRequest>,
+    ) -> Result<Response<pb::CreateTenantResponse>, Status> {
+        let request = request.into_inner();
+        let name = validate_name(&request.name)?;
+        if request.maas360.is_some() {
+            return Err(ProvisionerError::Unimplemented(
+                "a MaaS360 connection on dirsync.provisioner.v1.TenantService/CreateTenant",
+            )
+            .into());
+        }
+        let policy = request.policy.unwrap_or(pb::TenantPolicy {
+            deactivate_on_disable: true,
+            delete_on_delete: true,
+            username_mapping: pb::UsernameMapping::LocalPart as i32,
+        });
+        let username_mapping = username_mapping_name(policy.username_mapping)?;
+
+        let tenant_id = new_id();
+        let (token, hash) = new_token();
+        let now = now_ms();
+        let write = self.store.write().await?;
+        let model = tenant::ActiveModel {
+            tenant_id: Set(tenant_id.clone()),
+            name: Set(name.clone()),
+            created_at: Set(now),
+            deactivate_on_disable: Set(policy.deactivate_on_disable),
+            delete_on_delete: Set(policy.delete_on_delete),
+            username_mapping: Set(username_mapping.to_owned()),
+            maas360_base_url: Set(None),
+            maas360_billing_id: Set(None),
+            maas360_admin_user: Set(None),
+            maas360_app_id: Set(None),
+            maas360_app_version: Set(None),
+            maas360_platform_id: Set(None),
+            maas360_password_ref: Set(None),
+            maas360_app_access_key_ref: Set(None),
+        }
+        .insert(&write.txn)
+        .await
+        .map_err(|error| match ProvisionerError::from(error) {
+            ProvisionerError::AlreadyExists(_) => {
+                ProvisionerError::AlreadyExists(format!("a tenant named {name:?} already exists"))
+            }
+            other => other,
+        })?;
+        scim_token::ActiveModel {
+            token_hash: Set(hash),
+            tenant_id: Set(tenant_id.clone()),
+            created_at: Set(now),
+            revoked_at: Set(None),
+        }
+        .insert(&write.txn)
+        .await
+        .map_err(ProvisionerError::from)?;
+        write.commit().await?;
+        tracing::info!(tenant_id, name, "tenant created");
+        Ok(Response::new(pb::CreateTenantResponse {
+            tenant: Some(to_pb(model, 1)),
+            scim_token: token,
+        }))
+    }
+
+    async fn get_tenant(
+        &self,
+        request: Request<pb::GetTenantRequest>,
+    ) -> Result<Response<pb::Tenant>, Status> {
+        let tenant = request.into_inner().tenant;
+        let model = self.find(tenant.trim()).await?;
+        let tokens = active_token_count(self.store.db(), &model.tenant_id).await?;
+        Ok(Response::new(to_pb(model, tokens)))
+    }
+
+    async fn list_tenants(
+        &self,
+        request: Request<pb::ListTenantsRequest>,
+    ) -> Result<Response<pb::ListTenantsResponse>, Status> {
+        let page = request.into_inner().page.unwrap_or_default();
+        let size = match u64::from(page.page_size) {
+            0 => DEFAULT_PAGE,
+            size => size.min(MAX_PAGE),
+        };
+        let db = self.store.db();
+        let total = tenant::Entity::find().count(db).await.map_err(ProvisionerError::from)?;
+        let mut query = tenant::Entity::find().order_by_asc(tenant::Column::TenantId);
+        if !page.page_token.is_empty() {
+            query = query.filter(tenant::Column::TenantId.gt(page.page_token.clone()));
+        }
+        let rows = query
+            .limit(size + 1)
+            .all(db)
+            .await
+            .map_err(ProvisionerError::from)?;
+        let more = rows.len() as u64 > size;
+        let mut tenants = Vec::with_capacity(rows.len());
+        for model in rows.into_iter().take(usize::try_from(size).unwrap_or(usize::MAX)) {
+            let tokens = active_token_count(db, &model.tenant_id).await?;
+            tenants.push(to_pb(model, tokens));
+        }
+        let next_page_token = match (more, tenants.last()) {
+            (true, Some(last)) => last.tenant_id.clone(),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListTenantsResponse {
+            tenants,
+            page: Some(common::PageInfo {
+                next_page_token,
+                total_size: total,
+            }),
+        }))
+    }
+
+    async fn issue_scim_token(
+        &self,
+        request: Request<pb::IssueScimTokenRequest>,
+    ) -> Result<Response<pb::IssueScimTokenResponse>, Status> {
+        let request = request.into_inner();
+        let tenant = self.find(request.tenant_id.trim()).await?;
+        Ok(Response::new(
+            self.issue_token(&tenant.tenant_id, request.revoke_existing).await?,
+        ))
+    }
+
+    async fn rotate_scim_token(
+        &self,
+        request: Request<pb::RotateScimTokenRequest>,
+    ) -> Result<Response<pb::IssueScimTokenResponse>, Status> {
+        let tenant = self.find(request.into_inner().tenant_id.trim()).await?;
+        Ok(Response::new(self.issue_token(&tenant.tenant_id, true).await?))
+    }
+
+    async fn resolve_scim_token(
+        &self,
+        request: Request<pb::ResolveScimTokenRequest>,
+    ) -> Result<Response<pb::ResolveScimTokenResponse>, Status> {
+        let token = request.into_inner().token;
+        // Unknown and revoked tokens read the same to the caller.
+        let unknown = || Status::unauthenticated("unknown or revoked SCIM token");
+        if !token.starts_with(TOKEN_PREFIX) {
+            return Err(unknown());
+        }
+        let found = scim_token::Entity::find_by_id(hash_token(&token))
+            .filter(scim_token::Column::RevokedAt.is_null())
+            .one(self.store.db())
+            .await
+            .map_err(ProvisionerError::from)?;
+        match found {
+            Some(row) => Ok(Response::new(pb::ResolveScimTokenResponse {
+                tenant_id: row.tenant_id,
+            })),
+            None => Err(unknown()),
+        }
+    }
+
+    async fn set_maas360_connection(
+        &self,
+        _: Request<pb::SetMaas360ConnectionRequest>,
+    ) -> Result<Response<pb::Tenant>, Status> {
+        Err(ProvisionerError::Unimplemented(
+            "dirsync.provisioner.v1.TenantService/SetMaas360Connection",
+        )
+        .into())
+    }
+}

@@ -1,0 +1,380 @@
+//! Users as Entra wants them. The SCIM document is stored whole, exactly as
+//! normalised; the indexed columns are derived from it on every write.
+
+use dirsync_proto::provisioner::v1 as pb;
+use dirsync_scim::{Filter, UserSummary};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use serde_json::Value;
+use tonic::{Request, Response, Status};
+
+use crate::entity::{group, group_member, tenant, user};
+use crate::error::{ProvisionerError, Result};
+use crate::listing::{self, ColumnMap, Limits, SqlFilter};
+use crate::store::{Kind, Store, mark_pending, new_id, now_ms};
+
+#[derive(Debug)]
+pub(crate) struct UserApi {
+    store: Store,
+    limits: Limits,
+}
+
+impl UserApi {
+    pub(crate) fn new(store: Store, limits: Limits) -> Self {
+        Self { store, limits }
+    }
+}
+
+/// A validated user body: the stored document and what is indexed from it.
+struct UserDocument {
+    json: String,
+    summary: UserSummary,
+}
+
+fn parse_user(input: Option<pb::UserInput>) -> Result<UserDocument> {
+    let input = input.ok_or_else(|| ProvisionerError::invalid("invalidSyntax", "user is required"))?;
+    let value: Value = serde_json::from_str(&input.scim_json).map_err(|error| {
+        ProvisionerError::invalid("invalidSyntax", format!("user is not valid JSON: {error}"))
+    })?;
+    let document = dirsync_scim::normalize_user(value).map_err(scim_error)?;
+    let summary = UserSummary::from_resource(&document).map_err(scim_error)?;
+    Ok(UserDocument {
+        json: document.to_string(),
+        summary,
+    })
+}
+
+pub(crate) fn scim_error(error: dirsync_scim::ScimError) -> ProvisionerError {
+    let scim_type = error.scim_type.map_or("invalidValue", |kind| kind.as_str());
+    ProvisionerError::invalid(scim_type, error.detail)
+}
+
+fn lower(value: &Option<String>) -> Option<String> {
+    value.as_ref().map(|text| text.to_lowercase())
+}
+
+pub(crate) fn to_pb(model: user::Model) -> pb::User {
+    pb::User {
+        tenant_id: model.tenant_id,
+        id: model.id,
+        user_name: model.user_name,
+        external_id: model.external_id.unwrap_or_default(),
+        display_name: model.display_name.unwrap_or_default(),
+        active: model.active,
+        email: model.email.unwrap_or_default(),
+        given_name: model.given_name.unwrap_or_default(),
+        family_name: model.family_name.unwrap_or_default(),
+        version: model.version,
+        created_at_unix_ms: model.created_at,
+        updated_at_unix_ms: model.updated_at,
+        scim_json: model.scim_json,
+    }
+}
+
+/// The resource as a SCIM client sees it, for evaluating filters that SQL
+/// alone cannot decide.
+fn filter_view(model: &user::Model) -> Value {
+    let mut view: Value = serde_json::from_str(&model.scim_json).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut view {
+        map.insert("id".to_owned(), Value::String(model.id.clone()));
+        map.insert(
+            "meta".to_owned(),
+            serde_json::json!({
+                "resourceType": "User",
+                "created": listing::rfc3339(model.created_at),
+                "lastModified": listing::rfc3339(model.updated_at),
+                "version": format!("W/\"{}\"", model.version),
+            }),
+        );
+    }
+    view
+}
+
+struct UserColumns;
+
+impl ColumnMap for UserColumns {
+    fn equality(&self, path: &dirsync_scim::AttrPath, value: &str) -> Option<SqlFilter> {
+        if path.value_filter.is_none() && path.sub_attr.is_none() {
+            let name = path.name.to_ascii_lowercase();
+            return match name.as_str() {
+                "id" => Some(SqlFilter::exact_expr(user::Column::Id.eq(value))),
+                "username" => Some(SqlFilter::exact_expr(user::Column::UserNameKey.eq(value.to_lowercase()))),
+                "externalid" => Some(SqlFilter::exact_expr(user::Column::ExternalId.eq(value))),
+                "displayname" => Some(SqlFilter::exact_expr(user::Column::DisplayNameKey.eq(value.to_lowercase()))),
+                _ => None,
+            };
+        }
+        // The indexed email is the work (else primary, else first) one, so it
+        // narrows `emails[type eq "work"].value eq x` and `emails.value eq x`;
+        // the evaluator then checks the exact element.
+        let is_email_value = path.name.eq_ignore_ascii_case("emails")
+            && path
+                .sub_attr
+                .as_deref()
+                .is_none_or(|sub| sub.eq_ignore_ascii_case("value"));
+        if is_email_value && path.value_filter.is_some() {
+            return Some(SqlFilter::narrowing_expr(user::Column::EmailKey.eq(value.to_lowercase())));
+        }
+        None
+    }
+
+    fn boolean(&self, path: &dirsync_scim::AttrPath, value: bool) -> Option<SqlFilter> {
+        path.is("active")
+            .then(|| SqlFilter::exact_expr(user::Column::Active.eq(value)))
+    }
+}
+
+impl UserApi {
+    async fn ensure_tenant(&self, txn: &impl sea_orm::ConnectionTrait, tenant_id: &str) -> Result<()> {
+        if tenant::Entity::find_by_id(tenant_id.to_owned())
+            .one(txn)
+            .await?
+            .is_none()
+        {
+            return Err(ProvisionerError::NotFound(format!("tenant {tenant_id:?} not found")));
+        }
+        Ok(())
+    }
+
+    async fn create(&self, tenant_id: &str, input: Option<pb::UserInput>) -> Result<pb::User> {
+        let document = parse_user(input)?;
+        let summary = &document.summary;
+        let now = now_ms();
+        let row = user::Model {
+            tenant_id: tenant_id.to_owned(),
+            id: new_id(),
+            user_name: summary.user_name.clone(),
+            user_name_key: summary.user_name.to_lowercase(),
+            external_id: summary.external_id.clone(),
+            display_name: summary.display_name.clone(),
+            display_name_key: lower(&summary.display_name),
+            email: summary.email.clone(),
+            email_key: lower(&summary.email),
+            given_name: summary.given_name.clone(),
+            family_name: summary.family_name.clone(),
+            active: summary.active,
+            scim_json: document.json,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let write = self.store.write().await?;
+        self.ensure_tenant(&write.txn, tenant_id).await?;
+        user::Entity::insert(user::ActiveModel::from(row.clone()))
+            .exec_without_returning(&write.txn)
+            .await
+            .map_err(|error| match ProvisionerError::from(error) {
+                ProvisionerError::AlreadyExists(_) => ProvisionerError::AlreadyExists(format!(
+                    "userName {:?} is already taken",
+                    row.user_name
+                )),
+                other => other,
+            })?;
+        mark_pending(&write.txn, tenant_id, Kind::User, &row.id, false).await?;
+        write.commit().await?;
+        Ok(to_pb(row))
+    }
+
+    async fn get(&self, tenant_id: &str, id: &str) -> Result<user::Model> {
+        user::Entity::find_by_id((tenant_id.to_owned(), id.to_owned()))
+            .one(self.store.db())
+            .await?
+            .ok_or_else(|| ProvisionerError::NotFound(format!("user {id} not found")))
+    }
+
+    async fn list(&self, request: pb::ListUsersRequest) -> Result<pb::ListUsersResponse> {
+        let page = self
+            .limits
+            .page(request.start_index, request.count, request.default_count);
+        let filter = listing::parse_filter(&request.filter)?;
+        let sql = filter
+            .as_ref()
+            .map_or(SqlFilter::everything(), |filter| listing::translate(filter, &UserColumns));
+        let mut query = user::Entity::find().filter(user::Column::TenantId.eq(request.tenant_id.clone()));
+        if let Some(condition) = sql.condition.clone() {
+            query = query.filter(condition);
+        }
+        let query = query
+            .order_by_asc(user::Column::CreatedAt)
+            .order_by_asc(user::Column::Id);
+        let db = self.store.db();
+
+        let (rows, total) = if sql.exact {
+            let total = query.clone().count(db).await?;
+            let rows = if page.limit == 0 {
+                Vec::new()
+            } else {
+                query.offset(page.offset).limit(page.limit).all(db).await?
+            };
+            (rows, total)
+        } else {
+            let candidates = query.limit(listing::MAX_SCAN_ROWS + 1).all(db).await?;
+            if candidates.len() as u64 > listing::MAX_SCAN_ROWS {
+                return Err(listing::too_many());
+            }
+            let matched: Vec<user::Model> = candidates
+                .into_iter()
+                .filter(|row| filter.as_ref().is_none_or(|filter: &Filter| filter.matches(&filter_view(row))))
+                .collect();
+            let total = matched.len() as u64;
+            let rows = matched
+                .into_iter()
+                .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
+                .take(usize::try_from(page.limit).unwrap_or(usize::MAX))
+                .collect();
+            (rows, total)
+        };
+        Ok(pb::ListUsersResponse {
+            users: rows.into_iter().map(to_pb).collect(),
+            total_results: total,
+            start_index: page.start_index,
+        })
+    }
+
+    async fn replace(&self, request: pb::ReplaceUserRequest) -> Result<pb::User> {
+        let document = parse_user(request.user)?;
+        let summary = &document.summary;
+        let write = self.store.write().await?;
+        let current = user::Entity::find_by_id((request.tenant_id.clone(), request.id.clone()))
+            .one(&write.txn)
+            .await?
+            .ok_or_else(|| ProvisionerError::NotFound(format!("user {} not found", request.id)))?;
+        if request.expected_version != 0 && request.expected_version != current.version {
+            return Err(ProvisionerError::VersionConflict {
+                expected: request.expected_version,
+                actual: current.version,
+            });
+        }
+        let row = user::Model {
+            user_name: summary.user_name.clone(),
+            user_name_key: summary.user_name.to_lowercase(),
+            external_id: summary.external_id.clone(),
+            display_name: summary.display_name.clone(),
+            display_name_key: lower(&summary.display_name),
+            email: summary.email.clone(),
+            email_key: lower(&summary.email),
+            given_name: summary.given_name.clone(),
+            family_name: summary.family_name.clone(),
+            active: summary.active,
+            scim_json: document.json,
+            version: current.version + 1,
+            updated_at: now_ms(),
+            ..current.clone()
+        };
+        // The version in the WHERE clause makes the write conditional on
+        // PostgreSQL too, where transactions run side by side.
+        let updated = user::Entity::update_many()
+            .set(user::ActiveModel {
+                user_name: Set(row.user_name.clone()),
+                user_name_key: Set(row.user_name_key.clone()),
+                external_id: Set(row.external_id.clone()),
+                display_name: Set(row.display_name.clone()),
+                display_name_key: Set(row.display_name_key.clone()),
+                email: Set(row.email.clone()),
+                email_key: Set(row.email_key.clone()),
+                given_name: Set(row.given_name.clone()),
+                family_name: Set(row.family_name.clone()),
+                active: Set(row.active),
+                scim_json: Set(row.scim_json.clone()),
+                version: Set(row.version),
+                updated_at: Set(row.updated_at),
+                ..Default::default()
+            })
+            .filter(user::Column::TenantId.eq(row.tenant_id.clone()))
+            .filter(user::Column::Id.eq(row.id.clone()))
+            .filter(user::Column::Version.eq(current.version))
+            .exec(&write.txn)
+            .await
+            .map_err(|error| match ProvisionerError::from(error) {
+                ProvisionerError::AlreadyExists(_) => ProvisionerError::AlreadyExists(format!(
+                    "userName {:?} is already taken",
+                    row.user_name
+                )),
+                other => other,
+            })?;
+        if updated.rows_affected == 0 {
+            return Err(ProvisionerError::VersionConflict {
+                expected: current.version,
+                actual: current.version + 1,
+            });
+        }
+        mark_pending(&write.txn, &row.tenant_id, Kind::User, &row.id, false).await?;
+        write.commit().await?;
+        Ok(to_pb(row))
+    }
+
+    async fn delete(&self, tenant_id: &str, id: &str) -> Result<()> {
+        let write = self.store.write().await?;
+        let deleted = user::Entity::delete_many()
+            .filter(user::Column::TenantId.eq(tenant_id))
+            .filter(user::Column::Id.eq(id))
+            .exec(&write.txn)
+            .await?;
+        if deleted.rows_affected == 0 {
+            return Err(ProvisionerError::NotFound(format!("user {id} not found")));
+        }
+        let groups: Vec<String> = group_member::Entity::find()
+            .select_only()
+            .column(group_member::Column::GroupId)
+            .filter(group_member::Column::TenantId.eq(tenant_id))
+            .filter(group_member::Column::UserId.eq(id))
+            .into_tuple()
+            .all(&write.txn)
+            .await?;
+        if !groups.is_empty() {
+            group_member::Entity::delete_many()
+                .filter(group_member::Column::TenantId.eq(tenant_id))
+                .filter(group_member::Column::UserId.eq(id))
+                .exec(&write.txn)
+                .await?;
+            group::Entity::update_many()
+                .col_expr(group::Column::Version, Expr::col(group::Column::Version).add(1))
+                .col_expr(group::Column::UpdatedAt, Expr::value(now_ms()))
+                .filter(group::Column::TenantId.eq(tenant_id))
+                .filter(group::Column::Id.is_in(groups.clone()))
+                .exec(&write.txn)
+                .await?;
+            for group_id in &groups {
+                mark_pending(&write.txn, tenant_id, Kind::Group, group_id, false).await?;
+            }
+        }
+        mark_pending(&write.txn, tenant_id, Kind::User, id, true).await?;
+        write.commit().await?;
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl pb::user_service_server::UserService for UserApi {
+    async fn create_user(&self, request: Request<pb::CreateUserRequest>) -> Result<Response<pb::User>, Status> {
+        let request = request.into_inner();
+        Ok(Response::new(self.create(&request.tenant_id, request.user).await?))
+    }
+
+    async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Result<Response<pb::User>, Status> {
+        let request = request.into_inner();
+        Ok(Response::new(to_pb(self.get(&request.tenant_id, &request.id).await?)))
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
+        Ok(Response::new(self.list(request.into_inner()).await?))
+    }
+
+    async fn replace_user(&self, request: Request<pb::ReplaceUserRequest>) -> Result<Response<pb::User>, Status> {
+        Ok(Response::new(self.replace(request.into_inner()).await?))
+    }
+
+    async fn delete_user(
+        &self,
+        request: Request<pb::DeleteUserRequest>,
+    ) -> Result<Response<pb::DeleteUserResponse>, Status> {
+        let request = request.into_inner();
+        self.delete(&request.tenant_id, &request.id).await?;
+        Ok(Response::new(pb::DeleteUserResponse {}))
+    }
+}

@@ -1,0 +1,166 @@
+//! SCIM over HTTP: content types, bodies with a size limit, query parameters,
+//! and responses with the headers Entra and SCIM testers look for.
+
+use std::collections::HashMap;
+
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use dirsync_scim::{ScimError, ScimType};
+use serde_json::Value;
+
+pub(crate) const SCIM_CONTENT_TYPE: &str = "application/scim+json";
+
+/// A SCIM JSON response with the given status.
+pub(crate) fn scim_response(status: StatusCode, body: &Value) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(SCIM_CONTENT_TYPE),
+    );
+    response
+}
+
+/// A resource response with `ETag` and, when given, `Location`.
+pub(crate) fn resource_response(status: StatusCode, body: &Value, version: i64, location: Option<&str>) -> Response {
+    let mut response = scim_response(status, body);
+    if let Ok(etag) = HeaderValue::from_str(&format!("W/\"{version}\"")) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    if let Some(location) = location.and_then(|l| HeaderValue::from_str(l).ok()) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+pub(crate) fn error_response(error: &ScimError) -> Response {
+    let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    scim_response(status, &error.to_json())
+}
+
+pub(crate) fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Reads a JSON body: `application/scim+json` or `application/json` (or no
+/// content type at all), at most `limit` bytes.
+pub(crate) async fn json_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Value, ScimError> {
+    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
+        let content_type = content_type.to_str().unwrap_or_default().to_ascii_lowercase();
+        let media_type = content_type.split(';').next().unwrap_or_default().trim();
+        if !(media_type == SCIM_CONTENT_TYPE || media_type == "application/json" || media_type.is_empty()) {
+            return Err(ScimError::new(
+                415,
+                None,
+                format!("unsupported content type {media_type:?}: send application/scim+json or application/json"),
+            ));
+        }
+    }
+    let bytes: Bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ScimError::payload_too_large(format!("the request body is larger than {limit} bytes"))
+    })?;
+    if bytes.is_empty() {
+        return Err(ScimError::bad_request(ScimType::InvalidSyntax, "the request body is empty"));
+    }
+    serde_json::from_slice(&bytes).map_err(|error| {
+        ScimError::bad_request(ScimType::InvalidSyntax, format!("the request body is not valid JSON: {error}"))
+    })
+}
+
+/// The query parameters SCIM defines; anything else (such as Entra's bare
+/// `aadOptscim062020` flag) is ignored.
+#[derive(Debug, Default)]
+pub(crate) struct ListQuery {
+    pub(crate) filter: String,
+    pub(crate) start_index: u32,
+    /// `None` when the client gave no count.
+    pub(crate) count: Option<u32>,
+    pub(crate) attributes: Vec<String>,
+    pub(crate) excluded_attributes: Vec<String>,
+}
+
+impl ListQuery {
+    pub(crate) fn parse(raw: &HashMap<String, String>, max_page_size: u32) -> Result<Self, ScimError> {
+        let mut query = ListQuery {
+            start_index: 1,
+            ..ListQuery::default()
+        };
+        for (name, value) in raw {
+            match name.to_ascii_lowercase().as_str() {
+                "filter" => query.filter = value.clone(),
+                "startindex" => {
+                    // RFC 7644 §3.4.2.4: a value below 1 is read as 1.
+                    let index: i64 = value.trim().parse().map_err(|_| {
+                        ScimError::bad_request(ScimType::InvalidValue, format!("startIndex {value:?} is not an integer"))
+                    })?;
+                    query.start_index = u32::try_from(index.max(1)).unwrap_or(u32::MAX);
+                }
+                "count" => {
+                    // A negative count is read as 0; a large one is capped.
+                    let count: i64 = value.trim().parse().map_err(|_| {
+                        ScimError::bad_request(ScimType::InvalidValue, format!("count {value:?} is not an integer"))
+                    })?;
+                    query.count = Some(u32::try_from(count.max(0)).unwrap_or(u32::MAX).min(max_page_size));
+                }
+                "attributes" => query.attributes = dirsync_scim::parse_attribute_list(value),
+                "excludedattributes" => query.excluded_attributes = dirsync_scim::parse_attribute_list(value),
+                _ => {}
+            }
+        }
+        Ok(query)
+    }
+
+    pub(crate) fn project(&self, resource: &Value) -> Value {
+        if self.attributes.is_empty() && self.excluded_attributes.is_empty() {
+            resource.clone()
+        } else {
+            dirsync_scim::project(resource, &self.attributes, &self.excluded_attributes)
+        }
+    }
+
+    /// Whether the client wants an attribute returned (by default it is).
+    pub(crate) fn wants(&self, attribute: &str) -> bool {
+        let named = |list: &[String]| {
+            list.iter().any(|name| {
+                let name = name.to_ascii_lowercase();
+                let bare = name.rsplit(':').next().unwrap_or(&name);
+                bare == attribute || bare.starts_with(&format!("{attribute}.")) || bare.starts_with(&format!("{attribute}["))
+            })
+        };
+        if !self.attributes.is_empty() {
+            return named(&self.attributes);
+        }
+        !named(&self.excluded_attributes)
+    }
+}
+
+pub(crate) async fn not_found(method: Method, uri: axum::http::Uri) -> Response {
+    error_response(&ScimError::not_found(format!("no SCIM endpoint {method} {}", uri.path())))
+}
+
+pub(crate) async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
+    error_response(&ScimError::new(
+        405,
+        None,
+        format!("{method} is not supported on {}", uri.path()),
+    ))
+}
+
+/// One log line per request: method, path, status, latency. Never headers or
+/// bodies, which carry tokens and personal data.
+pub(crate) async fn log_request(request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if status >= 500 {
+        tracing::warn!(%method, %path, status, elapsed_ms, "SCIM request failed");
+    } else {
+        tracing::debug!(%method, %path, status, elapsed_ms, "SCIM request");
+    }
+    response
+}

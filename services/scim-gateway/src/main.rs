@@ -1,0 +1,10 @@
+//! The scim-gateway as its own process, for clusters. Configuration as for
+//! `dirsync serve`: `--config FILE` and `DIRSYNC__SECTION__KEY` variables.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    dirsync_runtime::process::run_service("scim-gateway", |config| config.scim.listen, |config, listener| async move {
+        dirsync_scim_gateway::run(&config, listener, dirsync_runtime::shutdown_signal()).await
+    })
+}

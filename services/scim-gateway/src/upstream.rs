@@ -1,0 +1,88 @@
+//! The provisioner as the gateway sees it: gRPC clients with a deadline on
+//! every call, and the translation of gRPC statuses into SCIM errors.
+
+use std::time::Duration;
+
+use dirsync_proto::provisioner::v1 as pb;
+use dirsync_scim::{ScimError, ScimType};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+/// Must match the provisioner's metadata key for the SCIM error type.
+const SCIM_TYPE_METADATA: &str = "dirsync-scim-type";
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("invalid provisioner URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Upstream {
+    pub(crate) tenants: pb::tenant_service_client::TenantServiceClient<Channel>,
+    pub(crate) users: pb::user_service_client::UserServiceClient<Channel>,
+    pub(crate) groups: pb::group_service_client::GroupServiceClient<Channel>,
+}
+
+impl Upstream {
+    /// Connects on first use, so the gateway can start before the provisioner.
+    pub(crate) fn connect_lazy(url: &str, timeout: Duration) -> Result<Self, UpstreamError> {
+        let channel = Endpoint::from_shared(url.to_owned())
+            .map_err(|error| UpstreamError::InvalidUrl {
+                url: url.to_owned(),
+                reason: error.to_string(),
+            })?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .connect_lazy();
+        Ok(Self {
+            tenants: pb::tenant_service_client::TenantServiceClient::new(channel.clone()),
+            users: pb::user_service_client::UserServiceClient::new(channel.clone()),
+            groups: pb::group_service_client::GroupServiceClient::new(channel),
+        })
+    }
+}
+
+fn scim_type_of(status: &Status) -> ScimType {
+    match status
+        .metadata()
+        .get(SCIM_TYPE_METADATA)
+        .and_then(|value| value.to_str().ok())
+    {
+        Some("invalidFilter") => ScimType::InvalidFilter,
+        Some("tooMany") => ScimType::TooMany,
+        Some("uniqueness") => ScimType::Uniqueness,
+        Some("mutability") => ScimType::Mutability,
+        Some("invalidSyntax") => ScimType::InvalidSyntax,
+        Some("invalidPath") => ScimType::InvalidPath,
+        Some("noTarget") => ScimType::NoTarget,
+        Some("invalidVers") => ScimType::InvalidVers,
+        _ => ScimType::InvalidValue,
+    }
+}
+
+/// The SCIM error a provisioner status stands for. Only faults on our side
+/// become 5xx; Entra retries those, and retries nothing else usefully.
+pub(crate) fn scim_error(status: Status) -> ScimError {
+    match status.code() {
+        Code::NotFound => ScimError::not_found(status.message()),
+        Code::AlreadyExists => ScimError::conflict_uniqueness(status.message()),
+        Code::InvalidArgument | Code::OutOfRange => {
+            ScimError::bad_request(scim_type_of(&status), status.message())
+        }
+        Code::FailedPrecondition | Code::Aborted => ScimError::precondition_failed(status.message()),
+        Code::Unauthenticated | Code::PermissionDenied => ScimError::unauthorized(status.message()),
+        Code::ResourceExhausted => ScimError::new(429, None, status.message()),
+        Code::Unimplemented => ScimError::new(501, None, status.message()),
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => {
+            tracing::warn!(code = ?status.code(), message = status.message(), "provisioner unavailable");
+            ScimError::unavailable("the provisioner is unavailable; retry later")
+        }
+        _ => {
+            tracing::error!(code = ?status.code(), message = status.message(), "provisioner error");
+            ScimError::internal("internal error")
+        }
+    }
+}
