@@ -68,6 +68,8 @@ pub(crate) async fn serve(mut config: DirsyncConfig, only: Option<Service>) -> a
             // In one process the gateway always talks to this process's own
             // provisioner, wherever gRPC was told to listen.
             config.scim.provisioner_url = format!("http://{}", dial_address(grpc_addr));
+            // With port 0 the gateway's own URLs must name the port it got.
+            config.scim.listen = scim_listener.local_addr().context("SCIM listener address")?;
 
             let mut server = GrpcServer::new(timeout);
             dirsync_provisioner::Provisioner::open(&config)
@@ -83,11 +85,16 @@ pub(crate) async fn serve(mut config: DirsyncConfig, only: Option<Service>) -> a
                 .context("starting the mapping service")?
                 .register(&mut server);
 
-            println!("dirsync is serving");
-            println!("  gRPC:      {grpc_addr} (health and reflection on; try: grpcurl -plaintext {} list)", dial_address(grpc_addr));
-            println!("  SCIM:      {}", config.scim.base_url());
-            println!("  database:  {}", dirsync_store::redact(&config.database.url));
-            println!("Create a tenant with: dirsync tenant create <name>");
+            announce(&[
+                "dirsync is serving".to_owned(),
+                format!(
+                    "  gRPC:      {grpc_addr} (health and reflection on; try: grpcurl -plaintext {} list)",
+                    dial_address(grpc_addr)
+                ),
+                format!("  SCIM:      {}", config.scim.base_url()),
+                format!("  database:  {}", dirsync_store::redact(&config.database.url)),
+                "Create a tenant with: dirsync tenant create <name>".to_owned(),
+            ]);
 
             let grpc = server.serve(grpc_listener, stopped(shutdown.clone()));
             let scim = dirsync_scim_gateway::serve(&config.scim, scim_listener, stopped(shutdown));
@@ -97,4 +104,15 @@ pub(crate) async fn serve(mut config: DirsyncConfig, only: Option<Service>) -> a
         }
     }
     Ok(())
+}
+
+/// Prints to stdout; a closed stdout (a supervisor that stopped reading) must
+/// not take the server down, so write errors are ignored.
+fn announce(lines: &[String]) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    for line in lines {
+        let _ = writeln!(stdout, "{line}");
+    }
+    let _ = stdout.flush();
 }

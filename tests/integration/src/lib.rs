@@ -129,8 +129,14 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts the stack after `adjust` has changed the configuration.
+    pub async fn start_with(adjust: impl FnOnce(&mut DirsyncConfig)) -> Self {
         let db = TestDatabase::new();
         let mut config = test_config(&db);
+        adjust(&mut config);
         let grpc = start_grpc(&config).await;
         config.scim.provisioner_url = format!("http://{}", grpc.addr);
         let scim_listener = ephemeral_listener().await;
@@ -141,6 +147,22 @@ impl Stack {
             dirsync_scim_gateway::serve(&scim_config, listener, until(stopped)).await
         });
         Self { db, config, grpc, scim }
+    }
+
+    /// Creates a tenant; returns its id and a SCIM client holding its token.
+    pub async fn tenant(&self, name: &str) -> (String, http::ScimClient) {
+        use dirsync_proto::provisioner::v1 as pb;
+        let mut client = pb::tenant_service_client::TenantServiceClient::new(self.grpc.channel().await);
+        let created = client
+            .create_tenant(pb::CreateTenantRequest {
+                name: name.to_owned(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|error| panic!("creating tenant {name}: {error}"))
+            .into_inner();
+        let tenant_id = created.tenant.map(|tenant| tenant.tenant_id).unwrap_or_default();
+        (tenant_id, http::ScimClient::new(self.scim_base(), Some(created.scim_token)))
     }
 
     /// `http://127.0.0.1:PORT/scim/v2`
