@@ -389,6 +389,18 @@ fn apply_attr(
     if let Some(sub) = &path.sub_attr {
         return apply_sub(c, &key, def, kind, sub, value);
     }
+    if let Some(d) = def.filter(|d| d.required) {
+        let ok = kind != PatchOpKind::Remove
+            && value
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.trim().is_empty());
+        if !ok {
+            return Err(bad(
+                ScimType::InvalidValue,
+                format!("{} is required and must stay a non-empty string", d.name),
+            ));
+        }
+    }
     if kind == PatchOpKind::Remove {
         match (value, c.get_mut(&key)) {
             // Entra's members-style removal applied to any multi-valued
@@ -857,7 +869,10 @@ fn plan_path(
         return Err(unsupported());
     }
     let name = path.name.as_str();
-    if ["id", "meta", "schemas"]
+    // `description` is not kept (MaaS360 user groups have no use for it),
+    // but Entra's gallery mapping sends it on every group update: refusing it
+    // would fail the group every cycle, so it is ignored like read-only data.
+    if ["id", "meta", "schemas", "description"]
         .iter()
         .any(|r| name.eq_ignore_ascii_case(r))
     {
@@ -1219,6 +1234,20 @@ mod tests {
     }
 
     #[test]
+    fn required_user_name_cannot_be_cleared() {
+        for ops in [
+            json!([{"op": "remove", "path": "userName"}]),
+            json!([{"op": "replace", "path": "userName", "value": ""}]),
+            json!([{"op": "replace", "value": {"USERNAME": null}}]),
+            json!([{"op": "replace", "path": "userName", "value": 5}]),
+        ] {
+            let e = apply_patch(&mut base(), &req(ops.clone())).unwrap_err();
+            assert_eq!(e.scim_type, Some(ScimType::InvalidValue), "{ops}");
+            assert!(e.detail.contains("userName"));
+        }
+    }
+
+    #[test]
     fn members_rejected_in_apply_patch() {
         let mut r = json!({"displayName": "g"});
         let e = apply_patch(
@@ -1342,6 +1371,12 @@ mod tests {
         let g = group(json!([{"op": "remove", "path": "externalId"}]));
         assert_eq!(g.external_id, Some(None));
         assert!(group(json!([])).is_empty());
+        // The gallery's group update also sends description; it is ignored.
+        let g = group(json!([
+            {"op": "Replace", "path": "description", "value": "d"},
+            {"op": "replace", "value": {"displayName": "N", "description": "d"}}
+        ]));
+        assert_eq!(g.display_name.as_deref(), Some("N"));
     }
 
     #[test]
@@ -1360,7 +1395,7 @@ mod tests {
                 ScimType::InvalidValue,
             ),
             (
-                json!([{"op": "replace", "path": "description", "value": "d"}]),
+                json!([{"op": "replace", "path": "owners", "value": "d"}]),
                 ScimType::InvalidPath,
             ),
             (

@@ -16,7 +16,8 @@ type Obj = Map<String, Value>;
 /// never remove `id` or `schemas`). Names are case-insensitive and may be
 /// dotted (`name.givenName`) or URN-qualified. A value filter in a name
 /// (`emails[type eq "work"]`) selects the whole attribute. Names that do not
-/// parse are ignored rather than failing the read.
+/// parse are ignored rather than failing the read. `password` is never
+/// returned.
 pub fn project(resource: &Value, attributes: &[String], excluded_attributes: &[String]) -> Value {
     let Value::Object(obj) = resource else {
         return resource.clone();
@@ -44,6 +45,10 @@ pub fn project(resource: &Value, attributes: &[String], excluded_attributes: &[S
         .filter_map(|a| parse_attr_path(a).ok())
     {
         exclude(&mut out, &path);
+    }
+    // `password` is returned "never" (RFC 7643 §4.1.1), whatever was asked.
+    if let Some(k) = find_key(&out, "password").cloned() {
+        out.remove(&k);
     }
     Value::Object(out)
 }
@@ -349,6 +354,18 @@ mod tests {
             ])
         );
         assert!(parse_attribute_list(" , ").is_empty());
+    }
+
+    #[test]
+    fn password_is_never_returned() {
+        let mut u = user();
+        u["Password"] = json!("secret");
+        assert!(project(&u, &[], &[]).get("Password").is_none());
+        assert!(
+            project(&u, &list(&["password"]), &[])
+                .get("Password")
+                .is_none()
+        );
     }
 
     #[test]

@@ -35,6 +35,9 @@ fn invalid(detail: impl Into<String>) -> ScimError {
 /// - `schemas` is deduplicated, starts with the core User URN and lists the
 ///   enterprise URN exactly when enterprise attributes are present.
 ///
+/// `password` is kept (the caller decides whether to use it);
+/// [`crate::project`] never returns it.
+///
 /// `userName` missing, empty or not a string is 400 `invalidValue`.
 pub fn normalize_user(input: Value) -> Result<Value, ScimError> {
     let Value::Object(obj) = input else {
