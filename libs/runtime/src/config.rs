@@ -46,7 +46,7 @@ impl Default for LogConfig {
     fn default() -> Self {
         Self {
             format: LogFormat::Human,
-            level: "info".to_owned(),
+            level: "info,sea_orm_migration=warn,sqlx=warn".to_owned(),
         }
     }
 }
@@ -139,12 +139,52 @@ impl Default for DatabaseConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProvisionerConfig {
     /// The mapping service the provisioner asks which MaaS360 group an Entra
     /// group writes to; empty means every group maps to a group of its name.
     pub mapping_url: String,
+    /// Whether this process runs reconcile workers that write to MaaS360.
+    pub reconcile: bool,
+    /// Resources reconciled at once, across tenants.
+    pub workers: u32,
+    /// Resources reconciled at once per tenant.
+    pub tenant_concurrency: u32,
+    /// MaaS360 calls per second per tenant (a token bucket).
+    pub tenant_calls_per_second: f64,
+    /// How long a worker's claim on a resource lasts without renewal.
+    pub lease_ms: u64,
+    /// How often idle workers look for due work.
+    pub poll_interval_ms: u64,
+    /// Failed attempts before a resource is parked.
+    pub max_attempts: u32,
+    /// First retry delay; doubles per attempt, with jitter, up to the maximum.
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    /// Deadline for one MaaS360 call.
+    pub maas360_timeout_ms: u64,
+    /// MaaS360 authentication API: "v1" or "v2" (refresh tokens).
+    pub maas360_auth: String,
+}
+
+impl Default for ProvisionerConfig {
+    fn default() -> Self {
+        Self {
+            mapping_url: String::new(),
+            reconcile: true,
+            workers: 16,
+            tenant_concurrency: 8,
+            tenant_calls_per_second: 20.0,
+            lease_ms: 60_000,
+            poll_interval_ms: 250,
+            max_attempts: 8,
+            backoff_base_ms: 1_000,
+            backoff_max_ms: 300_000,
+            maas360_timeout_ms: 30_000,
+            maas360_auth: "v2".to_owned(),
+        }
+    }
 }
 
 /// A configuration that cannot be used. The message names the key.
@@ -174,7 +214,11 @@ impl DirsyncConfig {
     ) -> Result<Self, ConfigError> {
         let defaults = Config::try_from(&Self::default())
             .map_err(|error| ConfigError::Invalid(error.to_string()))?;
-        let known_keys = leaf_keys(&defaults.collect().map_err(|e| ConfigError::Invalid(e.to_string()))?);
+        let known_keys = leaf_keys(
+            &defaults
+                .collect()
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?,
+        );
 
         let mut builder = Config::builder().add_source(defaults);
         if let Some(path) = file {
@@ -210,12 +254,15 @@ impl DirsyncConfig {
         reject_unknown_keys(&table, &known_keys)?;
 
         let config: Self = merged.try_deserialize().map_err(|error| match error {
-            config::ConfigError::Type { key: Some(key), unexpected, expected, .. } => {
-                ConfigError::InvalidValue {
-                    key,
-                    reason: format!("found {unexpected}, expected {expected}"),
-                }
-            }
+            config::ConfigError::Type {
+                key: Some(key),
+                unexpected,
+                expected,
+                ..
+            } => ConfigError::InvalidValue {
+                key,
+                reason: format!("found {unexpected}, expected {expected}"),
+            },
             other => ConfigError::Invalid(other.to_string()),
         })?;
         config.validate()?;
@@ -231,8 +278,14 @@ impl DirsyncConfig {
         if EnvFilterSyntax::check(&self.log.level).is_err() {
             return Err(invalid("log.level", "not a tracing filter directive"));
         }
-        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres://") || self.database.url.starts_with("postgresql://")) {
-            return Err(invalid("database.url", "must start with sqlite: or postgres://"));
+        if !(self.database.url.starts_with("sqlite:")
+            || self.database.url.starts_with("postgres://")
+            || self.database.url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database.url",
+                "must start with sqlite: or postgres://",
+            ));
         }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));
@@ -245,18 +298,63 @@ impl DirsyncConfig {
         {
             return Err(invalid("database.schema", "letters, digits and _ only"));
         }
-        if !(self.scim.provisioner_url.starts_with("http://") || self.scim.provisioner_url.starts_with("https://")) {
-            return Err(invalid("scim.provisioner_url", "must be an http:// or https:// URL"));
-        }
-        if !self.provisioner.mapping_url.is_empty()
-            && !(self.provisioner.mapping_url.starts_with("http://") || self.provisioner.mapping_url.starts_with("https://"))
+        if !(self.scim.provisioner_url.starts_with("http://")
+            || self.scim.provisioner_url.starts_with("https://"))
         {
-            return Err(invalid("provisioner.mapping_url", "must be empty or an http(s) URL"));
+            return Err(invalid(
+                "scim.provisioner_url",
+                "must be an http:// or https:// URL",
+            ));
+        }
+        if !self.provisioner.mapping_url.is_empty() && !is_http_url(&self.provisioner.mapping_url) {
+            return Err(invalid(
+                "provisioner.mapping_url",
+                "must be empty or an http(s) URL",
+            ));
+        }
+        let provisioner = &self.provisioner;
+        if provisioner.workers == 0 || provisioner.tenant_concurrency == 0 {
+            return Err(invalid(
+                "provisioner.workers",
+                "workers and tenant_concurrency must be at least 1",
+            ));
+        }
+        if !(provisioner.tenant_calls_per_second > 0.0
+            && provisioner.tenant_calls_per_second.is_finite())
+        {
+            return Err(invalid(
+                "provisioner.tenant_calls_per_second",
+                "must be a positive number",
+            ));
+        }
+        if provisioner.max_attempts == 0 {
+            return Err(invalid("provisioner.max_attempts", "must be at least 1"));
+        }
+        if provisioner.lease_ms < 1_000 || provisioner.poll_interval_ms == 0 {
+            return Err(invalid(
+                "provisioner.lease_ms",
+                "leases last at least 1000 ms; polls need a positive interval",
+            ));
+        }
+        if provisioner.backoff_base_ms == 0
+            || provisioner.backoff_max_ms < provisioner.backoff_base_ms
+        {
+            return Err(invalid(
+                "provisioner.backoff_max_ms",
+                "backoff_base_ms must be positive and at most backoff_max_ms",
+            ));
+        }
+        if provisioner.maas360_auth != "v1" && provisioner.maas360_auth != "v2" {
+            return Err(invalid(
+                "provisioner.maas360_auth",
+                "must be \"v1\" or \"v2\"",
+            ));
         }
         if self.scim.max_page_size == 0 {
             return Err(invalid("scim.max_page_size", "must be at least 1"));
         }
-        if self.scim.default_page_size == 0 || self.scim.default_page_size > self.scim.max_page_size {
+        if self.scim.default_page_size == 0 || self.scim.default_page_size > self.scim.max_page_size
+        {
             return Err(invalid(
                 "scim.default_page_size",
                 "must be between 1 and scim.max_page_size",
@@ -266,10 +364,17 @@ impl DirsyncConfig {
             return Err(invalid("scim.max_body_bytes", "must be at least 1024"));
         }
         if self.scim.upstream_timeout_ms == 0 || self.grpc.request_timeout_ms == 0 {
-            return Err(invalid("scim.upstream_timeout_ms", "timeouts must be positive"));
+            return Err(invalid(
+                "scim.upstream_timeout_ms",
+                "timeouts must be positive",
+            ));
         }
         Ok(())
     }
+}
+
+fn is_http_url(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
 }
 
 /// `tracing`'s filter parser lives in tracing-subscriber; keep the dependency
@@ -383,7 +488,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.database.max_connections, 9, "env beats file");
-        assert_eq!(config.database.url, "sqlite://from-file.db", "file beats default");
+        assert_eq!(
+            config.database.url, "sqlite://from-file.db",
+            "file beats default"
+        );
         assert_eq!(config.scim.max_page_size, 500);
         assert_eq!(config.grpc.listen.port(), 6000);
         assert_eq!(config.scim.default_page_size, 100, "untouched default");
@@ -391,12 +499,9 @@ mod tests {
 
     #[test]
     fn unknown_env_key_is_named() {
-        let error =
-            DirsyncConfig::load_from(None, env(&[("DIRSYNC__SCIM__MAX_PAGESIZE", "5")])).unwrap_err();
-        assert!(
-            error.to_string().contains("scim.max_pagesize"),
-            "{error}"
-        );
+        let error = DirsyncConfig::load_from(None, env(&[("DIRSYNC__SCIM__MAX_PAGESIZE", "5")]))
+            .unwrap_err();
+        assert!(error.to_string().contains("scim.max_pagesize"), "{error}");
     }
 
     #[test]
@@ -408,11 +513,9 @@ mod tests {
 
     #[test]
     fn malformed_number_is_named() {
-        let error = DirsyncConfig::load_from(
-            None,
-            env(&[("DIRSYNC__DATABASE__MAX_CONNECTIONS", "many")]),
-        )
-        .unwrap_err();
+        let error =
+            DirsyncConfig::load_from(None, env(&[("DIRSYNC__DATABASE__MAX_CONNECTIONS", "many")]))
+                .unwrap_err();
         assert!(
             error.to_string().contains("database.max_connections"),
             "{error}"
@@ -429,18 +532,17 @@ mod tests {
 
     #[test]
     fn semantic_validation_names_the_key() {
-        let error = DirsyncConfig::load_from(
-            None,
-            env(&[("DIRSYNC__DATABASE__URL", "mysql://nope")]),
-        )
-        .unwrap_err();
+        let error =
+            DirsyncConfig::load_from(None, env(&[("DIRSYNC__DATABASE__URL", "mysql://nope")]))
+                .unwrap_err();
         assert!(error.to_string().contains("database.url"), "{error}");
-        let error = DirsyncConfig::load_from(
-            None,
-            env(&[("DIRSYNC__SCIM__DEFAULT_PAGE_SIZE", "5000")]),
-        )
-        .unwrap_err();
-        assert!(error.to_string().contains("scim.default_page_size"), "{error}");
+        let error =
+            DirsyncConfig::load_from(None, env(&[("DIRSYNC__SCIM__DEFAULT_PAGE_SIZE", "5000")]))
+                .unwrap_err();
+        assert!(
+            error.to_string().contains("scim.default_page_size"),
+            "{error}"
+        );
     }
 
     #[test]

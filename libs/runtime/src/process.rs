@@ -36,7 +36,10 @@ pub fn config_path_from_args() -> Result<Option<PathBuf>, ExitCode> {
                 }
             },
             "--help" | "-h" => {
-                println!("usage: {} [--config FILE]\n\nSettings are read from FILE (TOML), then from DIRSYNC__SECTION__KEY environment variables.", std::env::args().next().unwrap_or_default());
+                println!(
+                    "usage: {} [--config FILE]\n\nSettings are read from FILE (TOML), then from DIRSYNC__SECTION__KEY environment variables.",
+                    std::env::args().next().unwrap_or_default()
+                );
                 return Err(ExitCode::SUCCESS);
             }
             other => {
@@ -75,7 +78,10 @@ where
         Err(code) => return code,
     };
     crate::telemetry::init_tracing(&config.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("dirsync: cannot start the async runtime: {error}");

@@ -8,8 +8,8 @@ use crate::config::{LogConfig, LogFormat};
 /// Installs the global subscriber. A second call (tests start several servers
 /// in one process) leaves the first subscriber in place.
 pub fn init_tracing(config: &LogConfig) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(config.level.clone()));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(config.level.clone()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

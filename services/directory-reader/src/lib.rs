@@ -48,9 +48,7 @@ impl DirectoryReader {
 
     pub fn register(&self, server: &mut GrpcServer) {
         server.add_service(
-            pb::directory_reader_service_server::DirectoryReaderServiceServer::new(
-                DirectoryApi,
-            ),
+            pb::directory_reader_service_server::DirectoryReaderServiceServer::new(DirectoryApi),
         );
     }
 }

@@ -4,7 +4,12 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    dirsync_runtime::process::run_service("directory-reader", |config| config.grpc.listen, |config, listener| async move {
-        dirsync_directory_reader::run(&config, listener, dirsync_runtime::shutdown_signal()).await
-    })
+    dirsync_runtime::process::run_service(
+        "directory-reader",
+        |config| config.grpc.listen,
+        |config, listener| async move {
+            dirsync_directory_reader::run(&config, listener, dirsync_runtime::shutdown_signal())
+                .await
+        },
+    )
 }

@@ -47,11 +47,27 @@ mod m0001_delta_cursors {
                 .create_table(
                     Table::create()
                         .table(DirectoryCursors::Table)
-                        .col(ColumnDef::new(DirectoryCursors::TenantId).string().not_null())
-                        .col(ColumnDef::new(DirectoryCursors::Resource).string().not_null())
+                        .col(
+                            ColumnDef::new(DirectoryCursors::TenantId)
+                                .string()
+                                .not_null(),
+                        )
+                        .col(
+                            ColumnDef::new(DirectoryCursors::Resource)
+                                .string()
+                                .not_null(),
+                        )
                         .col(ColumnDef::new(DirectoryCursors::DeltaLink).text().null())
-                        .col(ColumnDef::new(DirectoryCursors::LastFullSyncAt).big_integer().null())
-                        .col(ColumnDef::new(DirectoryCursors::LastDeltaSyncAt).big_integer().null())
+                        .col(
+                            ColumnDef::new(DirectoryCursors::LastFullSyncAt)
+                                .big_integer()
+                                .null(),
+                        )
+                        .col(
+                            ColumnDef::new(DirectoryCursors::LastDeltaSyncAt)
+                                .big_integer()
+                                .null(),
+                        )
                         .primary_key(
                             Index::create()
                                 .col(DirectoryCursors::TenantId)

@@ -38,7 +38,11 @@ async fn channel(config: &DirsyncConfig, server: &ServerArg) -> anyhow::Result<C
         Some(addr) => format!("http://{addr}"),
         None => {
             let listen = config.grpc.listen;
-            let host = if listen.ip().is_unspecified() { "127.0.0.1".to_owned() } else { listen.ip().to_string() };
+            let host = if listen.ip().is_unspecified() {
+                "127.0.0.1".to_owned()
+            } else {
+                listen.ip().to_string()
+            };
             format!("http://{host}:{}", listen.port())
         }
     };
@@ -55,8 +59,13 @@ fn explain(status: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{} ({:?})", status.message(), status.code())
 }
 
-pub(crate) async fn tenant(config: &DirsyncConfig, server: &ServerArg, command: TenantCommand) -> anyhow::Result<()> {
-    let mut client = pb::tenant_service_client::TenantServiceClient::new(channel(config, server).await?);
+pub(crate) async fn tenant(
+    config: &DirsyncConfig,
+    server: &ServerArg,
+    command: TenantCommand,
+) -> anyhow::Result<()> {
+    let mut client =
+        pb::tenant_service_client::TenantServiceClient::new(channel(config, server).await?);
     match command {
         TenantCommand::Create { name } => {
             let created = client
@@ -75,7 +84,9 @@ pub(crate) async fn tenant(config: &DirsyncConfig, server: &ServerArg, command: 
             println!("  SCIM base URL: {}", config.scim.base_url());
             println!("  SCIM token:    {}", created.scim_token);
             println!();
-            println!("The token is shown only this once: paste it into Entra's \"Secret Token\" field.");
+            println!(
+                "The token is shown only this once: paste it into Entra's \"Secret Token\" field."
+            );
         }
         TenantCommand::List => {
             let mut page_token = String::new();
@@ -92,9 +103,15 @@ pub(crate) async fn tenant(config: &DirsyncConfig, server: &ServerArg, command: 
                     .map_err(explain)?
                     .into_inner();
                 for tenant in &listed.tenants {
-                    println!("{:<34} {:<32} {:>6}", tenant.tenant_id, tenant.name, tenant.active_token_count);
+                    println!(
+                        "{:<34} {:<32} {:>6}",
+                        tenant.tenant_id, tenant.name, tenant.active_token_count
+                    );
                 }
-                page_token = listed.page.map(|page| page.next_page_token).unwrap_or_default();
+                page_token = listed
+                    .page
+                    .map(|page| page.next_page_token)
+                    .unwrap_or_default();
                 if page_token.is_empty() {
                     break;
                 }
@@ -104,8 +121,13 @@ pub(crate) async fn tenant(config: &DirsyncConfig, server: &ServerArg, command: 
     Ok(())
 }
 
-pub(crate) async fn token(config: &DirsyncConfig, server: &ServerArg, command: TokenCommand) -> anyhow::Result<()> {
-    let mut client = pb::tenant_service_client::TenantServiceClient::new(channel(config, server).await?);
+pub(crate) async fn token(
+    config: &DirsyncConfig,
+    server: &ServerArg,
+    command: TokenCommand,
+) -> anyhow::Result<()> {
+    let mut client =
+        pb::tenant_service_client::TenantServiceClient::new(channel(config, server).await?);
     match command {
         TokenCommand::Rotate { tenant } => {
             let issued = client
@@ -115,7 +137,10 @@ pub(crate) async fn token(config: &DirsyncConfig, server: &ServerArg, command: T
                 .into_inner();
             println!("New SCIM token for tenant {}:", issued.tenant_id);
             println!("  {}", issued.scim_token);
-            println!("{} earlier token(s) revoked. The token is shown only this once.", issued.revoked_tokens);
+            println!(
+                "{} earlier token(s) revoked. The token is shown only this once.",
+                issued.revoked_tokens
+            );
         }
     }
     Ok(())

@@ -3,6 +3,7 @@
 //! server.
 
 mod admin;
+mod bench;
 mod serve;
 
 use std::path::PathBuf;
@@ -11,7 +12,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "dirsync", version, about = "Keeps IBM MaaS360 in step with a Microsoft Entra ID directory")]
+#[command(
+    name = "dirsync",
+    version,
+    about = "Keeps IBM MaaS360 in step with a Microsoft Entra ID directory"
+)]
 struct Cli {
     /// Configuration file (TOML); DIRSYNC__SECTION__KEY variables override it.
     #[arg(long, short, global = true, env = "DIRSYNC_CONFIG")]
@@ -35,6 +40,11 @@ enum Command {
         #[command(flatten)]
         server: admin::ServerArg,
     },
+    /// Measure throughput and latency (build with --release for real figures).
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
     /// Manage SCIM bearer tokens on a running server.
     Token {
         #[command(subcommand)]
@@ -51,7 +61,10 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     dirsync_runtime::telemetry::init_tracing(&config.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("dirsync: cannot start the async runtime: {error}");
@@ -63,6 +76,7 @@ fn main() -> ExitCode {
             Command::Serve { only } => serve::serve(config, only).await,
             Command::Tenant { command, server } => admin::tenant(&config, &server, command).await,
             Command::Token { command, server } => admin::token(&config, &server, command).await,
+            Command::Bench { command } => bench::bench(config, command).await,
         }
     });
     match result {

@@ -5,8 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::Context;
-use dirsync_runtime::{DirsyncConfig, GrpcServer};
 use dirsync_runtime::process::bind;
+use dirsync_runtime::{DirsyncConfig, GrpcServer};
 use tokio::sync::watch;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -40,67 +40,45 @@ fn dial_address(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-pub(crate) async fn serve(mut config: DirsyncConfig, only: Option<Service>) -> anyhow::Result<()> {
+pub(crate) async fn serve(config: DirsyncConfig, only: Option<Service>) -> anyhow::Result<()> {
     let shutdown = shutdown_channel();
     let timeout = Duration::from_millis(config.grpc.request_timeout_ms);
     match only {
         Some(Service::ScimGateway) => {
-            let listener = bind("the SCIM gateway", config.scim.listen).await.map_err(anyhow::Error::msg)?;
+            let listener = bind("the SCIM gateway", config.scim.listen)
+                .await
+                .map_err(anyhow::Error::msg)?;
             dirsync_scim_gateway::serve(&config.scim, listener, stopped(shutdown)).await?;
         }
         Some(service) => {
-            let listener = bind("gRPC", config.grpc.listen).await.map_err(anyhow::Error::msg)?;
+            let listener = bind("gRPC", config.grpc.listen)
+                .await
+                .map_err(anyhow::Error::msg)?;
             let mut server = GrpcServer::new(timeout);
             match service {
-                Service::Provisioner => dirsync_provisioner::Provisioner::open(&config).await?.register(&mut server),
+                Service::Provisioner => dirsync_provisioner::Provisioner::open(&config)
+                    .await?
+                    .register(&mut server),
                 Service::DirectoryReader => {
-                    dirsync_directory_reader::DirectoryReader::open(&config).await?.register(&mut server)
+                    dirsync_directory_reader::DirectoryReader::open(&config)
+                        .await?
+                        .register(&mut server)
                 }
-                Service::Mapping => dirsync_mapping::MappingServiceHandle::open(&config).await?.register(&mut server),
+                Service::Mapping => dirsync_mapping::MappingServiceHandle::open(&config)
+                    .await?
+                    .register(&mut server),
                 Service::ScimGateway => unreachable!("handled above"),
             }
             server.serve(listener, stopped(shutdown)).await?;
         }
         None => {
-            let grpc_listener = bind("gRPC", config.grpc.listen).await.map_err(anyhow::Error::msg)?;
-            let scim_listener = bind("the SCIM gateway", config.scim.listen).await.map_err(anyhow::Error::msg)?;
-            let grpc_addr = grpc_listener.local_addr().context("gRPC listener address")?;
-            // In one process the gateway always talks to this process's own
-            // provisioner, wherever gRPC was told to listen.
-            config.scim.provisioner_url = format!("http://{}", dial_address(grpc_addr));
-            // With port 0 the gateway's own URLs must name the port it got.
-            config.scim.listen = scim_listener.local_addr().context("SCIM listener address")?;
-
-            let mut server = GrpcServer::new(timeout);
-            dirsync_provisioner::Provisioner::open(&config)
+            let grpc_listener = bind("gRPC", config.grpc.listen)
                 .await
-                .context("starting the provisioner")?
-                .register(&mut server);
-            dirsync_directory_reader::DirectoryReader::open(&config)
+                .map_err(anyhow::Error::msg)?;
+            let scim_listener = bind("the SCIM gateway", config.scim.listen)
                 .await
-                .context("starting the directory-reader")?
-                .register(&mut server);
-            dirsync_mapping::MappingServiceHandle::open(&config)
-                .await
-                .context("starting the mapping service")?
-                .register(&mut server);
-
-            announce(&[
-                "dirsync is serving".to_owned(),
-                format!(
-                    "  gRPC:      {grpc_addr} (health and reflection on; try: grpcurl -plaintext {} list)",
-                    dial_address(grpc_addr)
-                ),
-                format!("  SCIM:      {}", config.scim.base_url()),
-                format!("  database:  {}", dirsync_store::redact(&config.database.url)),
-                "Create a tenant with: dirsync tenant create <name>".to_owned(),
-            ]);
-
-            let grpc = server.serve(grpc_listener, stopped(shutdown.clone()));
-            let scim = dirsync_scim_gateway::serve(&config.scim, scim_listener, stopped(shutdown));
-            let (grpc, scim) = tokio::join!(grpc, scim);
-            grpc?;
-            scim?;
+                .map_err(anyhow::Error::msg)?;
+            run_all(config, grpc_listener, scim_listener, shutdown, true).await?;
         }
     }
     Ok(())
@@ -115,4 +93,63 @@ fn announce(lines: &[String]) {
         let _ = writeln!(stdout, "{line}");
     }
     let _ = stdout.flush();
+}
+
+/// Every service in this process on two already-bound listeners, until
+/// `shutdown` turns true. Used by `serve`, and by `bench` on ephemeral ports.
+pub(crate) async fn run_all(
+    mut config: DirsyncConfig,
+    grpc_listener: tokio::net::TcpListener,
+    scim_listener: tokio::net::TcpListener,
+    shutdown: watch::Receiver<bool>,
+    print_banner: bool,
+) -> anyhow::Result<()> {
+    let timeout = Duration::from_millis(config.grpc.request_timeout_ms);
+    let grpc_addr = grpc_listener
+        .local_addr()
+        .context("gRPC listener address")?;
+    // In one process the gateway always talks to this process's own
+    // provisioner, wherever gRPC was told to listen.
+    config.scim.provisioner_url = format!("http://{}", dial_address(grpc_addr));
+    // With port 0 the gateway's own URLs must name the port it got.
+    config.scim.listen = scim_listener
+        .local_addr()
+        .context("SCIM listener address")?;
+
+    let mut server = GrpcServer::new(timeout);
+    dirsync_provisioner::Provisioner::open(&config)
+        .await
+        .context("starting the provisioner")?
+        .register(&mut server);
+    dirsync_directory_reader::DirectoryReader::open(&config)
+        .await
+        .context("starting the directory-reader")?
+        .register(&mut server);
+    dirsync_mapping::MappingServiceHandle::open(&config)
+        .await
+        .context("starting the mapping service")?
+        .register(&mut server);
+
+    if print_banner {
+        announce(&[
+            "dirsync is serving".to_owned(),
+            format!(
+                "  gRPC:      {grpc_addr} (health and reflection on; try: grpcurl -plaintext {} list)",
+                dial_address(grpc_addr)
+            ),
+            format!("  SCIM:      {}", config.scim.base_url()),
+            format!(
+                "  database:  {}",
+                dirsync_store::redact(&config.database.url)
+            ),
+            "Create a tenant with: dirsync tenant create <name>".to_owned(),
+        ]);
+    }
+
+    let grpc = server.serve(grpc_listener, stopped(shutdown.clone()));
+    let scim = dirsync_scim_gateway::serve(&config.scim, scim_listener, stopped(shutdown));
+    let (grpc, scim) = tokio::join!(grpc, scim);
+    grpc?;
+    scim?;
+    Ok(())
 }

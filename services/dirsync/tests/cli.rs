@@ -28,7 +28,10 @@ fn an_unknown_config_key_stops_start_up_with_exit_code_2() {
 
 #[test]
 fn a_malformed_value_stops_start_up_with_exit_code_2() {
-    let output = dirsync(&["serve"], &[("DIRSYNC__DATABASE__MAX_CONNECTIONS", "lots")]);
+    let output = dirsync(
+        &["serve"],
+        &[("DIRSYNC__DATABASE__MAX_CONNECTIONS", "lots")],
+    );
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("database.max_connections"), "{stderr}");
@@ -52,7 +55,10 @@ fn an_unreachable_database_is_a_clear_error_not_a_panic() {
     let output = dirsync(
         &["serve"],
         &[
-            ("DIRSYNC__DATABASE__URL", "postgres://dirsync:hunter2@127.0.0.1:1/none"),
+            (
+                "DIRSYNC__DATABASE__URL",
+                "postgres://dirsync:hunter2@127.0.0.1:1/none",
+            ),
             ("DIRSYNC__DATABASE__CONNECT_TIMEOUT_MS", "1000"),
             ("DIRSYNC__GRPC__LISTEN", "127.0.0.1:0"),
             ("DIRSYNC__SCIM__LISTEN", "127.0.0.1:0"),
@@ -60,8 +66,14 @@ fn an_unreachable_database_is_a_clear_error_not_a_panic() {
     );
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("cannot connect to the database"), "{stderr}");
-    assert!(!stderr.contains("hunter2"), "no password in errors: {stderr}");
+    assert!(
+        stderr.contains("cannot connect to the database"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("hunter2"),
+        "no password in errors: {stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
@@ -74,12 +86,16 @@ struct Server {
 
 impl Server {
     fn start() -> Self {
-        let data = std::env::temp_dir().join(format!("dirsync-serve-{}-{}", std::process::id(), line!()));
+        let data =
+            std::env::temp_dir().join(format!("dirsync-serve-{}-{}", std::process::id(), line!()));
         let _ = std::fs::remove_dir_all(&data);
         let mut child = Command::new(DIRSYNC)
             .arg("serve")
             .env_remove("DIRSYNC_CONFIG")
-            .env("DIRSYNC__DATABASE__URL", format!("sqlite://{}/dirsync.db", data.display()))
+            .env(
+                "DIRSYNC__DATABASE__URL",
+                format!("sqlite://{}/dirsync.db", data.display()),
+            )
             .env("DIRSYNC__GRPC__LISTEN", "127.0.0.1:0")
             .env("DIRSYNC__SCIM__LISTEN", "127.0.0.1:0")
             .stdout(Stdio::piped())
@@ -101,7 +117,12 @@ impl Server {
         }
         // Keep draining stdout so the server never writes into a closed pipe.
         std::thread::spawn(move || for _ in lines {});
-        Self { child, grpc, scim_base, data }
+        Self {
+            child,
+            grpc,
+            scim_base,
+            data,
+        }
     }
 
     fn admin(&self, args: &[&str]) -> Output {
@@ -120,26 +141,44 @@ impl Drop for Server {
 }
 
 fn stdout(output: &Output) -> String {
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 fn field(text: &str, label: &str) -> String {
     text.lines()
-        .find_map(|line| line.trim().strip_prefix(label).map(|rest| rest.trim().to_owned()))
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix(label)
+                .map(|rest| rest.trim().to_owned())
+        })
         .unwrap_or_else(|| panic!("no {label} in {text}"))
 }
 
 #[test]
 fn serve_then_create_list_and_rotate_tenants() {
     let mut server = Server::start();
-    assert!(server.data.join("dirsync.db").exists(), "the SQLite file is created on first run");
-    assert!(server.scim_base.ends_with("/scim/v2"), "{}", server.scim_base);
+    assert!(
+        server.data.join("dirsync.db").exists(),
+        "the SQLite file is created on first run"
+    );
+    assert!(
+        server.scim_base.ends_with("/scim/v2"),
+        "{}",
+        server.scim_base
+    );
 
     let created = stdout(&server.admin(&["tenant", "create", "acme"]));
     let token = field(&created, "SCIM token:");
     assert!(token.starts_with("dsy_"), "{created}");
-    assert!(field(&created, "SCIM base URL:").ends_with("/scim/v2"), "{created}");
+    assert!(
+        field(&created, "SCIM base URL:").ends_with("/scim/v2"),
+        "{created}"
+    );
     let tenant_id = field(&created, "id:");
 
     let duplicate = server.admin(&["tenant", "create", "acme"]);
@@ -147,7 +186,10 @@ fn serve_then_create_list_and_rotate_tenants() {
     assert!(String::from_utf8_lossy(&duplicate.stderr).contains("already exists"));
 
     let listed = stdout(&server.admin(&["tenant", "list"]));
-    assert!(listed.contains(&tenant_id) && listed.contains("acme"), "{listed}");
+    assert!(
+        listed.contains(&tenant_id) && listed.contains("acme"),
+        "{listed}"
+    );
 
     let rotated = stdout(&server.admin(&["token", "rotate", "acme"]));
     assert!(rotated.contains("1 earlier token(s) revoked"), "{rotated}");

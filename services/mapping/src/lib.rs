@@ -45,7 +45,9 @@ impl MappingServiceHandle {
     }
 
     pub fn register(&self, server: &mut GrpcServer) {
-        server.add_service(pb::mapping_service_server::MappingServiceServer::new(MappingApi));
+        server.add_service(pb::mapping_service_server::MappingServiceServer::new(
+            MappingApi,
+        ));
     }
 }
 
@@ -72,11 +74,17 @@ fn unimplemented(rpc: &str) -> Status {
 
 #[tonic::async_trait]
 impl pb::mapping_service_server::MappingService for MappingApi {
-    async fn create_mapping(&self, _: Request<pb::CreateMappingRequest>) -> Result<Response<pb::Mapping>, Status> {
+    async fn create_mapping(
+        &self,
+        _: Request<pb::CreateMappingRequest>,
+    ) -> Result<Response<pb::Mapping>, Status> {
         Err(unimplemented("CreateMapping"))
     }
 
-    async fn get_mapping(&self, _: Request<pb::GetMappingRequest>) -> Result<Response<pb::Mapping>, Status> {
+    async fn get_mapping(
+        &self,
+        _: Request<pb::GetMappingRequest>,
+    ) -> Result<Response<pb::Mapping>, Status> {
         Err(unimplemented("GetMapping"))
     }
 

@@ -4,7 +4,11 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    dirsync_runtime::process::run_service("mapping", |config| config.grpc.listen, |config, listener| async move {
-        dirsync_mapping::run(&config, listener, dirsync_runtime::shutdown_signal()).await
-    })
+    dirsync_runtime::process::run_service(
+        "mapping",
+        |config| config.grpc.listen,
+        |config, listener| async move {
+            dirsync_mapping::run(&config, listener, dirsync_runtime::shutdown_signal()).await
+        },
+    )
 }

@@ -54,14 +54,38 @@ mod m0001_group_mappings {
                         .table(GroupMappings::Table)
                         .col(ColumnDef::new(GroupMappings::TenantId).string().not_null())
                         .col(ColumnDef::new(GroupMappings::MappingId).string().not_null())
-                        .col(ColumnDef::new(GroupMappings::EntraGroupId).string().not_null())
-                        .col(ColumnDef::new(GroupMappings::EntraGroupName).string().not_null())
-                        .col(ColumnDef::new(GroupMappings::Maas360GroupId).string().null())
-                        .col(ColumnDef::new(GroupMappings::Maas360GroupName).string().null())
+                        .col(
+                            ColumnDef::new(GroupMappings::EntraGroupId)
+                                .string()
+                                .not_null(),
+                        )
+                        .col(
+                            ColumnDef::new(GroupMappings::EntraGroupName)
+                                .string()
+                                .not_null(),
+                        )
+                        .col(
+                            ColumnDef::new(GroupMappings::Maas360GroupId)
+                                .string()
+                                .null(),
+                        )
+                        .col(
+                            ColumnDef::new(GroupMappings::Maas360GroupName)
+                                .string()
+                                .null(),
+                        )
                         .col(ColumnDef::new(GroupMappings::Mode).string().not_null())
                         .col(ColumnDef::new(GroupMappings::State).string().not_null())
-                        .col(ColumnDef::new(GroupMappings::CreatedAt).big_integer().not_null())
-                        .col(ColumnDef::new(GroupMappings::UpdatedAt).big_integer().not_null())
+                        .col(
+                            ColumnDef::new(GroupMappings::CreatedAt)
+                                .big_integer()
+                                .not_null(),
+                        )
+                        .col(
+                            ColumnDef::new(GroupMappings::UpdatedAt)
+                                .big_integer()
+                                .not_null(),
+                        )
                         .primary_key(
                             Index::create()
                                 .col(GroupMappings::TenantId)

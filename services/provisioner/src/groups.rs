@@ -50,7 +50,10 @@ struct Change {
 
 fn validate_display_name(name: &str) -> Result<String> {
     if name.trim().is_empty() {
-        return Err(ProvisionerError::invalid("invalidValue", "displayName must not be empty"));
+        return Err(ProvisionerError::invalid(
+            "invalidValue",
+            "displayName must not be empty",
+        ));
     }
     if name.len() > MAX_DISPLAY_NAME {
         return Err(ProvisionerError::invalid(
@@ -106,7 +109,11 @@ fn mentions_members(raw_filter: &str) -> bool {
 }
 
 /// Fails naming every id that is not a user of the tenant.
-async fn check_users_exist(txn: &impl ConnectionTrait, tenant_id: &str, ids: &[String]) -> Result<()> {
+async fn check_users_exist(
+    txn: &impl ConnectionTrait,
+    tenant_id: &str,
+    ids: &[String],
+) -> Result<()> {
     let mut found = BTreeSet::new();
     for chunk in ids.chunks(ID_CHUNK) {
         let rows: Vec<String> = user::Entity::find()
@@ -183,10 +190,17 @@ async fn members_page(
         .collect())
 }
 
-async fn all_members(db: &impl ConnectionTrait, tenant_id: &str, group_id: &str) -> Result<Vec<pb::GroupMember>> {
+async fn all_members(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    group_id: &str,
+) -> Result<Vec<pb::GroupMember>> {
     let mut members = Vec::new();
     loop {
-        let after = members.last().map(|m: &pb::GroupMember| m.user_id.clone()).unwrap_or_default();
+        let after = members
+            .last()
+            .map(|m: &pb::GroupMember| m.user_id.clone())
+            .unwrap_or_default();
         let page = members_page(db, tenant_id, group_id, &after, MAX_MEMBER_PAGE).await?;
         let done = (page.len() as u64) < MAX_MEMBER_PAGE;
         members.extend(page);
@@ -228,7 +242,12 @@ fn filter_view(model: &group::Model, members: Option<&[pb::GroupMember]>) -> Val
 }
 
 impl GroupApi {
-    async fn load(&self, db: &impl ConnectionTrait, tenant_id: &str, id: &str) -> Result<group::Model> {
+    async fn load(
+        &self,
+        db: &impl ConnectionTrait,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<group::Model> {
         group::Entity::find_by_id((tenant_id.to_owned(), id.to_owned()))
             .one(db)
             .await?
@@ -261,8 +280,15 @@ impl GroupApi {
             updated_at: now,
         };
         let write = self.store.write().await?;
-        if tenant::Entity::find_by_id(row.tenant_id.clone()).one(&write.txn).await?.is_none() {
-            return Err(ProvisionerError::NotFound(format!("tenant {:?} not found", row.tenant_id)));
+        if tenant::Entity::find_by_id(row.tenant_id.clone())
+            .one(&write.txn)
+            .await?
+            .is_none()
+        {
+            return Err(ProvisionerError::NotFound(format!(
+                "tenant {:?} not found",
+                row.tenant_id
+            )));
         }
         check_users_exist(&write.txn, &row.tenant_id, &members).await?;
         group::Entity::insert(group::ActiveModel::from(row.clone()))
@@ -277,6 +303,7 @@ impl GroupApi {
             })?;
         insert_members(&write, &row.tenant_id, &row.id, &members).await?;
         mark_pending(&write.txn, &row.tenant_id, Kind::Group, &row.id, false).await?;
+        mark_users_pending(&write.txn, &row.tenant_id, &members).await?;
         write.commit().await?;
         let count = members.len() as u64;
         Ok(to_pb(row, count, Vec::new()))
@@ -287,10 +314,11 @@ impl GroupApi {
             .limits
             .page(request.start_index, request.count, request.default_count);
         let filter = listing::parse_filter(&request.filter)?;
-        let sql = filter
-            .as_ref()
-            .map_or(SqlFilter::everything(), |filter| listing::translate(filter, &GroupColumns));
-        let mut query = group::Entity::find().filter(group::Column::TenantId.eq(request.tenant_id.clone()));
+        let sql = filter.as_ref().map_or(SqlFilter::everything(), |filter| {
+            listing::translate(filter, &GroupColumns)
+        });
+        let mut query =
+            group::Entity::find().filter(group::Column::TenantId.eq(request.tenant_id.clone()));
         if let Some(condition) = sql.condition.clone() {
             query = query.filter(condition);
         }
@@ -365,14 +393,20 @@ impl GroupApi {
         check_users_exist(&write.txn, tenant_id, &add).await?;
 
         let mut update = group::Entity::update_many()
-            .col_expr(group::Column::Version, Expr::col(group::Column::Version).add(1))
+            .col_expr(
+                group::Column::Version,
+                Expr::col(group::Column::Version).add(1),
+            )
             .col_expr(group::Column::UpdatedAt, Expr::value(now_ms()))
             .filter(group::Column::TenantId.eq(tenant_id))
             .filter(group::Column::Id.eq(id));
         if let Some(name) = &display_name {
             update = update
                 .col_expr(group::Column::DisplayName, Expr::value(name.clone()))
-                .col_expr(group::Column::DisplayNameKey, Expr::value(name.to_lowercase()));
+                .col_expr(
+                    group::Column::DisplayNameKey,
+                    Expr::value(name.to_lowercase()),
+                );
         }
         if let Some(external_id) = &change.external_id {
             let value = Some(external_id.clone()).filter(|id| !id.is_empty());
@@ -389,7 +423,11 @@ impl GroupApi {
                 other => other,
             })?;
 
+        // MaaS360 keeps group membership on the user (per-user group
+        // add/remove), so each member whose groups change is queued.
+        let mut affected: Vec<String> = add.iter().chain(remove.iter()).cloned().collect();
         if change.remove_all_members {
+            affected.extend(current_member_ids(&write.txn, tenant_id, id).await?);
             group_member::Entity::delete_many()
                 .filter(group_member::Column::TenantId.eq(tenant_id))
                 .filter(group_member::Column::GroupId.eq(id))
@@ -405,7 +443,10 @@ impl GroupApi {
                 .await?;
         }
         insert_members(&write, tenant_id, id, &add).await?;
-        mark_pending(&write.txn, tenant_id, Kind::Group, id, false).await?;
+        if display_name.is_some() || change.external_id.is_some() {
+            mark_pending(&write.txn, tenant_id, Kind::Group, id, false).await?;
+        }
+        mark_users_pending(&write.txn, tenant_id, &dedup(affected)).await?;
         let updated = self.load(&write.txn, tenant_id, id).await?;
         let count = member_count(&write.txn, tenant_id, id).await?;
         write.commit().await?;
@@ -422,6 +463,8 @@ impl GroupApi {
         if deleted.rows_affected == 0 {
             return Err(ProvisionerError::NotFound(format!("group {id} not found")));
         }
+        let members = current_member_ids(&write.txn, tenant_id, id).await?;
+        mark_users_pending(&write.txn, tenant_id, &members).await?;
         group_member::Entity::delete_many()
             .filter(group_member::Column::TenantId.eq(tenant_id))
             .filter(group_member::Column::GroupId.eq(id))
@@ -432,8 +475,39 @@ impl GroupApi {
     }
 }
 
+async fn current_member_ids(
+    txn: &impl ConnectionTrait,
+    tenant_id: &str,
+    group_id: &str,
+) -> Result<Vec<String>> {
+    Ok(group_member::Entity::find()
+        .select_only()
+        .column(group_member::Column::UserId)
+        .filter(group_member::Column::TenantId.eq(tenant_id))
+        .filter(group_member::Column::GroupId.eq(group_id))
+        .into_tuple()
+        .all(txn)
+        .await?)
+}
+
+async fn mark_users_pending(
+    txn: &impl ConnectionTrait,
+    tenant_id: &str,
+    user_ids: &[String],
+) -> Result<()> {
+    for user_id in user_ids {
+        mark_pending(txn, tenant_id, Kind::User, user_id, false).await?;
+    }
+    Ok(())
+}
+
 /// Adds members; a member already present is left as it is.
-async fn insert_members(write: &WriteTxn<'_>, tenant_id: &str, group_id: &str, user_ids: &[String]) -> Result<()> {
+async fn insert_members(
+    write: &WriteTxn<'_>,
+    tenant_id: &str,
+    group_id: &str,
+    user_ids: &[String],
+) -> Result<()> {
     for chunk in user_ids.chunks(ID_CHUNK) {
         let rows = chunk.iter().map(|user_id| group_member::ActiveModel {
             tenant_id: Set(tenant_id.to_owned()),
@@ -458,14 +532,24 @@ async fn insert_members(write: &WriteTxn<'_>, tenant_id: &str, group_id: &str, u
 
 #[tonic::async_trait]
 impl pb::group_service_server::GroupService for GroupApi {
-    async fn create_group(&self, request: Request<pb::CreateGroupRequest>) -> Result<Response<pb::Group>, Status> {
+    async fn create_group(
+        &self,
+        request: Request<pb::CreateGroupRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
         Ok(Response::new(self.create(request.into_inner()).await?))
     }
 
-    async fn get_group(&self, request: Request<pb::GetGroupRequest>) -> Result<Response<pb::Group>, Status> {
+    async fn get_group(
+        &self,
+        request: Request<pb::GetGroupRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
         let request = request.into_inner();
-        let model = self.load(self.store.db(), &request.tenant_id, &request.id).await?;
-        Ok(Response::new(self.render(model, request.include_members).await?))
+        let model = self
+            .load(self.store.db(), &request.tenant_id, &request.id)
+            .await?;
+        Ok(Response::new(
+            self.render(model, request.include_members).await?,
+        ))
     }
 
     async fn list_groups(
@@ -475,7 +559,10 @@ impl pb::group_service_server::GroupService for GroupApi {
         Ok(Response::new(self.list(request.into_inner()).await?))
     }
 
-    async fn update_group(&self, request: Request<pb::UpdateGroupRequest>) -> Result<Response<pb::Group>, Status> {
+    async fn update_group(
+        &self,
+        request: Request<pb::UpdateGroupRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
         let request = request.into_inner();
         let change = Change {
             display_name: request.display_name,
@@ -485,7 +572,9 @@ impl pb::group_service_server::GroupService for GroupApi {
             add: request.add_member_user_ids,
             expected_version: request.expected_version,
         };
-        Ok(Response::new(self.update(&request.tenant_id, &request.id, change).await?))
+        Ok(Response::new(
+            self.update(&request.tenant_id, &request.id, change).await?,
+        ))
     }
 
     async fn delete_group(
@@ -506,7 +595,10 @@ impl pb::group_service_server::GroupService for GroupApi {
             add: request.user_ids,
             ..Change::default()
         };
-        Ok(Response::new(self.update(&request.tenant_id, &request.group_id, change).await?))
+        Ok(Response::new(
+            self.update(&request.tenant_id, &request.group_id, change)
+                .await?,
+        ))
     }
 
     async fn remove_group_members(
@@ -518,7 +610,10 @@ impl pb::group_service_server::GroupService for GroupApi {
             remove: request.user_ids,
             ..Change::default()
         };
-        Ok(Response::new(self.update(&request.tenant_id, &request.group_id, change).await?))
+        Ok(Response::new(
+            self.update(&request.tenant_id, &request.group_id, change)
+                .await?,
+        ))
     }
 
     async fn list_group_members(
@@ -534,7 +629,14 @@ impl pb::group_service_server::GroupService for GroupApi {
         let db = self.store.db();
         self.load(db, &request.tenant_id, &request.group_id).await?;
         let total = member_count(db, &request.tenant_id, &request.group_id).await?;
-        let members = members_page(db, &request.tenant_id, &request.group_id, &page.page_token, size).await?;
+        let members = members_page(
+            db,
+            &request.tenant_id,
+            &request.group_id,
+            &page.page_token,
+            size,
+        )
+        .await?;
         let next_page_token = match members.last() {
             Some(last) if members.len() as u64 == size => last.user_id.clone(),
             _ => String::new(),

@@ -7,12 +7,14 @@ mod error;
 mod groups;
 mod listing;
 mod migration;
+mod reconcile;
 mod store;
 mod tenants;
-mod unimplemented;
 mod users;
+mod work;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use dirsync_proto::provisioner::v1 as pb;
@@ -22,6 +24,7 @@ use tokio::net::TcpListener;
 
 pub use error::{ProvisionerError, SCIM_TYPE_METADATA};
 pub use migration::Migrator;
+pub use reconcile::Reconciler;
 pub use store::Store;
 
 /// Name of this service in logs and migration errors.
@@ -40,6 +43,8 @@ pub enum StartError {
 pub struct Provisioner {
     store: Store,
     limits: listing::Limits,
+    settings: dirsync_runtime::config::ProvisionerConfig,
+    reconciler: Arc<Reconciler>,
 }
 
 impl Provisioner {
@@ -47,12 +52,15 @@ impl Provisioner {
     pub async fn open(config: &DirsyncConfig) -> Result<Self, StartError> {
         let db = dirsync_store::connect(&store_options(config)).await?;
         dirsync_store::migrate::<Migrator>(&db, SERVICE).await?;
+        let store = Store::new(db);
         Ok(Self {
-            store: Store::new(db),
+            reconciler: Arc::new(Reconciler::new(store.clone(), config.provisioner.clone())),
+            store,
             limits: listing::Limits {
                 default_page_size: config.scim.default_page_size,
                 max_page_size: config.scim.max_page_size,
             },
+            settings: config.provisioner.clone(),
         })
     }
 
@@ -64,7 +72,7 @@ impl Provisioner {
     pub fn register(&self, server: &mut GrpcServer) {
         server
             .add_service(pb::tenant_service_server::TenantServiceServer::new(
-                tenants::TenantApi::new(self.store.clone()),
+                tenants::TenantApi::new(self.store.clone(), self.settings.clone()),
             ))
             .add_service(pb::user_service_server::UserServiceServer::new(
                 users::UserApi::new(self.store.clone(), self.limits),
@@ -73,13 +81,23 @@ impl Provisioner {
                 groups::GroupApi::new(self.store.clone(), self.limits),
             ))
             .add_service(pb::work_service_server::WorkServiceServer::new(
-                unimplemented::WorkApi,
+                work::WorkApi::new(self.store.clone()),
             ))
             .add_service(
                 pb::maas360_read_service_server::Maas360ReadServiceServer::new(
-                    unimplemented::Maas360ReadApi,
+                    work::Maas360ReadApi::new(self.store.clone(), self.reconciler.clone()),
                 ),
             );
+    }
+
+    /// Starts the reconcile workers (when configured) until `shutdown`.
+    pub fn start_workers(
+        &self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        self.settings
+            .reconcile
+            .then(|| tokio::spawn(self.reconciler.clone().run(shutdown)))
     }
 }
 
@@ -102,6 +120,15 @@ pub async fn run(
     let provisioner = Provisioner::open(config).await?;
     let mut server = GrpcServer::new(Duration::from_millis(config.grpc.request_timeout_ms));
     provisioner.register(&mut server);
-    server.serve(listener, shutdown).await?;
+    let (stop_workers, workers_stopped) = tokio::sync::oneshot::channel::<()>();
+    let workers = provisioner.start_workers(async {
+        let _ = workers_stopped.await;
+    });
+    let served = server.serve(listener, shutdown).await;
+    let _ = stop_workers.send(());
+    if let Some(workers) = workers {
+        let _ = workers.await;
+    }
+    served?;
     Ok(())
 }

@@ -122,8 +122,12 @@ pub(crate) fn translate(filter: &Filter, columns: &dyn ColumnMap) -> SqlFilter {
             op: CompareOp::Eq,
             value,
         } => match value {
-            CompValue::Str(text) => columns.equality(path, text).unwrap_or_else(SqlFilter::all_rows),
-            CompValue::Bool(flag) => columns.boolean(path, *flag).unwrap_or_else(SqlFilter::all_rows),
+            CompValue::Str(text) => columns
+                .equality(path, text)
+                .unwrap_or_else(SqlFilter::all_rows),
+            CompValue::Bool(flag) => columns
+                .boolean(path, *flag)
+                .unwrap_or_else(SqlFilter::all_rows),
             _ => SqlFilter::all_rows(),
         },
         _ => SqlFilter::all_rows(),
@@ -176,7 +180,11 @@ mod tests {
             }
         );
         assert_eq!(limits.page(11, 5, false).offset, 10);
-        assert_eq!(limits.page(1, 0, false).limit, 0, "count=0 asks only for totals");
+        assert_eq!(
+            limits.page(1, 0, false).limit,
+            0,
+            "count=0 asks only for totals"
+        );
         assert_eq!(limits.page(1, 10_000, false).limit, 500, "capped");
     }
 }

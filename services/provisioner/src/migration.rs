@@ -9,7 +9,11 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_tenants::Migration), Box::new(m0002_identity::Migration)]
+        vec![
+            Box::new(m0001_tenants::Migration),
+            Box::new(m0002_identity::Migration),
+            Box::new(m0003_reconcile::Migration),
+        ]
     }
 
     fn migration_table_name() -> DynIden {
@@ -65,10 +69,24 @@ mod m0001_tenants {
                 .create_table(
                     Table::create()
                         .table(Tenants::Table)
-                        .col(ColumnDef::new(Tenants::TenantId).string().not_null().primary_key())
-                        .col(ColumnDef::new(Tenants::Name).string().not_null().unique_key())
+                        .col(
+                            ColumnDef::new(Tenants::TenantId)
+                                .string()
+                                .not_null()
+                                .primary_key(),
+                        )
+                        .col(
+                            ColumnDef::new(Tenants::Name)
+                                .string()
+                                .not_null()
+                                .unique_key(),
+                        )
                         .col(ColumnDef::new(Tenants::CreatedAt).big_integer().not_null())
-                        .col(ColumnDef::new(Tenants::DeactivateOnDisable).boolean().not_null())
+                        .col(
+                            ColumnDef::new(Tenants::DeactivateOnDisable)
+                                .boolean()
+                                .not_null(),
+                        )
                         .col(ColumnDef::new(Tenants::DeleteOnDelete).boolean().not_null())
                         .col(ColumnDef::new(Tenants::UsernameMapping).string().not_null())
                         .col(ColumnDef::new(Tenants::Maas360BaseUrl).string().null())
@@ -78,7 +96,11 @@ mod m0001_tenants {
                         .col(ColumnDef::new(Tenants::Maas360AppVersion).string().null())
                         .col(ColumnDef::new(Tenants::Maas360PlatformId).string().null())
                         .col(ColumnDef::new(Tenants::Maas360PasswordRef).string().null())
-                        .col(ColumnDef::new(Tenants::Maas360AppAccessKeyRef).string().null())
+                        .col(
+                            ColumnDef::new(Tenants::Maas360AppAccessKeyRef)
+                                .string()
+                                .null(),
+                        )
                         .to_owned(),
                 )
                 .await?;
@@ -86,9 +108,18 @@ mod m0001_tenants {
                 .create_table(
                     Table::create()
                         .table(ScimTokens::Table)
-                        .col(ColumnDef::new(ScimTokens::TokenHash).string().not_null().primary_key())
+                        .col(
+                            ColumnDef::new(ScimTokens::TokenHash)
+                                .string()
+                                .not_null()
+                                .primary_key(),
+                        )
                         .col(ColumnDef::new(ScimTokens::TenantId).string().not_null())
-                        .col(ColumnDef::new(ScimTokens::CreatedAt).big_integer().not_null())
+                        .col(
+                            ColumnDef::new(ScimTokens::CreatedAt)
+                                .big_integer()
+                                .not_null(),
+                        )
                         .col(ColumnDef::new(ScimTokens::RevokedAt).big_integer().null())
                         .foreign_key(
                             ForeignKey::create()
@@ -218,21 +249,40 @@ mod m0002_identity {
                 .await?;
             // Entra's matching queries are equality lookups on these columns;
             // each has an index led by the tenant so a lookup stays O(log n).
-            let mut unique_user_name =
-                index("users_user_name_key", Users::Table, &["tenant_id", "user_name_key"]);
+            let mut unique_user_name = index(
+                "users_user_name_key",
+                Users::Table,
+                &["tenant_id", "user_name_key"],
+            );
             unique_user_name.unique();
             manager.create_index(unique_user_name).await?;
             manager
-                .create_index(index("users_external_id", Users::Table, &["tenant_id", "external_id"]))
+                .create_index(index(
+                    "users_external_id",
+                    Users::Table,
+                    &["tenant_id", "external_id"],
+                ))
                 .await?;
             manager
-                .create_index(index("users_display_name_key", Users::Table, &["tenant_id", "display_name_key"]))
+                .create_index(index(
+                    "users_display_name_key",
+                    Users::Table,
+                    &["tenant_id", "display_name_key"],
+                ))
                 .await?;
             manager
-                .create_index(index("users_email_key", Users::Table, &["tenant_id", "email_key"]))
+                .create_index(index(
+                    "users_email_key",
+                    Users::Table,
+                    &["tenant_id", "email_key"],
+                ))
                 .await?;
             manager
-                .create_index(index("users_created", Users::Table, &["tenant_id", "created_at", "id"]))
+                .create_index(index(
+                    "users_created",
+                    Users::Table,
+                    &["tenant_id", "created_at", "id"],
+                ))
                 .await?;
 
             manager
@@ -251,15 +301,26 @@ mod m0002_identity {
                         .to_owned(),
                 )
                 .await?;
-            let mut unique_group_name =
-                index("groups_display_name_key", Groups::Table, &["tenant_id", "display_name_key"]);
+            let mut unique_group_name = index(
+                "groups_display_name_key",
+                Groups::Table,
+                &["tenant_id", "display_name_key"],
+            );
             unique_group_name.unique();
             manager.create_index(unique_group_name).await?;
             manager
-                .create_index(index("groups_external_id", Groups::Table, &["tenant_id", "external_id"]))
+                .create_index(index(
+                    "groups_external_id",
+                    Groups::Table,
+                    &["tenant_id", "external_id"],
+                ))
                 .await?;
             manager
-                .create_index(index("groups_created", Groups::Table, &["tenant_id", "created_at", "id"]))
+                .create_index(index(
+                    "groups_created",
+                    Groups::Table,
+                    &["tenant_id", "created_at", "id"],
+                ))
                 .await?;
 
             manager
@@ -279,7 +340,11 @@ mod m0002_identity {
                 )
                 .await?;
             manager
-                .create_index(index("group_members_user", GroupMembers::Table, &["tenant_id", "user_id"]))
+                .create_index(index(
+                    "group_members_user",
+                    GroupMembers::Table,
+                    &["tenant_id", "user_id"],
+                ))
                 .await?;
 
             manager
@@ -289,11 +354,23 @@ mod m0002_identity {
                         .col(ColumnDef::new(SyncState::TenantId).string().not_null())
                         .col(ColumnDef::new(SyncState::Kind).string().not_null())
                         .col(ColumnDef::new(SyncState::ResourceId).string().not_null())
-                        .col(ColumnDef::new(SyncState::DesiredSeq).big_integer().not_null())
-                        .col(ColumnDef::new(SyncState::AppliedSeq).big_integer().not_null())
+                        .col(
+                            ColumnDef::new(SyncState::DesiredSeq)
+                                .big_integer()
+                                .not_null(),
+                        )
+                        .col(
+                            ColumnDef::new(SyncState::AppliedSeq)
+                                .big_integer()
+                                .not_null(),
+                        )
                         .col(ColumnDef::new(SyncState::Pending).boolean().not_null())
                         .col(ColumnDef::new(SyncState::Deleted).boolean().not_null())
-                        .col(ColumnDef::new(SyncState::UpdatedAt).big_integer().not_null())
+                        .col(
+                            ColumnDef::new(SyncState::UpdatedAt)
+                                .big_integer()
+                                .not_null(),
+                        )
                         .primary_key(
                             Index::create()
                                 .col(SyncState::TenantId)
@@ -304,7 +381,152 @@ mod m0002_identity {
                 )
                 .await?;
             manager
-                .create_index(index("sync_state_pending", SyncState::Table, &["pending", "tenant_id"]))
+                .create_index(index(
+                    "sync_state_pending",
+                    SyncState::Table,
+                    &["pending", "tenant_id"],
+                ))
+                .await
+        }
+    }
+}
+
+mod m0003_reconcile {
+    use sea_orm_migration::prelude::*;
+
+    pub(super) struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m0003_reconcile"
+        }
+    }
+
+    #[derive(DeriveIden)]
+    enum SyncState {
+        Table,
+        LeaseOwner,
+        LeaseUntil,
+        Attempts,
+        NextAttemptAt,
+        LastError,
+        Parked,
+        ParkedAt,
+        Maas360Id,
+        AppliedJson,
+    }
+
+    #[derive(DeriveIden)]
+    enum Maas360Audit {
+        Table,
+        Id,
+        TenantId,
+        Kind,
+        ResourceId,
+        Action,
+        Target,
+        Outcome,
+        Detail,
+        At,
+    }
+
+    #[sea_orm_migration::async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            // SQLite adds one column per ALTER TABLE.
+            let columns = [
+                ColumnDef::new(SyncState::LeaseOwner)
+                    .string()
+                    .null()
+                    .to_owned(),
+                ColumnDef::new(SyncState::LeaseUntil)
+                    .big_integer()
+                    .null()
+                    .to_owned(),
+                ColumnDef::new(SyncState::Attempts)
+                    .integer()
+                    .not_null()
+                    .default(0)
+                    .to_owned(),
+                ColumnDef::new(SyncState::NextAttemptAt)
+                    .big_integer()
+                    .not_null()
+                    .default(0)
+                    .to_owned(),
+                ColumnDef::new(SyncState::LastError)
+                    .text()
+                    .null()
+                    .to_owned(),
+                ColumnDef::new(SyncState::Parked)
+                    .boolean()
+                    .not_null()
+                    .default(false)
+                    .to_owned(),
+                ColumnDef::new(SyncState::ParkedAt)
+                    .big_integer()
+                    .null()
+                    .to_owned(),
+                ColumnDef::new(SyncState::Maas360Id)
+                    .string()
+                    .null()
+                    .to_owned(),
+                ColumnDef::new(SyncState::AppliedJson)
+                    .text()
+                    .null()
+                    .to_owned(),
+            ];
+            for mut column in columns {
+                manager
+                    .alter_table(
+                        Table::alter()
+                            .table(SyncState::Table)
+                            .add_column(&mut column)
+                            .to_owned(),
+                    )
+                    .await?;
+            }
+            manager
+                .create_index(
+                    Index::create()
+                        .name("sync_state_due")
+                        .table(SyncState::Table)
+                        .col(Alias::new("pending"))
+                        .col(SyncState::Parked)
+                        .col(SyncState::NextAttemptAt)
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .create_table(
+                    Table::create()
+                        .table(Maas360Audit::Table)
+                        .col(
+                            ColumnDef::new(Maas360Audit::Id)
+                                .big_integer()
+                                .not_null()
+                                .auto_increment()
+                                .primary_key(),
+                        )
+                        .col(ColumnDef::new(Maas360Audit::TenantId).string().not_null())
+                        .col(ColumnDef::new(Maas360Audit::Kind).string().not_null())
+                        .col(ColumnDef::new(Maas360Audit::ResourceId).string().not_null())
+                        .col(ColumnDef::new(Maas360Audit::Action).string().not_null())
+                        .col(ColumnDef::new(Maas360Audit::Target).string().not_null())
+                        .col(ColumnDef::new(Maas360Audit::Outcome).string().not_null())
+                        .col(ColumnDef::new(Maas360Audit::Detail).text().null())
+                        .col(ColumnDef::new(Maas360Audit::At).big_integer().not_null())
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .create_index(
+                    Index::create()
+                        .name("maas360_audit_tenant_at")
+                        .table(Maas360Audit::Table)
+                        .col(Maas360Audit::TenantId)
+                        .col(Maas360Audit::At)
+                        .to_owned(),
+                )
                 .await
         }
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{Mutex, MutexGuard, Notify};
 
 use crate::error::Result;
 
@@ -13,17 +13,22 @@ use crate::error::Result;
 pub struct Store {
     db: DatabaseConnection,
     write_gate: Option<Arc<Mutex<()>>>,
+    /// Woken after every committed write, so idle workers look for work
+    /// at once instead of at their next poll.
+    work_signal: Arc<Notify>,
 }
 
 /// A write transaction; holds the SQLite write gate until it is dropped.
 pub(crate) struct WriteTxn<'a> {
     pub(crate) txn: DatabaseTransaction,
     _gate: Option<MutexGuard<'a, ()>>,
+    work_signal: &'a Notify,
 }
 
 impl WriteTxn<'_> {
     pub(crate) async fn commit(self) -> Result<()> {
         self.txn.commit().await?;
+        self.work_signal.notify_waiters();
         Ok(())
     }
 }
@@ -31,11 +36,19 @@ impl WriteTxn<'_> {
 impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
         let write_gate = dirsync_store::single_writer(&db).then(|| Arc::new(Mutex::new(())));
-        Self { db, write_gate }
+        Self {
+            db,
+            write_gate,
+            work_signal: Arc::new(Notify::new()),
+        }
     }
 
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    pub(crate) fn work_signal(&self) -> Arc<Notify> {
+        self.work_signal.clone()
     }
 
     pub(crate) async fn write(&self) -> Result<WriteTxn<'_>> {
@@ -44,7 +57,11 @@ impl Store {
             None => None,
         };
         let txn = self.db.begin().await?;
-        Ok(WriteTxn { txn, _gate: gate })
+        Ok(WriteTxn {
+            txn,
+            _gate: gate,
+            work_signal: &self.work_signal,
+        })
     }
 }
 
@@ -98,6 +115,10 @@ pub(crate) async fn mark_pending(
         pending: Set(true),
         deleted: Set(deleted),
         updated_at: Set(now),
+        attempts: Set(0),
+        next_attempt_at: Set(0),
+        parked: Set(false),
+        ..Default::default()
     };
     sync_state::Entity::insert(row)
         .on_conflict(
@@ -110,10 +131,15 @@ pub(crate) async fn mark_pending(
                 sync_state::Column::DesiredSeq,
                 Expr::col((sync_state::Entity, sync_state::Column::DesiredSeq)).add(1),
             )
+            // A new desired state deserves fresh attempts, parked or not:
+            // the change may be what fixes the reason it was parked.
             .update_columns([
                 sync_state::Column::Pending,
                 sync_state::Column::Deleted,
                 sync_state::Column::UpdatedAt,
+                sync_state::Column::Attempts,
+                sync_state::Column::NextAttemptAt,
+                sync_state::Column::Parked,
             ])
             .to_owned(),
         )

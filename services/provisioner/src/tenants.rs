@@ -14,7 +14,11 @@ use tonic::{Request, Response, Status};
 
 use crate::entity::{scim_token, tenant};
 use crate::error::{ProvisionerError, Result};
+use crate::reconcile::Policy;
+use crate::reconcile::connection::{self, TenantConnection};
+use crate::reconcile::identity::UsernameMapping;
 use crate::store::{Store, new_id, now_ms};
+use dirsync_runtime::config::ProvisionerConfig;
 
 const TOKEN_PREFIX: &str = "dsy_";
 const MAX_TENANT_NAME: usize = 128;
@@ -24,11 +28,12 @@ const MAX_PAGE: u64 = 1000;
 #[derive(Debug)]
 pub(crate) struct TenantApi {
     store: Store,
+    settings: ProvisionerConfig,
 }
 
 impl TenantApi {
-    pub(crate) fn new(store: Store) -> Self {
-        Self { store }
+    pub(crate) fn new(store: Store, settings: ProvisionerConfig) -> Self {
+        Self { store, settings }
     }
 }
 
@@ -51,7 +56,10 @@ pub(crate) fn hash_token(token: &str) -> String {
 fn validate_name(name: &str) -> Result<String> {
     let name = name.trim();
     if name.is_empty() {
-        return Err(ProvisionerError::invalid("invalidValue", "tenant name must not be empty"));
+        return Err(ProvisionerError::invalid(
+            "invalidValue",
+            "tenant name must not be empty",
+        ));
     }
     if name.len() > MAX_TENANT_NAME {
         return Err(ProvisionerError::invalid(
@@ -89,6 +97,7 @@ async fn active_token_count(db: &impl ConnectionTrait, tenant_id: &str) -> Resul
 }
 
 fn to_pb(model: tenant::Model, active_token_count: u32) -> pb::Tenant {
+    let maas360 = connection::from_model(&model).map(|connection| connection.to_pb());
     let username_mapping = if model.username_mapping == "full" {
         pb::UsernameMapping::Full
     } else {
@@ -99,7 +108,7 @@ fn to_pb(model: tenant::Model, active_token_count: u32) -> pb::Tenant {
         name: model.name,
         created_at_unix_ms: model.created_at,
         active_token_count,
-        maas360: None,
+        maas360,
         policy: Some(pb::TenantPolicy {
             deactivate_on_disable: model.deactivate_on_disable,
             delete_on_delete: model.delete_on_delete,
@@ -111,7 +120,10 @@ fn to_pb(model: tenant::Model, active_token_count: u32) -> pb::Tenant {
 impl TenantApi {
     async fn find(&self, tenant: &str) -> Result<tenant::Model> {
         let db = self.store.db();
-        if let Some(found) = tenant::Entity::find_by_id(tenant.to_owned()).one(db).await? {
+        if let Some(found) = tenant::Entity::find_by_id(tenant.to_owned())
+            .one(db)
+            .await?
+        {
             return Ok(found);
         }
         tenant::Entity::find()
@@ -121,14 +133,20 @@ impl TenantApi {
             .ok_or_else(|| ProvisionerError::NotFound(format!("tenant {tenant:?} not found")))
     }
 
-    async fn issue_token(&self, tenant_id: &str, revoke_existing: bool) -> Result<pb::IssueScimTokenResponse> {
+    async fn issue_token(
+        &self,
+        tenant_id: &str,
+        revoke_existing: bool,
+    ) -> Result<pb::IssueScimTokenResponse> {
         let write = self.store.write().await?;
         let exists = tenant::Entity::find_by_id(tenant_id.to_owned())
             .one(&write.txn)
             .await?
             .is_some();
         if !exists {
-            return Err(ProvisionerError::NotFound(format!("tenant {tenant_id:?} not found")));
+            return Err(ProvisionerError::NotFound(format!(
+                "tenant {tenant_id:?} not found"
+            )));
         }
         let now = now_ms();
         let revoked = if revoke_existing {
@@ -169,12 +187,6 @@ impl pb::tenant_service_server::TenantService for TenantApi {
     ) -> Result<Response<pb::CreateTenantResponse>, Status> {
         let request = request.into_inner();
         let name = validate_name(&request.name)?;
-        if request.maas360.is_some() {
-            return Err(ProvisionerError::Unimplemented(
-                "a MaaS360 connection on dirsync.provisioner.v1.TenantService/CreateTenant",
-            )
-            .into());
-        }
         let policy = request.policy.unwrap_or(pb::TenantPolicy {
             deactivate_on_disable: true,
             delete_on_delete: true,
@@ -183,6 +195,20 @@ impl pb::tenant_service_server::TenantService for TenantApi {
         let username_mapping = username_mapping_name(policy.username_mapping)?;
 
         let tenant_id = new_id();
+        let maas360 = match &request.maas360 {
+            Some(requested) => {
+                let stored_policy = Policy {
+                    deactivate_on_disable: policy.deactivate_on_disable,
+                    delete_on_delete: policy.delete_on_delete,
+                    username_mapping: UsernameMapping::from_stored(username_mapping),
+                };
+                let connection =
+                    TenantConnection::from_request(&tenant_id, requested, stored_policy)?;
+                connection.check(&self.settings).await?;
+                Some(connection)
+            }
+            None => None,
+        };
         let (token, hash) = new_token();
         let now = now_ms();
         let write = self.store.write().await?;
@@ -193,14 +219,14 @@ impl pb::tenant_service_server::TenantService for TenantApi {
             deactivate_on_disable: Set(policy.deactivate_on_disable),
             delete_on_delete: Set(policy.delete_on_delete),
             username_mapping: Set(username_mapping.to_owned()),
-            maas360_base_url: Set(None),
-            maas360_billing_id: Set(None),
-            maas360_admin_user: Set(None),
-            maas360_app_id: Set(None),
-            maas360_app_version: Set(None),
-            maas360_platform_id: Set(None),
-            maas360_password_ref: Set(None),
-            maas360_app_access_key_ref: Set(None),
+            maas360_base_url: Set(maas360.as_ref().map(|c| c.base_url.clone())),
+            maas360_billing_id: Set(maas360.as_ref().map(|c| c.billing_id.clone())),
+            maas360_admin_user: Set(maas360.as_ref().map(|c| c.admin_user.clone())),
+            maas360_app_id: Set(maas360.as_ref().map(|c| c.app_id.clone())),
+            maas360_app_version: Set(maas360.as_ref().map(|c| c.app_version.clone())),
+            maas360_platform_id: Set(maas360.as_ref().map(|c| c.platform_id.clone())),
+            maas360_password_ref: Set(maas360.as_ref().map(|c| c.password_ref.clone())),
+            maas360_app_access_key_ref: Set(maas360.as_ref().map(|c| c.app_access_key_ref.clone())),
         }
         .insert(&write.txn)
         .await
@@ -247,7 +273,10 @@ impl pb::tenant_service_server::TenantService for TenantApi {
             size => size.min(MAX_PAGE),
         };
         let db = self.store.db();
-        let total = tenant::Entity::find().count(db).await.map_err(ProvisionerError::from)?;
+        let total = tenant::Entity::find()
+            .count(db)
+            .await
+            .map_err(ProvisionerError::from)?;
         let mut query = tenant::Entity::find().order_by_asc(tenant::Column::TenantId);
         if !page.page_token.is_empty() {
             query = query.filter(tenant::Column::TenantId.gt(page.page_token.clone()));
@@ -259,7 +288,10 @@ impl pb::tenant_service_server::TenantService for TenantApi {
             .map_err(ProvisionerError::from)?;
         let more = rows.len() as u64 > size;
         let mut tenants = Vec::with_capacity(rows.len());
-        for model in rows.into_iter().take(usize::try_from(size).unwrap_or(usize::MAX)) {
+        for model in rows
+            .into_iter()
+            .take(usize::try_from(size).unwrap_or(usize::MAX))
+        {
             let tokens = active_token_count(db, &model.tenant_id).await?;
             tenants.push(to_pb(model, tokens));
         }
@@ -283,7 +315,8 @@ impl pb::tenant_service_server::TenantService for TenantApi {
         let request = request.into_inner();
         let tenant = self.find(request.tenant_id.trim()).await?;
         Ok(Response::new(
-            self.issue_token(&tenant.tenant_id, request.revoke_existing).await?,
+            self.issue_token(&tenant.tenant_id, request.revoke_existing)
+                .await?,
         ))
     }
 
@@ -292,7 +325,9 @@ impl pb::tenant_service_server::TenantService for TenantApi {
         request: Request<pb::RotateScimTokenRequest>,
     ) -> Result<Response<pb::IssueScimTokenResponse>, Status> {
         let tenant = self.find(request.into_inner().tenant_id.trim()).await?;
-        Ok(Response::new(self.issue_token(&tenant.tenant_id, true).await?))
+        Ok(Response::new(
+            self.issue_token(&tenant.tenant_id, true).await?,
+        ))
     }
 
     async fn resolve_scim_token(
@@ -320,11 +355,38 @@ impl pb::tenant_service_server::TenantService for TenantApi {
 
     async fn set_maas360_connection(
         &self,
-        _: Request<pb::SetMaas360ConnectionRequest>,
+        request: Request<pb::SetMaas360ConnectionRequest>,
     ) -> Result<Response<pb::Tenant>, Status> {
-        Err(ProvisionerError::Unimplemented(
-            "dirsync.provisioner.v1.TenantService/SetMaas360Connection",
-        )
-        .into())
+        let request = request.into_inner();
+        let current = self.find(request.tenant_id.trim()).await?;
+        let requested = request
+            .maas360
+            .ok_or_else(|| ProvisionerError::invalid("invalidValue", "maas360 is required"))?;
+        let connection = TenantConnection::from_request(
+            &current.tenant_id,
+            &requested,
+            connection::policy_of(&current),
+        )?;
+        connection.check(&self.settings).await?;
+        let write = self.store.write().await?;
+        let updated = tenant::ActiveModel {
+            tenant_id: Set(current.tenant_id.clone()),
+            maas360_base_url: Set(Some(connection.base_url.clone())),
+            maas360_billing_id: Set(Some(connection.billing_id.clone())),
+            maas360_admin_user: Set(Some(connection.admin_user.clone())),
+            maas360_app_id: Set(Some(connection.app_id.clone())),
+            maas360_app_version: Set(Some(connection.app_version.clone())),
+            maas360_platform_id: Set(Some(connection.platform_id.clone())),
+            maas360_password_ref: Set(Some(connection.password_ref.clone())),
+            maas360_app_access_key_ref: Set(Some(connection.app_access_key_ref.clone())),
+            ..Default::default()
+        }
+        .update(&write.txn)
+        .await
+        .map_err(ProvisionerError::from)?;
+        write.commit().await?;
+        tracing::info!(tenant_id = %updated.tenant_id, base_url = %connection.base_url, "MaaS360 connection set");
+        let tokens = active_token_count(self.store.db(), &updated.tenant_id).await?;
+        Ok(Response::new(to_pb(updated, tokens)))
     }
 }

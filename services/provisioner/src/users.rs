@@ -34,7 +34,8 @@ struct UserDocument {
 }
 
 fn parse_user(input: Option<pb::UserInput>) -> Result<UserDocument> {
-    let input = input.ok_or_else(|| ProvisionerError::invalid("invalidSyntax", "user is required"))?;
+    let input =
+        input.ok_or_else(|| ProvisionerError::invalid("invalidSyntax", "user is required"))?;
     let value: Value = serde_json::from_str(&input.scim_json).map_err(|error| {
         ProvisionerError::invalid("invalidSyntax", format!("user is not valid JSON: {error}"))
     })?;
@@ -100,9 +101,13 @@ impl ColumnMap for UserColumns {
             let name = path.name.to_ascii_lowercase();
             return match name.as_str() {
                 "id" => Some(SqlFilter::exact_expr(user::Column::Id.eq(value))),
-                "username" => Some(SqlFilter::exact_expr(user::Column::UserNameKey.eq(value.to_lowercase()))),
+                "username" => Some(SqlFilter::exact_expr(
+                    user::Column::UserNameKey.eq(value.to_lowercase()),
+                )),
                 "externalid" => Some(SqlFilter::exact_expr(user::Column::ExternalId.eq(value))),
-                "displayname" => Some(SqlFilter::exact_expr(user::Column::DisplayNameKey.eq(value.to_lowercase()))),
+                "displayname" => Some(SqlFilter::exact_expr(
+                    user::Column::DisplayNameKey.eq(value.to_lowercase()),
+                )),
                 _ => None,
             };
         }
@@ -115,7 +120,9 @@ impl ColumnMap for UserColumns {
                 .as_deref()
                 .is_none_or(|sub| sub.eq_ignore_ascii_case("value"));
         if is_email_value && path.value_filter.is_some() {
-            return Some(SqlFilter::narrowing_expr(user::Column::EmailKey.eq(value.to_lowercase())));
+            return Some(SqlFilter::narrowing_expr(
+                user::Column::EmailKey.eq(value.to_lowercase()),
+            ));
         }
         None
     }
@@ -127,13 +134,19 @@ impl ColumnMap for UserColumns {
 }
 
 impl UserApi {
-    async fn ensure_tenant(&self, txn: &impl sea_orm::ConnectionTrait, tenant_id: &str) -> Result<()> {
+    async fn ensure_tenant(
+        &self,
+        txn: &impl sea_orm::ConnectionTrait,
+        tenant_id: &str,
+    ) -> Result<()> {
         if tenant::Entity::find_by_id(tenant_id.to_owned())
             .one(txn)
             .await?
             .is_none()
         {
-            return Err(ProvisionerError::NotFound(format!("tenant {tenant_id:?} not found")));
+            return Err(ProvisionerError::NotFound(format!(
+                "tenant {tenant_id:?} not found"
+            )));
         }
         Ok(())
     }
@@ -189,10 +202,11 @@ impl UserApi {
             .limits
             .page(request.start_index, request.count, request.default_count);
         let filter = listing::parse_filter(&request.filter)?;
-        let sql = filter
-            .as_ref()
-            .map_or(SqlFilter::everything(), |filter| listing::translate(filter, &UserColumns));
-        let mut query = user::Entity::find().filter(user::Column::TenantId.eq(request.tenant_id.clone()));
+        let sql = filter.as_ref().map_or(SqlFilter::everything(), |filter| {
+            listing::translate(filter, &UserColumns)
+        });
+        let mut query =
+            user::Entity::find().filter(user::Column::TenantId.eq(request.tenant_id.clone()));
         if let Some(condition) = sql.condition.clone() {
             query = query.filter(condition);
         }
@@ -216,7 +230,11 @@ impl UserApi {
             }
             let matched: Vec<user::Model> = candidates
                 .into_iter()
-                .filter(|row| filter.as_ref().is_none_or(|filter: &Filter| filter.matches(&filter_view(row))))
+                .filter(|row| {
+                    filter
+                        .as_ref()
+                        .is_none_or(|filter: &Filter| filter.matches(&filter_view(row)))
+                })
                 .collect();
             let total = matched.len() as u64;
             let rows = matched
@@ -330,15 +348,17 @@ impl UserApi {
                 .exec(&write.txn)
                 .await?;
             group::Entity::update_many()
-                .col_expr(group::Column::Version, Expr::col(group::Column::Version).add(1))
+                .col_expr(
+                    group::Column::Version,
+                    Expr::col(group::Column::Version).add(1),
+                )
                 .col_expr(group::Column::UpdatedAt, Expr::value(now_ms()))
                 .filter(group::Column::TenantId.eq(tenant_id))
                 .filter(group::Column::Id.is_in(groups.clone()))
                 .exec(&write.txn)
                 .await?;
-            for group_id in &groups {
-                mark_pending(&write.txn, tenant_id, Kind::Group, group_id, false).await?;
-            }
+            // Deleting the MaaS360 user ends its memberships; the groups
+            // themselves need no MaaS360 write.
         }
         mark_pending(&write.txn, tenant_id, Kind::User, id, true).await?;
         write.commit().await?;
@@ -348,14 +368,24 @@ impl UserApi {
 
 #[tonic::async_trait]
 impl pb::user_service_server::UserService for UserApi {
-    async fn create_user(&self, request: Request<pb::CreateUserRequest>) -> Result<Response<pb::User>, Status> {
+    async fn create_user(
+        &self,
+        request: Request<pb::CreateUserRequest>,
+    ) -> Result<Response<pb::User>, Status> {
         let request = request.into_inner();
-        Ok(Response::new(self.create(&request.tenant_id, request.user).await?))
+        Ok(Response::new(
+            self.create(&request.tenant_id, request.user).await?,
+        ))
     }
 
-    async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Result<Response<pb::User>, Status> {
+    async fn get_user(
+        &self,
+        request: Request<pb::GetUserRequest>,
+    ) -> Result<Response<pb::User>, Status> {
         let request = request.into_inner();
-        Ok(Response::new(to_pb(self.get(&request.tenant_id, &request.id).await?)))
+        Ok(Response::new(to_pb(
+            self.get(&request.tenant_id, &request.id).await?,
+        )))
     }
 
     async fn list_users(
@@ -365,7 +395,10 @@ impl pb::user_service_server::UserService for UserApi {
         Ok(Response::new(self.list(request.into_inner()).await?))
     }
 
-    async fn replace_user(&self, request: Request<pb::ReplaceUserRequest>) -> Result<Response<pb::User>, Status> {
+    async fn replace_user(
+        &self,
+        request: Request<pb::ReplaceUserRequest>,
+    ) -> Result<Response<pb::User>, Status> {
         Ok(Response::new(self.replace(request.into_inner()).await?))
     }
 

@@ -16,7 +16,9 @@ use serde_json::Value;
 
 use crate::Gateway;
 use crate::auth::Tenant;
-use crate::http::{ListQuery, error_response, json_body, no_content, resource_response, scim_response};
+use crate::http::{
+    ListQuery, error_response, json_body, no_content, resource_response, scim_response,
+};
 use crate::render;
 use crate::upstream::scim_error;
 
@@ -24,7 +26,12 @@ fn respond(result: Result<Response, ScimError>) -> Response {
     result.unwrap_or_else(|error| error_response(&error))
 }
 
-async fn fetch(gateway: &Gateway, tenant_id: String, id: String, include_members: bool) -> Result<pb::Group, ScimError> {
+async fn fetch(
+    gateway: &Gateway,
+    tenant_id: String,
+    id: String,
+    include_members: bool,
+) -> Result<pb::Group, ScimError> {
     Ok(gateway
         .upstream
         .groups
@@ -70,7 +77,11 @@ pub(crate) async fn list(
                 .collect();
             Ok(scim_response(
                 StatusCode::OK,
-                &dirsync_scim::list_response(resources, listed.total_results, u64::from(listed.start_index)),
+                &dirsync_scim::list_response(
+                    resources,
+                    listed.total_results,
+                    u64::from(listed.start_index),
+                ),
             ))
         }
         .await,
@@ -89,7 +100,12 @@ pub(crate) async fn get(
             let with_members = query.wants("members");
             let group = fetch(&gateway, tenant_id, id, with_members).await?;
             let resource = render::group(&gateway.base_url, &group, with_members);
-            Ok(resource_response(StatusCode::OK, &query.project(&resource), group.version, None))
+            Ok(resource_response(
+                StatusCode::OK,
+                &query.project(&resource),
+                group.version,
+                None,
+            ))
         }
         .await,
     )

@@ -24,7 +24,12 @@ pub(crate) fn scim_response(status: StatusCode, body: &Value) -> Response {
 }
 
 /// A resource response with `ETag` and, when given, `Location`.
-pub(crate) fn resource_response(status: StatusCode, body: &Value, version: i64, location: Option<&str>) -> Response {
+pub(crate) fn resource_response(
+    status: StatusCode,
+    body: &Value,
+    version: i64,
+    location: Option<&str>,
+) -> Response {
     let mut response = scim_response(status, body);
     if let Ok(etag) = HeaderValue::from_str(&format!("W/\"{version}\"")) {
         response.headers_mut().insert(header::ETAG, etag);
@@ -46,15 +51,27 @@ pub(crate) fn no_content() -> Response {
 
 /// Reads a JSON body: `application/scim+json` or `application/json` (or no
 /// content type at all), at most `limit` bytes.
-pub(crate) async fn json_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Value, ScimError> {
+pub(crate) async fn json_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Value, ScimError> {
     if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
-        let content_type = content_type.to_str().unwrap_or_default().to_ascii_lowercase();
+        let content_type = content_type
+            .to_str()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let media_type = content_type.split(';').next().unwrap_or_default().trim();
-        if !(media_type == SCIM_CONTENT_TYPE || media_type == "application/json" || media_type.is_empty()) {
+        if !(media_type == SCIM_CONTENT_TYPE
+            || media_type == "application/json"
+            || media_type.is_empty())
+        {
             return Err(ScimError::new(
                 415,
                 None,
-                format!("unsupported content type {media_type:?}: send application/scim+json or application/json"),
+                format!(
+                    "unsupported content type {media_type:?}: send application/scim+json or application/json"
+                ),
             ));
         }
     }
@@ -62,10 +79,16 @@ pub(crate) async fn json_body(headers: &HeaderMap, body: Body, limit: usize) -> 
         ScimError::payload_too_large(format!("the request body is larger than {limit} bytes"))
     })?;
     if bytes.is_empty() {
-        return Err(ScimError::bad_request(ScimType::InvalidSyntax, "the request body is empty"));
+        return Err(ScimError::bad_request(
+            ScimType::InvalidSyntax,
+            "the request body is empty",
+        ));
     }
     serde_json::from_slice(&bytes).map_err(|error| {
-        ScimError::bad_request(ScimType::InvalidSyntax, format!("the request body is not valid JSON: {error}"))
+        ScimError::bad_request(
+            ScimType::InvalidSyntax,
+            format!("the request body is not valid JSON: {error}"),
+        )
     })
 }
 
@@ -82,7 +105,10 @@ pub(crate) struct ListQuery {
 }
 
 impl ListQuery {
-    pub(crate) fn parse(raw: &HashMap<String, String>, max_page_size: u32) -> Result<Self, ScimError> {
+    pub(crate) fn parse(
+        raw: &HashMap<String, String>,
+        max_page_size: u32,
+    ) -> Result<Self, ScimError> {
         let mut query = ListQuery {
             start_index: 1,
             ..ListQuery::default()
@@ -93,19 +119,31 @@ impl ListQuery {
                 "startindex" => {
                     // RFC 7644 §3.4.2.4: a value below 1 is read as 1.
                     let index: i64 = value.trim().parse().map_err(|_| {
-                        ScimError::bad_request(ScimType::InvalidValue, format!("startIndex {value:?} is not an integer"))
+                        ScimError::bad_request(
+                            ScimType::InvalidValue,
+                            format!("startIndex {value:?} is not an integer"),
+                        )
                     })?;
                     query.start_index = u32::try_from(index.max(1)).unwrap_or(u32::MAX);
                 }
                 "count" => {
                     // A negative count is read as 0; a large one is capped.
                     let count: i64 = value.trim().parse().map_err(|_| {
-                        ScimError::bad_request(ScimType::InvalidValue, format!("count {value:?} is not an integer"))
+                        ScimError::bad_request(
+                            ScimType::InvalidValue,
+                            format!("count {value:?} is not an integer"),
+                        )
                     })?;
-                    query.count = Some(u32::try_from(count.max(0)).unwrap_or(u32::MAX).min(max_page_size));
+                    query.count = Some(
+                        u32::try_from(count.max(0))
+                            .unwrap_or(u32::MAX)
+                            .min(max_page_size),
+                    );
                 }
                 "attributes" => query.attributes = dirsync_scim::parse_attribute_list(value),
-                "excludedattributes" => query.excluded_attributes = dirsync_scim::parse_attribute_list(value),
+                "excludedattributes" => {
+                    query.excluded_attributes = dirsync_scim::parse_attribute_list(value)
+                }
                 _ => {}
             }
         }
@@ -126,7 +164,9 @@ impl ListQuery {
             list.iter().any(|name| {
                 let name = name.to_ascii_lowercase();
                 let bare = name.rsplit(':').next().unwrap_or(&name);
-                bare == attribute || bare.starts_with(&format!("{attribute}.")) || bare.starts_with(&format!("{attribute}["))
+                bare == attribute
+                    || bare.starts_with(&format!("{attribute}."))
+                    || bare.starts_with(&format!("{attribute}["))
             })
         };
         if !self.attributes.is_empty() {
@@ -137,7 +177,10 @@ impl ListQuery {
 }
 
 pub(crate) async fn not_found(method: Method, uri: axum::http::Uri) -> Response {
-    error_response(&ScimError::not_found(format!("no SCIM endpoint {method} {}", uri.path())))
+    error_response(&ScimError::not_found(format!(
+        "no SCIM endpoint {method} {}",
+        uri.path()
+    )))
 }
 
 pub(crate) async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {

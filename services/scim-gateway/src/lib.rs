@@ -84,7 +84,10 @@ pub fn router(config: &ScimConfig) -> Result<Router, GatewayError> {
     // Discovery documents hold no tenant data; RFC 7644 §4 lets them be read
     // without authentication, which also lets people check a deployment.
     let discovery = Router::new()
-        .route("/ServiceProviderConfig", get(discovery::service_provider_config))
+        .route(
+            "/ServiceProviderConfig",
+            get(discovery::service_provider_config),
+        )
         .route("/Schemas", get(discovery::schemas))
         .route("/Schemas/{id}", get(discovery::schema))
         .route("/ResourceTypes", get(discovery::resource_types))

@@ -5,7 +5,8 @@ use dirsync_proto::provisioner::v1 as pb;
 use serde_json::{Map, Value, json};
 
 fn rfc3339(unix_ms: i64) -> String {
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(unix_ms).unwrap_or(0));
+    let time = std::time::UNIX_EPOCH
+        + std::time::Duration::from_millis(u64::try_from(unix_ms).unwrap_or(0));
     humantime::format_rfc3339_millis(time).to_string()
 }
 
@@ -61,9 +62,15 @@ pub(crate) fn group(base_url: &str, group: &pb::Group, with_members: bool) -> Va
     resource.insert("schemas".to_owned(), json!([dirsync_scim::SCHEMA_GROUP]));
     resource.insert("id".to_owned(), Value::String(group.id.clone()));
     if !group.external_id.is_empty() {
-        resource.insert("externalId".to_owned(), Value::String(group.external_id.clone()));
+        resource.insert(
+            "externalId".to_owned(),
+            Value::String(group.external_id.clone()),
+        );
     }
-    resource.insert("displayName".to_owned(), Value::String(group.display_name.clone()));
+    resource.insert(
+        "displayName".to_owned(),
+        Value::String(group.display_name.clone()),
+    );
     if with_members {
         let members = group
             .members

@@ -72,7 +72,9 @@ pub(crate) fn scim_error(status: Status) -> ScimError {
         Code::InvalidArgument | Code::OutOfRange => {
             ScimError::bad_request(scim_type_of(&status), status.message())
         }
-        Code::FailedPrecondition | Code::Aborted => ScimError::precondition_failed(status.message()),
+        Code::FailedPrecondition | Code::Aborted => {
+            ScimError::precondition_failed(status.message())
+        }
         Code::Unauthenticated | Code::PermissionDenied => ScimError::unauthorized(status.message()),
         Code::ResourceExhausted => ScimError::new(429, None, status.message()),
         Code::Unimplemented => ScimError::new(501, None, status.message()),

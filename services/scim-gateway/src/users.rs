@@ -16,7 +16,9 @@ use tonic::Code;
 
 use crate::Gateway;
 use crate::auth::Tenant;
-use crate::http::{ListQuery, error_response, json_body, no_content, resource_response, scim_response};
+use crate::http::{
+    ListQuery, error_response, json_body, no_content, resource_response, scim_response,
+};
 use crate::render;
 use crate::upstream::scim_error;
 
@@ -40,7 +42,12 @@ fn if_match_version(headers: &HeaderMap) -> Result<i64, ScimError> {
     text.trim_start_matches("W/")
         .trim_matches('"')
         .parse()
-        .map_err(|_| ScimError::bad_request(ScimType::InvalidVers, format!("If-Match {text:?} is not a version this server issued")))
+        .map_err(|_| {
+            ScimError::bad_request(
+                ScimType::InvalidVers,
+                format!("If-Match {text:?} is not a version this server issued"),
+            )
+        })
 }
 
 pub(crate) async fn list(
@@ -72,7 +79,11 @@ pub(crate) async fn list(
                 .collect();
             Ok(scim_response(
                 StatusCode::OK,
-                &dirsync_scim::list_response(resources, listed.total_results, u64::from(listed.start_index)),
+                &dirsync_scim::list_response(
+                    resources,
+                    listed.total_results,
+                    u64::from(listed.start_index),
+                ),
             ))
         }
         .await,
@@ -97,7 +108,12 @@ pub(crate) async fn get(
                 .map_err(scim_error)?
                 .into_inner();
             let resource = render::user(&gateway.base_url, &user);
-            Ok(resource_response(StatusCode::OK, &query.project(&resource), user.version, None))
+            Ok(resource_response(
+                StatusCode::OK,
+                &query.project(&resource),
+                user.version,
+                None,
+            ))
         }
         .await,
     )

@@ -146,13 +146,19 @@ impl Stack {
         let scim = spawn(scim_listener, move |listener, stopped| async move {
             dirsync_scim_gateway::serve(&scim_config, listener, until(stopped)).await
         });
-        Self { db, config, grpc, scim }
+        Self {
+            db,
+            config,
+            grpc,
+            scim,
+        }
     }
 
     /// Creates a tenant; returns its id and a SCIM client holding its token.
     pub async fn tenant(&self, name: &str) -> (String, http::ScimClient) {
         use dirsync_proto::provisioner::v1 as pb;
-        let mut client = pb::tenant_service_client::TenantServiceClient::new(self.grpc.channel().await);
+        let mut client =
+            pb::tenant_service_client::TenantServiceClient::new(self.grpc.channel().await);
         let created = client
             .create_tenant(pb::CreateTenantRequest {
                 name: name.to_owned(),
@@ -161,8 +167,14 @@ impl Stack {
             .await
             .unwrap_or_else(|error| panic!("creating tenant {name}: {error}"))
             .into_inner();
-        let tenant_id = created.tenant.map(|tenant| tenant.tenant_id).unwrap_or_default();
-        (tenant_id, http::ScimClient::new(self.scim_base(), Some(created.scim_token)))
+        let tenant_id = created
+            .tenant
+            .map(|tenant| tenant.tenant_id)
+            .unwrap_or_default();
+        (
+            tenant_id,
+            http::ScimClient::new(self.scim_base(), Some(created.scim_token)),
+        )
     }
 
     /// `http://127.0.0.1:PORT/scim/v2`
@@ -229,11 +241,22 @@ pub mod http {
         /// Sends `method path` (path relative to the SCIM base, query
         /// included) with an optional JSON body.
         pub async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Reply {
-            self.send_raw(method, path, body.map(Value::to_string), "application/scim+json")
-                .await
+            self.send_raw(
+                method,
+                path,
+                body.map(Value::to_string),
+                "application/scim+json",
+            )
+            .await
         }
 
-        pub async fn send_raw(&self, method: Method, path: &str, body: Option<String>, content_type: &str) -> Reply {
+        pub async fn send_raw(
+            &self,
+            method: Method,
+            path: &str,
+            body: Option<String>,
+            content_type: &str,
+        ) -> Reply {
             let mut request = Request::builder()
                 .method(method)
                 .uri(format!("{}{path}", self.base))
@@ -248,7 +271,9 @@ pub mod http {
                 }
                 None => Full::new(Bytes::new()),
             };
-            let request = request.body(body).unwrap_or_else(|e| panic!("bad request: {e}"));
+            let request = request
+                .body(body)
+                .unwrap_or_else(|e| panic!("bad request: {e}"));
             let response = self
                 .client
                 .request(request)
@@ -264,7 +289,12 @@ pub mod http {
                 .to_bytes();
             let raw = String::from_utf8_lossy(&bytes).into_owned();
             let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            Reply { status, headers, body, raw }
+            Reply {
+                status,
+                headers,
+                body,
+                raw,
+            }
         }
 
         pub async fn get(&self, path: &str) -> Reply {

@@ -5,6 +5,7 @@
 
 pub mod group;
 pub mod group_member;
+pub mod maas360_audit;
 pub mod scim_token;
 pub mod sync_state;
 pub mod tenant;

@@ -19,6 +19,20 @@ pub struct Model {
     /// Entra deleted the resource; MaaS360 should follow per tenant policy.
     pub deleted: bool,
     pub updated_at: i64,
+    /// The worker holding the resource, until `lease_until` (unix ms).
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<i64>,
+    /// Failed attempts since the last success.
+    pub attempts: i32,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub parked: bool,
+    pub parked_at: Option<i64>,
+    /// MaaS360's identifier (userIdentifier or groupIdentifier).
+    pub maas360_id: Option<String>,
+    /// What MaaS360 last confirmed, as JSON (see `reconcile::applied`).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub applied_json: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -33,12 +33,15 @@ async fn assert_serving(server: &Running, services: &[&str]) {
 async fn provisioner_alone_is_serving() {
     let db = TestDatabase::new();
     let config = test_config(&db);
-    let server = spawn(ephemeral_listener().await, move |listener, stop| async move {
-        dirsync_provisioner::run(&config, listener, async {
-            let _ = stop.await;
-        })
-        .await
-    });
+    let server = spawn(
+        ephemeral_listener().await,
+        move |listener, stop| async move {
+            dirsync_provisioner::run(&config, listener, async {
+                let _ = stop.await;
+            })
+            .await
+        },
+    );
     assert_serving(
         &server,
         &[
@@ -58,13 +61,20 @@ async fn provisioner_alone_is_serving() {
 async fn directory_reader_alone_is_serving() {
     let db = TestDatabase::new();
     let config = test_config(&db);
-    let server = spawn(ephemeral_listener().await, move |listener, stop| async move {
-        dirsync_directory_reader::run(&config, listener, async {
-            let _ = stop.await;
-        })
-        .await
-    });
-    assert_serving(&server, &["", "dirsync.directory.v1.DirectoryReaderService"]).await;
+    let server = spawn(
+        ephemeral_listener().await,
+        move |listener, stop| async move {
+            dirsync_directory_reader::run(&config, listener, async {
+                let _ = stop.await;
+            })
+            .await
+        },
+    );
+    assert_serving(
+        &server,
+        &["", "dirsync.directory.v1.DirectoryReaderService"],
+    )
+    .await;
     server.stop().await;
 }
 
@@ -72,12 +82,15 @@ async fn directory_reader_alone_is_serving() {
 async fn mapping_alone_is_serving() {
     let db = TestDatabase::new();
     let config = test_config(&db);
-    let server = spawn(ephemeral_listener().await, move |listener, stop| async move {
-        dirsync_mapping::run(&config, listener, async {
-            let _ = stop.await;
-        })
-        .await
-    });
+    let server = spawn(
+        ephemeral_listener().await,
+        move |listener, stop| async move {
+            dirsync_mapping::run(&config, listener, async {
+                let _ = stop.await;
+            })
+            .await
+        },
+    );
     assert_serving(&server, &["", "dirsync.mapping.v1.MappingService"]).await;
     server.stop().await;
 }
@@ -96,7 +109,7 @@ async fn all_in_one_is_serving_and_the_gateway_answers() {
 #[tokio::test]
 async fn unimplemented_rpcs_name_themselves() {
     use dirsync_proto::mapping::v1 as mapping;
-    use dirsync_proto::provisioner::v1 as provisioner;
+    use dirsync_proto::directory::v1 as directory;
     let stack = dirsync_tests::Stack::start().await;
     let channel = stack.grpc.channel().await;
     let error = mapping::mapping_service_client::MappingServiceClient::new(channel.clone())
@@ -104,12 +117,20 @@ async fn unimplemented_rpcs_name_themselves() {
         .await
         .unwrap_err();
     assert_eq!(error.code(), tonic::Code::Unimplemented);
-    assert!(error.message().contains("MappingService/ResolveGroup"), "{}", error.message());
+    assert!(
+        error.message().contains("MappingService/ResolveGroup"),
+        "{}",
+        error.message()
+    );
     let error = provisioner::work_service_client::WorkServiceClient::new(channel)
         .get_work_status(provisioner::GetWorkStatusRequest::default())
         .await
         .unwrap_err();
     assert_eq!(error.code(), tonic::Code::Unimplemented);
-    assert!(error.message().contains("WorkService/GetWorkStatus"), "{}", error.message());
+    assert!(
+        error.message().contains("WorkService/GetWorkStatus"),
+        "{}",
+        error.message()
+    );
     stack.stop().await;
 }

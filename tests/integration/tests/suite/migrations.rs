@@ -25,17 +25,36 @@ async fn every_service_migrates_and_restarts_cleanly() {
     let options = db.options().clone();
     for _start in 0..2 {
         let conn = dirsync_store::connect(&options).await.unwrap();
-        dirsync_store::migrate::<dirsync_provisioner::Migrator>(&conn, "provisioner").await.unwrap();
-        dirsync_store::migrate::<dirsync_directory_reader::Migrator>(&conn, "directory-reader").await.unwrap();
-        dirsync_store::migrate::<dirsync_mapping::Migrator>(&conn, "mapping").await.unwrap();
+        dirsync_store::migrate::<dirsync_provisioner::Migrator>(&conn, "provisioner")
+            .await
+            .unwrap();
+        dirsync_store::migrate::<dirsync_directory_reader::Migrator>(&conn, "directory-reader")
+            .await
+            .unwrap();
+        dirsync_store::migrate::<dirsync_mapping::Migrator>(&conn, "mapping")
+            .await
+            .unwrap();
         conn.close().await.unwrap();
     }
     let conn = dirsync_store::connect(&options).await.unwrap();
-    assert_eq!(count_rows(&conn, "provisioner_migrations").await, 2);
+    assert_eq!(count_rows(&conn, "provisioner_migrations").await, 3);
     assert_eq!(count_rows(&conn, "directory_reader_migrations").await, 1);
     assert_eq!(count_rows(&conn, "mapping_migrations").await, 1);
-    for table in ["tenants", "scim_tokens", "users", "groups", "group_members", "sync_state", "directory_cursors", "group_mappings"] {
-        assert_eq!(count_rows(&conn, table).await, 0, "{table} exists and is empty");
+    for table in [
+        "tenants",
+        "scim_tokens",
+        "users",
+        "groups",
+        "group_members",
+        "sync_state",
+        "directory_cursors",
+        "group_mappings",
+    ] {
+        assert_eq!(
+            count_rows(&conn, table).await,
+            0,
+            "{table} exists and is empty"
+        );
     }
     conn.close().await.unwrap();
 }
@@ -48,7 +67,13 @@ async fn an_unreachable_database_is_a_clear_error() {
         max_connections: 1,
         connect_timeout: std::time::Duration::from_secs(2),
     };
-    let error = dirsync_store::connect(&options).await.unwrap_err().to_string();
+    let error = dirsync_store::connect(&options)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("cannot connect to the database"), "{error}");
-    assert!(!error.contains("secret"), "the password is not shown: {error}");
+    assert!(
+        !error.contains("secret"),
+        "the password is not shown: {error}"
+    );
 }

@@ -17,10 +17,16 @@ async fn requests_without_a_valid_token_get_a_scim_401() {
     for path in ["/Users", "/Groups", "/Users/abc"] {
         let reply = anonymous.get(path).await;
         assert_eq!(reply.status, 401, "{path}");
-        assert_eq!(reply.header("www-authenticate"), Some("Bearer realm=\"dirsync\""));
+        assert_eq!(
+            reply.header("www-authenticate"),
+            Some("Bearer realm=\"dirsync\"")
+        );
         assert_eq!(reply.header("content-type"), Some("application/scim+json"));
         assert_eq!(reply.body["status"], "401");
-        assert_eq!(reply.body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error");
+        assert_eq!(
+            reply.body["schemas"][0],
+            "urn:ietf:params:scim:api:messages:2.0:Error"
+        );
     }
     let forged = anonymous.with_token(Some("dsy_0000".to_owned()));
     assert_eq!(forged.get("/Users").await.status, 401);
@@ -43,7 +49,13 @@ async fn a_rotated_token_stops_working() {
         .unwrap()
         .into_inner();
     assert_eq!(scim.get("/Users").await.status, 401);
-    assert_eq!(scim.with_token(Some(rotated.scim_token)).get("/Users").await.status, 200);
+    assert_eq!(
+        scim.with_token(Some(rotated.scim_token))
+            .get("/Users")
+            .await
+            .status,
+        200
+    );
     stack.stop().await;
 }
 
@@ -56,7 +68,9 @@ async fn tenants_are_isolated() {
     let created = alpha.post("/Users", &user("shared@example.com")).await;
     assert_eq!(created.status, 201);
     let id = created.body["id"].as_str().unwrap().to_owned();
-    let group = alpha.post("/Groups", &json!({"displayName": "Sales"})).await;
+    let group = alpha
+        .post("/Groups", &json!({"displayName": "Sales"}))
+        .await;
     let group_id = group.body["id"].as_str().unwrap().to_owned();
 
     // Another tenant's ids are 404, for reads and writes alike.
@@ -75,8 +89,14 @@ async fn tenants_are_isolated() {
     // A group of one tenant cannot take another tenant's user.
     let (_, beta_group) = {
         let created = beta.post("/Groups", &json!({"displayName": "Sales"})).await;
-        assert_eq!(created.status, 201, "group names are unique per tenant only");
-        (created.status, created.body["id"].as_str().unwrap().to_owned())
+        assert_eq!(
+            created.status, 201,
+            "group names are unique per tenant only"
+        );
+        (
+            created.status,
+            created.body["id"].as_str().unwrap().to_owned(),
+        )
     };
     let cross = beta
         .patch(
@@ -87,10 +107,17 @@ async fn tenants_are_isolated() {
     assert_eq!(cross.status, 400);
 
     // Filters see only the caller's tenant; the same userName is free in beta.
-    let found = beta.get("/Users?filter=userName%20eq%20%22shared@example.com%22").await;
+    let found = beta
+        .get("/Users?filter=userName%20eq%20%22shared@example.com%22")
+        .await;
     assert_eq!(found.status, 200);
     assert_eq!(found.body["totalResults"], 0);
-    assert_eq!(beta.post("/Users", &user("shared@example.com")).await.status, 201);
+    assert_eq!(
+        beta.post("/Users", &user("shared@example.com"))
+            .await
+            .status,
+        201
+    );
     assert_eq!(alpha.get(&format!("/Users/{id}")).await.status, 200);
     stack.stop().await;
 }

@@ -68,25 +68,39 @@ async fn members_are_added_and_removed_in_both_shapes() {
         "value": users[..4].iter().map(|id| json!({"$ref": null, "value": id})).collect::<Vec<_>>()}]));
     let reply = scim.patch(&path, &add).await;
     assert_eq!(reply.status, 204, "{}", reply.raw);
-    assert_eq!(members(&scim, &group).await, users[..4].iter().cloned().collect());
+    assert_eq!(
+        members(&scim, &group).await,
+        users[..4].iter().cloned().collect()
+    );
     // Adding a present member again succeeds and changes nothing.
     assert_eq!(scim.patch(&path, &add).await.status, 204);
     assert_eq!(members(&scim, &group).await.len(), 4);
 
     // Entra's default removal: value array means "these", never "all".
-    let remove = patch(json!([{"op": "Remove", "path": "members", "value": [{"$ref": null, "value": users[0]}]}]));
+    let remove = patch(
+        json!([{"op": "Remove", "path": "members", "value": [{"$ref": null, "value": users[0]}]}]),
+    );
     assert_eq!(scim.patch(&path, &remove).await.status, 204);
-    assert_eq!(members(&scim, &group).await, users[1..4].iter().cloned().collect());
+    assert_eq!(
+        members(&scim, &group).await,
+        users[1..4].iter().cloned().collect()
+    );
     // Removing an absent member succeeds.
     assert_eq!(scim.patch(&path, &remove).await.status, 204);
 
     // The aadOptscim062020 shape: a filter in the path, no value.
-    let filtered = patch(json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", users[1])}]));
+    let filtered =
+        patch(json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", users[1])}]));
     assert_eq!(scim.patch(&path, &filtered).await.status, 204);
-    assert_eq!(members(&scim, &group).await, users[2..4].iter().cloned().collect());
+    assert_eq!(
+        members(&scim, &group).await,
+        users[2..4].iter().cloned().collect()
+    );
 
     // excludedAttributes=members, by id and by filter.
-    let without = scim.get(&format!("{path}?excludedAttributes=members")).await;
+    let without = scim
+        .get(&format!("{path}?excludedAttributes=members"))
+        .await;
     assert!(without.body.get("members").is_none());
     assert_eq!(without.body["displayName"], "Engineering");
     let by_name = scim
@@ -97,7 +111,12 @@ async fn members_are_added_and_removed_in_both_shapes() {
     assert_eq!(by_name.body["Resources"][0]["id"], group.as_str());
 
     // Remove with no value clears the group.
-    assert_eq!(scim.patch(&path, &patch(json!([{"op": "remove", "path": "members"}]))).await.status, 204);
+    assert_eq!(
+        scim.patch(&path, &patch(json!([{"op": "remove", "path": "members"}])))
+            .await
+            .status,
+        204
+    );
     assert!(members(&scim, &group).await.is_empty());
 
     // Rename, then delete.
@@ -128,9 +147,19 @@ async fn an_unknown_member_fails_the_whole_patch() {
         .await;
     assert_eq!(reply.status, 400);
     assert_eq!(reply.body["scimType"], "invalidValue");
-    assert!(reply.body["detail"].as_str().unwrap().contains("no-such-user"), "{}", reply.raw);
+    assert!(
+        reply.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-user"),
+        "{}",
+        reply.raw
+    );
     let after = scim.get(&path).await;
-    assert_eq!(after.body["displayName"], "Atomic", "nothing of that request is applied");
+    assert_eq!(
+        after.body["displayName"], "Atomic",
+        "nothing of that request is applied"
+    );
     assert_eq!(after.body["members"], json!([]));
     stack.stop().await;
 }
@@ -141,7 +170,9 @@ async fn display_names_are_unique_and_groups_can_be_replaced() {
     let (_, scim) = stack.tenant("names").await;
     let user = new_user(&scim, "p@example.com").await;
     let group = new_group(&scim, "Finance").await;
-    let duplicate = scim.post("/Groups", &json!({"displayName": "finance"})).await;
+    let duplicate = scim
+        .post("/Groups", &json!({"displayName": "finance"}))
+        .await;
     assert_eq!(duplicate.status, 409);
     assert_eq!(duplicate.body["scimType"], "uniqueness");
     let missing_name = scim.post("/Groups", &json!({"externalId": "x"})).await;
@@ -149,12 +180,18 @@ async fn display_names_are_unique_and_groups_can_be_replaced() {
 
     let other = new_group(&scim, "Other").await;
     let clash = scim
-        .patch(&format!("/Groups/{other}"), &patch(json!([{"op": "replace", "path": "displayName", "value": "Finance"}])))
+        .patch(
+            &format!("/Groups/{other}"),
+            &patch(json!([{"op": "replace", "path": "displayName", "value": "Finance"}])),
+        )
         .await;
     assert_eq!(clash.status, 409);
 
     let replaced = scim
-        .put(&format!("/Groups/{group}"), &json!({"displayName": "Finance EU", "members": [{"value": user}]}))
+        .put(
+            &format!("/Groups/{group}"),
+            &json!({"displayName": "Finance EU", "members": [{"value": user}]}),
+        )
         .await;
     assert_eq!(replaced.status, 200, "{}", replaced.raw);
     assert_eq!(replaced.body["displayName"], "Finance EU");
@@ -181,13 +218,23 @@ async fn concurrent_patches_lose_no_member() {
         let path = format!("/Groups/{group}");
         let body = patch(json!([{"op": "Add", "path": "members",
             "value": chunk.iter().map(|id| json!({"value": id})).collect::<Vec<_>>()}]));
-        tasks.push(tokio::spawn(async move { scim.patch(&path, &body).await.status }));
+        tasks.push(tokio::spawn(async move {
+            scim.patch(&path, &body).await.status
+        }));
     }
     for task in tasks {
         assert_eq!(task.await.unwrap(), 204);
     }
-    assert_eq!(members(&scim, &group).await, users.iter().cloned().collect());
-    let group_reply = scim.get(&format!("/Groups/{group}?excludedAttributes=members")).await;
-    assert_eq!(group_reply.body["meta"]["version"], "W/\"21\"", "one version per PATCH");
+    assert_eq!(
+        members(&scim, &group).await,
+        users.iter().cloned().collect()
+    );
+    let group_reply = scim
+        .get(&format!("/Groups/{group}?excludedAttributes=members"))
+        .await;
+    assert_eq!(
+        group_reply.body["meta"]["version"], "W/\"21\"",
+        "one version per PATCH"
+    );
     stack.stop().await;
 }

@@ -29,7 +29,11 @@ async fn q1_q2_q5_capitalised_ops_string_booleans_and_single_value_add() {
     let stack = Stack::start().await;
     let (_, scim) = stack.tenant("q1").await;
     // Q2: "active": "True" in a POST body is 201 with a boolean true.
-    let user = create(&scim, json!({"userName": "q1@example.com", "active": "True"})).await;
+    let user = create(
+        &scim,
+        json!({"userName": "q1@example.com", "active": "True"}),
+    )
+    .await;
     assert_eq!(user["active"], true);
     let id = user["id"].as_str().unwrap();
     let patched = patch_user(
@@ -41,8 +45,16 @@ async fn q1_q2_q5_capitalised_ops_string_booleans_and_single_value_add() {
     .await;
     assert_eq!(patched["active"], false);
     assert_eq!(patched["nickName"], "Babs");
-    let patched = patch_user(&scim, id, json!([{"op": "Add", "path": "nickName", "value": "Bea"}])).await;
-    assert_eq!(patched["nickName"], "Bea", "Add on a single value replaces it");
+    let patched = patch_user(
+        &scim,
+        id,
+        json!([{"op": "Add", "path": "nickName", "value": "Bea"}]),
+    )
+    .await;
+    assert_eq!(
+        patched["nickName"], "Bea",
+        "Add on a single value replaces it"
+    );
     stack.stop().await;
 }
 
@@ -60,8 +72,14 @@ async fn q3_filter_in_path_creates_the_element_and_is_filterable() {
                {"op": "Replace", "path": "addresses[type eq \"work\"].postalCode", "value": "98052"}]),
     )
     .await;
-    assert_eq!(patched["emails"], json!([{"type": "work", "value": "q3.work@example.com"}]));
-    assert_eq!(patched["phoneNumbers"][0]["value"], "+1 555 0100", "values are stored exactly as sent");
+    assert_eq!(
+        patched["emails"],
+        json!([{"type": "work", "value": "q3.work@example.com"}])
+    );
+    assert_eq!(
+        patched["phoneNumbers"][0]["value"], "+1 555 0100",
+        "values are stored exactly as sent"
+    );
     assert_eq!(patched["addresses"][0]["postalCode"], "98052");
     // The matching query on the work email, Entra's out-of-grammar form.
     let found = scim
@@ -104,8 +122,17 @@ async fn q4_q7_pathless_dotted_and_urn_keys_and_enterprise_paths() {
     assert_eq!(patched["name"]["familyName"], "Unua");
     assert_eq!(patched[ENTERPRISE]["employeeNumber"], "Aklq");
     assert_eq!(patched[ENTERPRISE]["department"], "Marketing");
-    assert!(patched["schemas"].as_array().unwrap().iter().any(|s| s == ENTERPRISE));
-    assert!(patched.get("name.givenName").is_none(), "dotted keys are paths, not attributes");
+    assert!(
+        patched["schemas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == ENTERPRISE)
+    );
+    assert!(
+        patched.get("name.givenName").is_none(),
+        "dotted keys are paths, not attributes"
+    );
     stack.stop().await;
 }
 
@@ -116,11 +143,20 @@ async fn q8_manager_in_every_shape_is_returned_as_a_complex_value() {
     let boss = create(&scim, json!({"userName": "boss@example.com"})).await;
     let boss_id = boss["id"].as_str().unwrap().to_owned();
     // A bare string in a POST body.
-    let user = create(&scim, json!({"userName": "q8@example.com", ENTERPRISE: {"manager": boss_id}})).await;
+    let user = create(
+        &scim,
+        json!({"userName": "q8@example.com", ENTERPRISE: {"manager": boss_id}}),
+    )
+    .await;
     assert_eq!(user[ENTERPRISE]["manager"], json!({"value": boss_id}));
     let id = user["id"].as_str().unwrap();
     // A bare string at the URN path (flag shape).
-    let patched = patch_user(&scim, id, json!([{"op": "add", "path": format!("{ENTERPRISE}:manager"), "value": "m-2"}])).await;
+    let patched = patch_user(
+        &scim,
+        id,
+        json!([{"op": "add", "path": format!("{ENTERPRISE}:manager"), "value": "m-2"}]),
+    )
+    .await;
     assert_eq!(patched[ENTERPRISE]["manager"], json!({"value": "m-2"}));
     // A one-element array at the short path (old docs).
     let patched = patch_user(
@@ -131,8 +167,19 @@ async fn q8_manager_in_every_shape_is_returned_as_a_complex_value() {
     .await;
     assert_eq!(patched[ENTERPRISE]["manager"]["value"], "m-3");
     // Remove by a value filter.
-    let patched = patch_user(&scim, id, json!([{"op": "remove", "path": "manager[value eq \"m-3\"]"}])).await;
-    assert!(patched.get(ENTERPRISE).and_then(|e| e.get("manager")).is_none(), "{patched}");
+    let patched = patch_user(
+        &scim,
+        id,
+        json!([{"op": "remove", "path": "manager[value eq \"m-3\"]"}]),
+    )
+    .await;
+    assert!(
+        patched
+            .get(ENTERPRISE)
+            .and_then(|e| e.get("manager"))
+            .is_none(),
+        "{patched}"
+    );
     // Q19: the legacy reference check.
     let check = scim
         .get(&format!(
@@ -162,20 +209,46 @@ async fn q10_q11_q12_lenient_input() {
     assert!(user.get("addresses").is_none());
     let id = user["id"].as_str().unwrap();
     // Q12: "" then null both clear an optional attribute.
-    patch_user(&scim, id, json!([{"op": "Replace", "path": "title", "value": "Lead"}])).await;
-    let cleared = patch_user(&scim, id, json!([{"op": "Replace", "path": "title", "value": ""}])).await;
+    patch_user(
+        &scim,
+        id,
+        json!([{"op": "Replace", "path": "title", "value": "Lead"}]),
+    )
+    .await;
+    let cleared = patch_user(
+        &scim,
+        id,
+        json!([{"op": "Replace", "path": "title", "value": ""}]),
+    )
+    .await;
     assert!(cleared.get("title").is_none_or(|t| t == ""), "{cleared}");
-    patch_user(&scim, id, json!([{"op": "Replace", "path": "title", "value": "Lead"}])).await;
-    let cleared = patch_user(&scim, id, json!([{"op": "Replace", "path": "title", "value": null}])).await;
+    patch_user(
+        &scim,
+        id,
+        json!([{"op": "Replace", "path": "title", "value": "Lead"}]),
+    )
+    .await;
+    let cleared = patch_user(
+        &scim,
+        id,
+        json!([{"op": "Replace", "path": "title", "value": null}]),
+    )
+    .await;
     assert!(cleared.get("title").is_none(), "{cleared}");
     // Q10: a bare string member value.
     let group = scim.post("/Groups", &json!({"displayName": "Q10"})).await;
     let group_id = group.body["id"].as_str().unwrap();
     let reply = scim
-        .patch(&format!("/Groups/{group_id}"), &json!({"Operations": [{"op": "add", "path": "members", "value": id}]}))
+        .patch(
+            &format!("/Groups/{group_id}"),
+            &json!({"Operations": [{"op": "add", "path": "members", "value": id}]}),
+        )
         .await;
     assert_eq!(reply.status, 204, "{}", reply.raw);
-    assert_eq!(scim.get(&format!("/Groups/{group_id}")).await.body["members"][0]["value"], id);
+    assert_eq!(
+        scim.get(&format!("/Groups/{group_id}")).await.body["members"][0]["value"],
+        id
+    );
     stack.stop().await;
 }
 
@@ -196,15 +269,26 @@ async fn q13_q14_projection_and_case_insensitive_names() {
     let resource = &reply.body["Resources"][0];
     assert_eq!(resource["userName"], "q14@example.com");
     assert!(resource.get("emails").is_some());
-    assert!(resource.get("name").is_none(), "attributes= keeps only what was asked, plus id");
+    assert!(
+        resource.get("name").is_none(),
+        "attributes= keeps only what was asked, plus id"
+    );
     assert!(resource.get("id").is_some());
-    let by_family = scim.get("/Users?filter=name.FamilyName%20eq%20%22case%22").await;
+    let by_family = scim
+        .get("/Users?filter=name.FamilyName%20eq%20%22case%22")
+        .await;
     assert_eq!(by_family.body["totalResults"], 1);
-    let work = scim.get("/Users?attributes=emails%5Btype%20eq%20%22work%22%5D").await;
+    let work = scim
+        .get("/Users?attributes=emails%5Btype%20eq%20%22work%22%5D")
+        .await;
     assert!(work.body["Resources"][0].get("emails").is_some());
-    let group = scim.post("/Groups", &json!({"displayName": "Mixed Case"})).await;
+    let group = scim
+        .post("/Groups", &json!({"displayName": "Mixed Case"}))
+        .await;
     assert_eq!(group.status, 201);
-    let by_name = scim.get("/Groups?filter=DisplayName%20eq%20%22mixed%20case%22").await;
+    let by_name = scim
+        .get("/Groups?filter=DisplayName%20eq%20%22mixed%20case%22")
+        .await;
     assert_eq!(by_name.body["totalResults"], 1);
     stack.stop().await;
 }

@@ -20,7 +20,9 @@ fn filter(expression: &str) -> String {
     let mut encoded = String::new();
     for byte in expression.bytes() {
         match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => encoded.push(byte as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                encoded.push(byte as char)
+            }
             _ => encoded.push_str(&format!("%{byte:02X}")),
         }
     }
@@ -33,7 +35,10 @@ async fn create_then_get_returns_the_same_resource() {
     let (_, scim) = stack.tenant("users").await;
     let created = scim.post("/Users", &user("ada@example.com", "ada")).await;
     assert_eq!(created.status, 201, "{}", created.raw);
-    assert_eq!(created.header("content-type"), Some("application/scim+json"));
+    assert_eq!(
+        created.header("content-type"),
+        Some("application/scim+json")
+    );
     let id = created.body["id"].as_str().unwrap();
     let location = created.header("location").unwrap();
     assert_eq!(location, format!("{}/Users/{id}", stack.scim_base()));
@@ -47,7 +52,10 @@ async fn create_then_get_returns_the_same_resource() {
 
     let fetched = scim.get(&format!("/Users/{id}")).await;
     assert_eq!(fetched.status, 200);
-    assert_eq!(fetched.body, created.body, "a GET right after the 201 returns the new resource");
+    assert_eq!(
+        fetched.body, created.body,
+        "a GET right after the 201 returns the new resource"
+    );
 
     let projected = scim.get(&format!("/Users/{id}?attributes=userName")).await;
     assert_eq!(projected.body["userName"], "ada@example.com");
@@ -60,12 +68,22 @@ async fn create_then_get_returns_the_same_resource() {
 async fn user_name_is_unique_case_insensitively() {
     let stack = Stack::start().await;
     let (_, scim) = stack.tenant("unique").await;
-    assert_eq!(scim.post("/Users", &user("Bob@Example.com", "b1")).await.status, 201);
+    assert_eq!(
+        scim.post("/Users", &user("Bob@Example.com", "b1"))
+            .await
+            .status,
+        201
+    );
     let duplicate = scim.post("/Users", &user("bob@example.COM", "b2")).await;
     assert_eq!(duplicate.status, 409);
     assert_eq!(duplicate.body["scimType"], "uniqueness");
     assert_eq!(duplicate.body["status"], "409");
-    assert!(duplicate.body["detail"].as_str().unwrap().contains("bob@example.COM"));
+    assert!(
+        duplicate.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("bob@example.COM")
+    );
     // The matching query finds the existing user whatever the case.
     let found = scim.get(&filter("userName eq \"BOB@example.com\"")).await;
     assert_eq!(found.body["totalResults"], 1);
@@ -86,8 +104,14 @@ async fn matching_filters_answer_200_even_when_nothing_matches() {
         (&format!("id eq \"{id}\""), 1),
         ("displayName eq \"display cy@example.com\"", 1),
         ("emails[type eq \"work\"].value eq \"cy@example.com\"", 1),
-        ("userName eq \"cy@example.com\" and externalId eq \"cy-ext\"", 1),
-        ("userName eq \"cy@example.com\" and externalId eq \"other\"", 0),
+        (
+            "userName eq \"cy@example.com\" and externalId eq \"cy-ext\"",
+            1,
+        ),
+        (
+            "userName eq \"cy@example.com\" and externalId eq \"other\"",
+            0,
+        ),
         ("userName eq \"nobody\" or externalId eq \"cy-ext\"", 1),
         ("userName sw \"cy\"", 1),
         ("name.familyName eq \"family\"", 1),
@@ -97,7 +121,10 @@ async fn matching_filters_answer_200_even_when_nothing_matches() {
         let reply = scim.get(&filter(expression)).await;
         assert_eq!(reply.status, 200, "{expression}: {}", reply.raw);
         assert_eq!(reply.body["totalResults"], expected, "{expression}");
-        assert_eq!(reply.body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:ListResponse");
+        assert_eq!(
+            reply.body["schemas"][0],
+            "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+        );
         assert_eq!(reply.body["startIndex"], 1);
         assert_eq!(reply.body["Resources"].as_array().unwrap().len(), expected);
     }
@@ -105,7 +132,9 @@ async fn matching_filters_answer_200_even_when_nothing_matches() {
     let plus = scim.get("/Users?filter=externalId+eq+%22cy-ext%22").await;
     assert_eq!(plus.body["totalResults"], 1);
     // An unknown bare flag is ignored.
-    let flagged = scim.get("/Users?aadOptscim062020&filter=externalId+eq+%22cy-ext%22").await;
+    let flagged = scim
+        .get("/Users?aadOptscim062020&filter=externalId+eq+%22cy-ext%22")
+        .await;
     assert_eq!(flagged.status, 200);
     assert_eq!(flagged.body["totalResults"], 1);
 
@@ -124,20 +153,31 @@ async fn paging_is_one_based_with_correct_totals() {
     let (_, scim) = stack.tenant("paging").await;
     let mut ids = Vec::new();
     for index in 0..12 {
-        let created = scim.post("/Users", &user(&format!("u{index:02}@example.com"), &format!("e{index}"))).await;
+        let created = scim
+            .post(
+                "/Users",
+                &user(&format!("u{index:02}@example.com"), &format!("e{index}")),
+            )
+            .await;
         ids.push(created.body["id"].as_str().unwrap().to_owned());
     }
     let mut seen = Vec::new();
     for page in 0..3 {
         let start = page * 5 + 1;
-        let reply = scim.get(&format!("/Users?startIndex={start}&count=5")).await;
+        let reply = scim
+            .get(&format!("/Users?startIndex={start}&count=5"))
+            .await;
         assert_eq!(reply.status, 200);
         assert_eq!(reply.body["totalResults"], 12);
         assert_eq!(reply.body["startIndex"], start);
         let resources = reply.body["Resources"].as_array().unwrap();
         assert_eq!(resources.len(), if page < 2 { 5 } else { 2 });
         assert_eq!(reply.body["itemsPerPage"], resources.len());
-        seen.extend(resources.iter().map(|r| r["id"].as_str().unwrap().to_owned()));
+        seen.extend(
+            resources
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_owned()),
+        );
     }
     assert_eq!(seen, ids, "pages are stable and cover every user once");
 
@@ -149,7 +189,12 @@ async fn paging_is_one_based_with_correct_totals() {
     assert_eq!(past_the_end.body["Resources"].as_array().unwrap().len(), 0);
     let below_one = scim.get("/Users?startIndex=0&count=2").await;
     assert_eq!(below_one.body["startIndex"], 1);
-    let filtered_page = scim.get(&format!("{}&startIndex=2&count=1", filter("userName sw \"u0\""))).await;
+    let filtered_page = scim
+        .get(&format!(
+            "{}&startIndex=2&count=1",
+            filter("userName sw \"u0\"")
+        ))
+        .await;
     assert_eq!(filtered_page.body["totalResults"], 10);
     assert_eq!(filtered_page.body["Resources"][0]["id"], ids[1]);
     let bad = scim.get("/Users?count=many").await;
@@ -175,7 +220,12 @@ async fn put_replaces_and_delete_removes() {
     assert_eq!(replaced.header("etag"), Some("W/\"2\""));
 
     let stale = scim
-        .send_raw(hyper::Method::PUT, &format!("/Users/{id}"), Some(replacement.to_string()), "application/json")
+        .send_raw(
+            hyper::Method::PUT,
+            &format!("/Users/{id}"),
+            Some(replacement.to_string()),
+            "application/json",
+        )
         .await;
     assert_eq!(stale.status, 200, "application/json is accepted too");
 
@@ -184,9 +234,19 @@ async fn put_replaces_and_delete_removes() {
     assert_eq!(gone.status, 404);
     assert_eq!(gone.body["status"], "404");
     assert_eq!(scim.delete(&format!("/Users/{id}")).await.status, 404);
-    assert_eq!(scim.put("/Users/missing", &user("x@example.com", "x")).await.status, 404);
+    assert_eq!(
+        scim.put("/Users/missing", &user("x@example.com", "x"))
+            .await
+            .status,
+        404
+    );
     // A deleted userName can be used again.
-    assert_eq!(scim.post("/Users", &user("dee.renamed@example.com", "dee")).await.status, 201);
+    assert_eq!(
+        scim.post("/Users", &user("dee.renamed@example.com", "dee"))
+            .await
+            .status,
+        201
+    );
     stack.stop().await;
 }
 
@@ -198,16 +258,31 @@ async fn bad_requests_are_scim_errors() {
     let no_user_name = scim.post("/Users", &json!({"active": true})).await;
     assert_eq!(no_user_name.status, 400);
     assert_eq!(no_user_name.body["scimType"], "invalidValue");
-    assert!(no_user_name.body["detail"].as_str().unwrap().contains("userName"));
+    assert!(
+        no_user_name.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("userName")
+    );
 
     let not_json = scim
-        .send_raw(hyper::Method::POST, "/Users", Some("{not json".to_owned()), "application/scim+json")
+        .send_raw(
+            hyper::Method::POST,
+            "/Users",
+            Some("{not json".to_owned()),
+            "application/scim+json",
+        )
         .await;
     assert_eq!(not_json.status, 400);
     assert_eq!(not_json.body["scimType"], "invalidSyntax");
 
     let wrong_type = scim
-        .send_raw(hyper::Method::POST, "/Users", Some("userName=x".to_owned()), "application/x-www-form-urlencoded")
+        .send_raw(
+            hyper::Method::POST,
+            "/Users",
+            Some("userName=x".to_owned()),
+            "application/x-www-form-urlencoded",
+        )
         .await;
     assert_eq!(wrong_type.status, 415);
     assert_eq!(wrong_type.body["status"], "415");
@@ -217,15 +292,26 @@ async fn bad_requests_are_scim_errors() {
     let too_large = scim.post("/Users", &huge).await;
     assert_eq!(too_large.status, 413);
     assert_eq!(too_large.body["status"], "413");
-    assert_eq!(too_large.header("content-type"), Some("application/scim+json"));
+    assert_eq!(
+        too_large.header("content-type"),
+        Some("application/scim+json")
+    );
 
     let unknown_route = scim.get("/Devices").await;
     assert_eq!(unknown_route.status, 404);
-    assert_eq!(unknown_route.body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error");
+    assert_eq!(
+        unknown_route.body["schemas"][0],
+        "urn:ietf:params:scim:api:messages:2.0:Error"
+    );
     let wrong_method = scim.send(hyper::Method::PATCH, "/Users", None).await;
     assert_eq!(wrong_method.status, 405);
 
-    let bad_patch = scim.patch("/Users/whatever", &json!({"Operations": [{"op": "frobnicate", "path": "active"}]})).await;
+    let bad_patch = scim
+        .patch(
+            "/Users/whatever",
+            &json!({"Operations": [{"op": "frobnicate", "path": "active"}]}),
+        )
+        .await;
     assert_eq!(bad_patch.status, 400);
     assert_eq!(bad_patch.body["scimType"], "invalidSyntax");
 

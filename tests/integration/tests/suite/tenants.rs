@@ -21,7 +21,9 @@ async fn create(client: &mut Client, name: &str) -> pb::CreateTenantResponse {
 
 async fn resolve(client: &mut Client, token: &str) -> Result<String, tonic::Status> {
     client
-        .resolve_scim_token(pb::ResolveScimTokenRequest { token: token.to_owned() })
+        .resolve_scim_token(pb::ResolveScimTokenRequest {
+            token: token.to_owned(),
+        })
         .await
         .map(|response| response.into_inner().tenant_id)
 }
@@ -36,11 +38,16 @@ async fn create_resolve_rotate_and_list() {
     assert_eq!(tenant.name, "acme");
     assert_eq!(tenant.active_token_count, 1);
     assert!(acme.scim_token.starts_with("dsy_") && acme.scim_token.len() > 60);
-    assert_eq!(resolve(&mut client, &acme.scim_token).await.unwrap(), tenant.tenant_id);
+    assert_eq!(
+        resolve(&mut client, &acme.scim_token).await.unwrap(),
+        tenant.tenant_id
+    );
 
     // Lookup by id and by name.
     let by_name = client
-        .get_tenant(pb::GetTenantRequest { tenant: "acme".to_owned() })
+        .get_tenant(pb::GetTenantRequest {
+            tenant: "acme".to_owned(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -55,18 +62,47 @@ async fn create_resolve_rotate_and_list() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(resolve(&mut client, &acme.scim_token).await.unwrap(), tenant.tenant_id);
-    assert_eq!(resolve(&mut client, &second.scim_token).await.unwrap(), tenant.tenant_id);
+    assert_eq!(
+        resolve(&mut client, &acme.scim_token).await.unwrap(),
+        tenant.tenant_id
+    );
+    assert_eq!(
+        resolve(&mut client, &second.scim_token).await.unwrap(),
+        tenant.tenant_id
+    );
     let rotated = client
-        .rotate_scim_token(pb::RotateScimTokenRequest { tenant_id: "acme".to_owned() })
+        .rotate_scim_token(pb::RotateScimTokenRequest {
+            tenant_id: "acme".to_owned(),
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(rotated.revoked_tokens, 2);
-    assert_eq!(resolve(&mut client, &acme.scim_token).await.unwrap_err().code(), Code::Unauthenticated);
-    assert_eq!(resolve(&mut client, &second.scim_token).await.unwrap_err().code(), Code::Unauthenticated);
-    assert_eq!(resolve(&mut client, &rotated.scim_token).await.unwrap(), tenant.tenant_id);
-    assert_eq!(resolve(&mut client, "dsy_made_up").await.unwrap_err().code(), Code::Unauthenticated);
+    assert_eq!(
+        resolve(&mut client, &acme.scim_token)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    assert_eq!(
+        resolve(&mut client, &second.scim_token)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    assert_eq!(
+        resolve(&mut client, &rotated.scim_token).await.unwrap(),
+        tenant.tenant_id
+    );
+    assert_eq!(
+        resolve(&mut client, "dsy_made_up")
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
 
     // Paging through the list.
     for index in 0..4 {
@@ -77,7 +113,10 @@ async fn create_resolve_rotate_and_list() {
     loop {
         let page = client
             .list_tenants(pb::ListTenantsRequest {
-                page: Some(PageRequest { page_size: 2, page_token }),
+                page: Some(PageRequest {
+                    page_size: 2,
+                    page_token,
+                }),
             })
             .await
             .unwrap()
@@ -90,7 +129,10 @@ async fn create_resolve_rotate_and_list() {
         }
     }
     seen.sort();
-    assert_eq!(seen, ["acme", "tenant-0", "tenant-1", "tenant-2", "tenant-3"]);
+    assert_eq!(
+        seen,
+        ["acme", "tenant-0", "tenant-1", "tenant-2", "tenant-3"]
+    );
     stack.stop().await;
 }
 
@@ -103,7 +145,10 @@ async fn tokens_are_stored_only_as_hashes() {
     let db = dirsync_store::connect(stack.db.options()).await.unwrap();
     let backend = db.get_database_backend();
     let rows = db
-        .query_all_raw(Statement::from_string(backend, "SELECT token_hash FROM scim_tokens"))
+        .query_all_raw(Statement::from_string(
+            backend,
+            "SELECT token_hash FROM scim_tokens",
+        ))
         .await
         .unwrap();
     assert_eq!(rows.len(), 1);
@@ -122,26 +167,40 @@ async fn bad_tenant_requests_are_refused_precisely() {
     create(&mut client, "dup").await;
 
     let duplicate = client
-        .create_tenant(pb::CreateTenantRequest { name: "dup".to_owned(), ..Default::default() })
+        .create_tenant(pb::CreateTenantRequest {
+            name: "dup".to_owned(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(duplicate.code(), Code::AlreadyExists);
-    assert!(duplicate.message().contains("dup"), "{}", duplicate.message());
+    assert!(
+        duplicate.message().contains("dup"),
+        "{}",
+        duplicate.message()
+    );
 
     let empty = client
-        .create_tenant(pb::CreateTenantRequest { name: "  ".to_owned(), ..Default::default() })
+        .create_tenant(pb::CreateTenantRequest {
+            name: "  ".to_owned(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(empty.code(), Code::InvalidArgument);
 
     let missing = client
-        .get_tenant(pb::GetTenantRequest { tenant: "nope".to_owned() })
+        .get_tenant(pb::GetTenantRequest {
+            tenant: "nope".to_owned(),
+        })
         .await
         .unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
 
     let rotate_missing = client
-        .rotate_scim_token(pb::RotateScimTokenRequest { tenant_id: "nope".to_owned() })
+        .rotate_scim_token(pb::RotateScimTokenRequest {
+            tenant_id: "nope".to_owned(),
+        })
         .await
         .unwrap_err();
     assert_eq!(rotate_missing.code(), Code::NotFound);

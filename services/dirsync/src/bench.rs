@@ -1,0 +1,308 @@
+//! `dirsync bench scim`: drives the SCIM gateway over loopback the way Entra
+//! does (a matching query before each create) and prints throughput and
+//! latency. Everything runs in this process on ephemeral ports with a fresh
+//! SQLite store, so the load generator shares the machine with the server:
+//! the figures are a floor, not a ceiling.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use dirsync_proto::provisioner::v1 as pb;
+use dirsync_runtime::DirsyncConfig;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ScimBenchArgs {
+    /// Store sizes to measure at (users already present), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1000,100000")]
+    users: Vec<u64>,
+    /// Concurrent HTTP connections.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Seconds each measured phase runs.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum BenchCommand {
+    /// SCIM creates and Entra matching queries against the gateway.
+    Scim(ScimBenchArgs),
+}
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+struct Target {
+    client: HttpClient,
+    base: String,
+    token: String,
+}
+
+impl Target {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+    ) -> anyhow::Result<StatusCode> {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("authorization", format!("Bearer {}", self.token));
+        let body = match body {
+            Some(body) => {
+                request = request.header("content-type", "application/scim+json");
+                Full::new(Bytes::from(body))
+            }
+            None => Full::new(Bytes::new()),
+        };
+        let response = self.client.request(request.body(body)?).await?;
+        let status = response.status();
+        response.into_body().collect().await?;
+        Ok(status)
+    }
+}
+
+/// Latencies of one phase, in microseconds.
+struct Phase {
+    name: &'static str,
+    latencies: Vec<u32>,
+    errors: u64,
+    elapsed: Duration,
+}
+
+impl Phase {
+    fn percentile(&self, fraction: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return 0.0;
+        }
+        let index = ((self.latencies.len() as f64 - 1.0) * fraction).round() as usize;
+        f64::from(self.latencies[index.min(self.latencies.len() - 1)]) / 1000.0
+    }
+
+    fn per_second(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// A small, fast PRNG: the benchmark needs spread, not secrecy.
+fn next_random(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+fn user_body(name: &str, index: u64) -> String {
+    serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User",
+                    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+        "externalId": format!("ext-{index}"),
+        "userName": name,
+        "active": true,
+        "displayName": format!("Bench User {index}"),
+        "emails": [{"primary": true, "type": "work", "value": name}],
+        "name": {"givenName": "Bench", "familyName": format!("User{index}")},
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "Benchmarks"}
+    })
+    .to_string()
+}
+
+async fn run_phase<F, Fut>(name: &'static str, connections: usize, seconds: u64, work: F) -> Phase
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<bool>> + Send,
+{
+    let work = Arc::new(work);
+    let counter = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (work, counter, errors) = (work.clone(), counter.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let sequence = counter.fetch_add(1, Ordering::Relaxed);
+                let begun = Instant::now();
+                match work(sequence).await {
+                    Ok(true) => latencies
+                        .push(u32::try_from(begun.elapsed().as_micros()).unwrap_or(u32::MAX)),
+                    _ => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        if let Ok(mut part) = task.await {
+            latencies.append(&mut part);
+        }
+    }
+    latencies.sort_unstable();
+    Phase {
+        name,
+        latencies,
+        errors: errors.load(Ordering::Relaxed),
+        elapsed: started.elapsed(),
+    }
+}
+
+pub(crate) async fn bench(config: DirsyncConfig, command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Scim(args) => {
+            println!(
+                "SCIM gateway benchmark: {} connections, {} s per phase, SQLite, load generator in-process",
+                args.connections, args.seconds
+            );
+            println!(
+                "{:>9}  {:<16} {:>10} {:>9} {:>9} {:>7}",
+                "store", "phase", "req/s", "p50 ms", "p99 ms", "errors"
+            );
+            for users in &args.users {
+                bench_scim_at(&config, *users, &args).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn bench_scim_at(
+    base_config: &DirsyncConfig,
+    users: u64,
+    args: &ScimBenchArgs,
+) -> anyhow::Result<()> {
+    let data = std::env::temp_dir().join(format!("dirsync-bench-{}-{users}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let mut config = base_config.clone();
+    config.database.url = format!("sqlite://{}/bench.db", data.display());
+    config.database.schema = String::new();
+
+    let grpc_listener = TcpListener::bind("127.0.0.1:0").await?;
+    let scim_listener = TcpListener::bind("127.0.0.1:0").await?;
+    let grpc_addr = grpc_listener.local_addr()?;
+    let scim_addr = scim_listener.local_addr()?;
+    let (stop, shutdown) = watch::channel(false);
+    let server = tokio::spawn(crate::serve::run_all(
+        config,
+        grpc_listener,
+        scim_listener,
+        shutdown,
+        false,
+    ));
+
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))?
+        .connect()
+        .await
+        .context("connecting to the in-process server")?;
+    let created = pb::tenant_service_client::TenantServiceClient::new(channel.clone())
+        .create_tenant(pb::CreateTenantRequest {
+            name: "bench".to_owned(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let tenant_id = created.tenant.map(|t| t.tenant_id).unwrap_or_default();
+
+    // Preload the store through the provisioner, many at a time.
+    let preload_started = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let mut loaders = Vec::new();
+    for _ in 0..args.connections {
+        let (next, channel, tenant_id) = (next.clone(), channel.clone(), tenant_id.clone());
+        loaders.push(tokio::spawn(async move {
+            let mut client = pb::user_service_client::UserServiceClient::new(channel);
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                if index >= users {
+                    return Ok::<(), tonic::Status>(());
+                }
+                client
+                    .create_user(pb::CreateUserRequest {
+                        tenant_id: tenant_id.clone(),
+                        user: Some(pb::UserInput {
+                            scim_json: user_body(&format!("user{index}@bench.example"), index),
+                        }),
+                    })
+                    .await?;
+            }
+        }));
+    }
+    for loader in loaders {
+        loader.await??;
+    }
+    eprintln!(
+        "  loaded {users} users in {:.1} s",
+        preload_started.elapsed().as_secs_f64()
+    );
+
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let target = Arc::new(Target {
+        client: Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(args.connections)
+            .build(connector),
+        base: format!("http://{scim_addr}/scim/v2"),
+        token: created.scim_token,
+    });
+
+    let queries = {
+        let target = target.clone();
+        let seed = Arc::new(AtomicU64::new(0x9E37_79B9_7F4A_7C15));
+        run_phase(
+            "matching query",
+            args.connections,
+            args.seconds,
+            move |sequence| {
+                let target = target.clone();
+                let mut state = seed.fetch_add(sequence | 1, Ordering::Relaxed) | 1;
+                let index = next_random(&mut state) % users.max(1);
+                async move {
+                    let path = format!("/Users?filter=userName+eq+%22user{index}@bench.example%22");
+                    Ok(target.call(Method::GET, &path, None).await? == StatusCode::OK)
+                }
+            },
+        )
+        .await
+    };
+    let creates = {
+        let target = target.clone();
+        run_phase("create", args.connections, args.seconds, move |sequence| {
+            let target = target.clone();
+            async move {
+                let body = user_body(&format!("new{sequence}@bench.example"), users + sequence);
+                Ok(target.call(Method::POST, "/Users", Some(body)).await? == StatusCode::CREATED)
+            }
+        })
+        .await
+    };
+    for phase in [&queries, &creates] {
+        println!(
+            "{:>9}  {:<16} {:>10.0} {:>9.2} {:>9.2} {:>7}",
+            users,
+            phase.name,
+            phase.per_second(),
+            phase.percentile(0.50),
+            phase.percentile(0.99),
+            phase.errors
+        );
+    }
+
+    let _ = stop.send(true);
+    server.await??;
+    let _ = std::fs::remove_dir_all(&data);
+    Ok(())
+}

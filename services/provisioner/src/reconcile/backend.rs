@@ -1,0 +1,183 @@
+//! The one narrow interface the reconcile workers write through. Today it is
+//! MaaS360's REST web services; a backend for MaaS360's own SCIM endpoint
+//! (keeping REST for distributions) would implement the same trait without
+//! touching the reconcile loop.
+
+use std::time::Duration;
+
+use dirsync_maas360::{Maas360Client, Maas360Error, NewUser, UserChanges};
+
+use super::identity::Identity;
+
+/// A user as the backend holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RemoteUser {
+    pub(crate) id: String,
+    pub(crate) identity: Identity,
+    pub(crate) active: bool,
+}
+
+/// How a failed call should be treated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum BackendError {
+    #[error("{detail}")]
+    Retryable {
+        detail: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("{0}")]
+    Permanent(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    NotFound(String),
+}
+
+impl From<Maas360Error> for BackendError {
+    fn from(error: Maas360Error) -> Self {
+        let retry_after = error.retry_after();
+        match error {
+            Maas360Error::AlreadyExists { detail } => Self::AlreadyExists(detail),
+            Maas360Error::NotFound { detail } => Self::NotFound(detail),
+            other if other.is_retryable() => Self::Retryable {
+                detail: other.to_string(),
+                retry_after,
+            },
+            other => Self::Permanent(other.to_string()),
+        }
+    }
+}
+
+#[tonic::async_trait]
+pub(crate) trait DirectoryBackend: Send + Sync + std::fmt::Debug {
+    async fn find_user(
+        &self,
+        user_name: &str,
+        domain: &str,
+    ) -> Result<Option<RemoteUser>, BackendError>;
+    async fn add_user(&self, identity: &Identity) -> Result<String, BackendError>;
+    async fn edit_user(&self, id: &str, from: &Identity, to: &Identity)
+    -> Result<(), BackendError>;
+    async fn deactivate_user(&self, id: &str) -> Result<(), BackendError>;
+    async fn reactivate_user(&self, id: &str) -> Result<(), BackendError>;
+    async fn delete_user(&self, id: &str) -> Result<(), BackendError>;
+    async fn find_group(&self, name: &str) -> Result<Option<String>, BackendError>;
+    async fn create_group(&self, name: &str) -> Result<String, BackendError>;
+    async fn delete_group(&self, id: &str) -> Result<(), BackendError>;
+    async fn add_user_to_groups(
+        &self,
+        user_id: &str,
+        group_ids: &[String],
+    ) -> Result<(), BackendError>;
+    async fn remove_user_from_groups(
+        &self,
+        user_id: &str,
+        group_ids: &[String],
+    ) -> Result<(), BackendError>;
+}
+
+/// Largest page MaaS360 serves.
+const GROUP_PAGE: u32 = 250;
+
+#[tonic::async_trait]
+impl DirectoryBackend for Maas360Client {
+    async fn find_user(
+        &self,
+        user_name: &str,
+        domain: &str,
+    ) -> Result<Option<RemoteUser>, BackendError> {
+        let found = Maas360Client::find_user(self, user_name, domain).await?;
+        Ok(found.map(|user| RemoteUser {
+            active: !user.status.eq_ignore_ascii_case("inactive")
+                && !user.status.eq_ignore_ascii_case("deactivated"),
+            id: user.user_identifier,
+            identity: Identity {
+                user_name: user.user_name,
+                domain: user.domain,
+                email: user.email,
+                full_name: user.full_name,
+            },
+        }))
+    }
+
+    async fn add_user(&self, identity: &Identity) -> Result<String, BackendError> {
+        Ok(Maas360Client::add_user(
+            self,
+            &NewUser {
+                user_name: identity.user_name.clone(),
+                domain: identity.domain.clone(),
+                email: identity.email.clone(),
+                full_name: identity.full_name.clone(),
+            },
+        )
+        .await?)
+    }
+
+    async fn edit_user(
+        &self,
+        id: &str,
+        from: &Identity,
+        to: &Identity,
+    ) -> Result<(), BackendError> {
+        let changes = UserChanges {
+            email: (from.email != to.email).then(|| to.email.clone()),
+            full_name: (from.full_name != to.full_name).then(|| to.full_name.clone()),
+        };
+        Ok(Maas360Client::edit_user(self, id, &changes).await?)
+    }
+
+    async fn deactivate_user(&self, id: &str) -> Result<(), BackendError> {
+        Ok(Maas360Client::deactivate_user(self, id).await?)
+    }
+
+    async fn reactivate_user(&self, id: &str) -> Result<(), BackendError> {
+        Ok(Maas360Client::reactivate_user(self, id).await?)
+    }
+
+    async fn delete_user(&self, id: &str) -> Result<(), BackendError> {
+        Ok(Maas360Client::delete_user(self, id).await?)
+    }
+
+    async fn find_group(&self, name: &str) -> Result<Option<String>, BackendError> {
+        let mut page_number = 1;
+        loop {
+            let page = Maas360Client::list_groups(self, page_number, GROUP_PAGE).await?;
+            if let Some(group) = page
+                .items
+                .iter()
+                .find(|group| group.name.eq_ignore_ascii_case(name))
+            {
+                return Ok(Some(group.group_identifier.clone()));
+            }
+            let seen = u64::from(page_number) * u64::from(page.page_size.max(1));
+            if page.items.is_empty() || seen >= page.total {
+                return Ok(None);
+            }
+            page_number += 1;
+        }
+    }
+
+    async fn create_group(&self, name: &str) -> Result<String, BackendError> {
+        Ok(Maas360Client::create_user_group(self, name).await?)
+    }
+
+    async fn delete_group(&self, id: &str) -> Result<(), BackendError> {
+        Ok(Maas360Client::delete_user_group(self, id).await?)
+    }
+
+    async fn add_user_to_groups(
+        &self,
+        user_id: &str,
+        group_ids: &[String],
+    ) -> Result<(), BackendError> {
+        Ok(Maas360Client::add_user_to_groups(self, user_id, group_ids).await?)
+    }
+
+    async fn remove_user_from_groups(
+        &self,
+        user_id: &str,
+        group_ids: &[String],
+    ) -> Result<(), BackendError> {
+        Ok(Maas360Client::remove_user_from_groups(self, user_id, group_ids).await?)
+    }
+}

@@ -1,0 +1,297 @@
+//! The work queue in the store: due resources, leases, progress, success,
+//! retry with backoff, and parking. Every state change also records what
+//! MaaS360 was asked to do (the audit) in the same transaction.
+
+use std::time::Duration;
+
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+
+use crate::entity::{maas360_audit, sync_state};
+use crate::error::Result;
+use crate::store::{Store, now_ms};
+
+/// One MaaS360 write and how it ended.
+#[derive(Debug, Clone)]
+pub(crate) struct AuditEntry {
+    pub(crate) action: &'static str,
+    pub(crate) target: String,
+    pub(crate) outcome: &'static str,
+    pub(crate) detail: Option<String>,
+    pub(crate) at: i64,
+}
+
+/// A claimed resource: who holds it and which desired version it saw.
+#[derive(Debug, Clone)]
+pub(crate) struct Lease {
+    pub(crate) row: sync_state::Model,
+    pub(crate) owner: String,
+}
+
+impl Lease {
+    fn key(&self) -> Condition {
+        Condition::all()
+            .add(sync_state::Column::TenantId.eq(self.row.tenant_id.clone()))
+            .add(sync_state::Column::Kind.eq(self.row.kind.clone()))
+            .add(sync_state::Column::ResourceId.eq(self.row.resource_id.clone()))
+            .add(sync_state::Column::LeaseOwner.eq(self.owner.clone()))
+    }
+}
+
+/// Due resources of the given tenants: pending, not parked, not leased,
+/// and past their retry time. Groups first, since users join them.
+pub(crate) async fn due(
+    store: &Store,
+    tenants: &[String],
+    limit: u64,
+) -> Result<Vec<sync_state::Model>> {
+    if tenants.is_empty() || limit == 0 {
+        return Ok(Vec::new());
+    }
+    let now = now_ms();
+    Ok(sync_state::Entity::find()
+        .filter(sync_state::Column::Pending.eq(true))
+        .filter(sync_state::Column::Parked.eq(false))
+        .filter(sync_state::Column::NextAttemptAt.lte(now))
+        .filter(
+            Condition::any()
+                .add(sync_state::Column::LeaseUntil.is_null())
+                .add(sync_state::Column::LeaseUntil.lt(now)),
+        )
+        .filter(sync_state::Column::TenantId.is_in(tenants.to_vec()))
+        .order_by_asc(sync_state::Column::Kind)
+        .order_by_asc(sync_state::Column::UpdatedAt)
+        .limit(limit)
+        .all(store.db())
+        .await?)
+}
+
+/// Claims `row` for `owner` unless another worker got there first. The
+/// conditional update is the claim: on PostgreSQL, of several replicas racing
+/// for one row exactly one update matches.
+pub(crate) async fn claim(
+    store: &Store,
+    row: sync_state::Model,
+    owner: &str,
+    lease: Duration,
+) -> Result<Option<Lease>> {
+    let now = now_ms();
+    let until = now + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+    let write = store.write().await?;
+    let claimed = sync_state::Entity::update_many()
+        .col_expr(
+            sync_state::Column::LeaseOwner,
+            Expr::value(owner.to_owned()),
+        )
+        .col_expr(sync_state::Column::LeaseUntil, Expr::value(until))
+        .filter(sync_state::Column::TenantId.eq(row.tenant_id.clone()))
+        .filter(sync_state::Column::Kind.eq(row.kind.clone()))
+        .filter(sync_state::Column::ResourceId.eq(row.resource_id.clone()))
+        .filter(sync_state::Column::Pending.eq(true))
+        .filter(sync_state::Column::Parked.eq(false))
+        .filter(
+            Condition::any()
+                .add(sync_state::Column::LeaseUntil.is_null())
+                .add(sync_state::Column::LeaseUntil.lt(now)),
+        )
+        .exec(&write.txn)
+        .await?;
+    write.commit().await?;
+    if claimed.rows_affected == 0 {
+        return Ok(None);
+    }
+    let fresh = sync_state::Entity::find_by_id((
+        row.tenant_id.clone(),
+        row.kind.clone(),
+        row.resource_id.clone(),
+    ))
+    .one(store.db())
+    .await?;
+    Ok(fresh
+        .filter(|fresh| fresh.lease_owner.as_deref() == Some(owner))
+        .map(|row| Lease {
+            row,
+            owner: owner.to_owned(),
+        }))
+}
+
+fn audit_rows(lease: &Lease, entries: &[AuditEntry]) -> Vec<maas360_audit::ActiveModel> {
+    entries
+        .iter()
+        .map(|entry| maas360_audit::ActiveModel {
+            tenant_id: Set(lease.row.tenant_id.clone()),
+            kind: Set(lease.row.kind.clone()),
+            resource_id: Set(lease.row.resource_id.clone()),
+            action: Set(entry.action.to_owned()),
+            target: Set(entry.target.clone()),
+            outcome: Set(entry.outcome.to_owned()),
+            detail: Set(entry.detail.clone()),
+            at: Set(entry.at),
+            ..Default::default()
+        })
+        .collect()
+}
+
+async fn write_audit(
+    txn: &impl sea_orm::ConnectionTrait,
+    lease: &Lease,
+    entries: &[AuditEntry],
+) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    maas360_audit::Entity::insert_many(audit_rows(lease, entries))
+        .exec_without_returning(txn)
+        .await?;
+    Ok(())
+}
+
+/// Records what MaaS360 now holds, mid-way, and renews the lease, so a crash
+/// or a later failure does not repeat what already succeeded.
+pub(crate) async fn save_progress(
+    store: &Store,
+    lease: &Lease,
+    maas360_id: Option<&str>,
+    applied_json: Option<&str>,
+    audit: &[AuditEntry],
+    lease_for: Duration,
+) -> Result<bool> {
+    let until = now_ms() + i64::try_from(lease_for.as_millis()).unwrap_or(i64::MAX / 2);
+    let write = store.write().await?;
+    let updated = sync_state::Entity::update_many()
+        .col_expr(
+            sync_state::Column::Maas360Id,
+            Expr::value(maas360_id.map(str::to_owned)),
+        )
+        .col_expr(
+            sync_state::Column::AppliedJson,
+            Expr::value(applied_json.map(str::to_owned)),
+        )
+        .col_expr(sync_state::Column::LeaseUntil, Expr::value(until))
+        .filter(lease.key())
+        .exec(&write.txn)
+        .await?;
+    write_audit(&write.txn, lease, audit).await?;
+    write.commit().await?;
+    Ok(updated.rows_affected == 1)
+}
+
+/// MaaS360 holds the desired version the worker saw. A change that arrived
+/// meanwhile keeps the resource pending, so it is reconciled again.
+pub(crate) async fn succeed(
+    store: &Store,
+    lease: &Lease,
+    maas360_id: Option<&str>,
+    applied_json: Option<&str>,
+    audit: &[AuditEntry],
+) -> Result<()> {
+    let seen = lease.row.desired_seq;
+    let write = store.write().await?;
+    if lease.row.deleted && maas360_id.is_none() {
+        // Gone from both sides: nothing is left to track.
+        sync_state::Entity::delete_many()
+            .filter(lease.key())
+            .filter(sync_state::Column::DesiredSeq.eq(seen))
+            .exec(&write.txn)
+            .await?;
+    }
+    sync_state::Entity::update_many()
+        .col_expr(sync_state::Column::AppliedSeq, Expr::value(seen))
+        .col_expr(
+            sync_state::Column::Pending,
+            Expr::col(sync_state::Column::DesiredSeq).ne(seen),
+        )
+        .col_expr(
+            sync_state::Column::Maas360Id,
+            Expr::value(maas360_id.map(str::to_owned)),
+        )
+        .col_expr(
+            sync_state::Column::AppliedJson,
+            Expr::value(applied_json.map(str::to_owned)),
+        )
+        .col_expr(sync_state::Column::Attempts, Expr::value(0))
+        .col_expr(sync_state::Column::NextAttemptAt, Expr::value(0))
+        .col_expr(
+            sync_state::Column::LastError,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            sync_state::Column::LeaseOwner,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            sync_state::Column::LeaseUntil,
+            Expr::value(Option::<i64>::None),
+        )
+        .filter(lease.key())
+        .exec(&write.txn)
+        .await?;
+    write_audit(&write.txn, lease, audit).await?;
+    write.commit().await
+}
+
+/// Not done yet, through no failure (a group it joins does not exist in
+/// MaaS360 yet): try again soon without counting an attempt.
+pub(crate) async fn defer(
+    store: &Store,
+    lease: &Lease,
+    delay: Duration,
+    audit: &[AuditEntry],
+) -> Result<()> {
+    let at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
+    let write = store.write().await?;
+    sync_state::Entity::update_many()
+        .col_expr(sync_state::Column::NextAttemptAt, Expr::value(at))
+        .col_expr(
+            sync_state::Column::LeaseOwner,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            sync_state::Column::LeaseUntil,
+            Expr::value(Option::<i64>::None),
+        )
+        .filter(lease.key())
+        .exec(&write.txn)
+        .await?;
+    write_audit(&write.txn, lease, audit).await?;
+    write.commit().await
+}
+
+/// A failed attempt: retried at `retry_at`, or parked with its reason.
+pub(crate) async fn fail(
+    store: &Store,
+    lease: &Lease,
+    reason: &str,
+    park: bool,
+    retry_at: i64,
+    audit: &[AuditEntry],
+) -> Result<()> {
+    let now = now_ms();
+    let write = store.write().await?;
+    let mut update = sync_state::Entity::update_many()
+        .col_expr(
+            sync_state::Column::Attempts,
+            Expr::col(sync_state::Column::Attempts).add(1),
+        )
+        .col_expr(
+            sync_state::Column::LastError,
+            Expr::value(reason.to_owned()),
+        )
+        .col_expr(sync_state::Column::NextAttemptAt, Expr::value(retry_at))
+        .col_expr(
+            sync_state::Column::LeaseOwner,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            sync_state::Column::LeaseUntil,
+            Expr::value(Option::<i64>::None),
+        );
+    if park {
+        update = update
+            .col_expr(sync_state::Column::Parked, Expr::value(true))
+            .col_expr(sync_state::Column::ParkedAt, Expr::value(now));
+    }
+    update.filter(lease.key()).exec(&write.txn).await?;
+    write_audit(&write.txn, lease, audit).await?;
+    write.commit().await
+}
