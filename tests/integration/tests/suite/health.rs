@@ -108,8 +108,8 @@ async fn all_in_one_is_serving_and_the_gateway_answers() {
 
 #[tokio::test]
 async fn unimplemented_rpcs_name_themselves() {
-    use dirsync_proto::mapping::v1 as mapping;
     use dirsync_proto::directory::v1 as directory;
+    use dirsync_proto::mapping::v1 as mapping;
     let stack = dirsync_tests::Stack::start().await;
     let channel = stack.grpc.channel().await;
     let error = mapping::mapping_service_client::MappingServiceClient::new(channel.clone())
@@ -122,13 +122,16 @@ async fn unimplemented_rpcs_name_themselves() {
         "{}",
         error.message()
     );
-    let error = provisioner::work_service_client::WorkServiceClient::new(channel)
-        .get_work_status(provisioner::GetWorkStatusRequest::default())
-        .await
-        .unwrap_err();
+    let error =
+        directory::directory_reader_service_client::DirectoryReaderServiceClient::new(channel)
+            .get_sync_state(directory::GetSyncStateRequest::default())
+            .await
+            .unwrap_err();
     assert_eq!(error.code(), tonic::Code::Unimplemented);
     assert!(
-        error.message().contains("WorkService/GetWorkStatus"),
+        error
+            .message()
+            .contains("DirectoryReaderService/GetSyncState"),
         "{}",
         error.message()
     );
