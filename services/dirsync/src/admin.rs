@@ -18,9 +18,108 @@ pub(crate) struct ServerArg {
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum TenantCommand {
     /// Create a tenant; prints its SCIM base URL and a bearer token, once.
-    Create { name: String },
+    Create {
+        name: String,
+        #[command(flatten)]
+        maas360: Maas360Args,
+        #[command(flatten)]
+        policy: PolicyArgs,
+    },
     /// List tenants.
     List,
+    /// Set or replace a tenant's MaaS360 connection (checked with one authentication).
+    SetMaas360 {
+        /// Tenant id or name.
+        tenant: String,
+        #[command(flatten)]
+        maas360: Maas360Args,
+    },
+}
+
+/// A MaaS360 connection. Secrets are given by reference (an environment
+/// variable or a file of the provisioner process), never on the command line.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct Maas360Args {
+    /// MaaS360 web-services root, e.g. https://services.m3.maas360.com
+    #[arg(long = "maas360-url")]
+    url: Option<String>,
+    #[arg(long)]
+    billing_id: Option<String>,
+    #[arg(long)]
+    admin_user: Option<String>,
+    #[arg(long)]
+    app_id: Option<String>,
+    #[arg(long, default_value = "1.0")]
+    app_version: String,
+    #[arg(long, default_value = "3")]
+    platform_id: String,
+    /// Environment variable holding the admin password.
+    #[arg(long, conflicts_with = "password_file")]
+    password_env: Option<String>,
+    /// File holding the admin password.
+    #[arg(long)]
+    password_file: Option<String>,
+    /// Environment variable holding the app access key.
+    #[arg(long, conflicts_with = "access_key_file")]
+    access_key_env: Option<String>,
+    /// File holding the app access key.
+    #[arg(long)]
+    access_key_file: Option<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct PolicyArgs {
+    /// Leave MaaS360 users active when Entra disables them.
+    #[arg(long)]
+    keep_disabled_active: bool,
+    /// Only deactivate (do not delete) MaaS360 users that Entra deletes.
+    #[arg(long)]
+    deactivate_on_delete: bool,
+    /// Use the whole userName as the MaaS360 username instead of the part before '@'.
+    #[arg(long)]
+    full_username: bool,
+}
+
+fn secret(env: &Option<String>, file: &Option<String>) -> Option<pb::SecretReference> {
+    let source = match (env, file) {
+        (Some(name), _) => pb::secret_reference::Source::Env(name.clone()),
+        (None, Some(path)) => pb::secret_reference::Source::File(path.clone()),
+        (None, None) => return None,
+    };
+    Some(pb::SecretReference {
+        source: Some(source),
+    })
+}
+
+impl Maas360Args {
+    fn connection(&self) -> anyhow::Result<Option<pb::Maas360Connection>> {
+        let Some(url) = &self.url else {
+            return Ok(None);
+        };
+        let missing = |flag: &str| anyhow::anyhow!("--maas360-url needs {flag} too");
+        Ok(Some(pb::Maas360Connection {
+            base_url: url.clone(),
+            billing_id: self
+                .billing_id
+                .clone()
+                .ok_or_else(|| missing("--billing-id"))?,
+            admin_user: self
+                .admin_user
+                .clone()
+                .ok_or_else(|| missing("--admin-user"))?,
+            app_id: self.app_id.clone().ok_or_else(|| missing("--app-id"))?,
+            app_version: self.app_version.clone(),
+            platform_id: self.platform_id.clone(),
+            password: Some(
+                secret(&self.password_env, &self.password_file)
+                    .ok_or_else(|| missing("--password-env or --password-file"))?,
+            ),
+            app_access_key: Some(
+                secret(&self.access_key_env, &self.access_key_file)
+                    .ok_or_else(|| missing("--access-key-env or --access-key-file"))?,
+            ),
+        }))
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -67,12 +166,24 @@ pub(crate) async fn tenant(
     let mut client =
         pb::tenant_service_client::TenantServiceClient::new(channel(config, server).await?);
     match command {
-        TenantCommand::Create { name } => {
+        TenantCommand::Create {
+            name,
+            maas360,
+            policy,
+        } => {
             let created = client
                 .create_tenant(pb::CreateTenantRequest {
                     name,
-                    maas360: None,
-                    policy: None,
+                    maas360: maas360.connection()?,
+                    policy: Some(pb::TenantPolicy {
+                        deactivate_on_disable: !policy.keep_disabled_active,
+                        delete_on_delete: !policy.deactivate_on_delete,
+                        username_mapping: if policy.full_username {
+                            pb::UsernameMapping::Full as i32
+                        } else {
+                            pb::UsernameMapping::LocalPart as i32
+                        },
+                    }),
                 })
                 .await
                 .map_err(explain)?
@@ -83,9 +194,36 @@ pub(crate) async fn tenant(
             println!("  name:          {}", tenant.name);
             println!("  SCIM base URL: {}", config.scim.base_url());
             println!("  SCIM token:    {}", created.scim_token);
+            match &tenant.maas360 {
+                Some(maas360) => println!(
+                    "  MaaS360:       {} (billing id {}, credentials checked)",
+                    maas360.base_url, maas360.billing_id
+                ),
+                None => println!(
+                    "  MaaS360:       not connected yet (dirsync tenant set-maas360 {} ...)",
+                    tenant.name
+                ),
+            }
             println!();
             println!(
                 "The token is shown only this once: paste it into Entra's \"Secret Token\" field."
+            );
+        }
+        TenantCommand::SetMaas360 { tenant, maas360 } => {
+            let connection = maas360
+                .connection()?
+                .ok_or_else(|| anyhow::anyhow!("--maas360-url is required"))?;
+            let updated = client
+                .set_maas360_connection(pb::SetMaas360ConnectionRequest {
+                    tenant_id: tenant,
+                    maas360: Some(connection),
+                })
+                .await
+                .map_err(explain)?
+                .into_inner();
+            println!(
+                "MaaS360 connection of tenant {} set and checked.",
+                updated.name
             );
         }
         TenantCommand::List => {
@@ -143,5 +281,95 @@ pub(crate) async fn token(
             );
         }
     }
+    Ok(())
+}
+
+pub(crate) async fn status(
+    config: &DirsyncConfig,
+    server: &ServerArg,
+    tenant: String,
+) -> anyhow::Result<()> {
+    let channel = channel(config, server).await?;
+    let tenant_id = pb::tenant_service_client::TenantServiceClient::new(channel.clone())
+        .get_tenant(pb::GetTenantRequest { tenant })
+        .await
+        .map_err(explain)?
+        .into_inner()
+        .tenant_id;
+    let mut work = pb::work_service_client::WorkServiceClient::new(channel);
+    let status = work
+        .get_work_status(pb::GetWorkStatusRequest {
+            tenant_id: tenant_id.clone(),
+        })
+        .await
+        .map_err(explain)?
+        .into_inner();
+    println!("tenant {tenant_id}");
+    println!("  in sync:     {}", status.in_sync);
+    println!("  queued:      {}", status.queue_depth);
+    println!("  in flight:   {}", status.in_flight);
+    println!("  parked:      {}", status.parked);
+    let mut page_token = String::new();
+    let mut header = true;
+    loop {
+        let parked = work
+            .list_parked(pb::ListParkedRequest {
+                tenant_id: tenant_id.clone(),
+                page: Some(dirsync_proto::common::v1::PageRequest {
+                    page_size: 200,
+                    page_token,
+                }),
+            })
+            .await
+            .map_err(explain)?
+            .into_inner();
+        for resource in &parked.resources {
+            if header {
+                println!("\nparked resources (retry with: dirsync retry {tenant_id}):");
+                header = false;
+            }
+            let kind = if resource.kind == dirsync_proto::common::v1::ResourceKind::Group as i32 {
+                "group"
+            } else {
+                "user"
+            };
+            println!(
+                "  {kind:<5} {} ({}) after {} attempt(s): {}",
+                resource.display, resource.resource_id, resource.attempts, resource.reason
+            );
+        }
+        page_token = parked
+            .page
+            .map(|page| page.next_page_token)
+            .unwrap_or_default();
+        if page_token.is_empty() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn retry(
+    config: &DirsyncConfig,
+    server: &ServerArg,
+    tenant: String,
+    resources: Vec<String>,
+) -> anyhow::Result<()> {
+    let channel = channel(config, server).await?;
+    let tenant_id = pb::tenant_service_client::TenantServiceClient::new(channel.clone())
+        .get_tenant(pb::GetTenantRequest { tenant })
+        .await
+        .map_err(explain)?
+        .into_inner()
+        .tenant_id;
+    let retried = pb::work_service_client::WorkServiceClient::new(channel)
+        .retry_parked(pb::RetryParkedRequest {
+            tenant_id,
+            resource_ids: resources,
+        })
+        .await
+        .map_err(explain)?
+        .into_inner();
+    println!("{} parked resource(s) queued again.", retried.requeued);
     Ok(())
 }

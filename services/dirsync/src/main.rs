@@ -40,6 +40,22 @@ enum Command {
         #[command(flatten)]
         server: admin::ServerArg,
     },
+    /// Show a tenant's MaaS360 work queue and its parked resources.
+    Status {
+        /// Tenant id or name.
+        tenant: String,
+        #[command(flatten)]
+        server: admin::ServerArg,
+    },
+    /// Queue a tenant's parked resources again (all, or the ids given).
+    Retry {
+        /// Tenant id or name.
+        tenant: String,
+        /// Resource ids; none retries every parked resource.
+        resources: Vec<String>,
+        #[command(flatten)]
+        server: admin::ServerArg,
+    },
     /// Measure throughput and latency (build with --release for real figures).
     Bench {
         #[command(subcommand)]
@@ -77,6 +93,12 @@ fn main() -> ExitCode {
             Command::Tenant { command, server } => admin::tenant(&config, &server, command).await,
             Command::Token { command, server } => admin::token(&config, &server, command).await,
             Command::Bench { command } => bench::bench(config, command).await,
+            Command::Status { tenant, server } => admin::status(&config, &server, tenant).await,
+            Command::Retry {
+                tenant,
+                resources,
+                server,
+            } => admin::retry(&config, &server, tenant, resources).await,
         }
     });
     match result {

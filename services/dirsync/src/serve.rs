@@ -56,9 +56,16 @@ pub(crate) async fn serve(config: DirsyncConfig, only: Option<Service>) -> anyho
                 .map_err(anyhow::Error::msg)?;
             let mut server = GrpcServer::new(timeout);
             match service {
-                Service::Provisioner => dirsync_provisioner::Provisioner::open(&config)
-                    .await?
-                    .register(&mut server),
+                Service::Provisioner => {
+                    let provisioner = dirsync_provisioner::Provisioner::open(&config).await?;
+                    provisioner.register(&mut server);
+                    let workers = provisioner.start_workers(stopped(shutdown.clone()));
+                    server.serve(listener, stopped(shutdown)).await?;
+                    if let Some(workers) = workers {
+                        let _ = workers.await;
+                    }
+                    return Ok(());
+                }
                 Service::DirectoryReader => {
                     dirsync_directory_reader::DirectoryReader::open(&config)
                         .await?
@@ -117,10 +124,11 @@ pub(crate) async fn run_all(
         .context("SCIM listener address")?;
 
     let mut server = GrpcServer::new(timeout);
-    dirsync_provisioner::Provisioner::open(&config)
+    let provisioner = dirsync_provisioner::Provisioner::open(&config)
         .await
-        .context("starting the provisioner")?
-        .register(&mut server);
+        .context("starting the provisioner")?;
+    provisioner.register(&mut server);
+    let workers = provisioner.start_workers(stopped(shutdown.clone()));
     dirsync_directory_reader::DirectoryReader::open(&config)
         .await
         .context("starting the directory-reader")?
@@ -149,6 +157,9 @@ pub(crate) async fn run_all(
     let grpc = server.serve(grpc_listener, stopped(shutdown.clone()));
     let scim = dirsync_scim_gateway::serve(&config.scim, scim_listener, stopped(shutdown));
     let (grpc, scim) = tokio::join!(grpc, scim);
+    if let Some(workers) = workers {
+        let _ = workers.await;
+    }
     grpc?;
     scim?;
     Ok(())
