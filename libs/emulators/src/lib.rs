@@ -1,0 +1,7 @@
+//! Emulators of the external systems dirsync talks to, for tests, the demo and benchmarks.
+//!
+//! Each emulator is a real HTTP server on a real socket, faithful to the wire shapes that the
+//! research notes in `/work/shared/reference/` establish, with switchable fault injection so
+//! callers can be tested against throttling, outages and lost responses.
+
+pub mod maas360;

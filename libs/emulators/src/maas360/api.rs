@@ -1,0 +1,439 @@
+//! The emulated MaaS360 web-services API: authentication, users, groups and memberships.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::routing::{delete, get, post};
+use serde_json::{Map, Value, json};
+
+use super::routes;
+use super::shared::App;
+use super::state::{Refusal, UserFilter};
+use super::tokens::TokenCheck;
+use super::wire::{ApiRequest, Reply};
+
+/// Page sizes the search APIs accept (maas360-api.md §3).
+const ALLOWED_PAGE_SIZES: [u32; 5] = [25, 50, 100, 200, 250];
+
+// Error codes of our own choosing: MaaS360's "Error Codes" chapter is a gap (§11); only 1007
+// for a bad token is seen in a client [code-weak].
+const ERR_BILLING: u32 = 1001;
+const ERR_ADMIN_CREDENTIALS: u32 = 1002;
+const ERR_APP: u32 = 1003;
+const ERR_ACCESS_KEY: u32 = 1004;
+const ERR_REFRESH: u32 = 1006;
+const ERR_TOKEN: u32 = 1007;
+const ERR_BILLING_MISMATCH: u32 = 1008;
+const ERR_BAD_REQUEST: u32 = 1010;
+const ERR_NOT_FOUND: u32 = 1011;
+
+/// 2.0 `responseCode` for a duplicate, as seen for custom attributes [code] (§3).
+const RESPONSE_DUPLICATE: u32 = 7;
+const RESPONSE_NOT_FOUND: u32 = 4;
+const RESPONSE_INVALID: u32 = 1;
+
+pub(crate) fn router() -> Router<App> {
+    Router::new()
+        .route(routes::AUTH_V1.1, post(auth_v1))
+        .route(routes::AUTH_V1_SLASH.1, post(auth_v1))
+        .route(routes::AUTH_V2.1, post(auth_v2))
+        .route(routes::SEARCH_USERS.1, get(search_users))
+        .route(routes::USERS_IN_GROUP.1, get(users_in_group))
+        .route(routes::ADD_USER.1, post(add_user))
+        .route(routes::EDIT_USER.1, post(edit_user))
+        .route(routes::DEACTIVATE_USER.1, post(deactivate_user))
+        .route(routes::REACTIVATE_USER.1, post(reactivate_user))
+        .route(routes::DELETE_USER.1, post(delete_user))
+        .route(routes::ADD_GROUPS_TO_USER.1, post(add_groups))
+        .route(routes::REMOVE_GROUPS_FROM_USER.1, post(remove_groups))
+        .route(routes::LIST_GROUPS.1, get(list_groups))
+        .route(routes::CREATE_USER_GROUP.1, post(create_user_group))
+        .route(routes::DELETE_USER_GROUP.1, delete(delete_user_group))
+}
+
+fn error(req: &ApiRequest, status: StatusCode, code: u32, desc: &str) -> Reply {
+    Reply::error(status, code, desc, req.format, req.quirks)
+}
+
+async fn auth_v1(State(app): State<App>, req: ApiRequest) -> Reply {
+    authenticate(&app, &req, false)
+}
+
+async fn auth_v2(State(app): State<App>, req: ApiRequest) -> Reply {
+    authenticate(&app, &req, true)
+}
+
+/// Checks each credential in turn so the errorDesc names the part that is wrong; refusals
+/// are HTTP 200 with a non-zero errorCode, as MaaS360 does (§2.2).
+fn authenticate(app: &App, req: &ApiRequest, v2: bool) -> Reply {
+    let c = app.config();
+    let field = |name: &str| req.params.get(name).map_or("", String::as_str);
+    let billing = req.path("billingID");
+    let refusal = if billing != c.billing_id || field("billingID").trim() != c.billing_id {
+        Some((ERR_BILLING, "Invalid billing ID"))
+    } else if field("appID") != c.app_id {
+        Some((ERR_APP, "Invalid application ID"))
+    } else if field("appVersion") != c.app_version {
+        Some((ERR_APP, "Invalid app version"))
+    } else if field("platformID") != c.platform_id {
+        Some((ERR_APP, "Invalid platform ID"))
+    } else if field("appAccessKey") != c.app_access_key {
+        Some((ERR_ACCESS_KEY, "Invalid app access key"))
+    } else if !field("userName").eq_ignore_ascii_case(&c.admin_user) {
+        Some((ERR_ADMIN_CREDENTIALS, "Invalid username or password"))
+    } else if v2 && req.params.contains_key("refreshToken") {
+        let redeemed = app.with(|i| i.tokens.redeem_refresh(field("refreshToken"), billing));
+        (!redeemed).then_some((ERR_REFRESH, "Invalid or expired refresh token"))
+    } else if field("password") != c.password {
+        Some((ERR_ADMIN_CREDENTIALS, "Invalid username or password"))
+    } else {
+        None
+    };
+    if let Some((code, desc)) = refusal {
+        return req.reply(
+            StatusCode::OK,
+            json!({"authResponse": {"errorCode": code, "errorDesc": desc}}),
+        );
+    }
+    let grant = if req.params.contains_key("refreshToken") && v2 {
+        "refresh_token"
+    } else {
+        "password"
+    };
+    let (token, refresh) = app.with(|i| {
+        *i.grants.entry(grant.to_owned()).or_insert(0) += 1;
+        let token = i.tokens.issue(billing, c.token_ttl);
+        let refresh = v2.then(|| i.tokens.issue_refresh(billing));
+        (token, refresh)
+    });
+    let mut response = Map::new();
+    response.insert("authToken".to_owned(), json!(token));
+    if let Some(refresh) = refresh {
+        response.insert("refreshToken".to_owned(), json!(refresh));
+    }
+    response.insert("errorCode".to_owned(), json!(0));
+    req.reply(StatusCode::OK, json!({ "authResponse": response }))
+}
+
+/// The header must be exactly `MaaS token="…"` (§2.4).
+fn maas_token(header: &str) -> Option<&str> {
+    header
+        .strip_prefix("MaaS token=\"")?
+        .strip_suffix('"')
+        .filter(|t| !t.is_empty() && !t.contains('"'))
+}
+
+/// Token present, current, and issued for the billing id in the path (checked on every route).
+fn authorize(app: &App, req: &ApiRequest) -> Result<(), Reply> {
+    let header = req
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(maas_token);
+    let Some(token) = header else {
+        return Err(error(
+            req,
+            StatusCode::UNAUTHORIZED,
+            ERR_TOKEN,
+            "Missing or malformed Authorization header; expected MaaS token=\"...\"",
+        ));
+    };
+    match app.with(|i| i.tokens.check(token, req.path("billingID"))) {
+        TokenCheck::Valid => Ok(()),
+        TokenCheck::Unknown => Err(error(
+            req,
+            StatusCode::UNAUTHORIZED,
+            ERR_TOKEN,
+            "Invalid token",
+        )),
+        TokenCheck::Expired => Err(error(
+            req,
+            StatusCode::UNAUTHORIZED,
+            ERR_TOKEN,
+            "Token expired",
+        )),
+        TokenCheck::OtherAccount => Err(error(
+            req,
+            StatusCode::FORBIDDEN,
+            ERR_BILLING_MISMATCH,
+            "Billing ID does not match the authenticated account",
+        )),
+    }
+}
+
+/// `pageNumber` (1-based) and `pageSize` (only the allowed sizes), with a per-API default size.
+fn paging(req: &ApiRequest, default_size: u32) -> Result<(u32, u32), Reply> {
+    let number = match req.param("pageNumber") {
+        None => 1,
+        Some(n) => n.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+            error(
+                req,
+                StatusCode::BAD_REQUEST,
+                ERR_BAD_REQUEST,
+                "Invalid pageNumber",
+            )
+        })?,
+    };
+    let size = match req.param("pageSize") {
+        None => default_size,
+        Some(s) => s
+            .parse::<u32>()
+            .ok()
+            .filter(|s| ALLOWED_PAGE_SIZES.contains(s))
+            .ok_or_else(|| {
+                error(
+                    req,
+                    StatusCode::BAD_REQUEST,
+                    ERR_BAD_REQUEST,
+                    "Invalid pageSize: allowed values are 25, 50, 100, 200, 250",
+                )
+            })?,
+    };
+    Ok((number, size))
+}
+
+/// The search envelope `{"<outer>":{"count","pageNumber","pageSize","<inner>":[…]}}`, where
+/// `count` is the total across pages (§3).
+fn page(outer: &str, inner: &str, all: Vec<Value>, number: u32, size: u32) -> Value {
+    let total = all.len();
+    let skip = usize::try_from(u64::from(number - 1) * u64::from(size)).unwrap_or(usize::MAX);
+    let items: Vec<Value> = all
+        .into_iter()
+        .skip(skip)
+        .take(usize::try_from(size).unwrap_or(usize::MAX))
+        .collect();
+    let mut envelope = Map::new();
+    envelope.insert("count".to_owned(), json!(total));
+    envelope.insert("pageNumber".to_owned(), json!(number));
+    envelope.insert("pageSize".to_owned(), json!(size));
+    envelope.insert(inner.to_owned(), Value::Array(items));
+    let mut body = Map::new();
+    body.insert(outer.to_owned(), Value::Object(envelope));
+    Value::Object(body)
+}
+
+fn include_all_users(req: &ApiRequest) -> u8 {
+    match req.param("includeAllUsers") {
+        Some("1") => 1,
+        Some("2") => 2,
+        _ => 0,
+    }
+}
+
+async fn search_users(State(app): State<App>, req: ApiRequest) -> Reply {
+    if let Err(reply) = authorize(&app, &req) {
+        return reply;
+    }
+    let (number, size) = match paging(&req, 50) {
+        Ok(p) => p,
+        Err(reply) => return reply,
+    };
+    let filter = UserFilter {
+        partial_user_name: req.param("partialUserName").map(str::to_owned),
+        partial_full_name: req.param("partialFullUserName").map(str::to_owned),
+        partial_email: req.param("partialEmailAddress").map(str::to_owned),
+        domain: req.param("domain").map(str::to_owned),
+        exact: req.param("match") == Some("1"),
+        include_all_users: include_all_users(&req),
+    };
+    let all = app.with(|i| i.dir.search_users(&filter));
+    req.reply(StatusCode::OK, page("users", "user", all, number, size))
+}
+
+async fn users_in_group(State(app): State<App>, req: ApiRequest) -> Reply {
+    if let Err(reply) = authorize(&app, &req) {
+        return reply;
+    }
+    let (number, size) = match paging(&req, 25) {
+        Ok(p) => p,
+        Err(reply) => return reply,
+    };
+    let gid = req.path("groupIdentifier");
+    let include = include_all_users(&req);
+    let all = app.with(|i| {
+        i.dir
+            .has_group(gid)
+            .then(|| i.dir.users_in_group(gid, include))
+    });
+    match all {
+        Some(all) => req.reply(StatusCode::OK, page("users", "user", all, number, size)),
+        // [inferred] the real answer for an unknown group is not documented.
+        None => error(
+            &req,
+            StatusCode::NOT_FOUND,
+            ERR_NOT_FOUND,
+            "Group not found",
+        ),
+    }
+}
+
+/// Accepts the form fields MaaS360PS sends and the XML fields of the TS client (§4.3).
+async fn add_user(State(app): State<App>, req: ApiRequest) -> Reply {
+    if let Err(reply) = authorize(&app, &req) {
+        return reply;
+    }
+    let text = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| req.param(n))
+            .unwrap_or("")
+            .to_owned()
+    };
+    let full_name = match req.param("fullName") {
+        Some(name) => name.to_owned(),
+        None => [req.param("firstName"), req.param("lastName")]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    let outcome = app.with(|i| {
+        i.dir.add_user(
+            &text(&["userName"]),
+            &text(&["domain"]),
+            &text(&["email", "emailAddress"]),
+            &full_name,
+            None,
+        )
+    });
+    req.action(
+        outcome
+            .map(|id| {
+                let mut fields = Map::new();
+                fields.insert("userIdentifier".to_owned(), json!(id));
+                fields.insert("description".to_owned(), json!("User added successfully"));
+                fields
+            })
+            .map_err(|e| e.to_string()),
+    )
+}
+
+/// [inferred] edit, deactivate, reactivate, delete and per-user group changes: the paths are
+/// not confirmed (§4.5); answers follow the v1 actionResponse convention.
+async fn edit_user(State(app): State<App>, req: ApiRequest) -> Reply {
+    if let Err(reply) = authorize(&app, &req) {
+        return reply;
+    }
+    let email = req.param("email").or_else(|| req.param("emailAddress"));
+    let full_name = req.params.get("fullName").map(|s| s.trim());
+    let id = req.path("userIdentifier");
+    let outcome = app.with(|i| i.dir.edit_user(id, email, full_name));
+    req.action(outcome.map(|()| Map::new()).map_err(|e| e.to_string()))
+}
+
+async fn deactivate_user(State(app): State<App>, req: ApiRequest) -> Reply {
+    user_action(&app, &req, |dir, id| dir.set_active(id, false))
+}
+
+async fn reactivate_user(State(app): State<App>, req: ApiRequest) -> Reply {
+    user_action(&app, &req, |dir, id| dir.set_active(id, true))
+}
+
+async fn delete_user(State(app): State<App>, req: ApiRequest) -> Reply {
+    user_action(&app, &req, |dir, id| dir.delete_user(id))
+}
+
+fn user_action(
+    app: &App,
+    req: &ApiRequest,
+    f: impl FnOnce(&mut super::state::Directory, &str) -> Result<(), Refusal>,
+) -> Reply {
+    if let Err(reply) = authorize(app, req) {
+        return reply;
+    }
+    let id = req.path("userIdentifier");
+    let outcome = app.with(|i| f(&mut i.dir, id));
+    req.action(outcome.map(|()| Map::new()).map_err(|e| e.to_string()))
+}
+
+fn group_ids(req: &ApiRequest) -> Vec<String> {
+    req.param("groupIds")
+        .or_else(|| req.param("groupId"))
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn add_groups(State(app): State<App>, req: ApiRequest) -> Reply {
+    let ids = group_ids(&req);
+    user_action(&app, &req, |dir, id| dir.change_membership(id, &ids, true))
+}
+
+async fn remove_groups(State(app): State<App>, req: ApiRequest) -> Reply {
+    let ids = group_ids(&req);
+    user_action(&app, &req, |dir, id| dir.change_membership(id, &ids, false))
+}
+
+async fn list_groups(State(app): State<App>, req: ApiRequest) -> Reply {
+    if let Err(reply) = authorize(&app, &req) {
+        return reply;
+    }
+    let (number, size) = match paging(&req, 250) {
+        Ok(p) => p,
+        Err(reply) => return reply,
+    };
+    let all = app.with(|i| i.dir.groups_json());
+    req.reply(StatusCode::OK, page("groups", "group", all, number, size))
+}
+
+/// A 2.0-style answer: non-200 with `{"response":{"responseCode":…}}` on failure (§3, §5.3).
+fn response_failure(req: &ApiRequest, refusal: &Refusal) -> Reply {
+    let (status, code) = match refusal {
+        Refusal::AlreadyExists(_) => (StatusCode::BAD_REQUEST, RESPONSE_DUPLICATE),
+        Refusal::NotFound(_) => (StatusCode::NOT_FOUND, RESPONSE_NOT_FOUND),
+        Refusal::Invalid(_) => (StatusCode::BAD_REQUEST, RESPONSE_INVALID),
+    };
+    req.reply(
+        status,
+        json!({"response": {"responseCode": code, "description": refusal.to_string()}}),
+    )
+}
+
+/// [gap] emulator-only: creating a local user group by API is not documented (§5.7).
+async fn create_user_group(State(app): State<App>, req: ApiRequest) -> Reply {
+    if let Err(reply) = authorize(&app, &req) {
+        return reply;
+    }
+    let name = req.param("groupName").unwrap_or("").to_owned();
+    let category = req.param("category").unwrap_or("Public").to_owned();
+    match app.with(|i| i.dir.create_group(&name, "User Group", &category, None)) {
+        Ok(id) => req.reply(
+            StatusCode::OK,
+            json!({"response": {"name": name, "groupIdentifier": id}}),
+        ),
+        Err(refusal) => response_failure(&req, &refusal),
+    }
+}
+
+/// [gap] emulator-only: deleting a local user group by API is not documented (§5.7).
+async fn delete_user_group(State(app): State<App>, req: ApiRequest) -> Reply {
+    if let Err(reply) = authorize(&app, &req) {
+        return reply;
+    }
+    let id = req.path("groupIdentifier");
+    match app.with(|i| i.dir.delete_group(id)) {
+        Ok(()) => req.reply(
+            StatusCode::OK,
+            json!({"response": {"responseCode": 0, "description": "Group deleted"}}),
+        ),
+        Err(refusal) => response_failure(&req, &refusal),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::maas_token;
+
+    #[test]
+    fn authorization_header_must_be_exact() {
+        assert_eq!(maas_token("MaaS token=\"abc\""), Some("abc"));
+        assert_eq!(maas_token("MaaS token=abc"), None);
+        assert_eq!(maas_token("Bearer MaaS token=\"abc\""), None);
+        assert_eq!(maas_token("MaaS token=\"\""), None);
+        assert_eq!(maas_token("MaaS token=\"a\"b\""), None);
+    }
+}

@@ -1,0 +1,36 @@
+//! A MaaS360 web-services emulator: the routes and wire shapes `dirsync-maas360` uses
+//! (maas360-api.md §10), served over real HTTP.
+//!
+//! - Auth 1.0 and 2.0 with expiring tokens and refresh tokens; refused credentials answer
+//!   HTTP 200 with a non-zero `errorCode` whose `errorDesc` names the wrong part; a bad or
+//!   expired token answers 401; the path's billing id must match the token's on every route.
+//! - XML by default, JSON on `Accept: application/json`, with the XML-to-JSON habits (one-element
+//!   lists as objects, numbers as strings) on by default ([`EmulatorConfig::one_element_as_object`]).
+//! - Paging limited to the allowed page sizes; users unique by userName+domain; group names
+//!   unique; groups carry app and policy distributions.
+//! - Faults ([`Faults`]): random 5xx (half of them after applying the change), latency, a rate
+//!   limit with Retry-After and a record of clients that ignore it, and outage windows.
+//! - Admin API under `/_emulator/`: `GET state`, `GET requests`, `GET violations`,
+//!   `POST reset`, `GET|PUT faults`, `POST expire-tokens`.
+//!
+//! Routes that are inferred or emulator-only (user edit, deactivate, reactivate, delete,
+//! per-user group changes, user-group create and delete) are labelled in `routes`.
+
+mod admin;
+mod api;
+mod config;
+mod routes;
+mod seed;
+mod server;
+mod shared;
+mod state;
+mod tokens;
+mod traffic;
+mod wire;
+mod xml;
+
+pub use config::{EmulatorConfig, Faults, Outage};
+pub use seed::{Seed, SeedError, SeedGroup, SeedUser};
+pub use server::{EmulatorHandle, serve, start};
+pub use state::{Distribution, GROUP_TYPES, GroupDump, StateDump, UserDump};
+pub use traffic::Violation;

@@ -1,0 +1,216 @@
+//! Running an emulator: the router, the traffic middleware every API request passes through,
+//! and the handle tests and the demo hold.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::admin;
+use super::api;
+use super::config::{EmulatorConfig, Faults};
+use super::routes;
+use super::seed::Seed;
+use super::shared::App;
+use super::state::StateDump;
+use super::traffic::{Admission, Violation};
+use super::wire::{Reply, format_of};
+
+/// How long `stop` waits for open connections to finish before cutting them.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves the emulator on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    config: EmulatorConfig,
+    seed: Option<Seed>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let app = App::new(sanitized(config), seed)?;
+    run(listener, app, shutdown).await
+}
+
+/// Binds `127.0.0.1:0` and serves in the background until the handle is stopped or dropped.
+pub async fn start(config: EmulatorConfig, seed: Option<Seed>) -> io::Result<EmulatorHandle> {
+    let app = App::new(sanitized(config), seed)?;
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(run(listener, app.clone(), async move {
+        // A dropped sender (the handle dropped) also means stop.
+        let _ = rx.await;
+    }));
+    Ok(EmulatorHandle {
+        addr,
+        app,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+fn sanitized(mut config: EmulatorConfig) -> EmulatorConfig {
+    config.faults = admin::sanitize(config.faults);
+    config
+}
+
+async fn run(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let router = Router::new()
+        .merge(api::router())
+        .route_layer(middleware::from_fn_with_state(app.clone(), traffic))
+        .merge(admin::router())
+        .fallback(unmatched)
+        .with_state(app);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Latency, Retry-After bookkeeping, outages, rate limits and injected errors, then counting.
+async fn traffic(State(app): State<App>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| routes::name_of(m.as_str()));
+    let format = format_of(req.headers());
+    let quirks = app.config().one_element_as_object;
+    let latency = app.with(|i| i.traffic.latency());
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let grace = app.config().retry_after_grace;
+    let admission = app.with(|i| i.traffic.admit(route, routes::is_auth(route), grace));
+    let response = match admission {
+        Admission::Pass => next.run(req).await,
+        Admission::Reject {
+            status,
+            retry_after,
+            desc,
+        } => {
+            let mut reply = Reply::error(status, u32::from(status.as_u16()), desc, format, quirks);
+            reply.retry_after = retry_after;
+            reply.into_response()
+        }
+        Admission::FailAfter(status) => {
+            // The change is applied and its answer thrown away, like a response lost on the way.
+            let _lost = next.run(req).await;
+            Reply::error(
+                status,
+                u32::from(status.as_u16()),
+                "Injected server error",
+                format,
+                quirks,
+            )
+            .into_response()
+        }
+    };
+    app.with(|i| i.traffic.count(route, response.status()));
+    response
+}
+
+async fn unmatched(State(app): State<App>, req: Request) -> Response {
+    let format = format_of(req.headers());
+    app.with(|i| i.traffic.count("unmatched", StatusCode::NOT_FOUND));
+    Reply::error(
+        StatusCode::NOT_FOUND,
+        404,
+        "No such API",
+        format,
+        app.config().one_element_as_object,
+    )
+    .into_response()
+}
+
+/// A running emulator. Dropping it stops the server too; `stop` also waits for it.
+pub struct EmulatorHandle {
+    addr: SocketAddr,
+    app: App,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<io::Result<()>>,
+}
+
+impl std::fmt::Debug for EmulatorHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorHandle")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmulatorHandle {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`, the value for a client's `base_url`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Users, groups and memberships as they are now.
+    pub fn state(&self) -> StateDump {
+        self.app.with(|i| i.dir.dump())
+    }
+
+    /// Requests per route name and HTTP status since start or the last reset.
+    pub fn request_counts(&self) -> BTreeMap<String, BTreeMap<u16, u64>> {
+        self.app.with(|i| i.traffic.counts())
+    }
+
+    /// Requests that arrived while a Retry-After the emulator gave was still running.
+    pub fn retry_after_violations(&self) -> Vec<Violation> {
+        self.app.with(|i| i.traffic.violations())
+    }
+
+    /// Successful authentications per grant: `"password"` or `"refresh_token"`.
+    pub fn auth_grants(&self) -> BTreeMap<String, u64> {
+        self.app.with(|i| i.grants.clone())
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        let faults = admin::sanitize(faults);
+        self.app.with(|i| i.traffic.set_faults(faults));
+    }
+
+    /// Every access token issued so far stops working (refresh tokens still do).
+    pub fn expire_tokens(&self) {
+        self.app.with(|i| i.tokens.expire_access());
+    }
+
+    /// Every refresh token issued so far stops working.
+    pub fn expire_refresh_tokens(&self) {
+        self.app.with(|i| i.tokens.expire_refresh());
+    }
+
+    /// Back to the seed: directory, tokens, counts, violations and faults.
+    pub fn reset(&self) {
+        self.app.reset();
+    }
+
+    /// Stops accepting, lets open requests finish (up to a few seconds), then returns.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let abort = self.task.abort_handle();
+        match tokio::time::timeout(STOP_TIMEOUT, &mut self.task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => tracing::warn!(%error, "MaaS360 emulator stopped with an error"),
+            Ok(Err(error)) => tracing::warn!(%error, "MaaS360 emulator task failed"),
+            Err(_) => abort.abort(),
+        }
+    }
+}

@@ -1,0 +1,633 @@
+//! The emulated directory: users, groups with distributions, and memberships, with MaaS360's
+//! uniqueness rules. Pure data; no HTTP here.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::seed::{Seed, SeedError};
+
+/// Group types the emulator knows. MaaS360's real `groupType` codes are a gap
+/// (maas360-api.md §5.1), so these are the portal's names.
+pub const GROUP_TYPES: [&str; 4] = [
+    USER_GROUP,
+    "User Directory Group",
+    "Device Group",
+    "Smart Device Group",
+];
+const USER_GROUP: &str = "User Group";
+
+/// Caps that keep a runaway client from growing the emulator without limit.
+const MAX_USERS: usize = 200_000;
+const MAX_GROUPS: usize = 20_000;
+
+/// An app or policy distributed to a group.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Distribution {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub platform: String,
+}
+
+/// Everything the emulator holds, for assertions and `GET /_emulator/state`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateDump {
+    pub users: Vec<UserDump>,
+    pub groups: Vec<GroupDump>,
+    /// Group identifier → member user identifiers.
+    pub memberships: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserDump {
+    pub user_identifier: String,
+    pub user_name: String,
+    pub domain: String,
+    pub email: String,
+    pub full_name: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupDump {
+    pub group_identifier: String,
+    pub name: String,
+    pub group_type: String,
+    pub category: String,
+    pub apps: Vec<Distribution>,
+    pub policies: Vec<Distribution>,
+}
+
+impl StateDump {
+    /// The user with this user name and domain, compared case-insensitively.
+    pub fn user(&self, user_name: &str, domain: &str) -> Option<&UserDump> {
+        self.users.iter().find(|u| {
+            u.user_name.eq_ignore_ascii_case(user_name) && u.domain.eq_ignore_ascii_case(domain)
+        })
+    }
+
+    /// The group with this name, compared case-insensitively.
+    pub fn group(&self, name: &str) -> Option<&GroupDump> {
+        self.groups
+            .iter()
+            .find(|g| g.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Member user identifiers of a group; empty when it has none or does not exist.
+    pub fn members(&self, group_identifier: &str) -> Vec<String> {
+        self.memberships
+            .get(group_identifier)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// Why a directory change was refused; becomes an actionResponse "Failure" description.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Refusal {
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Clone, Debug)]
+struct User {
+    id: String,
+    user_name: String,
+    domain: String,
+    email: String,
+    full_name: String,
+    active: bool,
+    has_device: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Group {
+    id: String,
+    name: String,
+    group_type: String,
+    category: String,
+    apps: Vec<Distribution>,
+    policies: Vec<Distribution>,
+}
+
+/// Search filters of the user search API (maas360-api.md §4.1).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct UserFilter {
+    pub(crate) partial_user_name: Option<String>,
+    pub(crate) partial_full_name: Option<String>,
+    pub(crate) partial_email: Option<String>,
+    pub(crate) domain: Option<String>,
+    pub(crate) exact: bool,
+    /// 0 = only users with devices, 1 = all, 2 = only users without devices.
+    pub(crate) include_all_users: u8,
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Directory {
+    users: BTreeMap<String, User>,
+    groups: BTreeMap<String, Group>,
+    members: BTreeMap<String, BTreeSet<String>>,
+    next_group: u64,
+}
+
+fn matches(value: &str, wanted: &str, exact: bool) -> bool {
+    if exact {
+        value.eq_ignore_ascii_case(wanted)
+    } else {
+        value.to_lowercase().contains(&wanted.to_lowercase())
+    }
+}
+
+fn valid_email(email: &str) -> bool {
+    let mut parts = email.split('@');
+    matches!((parts.next(), parts.next(), parts.next()), (Some(a), Some(b), None) if !a.is_empty() && !b.is_empty())
+}
+
+impl Directory {
+    pub(crate) fn from_seed(seed: Option<&Seed>) -> Result<Self, SeedError> {
+        let mut dir = Self {
+            next_group: 1001,
+            ..Self::default()
+        };
+        let Some(seed) = seed else {
+            return Ok(dir);
+        };
+        for u in &seed.users {
+            let id = dir
+                .add_user(
+                    &u.user_name,
+                    &u.domain,
+                    &u.email,
+                    &u.full_name,
+                    u.user_identifier.clone(),
+                )
+                .map_err(|e| SeedError::Invalid(format!("user {}: {e}", u.user_name)))?;
+            if let Some(user) = dir.users.get_mut(&id) {
+                user.has_device = u.has_device;
+                user.active = u
+                    .status
+                    .as_deref()
+                    .is_none_or(|s| s.eq_ignore_ascii_case("active"));
+            }
+        }
+        for g in &seed.groups {
+            let group_type = g
+                .group_type
+                .clone()
+                .unwrap_or_else(|| USER_GROUP.to_owned());
+            let category = g.category.clone().unwrap_or_else(|| "Public".to_owned());
+            let id = dir
+                .create_group(&g.name, &group_type, &category, g.group_identifier.clone())
+                .map_err(|e| SeedError::Invalid(format!("group {}: {e}", g.name)))?;
+            if let Some(group) = dir.groups.get_mut(&id) {
+                group.apps.clone_from(&g.apps);
+                group.policies.clone_from(&g.policies);
+            }
+            for member in &g.members {
+                let user_id = dir.resolve_member(member).ok_or_else(|| {
+                    SeedError::Invalid(format!(
+                        "group {}: member {member:?} is not one seeded user",
+                        g.name
+                    ))
+                })?;
+                dir.members.entry(id.clone()).or_default().insert(user_id);
+            }
+        }
+        Ok(dir)
+    }
+
+    fn resolve_member(&self, member: &str) -> Option<String> {
+        let by_name: Vec<&User> = self
+            .users
+            .values()
+            .filter(|u| u.user_name.eq_ignore_ascii_case(member))
+            .collect();
+        if let [only] = by_name.as_slice() {
+            return Some(only.id.clone());
+        }
+        self.users
+            .values()
+            .find(|u| format!("{}@{}", u.user_name, u.domain).eq_ignore_ascii_case(member))
+            .map(|u| u.id.clone())
+    }
+
+    pub(crate) fn add_user(
+        &mut self,
+        user_name: &str,
+        domain: &str,
+        email: &str,
+        full_name: &str,
+        id: Option<String>,
+    ) -> Result<String, Refusal> {
+        for (field, value) in [
+            ("userName", user_name),
+            ("domain", domain),
+            ("email", email),
+        ] {
+            if value.trim().is_empty() {
+                return Err(Refusal::Invalid(format!(
+                    "Missing required parameter: {field}"
+                )));
+            }
+        }
+        if !valid_email(email) {
+            return Err(Refusal::Invalid(format!("Invalid email address: {email}")));
+        }
+        if self.users.values().any(|u| {
+            u.user_name.eq_ignore_ascii_case(user_name) && u.domain.eq_ignore_ascii_case(domain)
+        }) {
+            return Err(Refusal::AlreadyExists(
+                "User already exists with the same username and domain".to_owned(),
+            ));
+        }
+        if self.users.len() >= MAX_USERS {
+            return Err(Refusal::Invalid(
+                "User limit of the emulator reached".to_owned(),
+            ));
+        }
+        let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string().to_uppercase());
+        if self.users.contains_key(&id) {
+            return Err(Refusal::AlreadyExists(format!(
+                "User identifier {id} already exists"
+            )));
+        }
+        self.users.insert(
+            id.clone(),
+            User {
+                id: id.clone(),
+                user_name: user_name.to_owned(),
+                domain: domain.to_owned(),
+                email: email.to_owned(),
+                full_name: full_name.to_owned(),
+                active: true,
+                has_device: false,
+            },
+        );
+        Ok(id)
+    }
+
+    fn user_mut(&mut self, id: &str) -> Result<&mut User, Refusal> {
+        self.users
+            .get_mut(id)
+            .ok_or_else(|| Refusal::NotFound(format!("User not found: {id}")))
+    }
+
+    pub(crate) fn edit_user(
+        &mut self,
+        id: &str,
+        email: Option<&str>,
+        full_name: Option<&str>,
+    ) -> Result<(), Refusal> {
+        if let Some(email) = email
+            && !valid_email(email)
+        {
+            return Err(Refusal::Invalid(format!("Invalid email address: {email}")));
+        }
+        let user = self.user_mut(id)?;
+        if let Some(email) = email {
+            email.clone_into(&mut user.email);
+        }
+        if let Some(full_name) = full_name {
+            full_name.clone_into(&mut user.full_name);
+        }
+        Ok(())
+    }
+
+    /// Idempotent, so a retry after a lost response succeeds.
+    pub(crate) fn set_active(&mut self, id: &str, active: bool) -> Result<(), Refusal> {
+        self.user_mut(id)?.active = active;
+        Ok(())
+    }
+
+    pub(crate) fn delete_user(&mut self, id: &str) -> Result<(), Refusal> {
+        self.users
+            .remove(id)
+            .ok_or_else(|| Refusal::NotFound(format!("User not found: {id}")))?;
+        for members in self.members.values_mut() {
+            members.remove(id);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn create_group(
+        &mut self,
+        name: &str,
+        group_type: &str,
+        category: &str,
+        id: Option<String>,
+    ) -> Result<String, Refusal> {
+        if name.trim().is_empty() {
+            return Err(Refusal::Invalid(
+                "Missing required parameter: groupName".to_owned(),
+            ));
+        }
+        if self
+            .groups
+            .values()
+            .any(|g| g.name.eq_ignore_ascii_case(name))
+        {
+            return Err(Refusal::AlreadyExists(format!(
+                "Group name already exists: {name}"
+            )));
+        }
+        if self.groups.len() >= MAX_GROUPS {
+            return Err(Refusal::Invalid(
+                "Group limit of the emulator reached".to_owned(),
+            ));
+        }
+        let id = match id {
+            Some(id) => id,
+            None => loop {
+                let candidate = self.next_group.to_string();
+                self.next_group += 1;
+                if !self.groups.contains_key(&candidate) {
+                    break candidate;
+                }
+            },
+        };
+        if self.groups.contains_key(&id) {
+            return Err(Refusal::AlreadyExists(format!(
+                "Group identifier {id} already exists"
+            )));
+        }
+        self.groups.insert(
+            id.clone(),
+            Group {
+                id: id.clone(),
+                name: name.to_owned(),
+                group_type: group_type.to_owned(),
+                category: category.to_owned(),
+                apps: Vec::new(),
+                policies: Vec::new(),
+            },
+        );
+        Ok(id)
+    }
+
+    pub(crate) fn delete_group(&mut self, id: &str) -> Result<(), Refusal> {
+        let group = self
+            .groups
+            .get(id)
+            .ok_or_else(|| Refusal::NotFound(format!("Group not found: {id}")))?;
+        if group.group_type != USER_GROUP {
+            return Err(Refusal::Invalid(format!(
+                "Only local user groups can be deleted; {id} is a {}",
+                group.group_type
+            )));
+        }
+        self.groups.remove(id);
+        self.members.remove(id);
+        Ok(())
+    }
+
+    /// Adds or removes one user to or from several groups, all or nothing, idempotently.
+    pub(crate) fn change_membership(
+        &mut self,
+        user_id: &str,
+        group_ids: &[String],
+        add: bool,
+    ) -> Result<(), Refusal> {
+        if !self.users.contains_key(user_id) {
+            return Err(Refusal::NotFound(format!("User not found: {user_id}")));
+        }
+        if group_ids.is_empty() {
+            return Err(Refusal::Invalid(
+                "Missing required parameter: groupIds".to_owned(),
+            ));
+        }
+        for gid in group_ids {
+            let group = self
+                .groups
+                .get(gid)
+                .ok_or_else(|| Refusal::NotFound(format!("Group not found: {gid}")))?;
+            if !group.group_type.starts_with("User") {
+                return Err(Refusal::Invalid(format!(
+                    "Group {gid} is a {}, not a user group",
+                    group.group_type
+                )));
+            }
+        }
+        for gid in group_ids {
+            let members = self.members.entry(gid.clone()).or_default();
+            if add {
+                members.insert(user_id.to_owned());
+            } else {
+                members.remove(user_id);
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn has_group(&self, id: &str) -> bool {
+        self.groups.contains_key(id)
+    }
+
+    pub(crate) fn search_users(&self, filter: &UserFilter) -> Vec<Value> {
+        let mut found: Vec<&User> = self
+            .users
+            .values()
+            .filter(|u| match filter.include_all_users {
+                1 => true,
+                2 => !u.has_device,
+                _ => u.has_device,
+            })
+            .filter(|u| {
+                filter
+                    .partial_user_name
+                    .as_deref()
+                    .is_none_or(|w| matches(&u.user_name, w, filter.exact))
+                    && filter
+                        .partial_full_name
+                        .as_deref()
+                        .is_none_or(|w| matches(&u.full_name, w, filter.exact))
+                    && filter
+                        .partial_email
+                        .as_deref()
+                        .is_none_or(|w| matches(&u.email, w, filter.exact))
+                    && filter
+                        .domain
+                        .as_deref()
+                        .is_none_or(|w| u.domain.eq_ignore_ascii_case(w))
+            })
+            .collect();
+        sort_users(&mut found);
+        found.into_iter().map(|u| self.user_json(u)).collect()
+    }
+
+    pub(crate) fn users_in_group(&self, group_id: &str, include_all_users: u8) -> Vec<Value> {
+        let mut found: Vec<&User> = self
+            .members
+            .get(group_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.users.get(id))
+            .filter(|u| match include_all_users {
+                1 => true,
+                2 => !u.has_device,
+                _ => u.has_device,
+            })
+            .collect();
+        sort_users(&mut found);
+        found.into_iter().map(|u| self.user_json(u)).collect()
+    }
+
+    /// A user in the search response shape of maas360-api.md §4.1 (canonical form: real
+    /// arrays and numbers; the XML-to-JSON habits are applied later).
+    fn user_json(&self, u: &User) -> Value {
+        let groups: Vec<Value> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.contains(&u.id))
+            .filter_map(|(gid, _)| self.groups.get(gid))
+            .map(|g| json!({"name": g.name, "groupID": g.id}))
+            .collect();
+        json!({
+            "userIdentifier": u.id,
+            "userName": u.user_name,
+            "domain": u.domain,
+            "emailAddress": u.email,
+            "fullName": u.full_name,
+            "authType": 0,
+            "source": "Local",
+            "status": if u.active { "Active" } else { "Inactive" },
+            "upn": format!("{}@{}", u.user_name, u.domain),
+            "groups": {"group": groups},
+        })
+    }
+
+    /// All groups in the list shape of maas360-api.md §5.1; the distribution fields are
+    /// [inferred] (the mapping service needs them; real field names are a gap).
+    pub(crate) fn groups_json(&self) -> Vec<Value> {
+        let mut groups: Vec<&Group> = self.groups.values().collect();
+        groups.sort_by_key(|g| g.name.to_lowercase());
+        groups
+            .into_iter()
+            .map(|g| {
+                let apps: Vec<Value> = g
+                    .apps
+                    .iter()
+                    .map(|d| json!({"appId": d.id, "appName": d.name, "platform": d.platform}))
+                    .collect();
+                let policies: Vec<Value> = g
+                    .policies
+                    .iter()
+                    .map(
+                        |d| json!({"policyId": d.id, "policyName": d.name, "platform": d.platform}),
+                    )
+                    .collect();
+                json!({
+                    "groupIdentifier": g.id,
+                    "groupName": g.name,
+                    "groupType": g.group_type,
+                    "category": g.category,
+                    "description": "",
+                    "memberCount": self.members.get(&g.id).map_or(0, BTreeSet::len),
+                    "apps": {"app": apps},
+                    "policies": {"policy": policies},
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) fn dump(&self) -> StateDump {
+        let mut users: Vec<&User> = self.users.values().collect();
+        sort_users(&mut users);
+        StateDump {
+            users: users
+                .into_iter()
+                .map(|u| UserDump {
+                    user_identifier: u.id.clone(),
+                    user_name: u.user_name.clone(),
+                    domain: u.domain.clone(),
+                    email: u.email.clone(),
+                    full_name: u.full_name.clone(),
+                    status: if u.active { "Active" } else { "Inactive" }.to_owned(),
+                })
+                .collect(),
+            groups: self
+                .groups
+                .values()
+                .map(|g| GroupDump {
+                    group_identifier: g.id.clone(),
+                    name: g.name.clone(),
+                    group_type: g.group_type.clone(),
+                    category: g.category.clone(),
+                    apps: g.apps.clone(),
+                    policies: g.policies.clone(),
+                })
+                .collect(),
+            memberships: self
+                .members
+                .iter()
+                .filter(|(_, m)| !m.is_empty())
+                .map(|(gid, m)| (gid.clone(), m.iter().cloned().collect()))
+                .collect(),
+        }
+    }
+}
+
+fn sort_users(users: &mut [&User]) {
+    users.sort_by(|a, b| {
+        (a.user_name.to_lowercase(), a.domain.to_lowercase(), &a.id).cmp(&(
+            b.user_name.to_lowercase(),
+            b.domain.to_lowercase(),
+            &b.id,
+        ))
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_unique_by_name_and_domain_case_insensitively() {
+        let mut dir = Directory::default();
+        assert!(
+            dir.add_user("jdoe", "contoso.com", "j@contoso.com", "", None)
+                .is_ok()
+        );
+        let again = dir.add_user("JDOE", "Contoso.COM", "x@contoso.com", "", None);
+        assert!(matches!(again, Err(Refusal::AlreadyExists(_))));
+        assert!(
+            dir.add_user("jdoe", "fabrikam.com", "j@fabrikam.com", "", None)
+                .is_ok()
+        );
+        let bad = dir.add_user("amy", "contoso.com", "not-an-email", "", None);
+        assert!(matches!(bad, Err(Refusal::Invalid(_))));
+    }
+
+    #[test]
+    fn group_names_unique_and_membership_checked() {
+        let mut dir = Directory::default();
+        let gid = dir.create_group("Sales", USER_GROUP, "Public", None);
+        assert!(gid.is_ok());
+        let again = dir.create_group("sales", USER_GROUP, "Public", None);
+        assert!(matches!(again, Err(Refusal::AlreadyExists(_))));
+        let missing = dir.change_membership("nobody", &["1".to_owned()], true);
+        assert!(matches!(missing, Err(Refusal::NotFound(_))));
+    }
+
+    #[test]
+    fn seed_with_unknown_member_is_refused() {
+        let seed = Seed {
+            users: Vec::new(),
+            groups: vec![super::super::seed::SeedGroup {
+                name: "G".to_owned(),
+                members: vec!["ghost".to_owned()],
+                ..Default::default()
+            }],
+        };
+        assert!(Directory::from_seed(Some(&seed)).is_err());
+    }
+}

@@ -1,0 +1,286 @@
+//! What happens to a request before it reaches the directory: outages, rate limits with
+//! Retry-After (and clients that ignore it), random server errors, and the per-route counts.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use super::config::Faults;
+
+/// Recorded violations beyond this are dropped (and counted), so a misbehaving client in a
+/// long benchmark cannot exhaust memory.
+const MAX_VIOLATIONS: usize = 10_000;
+const RATE_WINDOW: Duration = Duration::from_secs(60);
+
+/// A request that arrived while a Retry-After the emulator gave was still running, earlier
+/// than the configured grace allows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Violation {
+    pub route: String,
+    /// How long before the Retry-After ran out the request arrived.
+    pub early_by_ms: u64,
+    /// The Retry-After that was given, in seconds.
+    pub retry_after_secs: u64,
+}
+
+/// A small, seeded PRNG (SplitMix64): reproducible fault dice without a `rand` dependency.
+#[derive(Clone, Debug)]
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// The verdict on one incoming request.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Admission {
+    Pass,
+    /// Answer at once with this status and error body.
+    Reject {
+        status: StatusCode,
+        retry_after: Option<u64>,
+        desc: &'static str,
+    },
+    /// Apply the request, then answer with this status as if the response was lost.
+    FailAfter(StatusCode),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct RetryWindow {
+    opened: Instant,
+    until: Instant,
+    secs: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Traffic {
+    faults: Faults,
+    set_at: Instant,
+    rng: SplitMix64,
+    /// Arrival times of admitted requests in the last minute; never longer than the limit.
+    window: VecDeque<Instant>,
+    /// The Retry-After window in force: when it opened, when it ends, the seconds given.
+    retry_window: Option<RetryWindow>,
+    counts: BTreeMap<String, BTreeMap<u16, u64>>,
+    violations: Vec<Violation>,
+    violations_dropped: u64,
+}
+
+impl Traffic {
+    pub(crate) fn new(faults: Faults) -> Self {
+        Self {
+            rng: SplitMix64(faults.seed),
+            faults,
+            set_at: Instant::now(),
+            window: VecDeque::new(),
+            retry_window: None,
+            counts: BTreeMap::new(),
+            violations: Vec::new(),
+            violations_dropped: 0,
+        }
+    }
+
+    pub(crate) fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// New faults apply from now: the outage window, the rate window and the dice restart.
+    pub(crate) fn set_faults(&mut self, faults: Faults) {
+        self.rng = SplitMix64(faults.seed);
+        self.faults = faults;
+        self.set_at = Instant::now();
+        self.window.clear();
+        self.retry_window = None;
+    }
+
+    pub(crate) fn latency(&self) -> Duration {
+        Duration::from_millis(self.faults.latency_ms)
+    }
+
+    pub(crate) fn admit(&mut self, route: &str, is_auth: bool, grace: Duration) -> Admission {
+        let now = Instant::now();
+        if let Some(window) = self.retry_window {
+            if now >= window.until {
+                self.retry_window = None;
+            } else if now >= window.opened + grace && now + grace < window.until {
+                // Requests within `grace` of the window opening were already in flight when
+                // the 429 went out; only later ones ignored it.
+                self.record_violation(Violation {
+                    route: route.to_owned(),
+                    early_by_ms: u64::try_from(window.until.duration_since(now).as_millis())
+                        .unwrap_or(u64::MAX),
+                    retry_after_secs: window.secs,
+                });
+            }
+        }
+        if let Some(outage) = self.faults.outage {
+            let start = self.set_at + outage.starts_after;
+            if now >= start && now < start + outage.lasts {
+                return Admission::Reject {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    retry_after: None,
+                    desc: "Service temporarily unavailable",
+                };
+            }
+        }
+        if is_auth {
+            return Admission::Pass;
+        }
+        if let Some(rejection) = self.rate_limit(now) {
+            return rejection;
+        }
+        let rate = self.faults.fault_rate;
+        if rate > 0.0 && self.rng.next_f64() < rate {
+            let status = match self.rng.next_u64() % 3 {
+                0 => StatusCode::INTERNAL_SERVER_ERROR,
+                1 => StatusCode::BAD_GATEWAY,
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            return if self.rng.next_u64().is_multiple_of(2) {
+                Admission::FailAfter(status)
+            } else {
+                Admission::Reject {
+                    status,
+                    retry_after: None,
+                    desc: "Injected server error",
+                }
+            };
+        }
+        Admission::Pass
+    }
+
+    fn rate_limit(&mut self, now: Instant) -> Option<Admission> {
+        let limit = usize::try_from(self.faults.rate_limit_per_minute).unwrap_or(usize::MAX);
+        if limit == 0 {
+            return None;
+        }
+        while self
+            .window
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= RATE_WINDOW)
+        {
+            self.window.pop_front();
+        }
+        if self.window.len() < limit {
+            self.window.push_back(now);
+            return None;
+        }
+        let oldest = self.window.front().copied().unwrap_or(now);
+        let wait = (oldest + RATE_WINDOW).saturating_duration_since(now);
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let secs = secs.max(1);
+        let until = now + Duration::from_secs(secs);
+        match &mut self.retry_window {
+            // A later 429 inside the window extends it but does not reopen it, so a client
+            // hammering the API cannot keep itself inside the in-flight grace.
+            Some(window) if until > window.until => {
+                window.until = until;
+                window.secs = secs;
+            }
+            Some(_) => {}
+            None => {
+                self.retry_window = Some(RetryWindow {
+                    opened: now,
+                    until,
+                    secs,
+                });
+            }
+        }
+        Some(Admission::Reject {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            retry_after: Some(secs),
+            desc: "Request limit exceeded",
+        })
+    }
+
+    fn record_violation(&mut self, violation: Violation) {
+        if self.violations.len() < MAX_VIOLATIONS {
+            self.violations.push(violation);
+        } else {
+            self.violations_dropped += 1;
+        }
+    }
+
+    pub(crate) fn count(&mut self, route: &str, status: StatusCode) {
+        *self
+            .counts
+            .entry(route.to_owned())
+            .or_default()
+            .entry(status.as_u16())
+            .or_insert(0) += 1;
+    }
+
+    pub(crate) fn counts(&self) -> BTreeMap<String, BTreeMap<u16, u64>> {
+        self.counts.clone()
+    }
+
+    pub(crate) fn violations(&self) -> Vec<Violation> {
+        self.violations.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prng_is_reproducible_and_in_range() {
+        let mut a = SplitMix64(7);
+        let mut b = SplitMix64(7);
+        for _ in 0..100 {
+            let x = a.next_f64();
+            assert!((0.0..1.0).contains(&x));
+            assert_eq!(x.to_bits(), b.next_f64().to_bits());
+        }
+    }
+
+    #[test]
+    fn fault_rate_is_roughly_honoured() {
+        let mut t = Traffic::new(Faults {
+            fault_rate: 0.5,
+            seed: 42,
+            ..Faults::default()
+        });
+        let grace = Duration::from_millis(250);
+        let failed = (0..1000)
+            .filter(|_| t.admit("search_users", false, grace) != Admission::Pass)
+            .count();
+        assert!((350..650).contains(&failed), "failed {failed}");
+        assert_eq!(t.admit("auth_v1", true, grace), Admission::Pass);
+    }
+
+    #[tokio::test]
+    async fn rate_limit_answers_429_and_then_records_violations() {
+        let mut t = Traffic::new(Faults {
+            rate_limit_per_minute: 2,
+            ..Faults::default()
+        });
+        let grace = Duration::from_millis(250);
+        assert_eq!(t.admit("r", false, grace), Admission::Pass);
+        assert_eq!(t.admit("r", false, grace), Admission::Pass);
+        let third = t.admit("r", false, grace);
+        assert!(matches!(third, Admission::Reject { retry_after: Some(s), .. } if s >= 1));
+        assert!(t.violations().is_empty());
+        // Straight after the 429: could have been in flight already.
+        let _ = t.admit("r", false, grace);
+        assert!(t.violations().is_empty());
+        // With no grace, the same request counts.
+        let _ = t.admit("r", false, Duration::ZERO);
+        assert_eq!(t.violations().len(), 1);
+    }
+}

@@ -1,0 +1,56 @@
+//! What a caller supplies to reach one MaaS360 account: credentials and client options.
+
+use std::time::Duration;
+
+use crate::secret::Secret;
+
+/// The admin account and the provisioned web-services app of one MaaS360 customer
+/// (maas360-api.md §2.1).
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    /// Web-services root of the customer's instance, for example
+    /// `https://services.m3.maas360.com` (§1).
+    pub base_url: String,
+    pub billing_id: String,
+    pub admin_user: String,
+    pub password: Secret,
+    pub app_id: String,
+    pub app_version: String,
+    pub platform_id: String,
+    pub app_access_key: Secret,
+}
+
+/// Which authentication API to use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AuthVersion {
+    /// `/auth-apis/auth/1.0/authenticate/{billingID}`: password only.
+    #[default]
+    V1,
+    /// `/auth-apis/auth/2.0/authenticate/customer/{billingID}`: also issues a refresh token,
+    /// which renewals use before falling back to the password.
+    V2,
+}
+
+/// Tuning for [`crate::Maas360Client`].
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    pub auth_version: AuthVersion,
+    /// Bound on each HTTP call, connect through last body byte.
+    pub request_timeout: Duration,
+    /// How long MaaS360 honours a token; IBM documents 60 minutes (§2.5).
+    pub token_lifetime: Duration,
+    /// Renew this long before `token_lifetime` runs out, so a long request never starts with a
+    /// token about to lapse.
+    pub renew_before: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            auth_version: AuthVersion::V1,
+            request_timeout: Duration::from_secs(30),
+            token_lifetime: Duration::from_secs(60 * 60),
+            renew_before: Duration::from_secs(10 * 60),
+        }
+    }
+}

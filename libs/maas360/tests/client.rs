@@ -1,0 +1,845 @@
+//! The client against the MaaS360 emulator, over real sockets.
+
+use std::time::Duration;
+
+use dirsync_emulators::maas360::{
+    self as emu, Distribution as EmuDistribution, EmulatorConfig, EmulatorHandle, Faults, Outage,
+    Seed, SeedGroup, SeedUser,
+};
+use dirsync_maas360::{
+    AuthVersion, ClientOptions, Credentials, Maas360Client, Maas360Error, NewUser, Secret,
+    UserChanges, UserSearch,
+};
+
+fn credentials(base_url: &str, cfg: &EmulatorConfig) -> Credentials {
+    Credentials {
+        base_url: base_url.to_owned(),
+        billing_id: cfg.billing_id.clone(),
+        admin_user: cfg.admin_user.clone(),
+        password: Secret::new(cfg.password.clone()),
+        app_id: cfg.app_id.clone(),
+        app_version: cfg.app_version.clone(),
+        platform_id: cfg.platform_id.clone(),
+        app_access_key: Secret::new(cfg.app_access_key.clone()),
+    }
+}
+
+fn options(version: AuthVersion) -> ClientOptions {
+    ClientOptions {
+        auth_version: version,
+        request_timeout: Duration::from_secs(10),
+        ..ClientOptions::default()
+    }
+}
+
+async fn emulator(config: EmulatorConfig, seed: Option<Seed>) -> EmulatorHandle {
+    match emu::start(config, seed).await {
+        Ok(handle) => handle,
+        Err(error) => panic!("emulator did not start: {error}"),
+    }
+}
+
+async fn setup(seed: Option<Seed>) -> (EmulatorHandle, Maas360Client) {
+    let cfg = EmulatorConfig::for_tests();
+    let handle = emulator(cfg.clone(), seed).await;
+    let client = client_for(&handle, &cfg, options(AuthVersion::V1));
+    (handle, client)
+}
+
+fn client_for(handle: &EmulatorHandle, cfg: &EmulatorConfig, opts: ClientOptions) -> Maas360Client {
+    match Maas360Client::new(credentials(&handle.base_url(), cfg), opts) {
+        Ok(client) => client,
+        Err(error) => panic!("client: {error}"),
+    }
+}
+
+/// Requests the emulator saw on `route`, whatever their status.
+fn seen(handle: &EmulatorHandle, route: &str) -> u64 {
+    handle
+        .request_counts()
+        .get(route)
+        .map_or(0, |by_status| by_status.values().sum())
+}
+
+fn seen_with(handle: &EmulatorHandle, route: &str, status: u16) -> u64 {
+    handle
+        .request_counts()
+        .get(route)
+        .and_then(|by_status| by_status.get(&status).copied())
+        .unwrap_or(0)
+}
+
+fn new_user(name: &str) -> NewUser {
+    NewUser {
+        user_name: name.to_owned(),
+        domain: "contoso.com".to_owned(),
+        email: format!("{name}@contoso.com"),
+        full_name: format!("User {name}"),
+    }
+}
+
+fn all_users() -> UserSearch {
+    UserSearch {
+        page_number: 1,
+        page_size: 250,
+        ..UserSearch::default()
+    }
+}
+
+// ---- authentication ----
+
+#[tokio::test]
+async fn authenticates_with_v1_and_v2() {
+    let cfg = EmulatorConfig::for_tests();
+    let handle = emulator(cfg.clone(), None).await;
+    let v1 = client_for(&handle, &cfg, options(AuthVersion::V1));
+    let v2 = client_for(&handle, &cfg, options(AuthVersion::V2));
+    assert!(v1.authenticate().await.is_ok());
+    assert!(v2.authenticate().await.is_ok());
+    assert_eq!(seen_with(&handle, "auth_v1", 200), 1);
+    assert_eq!(seen_with(&handle, "auth_v2", 200), 1);
+    assert!(v1.search_users(&all_users()).await.is_ok());
+    assert!(v2.search_users(&all_users()).await.is_ok());
+    // The cached tokens were used: no further authentication.
+    assert_eq!(seen(&handle, "auth_v1") + seen(&handle, "auth_v2"), 2);
+    let counts = v1.call_counts();
+    assert_eq!(
+        counts.get(&("auth_v1".to_owned(), "200".to_owned())),
+        Some(&1)
+    );
+    assert_eq!(
+        counts.get(&("search_users".to_owned(), "200".to_owned())),
+        Some(&1)
+    );
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn refused_credentials_name_the_refused_part() {
+    let cfg = EmulatorConfig::for_tests();
+    let handle = emulator(cfg.clone(), None).await;
+    type Spoil = fn(&mut Credentials);
+    let cases: [(&str, Spoil, &str); 5] = [
+        (
+            "password",
+            |c| c.password = Secret::new("wrong"),
+            "admin credentials",
+        ),
+        (
+            "admin",
+            |c| c.admin_user = "nobody".to_owned(),
+            "admin credentials",
+        ),
+        (
+            "billing",
+            |c| c.billing_id = "99999999".to_owned(),
+            "billing id",
+        ),
+        (
+            "access key",
+            |c| c.app_access_key = Secret::new("nope"),
+            "app access key",
+        ),
+        (
+            "app id",
+            |c| c.app_id = "com.other.api".to_owned(),
+            "app id",
+        ),
+    ];
+    for version in [AuthVersion::V1, AuthVersion::V2] {
+        for (what, spoil, expected_part) in cases {
+            let mut creds = credentials(&handle.base_url(), &cfg);
+            spoil(&mut creds);
+            let client = match Maas360Client::new(creds, options(version)) {
+                Ok(c) => c,
+                Err(e) => panic!("{e}"),
+            };
+            match client.authenticate().await {
+                Err(Maas360Error::Auth { part, detail }) => {
+                    assert_eq!(part, expected_part, "{what} with {version:?}: {detail}");
+                    assert!(!detail.contains("wrong") && !detail.contains("nope"));
+                }
+                other => panic!("{what} with {version:?}: expected Auth, got {other:?}"),
+            }
+            // A resource call authenticates lazily and fails the same way, without retrying.
+            let lazy = client.search_users(&all_users()).await;
+            assert!(matches!(lazy, Err(Maas360Error::Auth { .. })), "{lazy:?}");
+        }
+    }
+    assert_eq!(seen(&handle, "search_users"), 0);
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn errors_and_debug_output_never_show_secrets() {
+    let cfg = EmulatorConfig::for_tests();
+    let handle = emulator(cfg.clone(), None).await;
+    let mut creds = credentials(&handle.base_url(), &cfg);
+    creds.password = Secret::new("super-secret-pw");
+    let shown = format!("{creds:?}");
+    assert!(!shown.contains("super-secret-pw") && !shown.contains(&cfg.app_access_key));
+    let client = client_for(&handle, &cfg, options(AuthVersion::V1));
+    let shown = format!("{client:?}");
+    assert!(!shown.contains(&cfg.password));
+    let bad = match Maas360Client::new(creds, options(AuthVersion::V1)) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    let error = bad.authenticate().await.err();
+    let shown = format!(
+        "{error:?} {}",
+        error.as_ref().map(ToString::to_string).unwrap_or_default()
+    );
+    assert!(!shown.contains("super-secret-pw"), "{shown}");
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn token_is_renewed_before_it_expires() {
+    let cfg = EmulatorConfig::for_tests();
+    let handle = emulator(cfg.clone(), None).await;
+    // Due for renewal 1 ms after it is issued.
+    let opts = ClientOptions {
+        token_lifetime: Duration::from_secs(60),
+        renew_before: Duration::from_millis(59_999),
+        ..options(AuthVersion::V2)
+    };
+    let client = client_for(&handle, &cfg, opts);
+    assert!(client.search_users(&all_users()).await.is_ok());
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(client.search_users(&all_users()).await.is_ok());
+    assert_eq!(seen_with(&handle, "auth_v2", 200), 2);
+    assert_eq!(seen_with(&handle, "search_users", 401), 0);
+    let grants = handle.auth_grants();
+    assert_eq!(grants.get("password"), Some(&1));
+    assert_eq!(grants.get("refresh_token"), Some(&1), "{grants:?}");
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn v2_falls_back_to_the_password_when_the_refresh_token_is_refused() {
+    let cfg = EmulatorConfig::for_tests();
+    let handle = emulator(cfg.clone(), None).await;
+    let opts = ClientOptions {
+        token_lifetime: Duration::from_secs(60),
+        renew_before: Duration::from_millis(59_999),
+        ..options(AuthVersion::V2)
+    };
+    let client = client_for(&handle, &cfg, opts);
+    assert!(client.search_users(&all_users()).await.is_ok());
+    handle.expire_refresh_tokens();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(client.search_users(&all_users()).await.is_ok());
+    // First password, then a refused refresh, then the password again.
+    assert_eq!(seen(&handle, "auth_v2"), 3);
+    assert_eq!(handle.auth_grants().get("password"), Some(&2));
+    assert_eq!(handle.auth_grants().get("refresh_token"), None);
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_token_is_renewed_once_on_401_and_the_call_succeeds() {
+    for version in [AuthVersion::V1, AuthVersion::V2] {
+        let cfg = EmulatorConfig::for_tests();
+        let handle = emulator(cfg.clone(), None).await;
+        let client = client_for(&handle, &cfg, options(version));
+        let route = if version == AuthVersion::V1 {
+            "auth_v1"
+        } else {
+            "auth_v2"
+        };
+        assert!(client.search_users(&all_users()).await.is_ok());
+        handle.expire_tokens();
+        let again = client.search_users(&all_users()).await;
+        assert!(again.is_ok(), "{again:?}");
+        assert_eq!(seen(&handle, route), 2);
+        assert_eq!(seen_with(&handle, "search_users", 401), 1);
+        assert_eq!(seen_with(&handle, "search_users", 200), 2);
+        handle.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn concurrent_calls_share_one_authentication() {
+    let (handle, client) = setup(None).await;
+    let run_many = |client: Maas360Client| async move {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..32 {
+            let client = client.clone();
+            set.spawn(async move { client.search_users(&all_users()).await.map(|_| ()) });
+        }
+        let mut ok = 0;
+        while let Some(joined) = set.join_next().await {
+            if matches!(joined, Ok(Ok(()))) {
+                ok += 1;
+            }
+        }
+        ok
+    };
+    assert_eq!(run_many(client.clone()).await, 32);
+    assert_eq!(seen(&handle, "auth_v1"), 1);
+
+    // All 32 now hit a 401 at about the same time; still only one renewal.
+    handle.expire_tokens();
+    assert_eq!(run_many(client.clone()).await, 32);
+    assert_eq!(seen(&handle, "auth_v1"), 2);
+    assert!(seen_with(&handle, "search_users", 401) >= 1);
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_password_is_tried_once_for_many_waiting_callers() {
+    let cfg = EmulatorConfig::for_tests();
+    let handle = emulator(cfg.clone(), None).await;
+    let mut creds = credentials(&handle.base_url(), &cfg);
+    creds.password = Secret::new("wrong");
+    let client = match Maas360Client::new(creds, options(AuthVersion::V1)) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let client = client.clone();
+        set.spawn(async move { client.search_users(&all_users()).await.map(|_| ()) });
+    }
+    while let Some(joined) = set.join_next().await {
+        assert!(matches!(joined, Ok(Err(Maas360Error::Auth { .. }))));
+    }
+    // Waiters that queued behind the failed attempt share its error instead of retrying it.
+    assert_eq!(seen(&handle, "auth_v1"), 1, "{:?}", handle.request_counts());
+    handle.stop().await;
+}
+
+// ---- users ----
+
+#[tokio::test]
+async fn user_lifecycle() {
+    let (handle, client) = setup(None).await;
+    let id = match client.add_user(&new_user("jdoe")).await {
+        Ok(id) => id,
+        Err(e) => panic!("add: {e}"),
+    };
+    assert!(!id.is_empty());
+
+    let found = client.find_user("JDOE", "Contoso.com").await;
+    let Ok(Some(user)) = found else {
+        panic!("find: {found:?}")
+    };
+    assert_eq!(user.user_identifier, id);
+    assert_eq!(user.email, "jdoe@contoso.com");
+    assert_eq!(user.full_name, "User jdoe");
+    assert_eq!(user.status, "Active");
+
+    let changes = UserChanges {
+        email: Some("jane@contoso.com".to_owned()),
+        full_name: Some("Jane Doe".to_owned()),
+    };
+    assert!(client.edit_user(&id, &changes).await.is_ok());
+    assert!(client.edit_user(&id, &UserChanges::default()).await.is_ok());
+    let state = handle.state();
+    let dumped = state.user("jdoe", "contoso.com");
+    assert_eq!(dumped.map(|u| u.email.as_str()), Some("jane@contoso.com"));
+    assert_eq!(dumped.map(|u| u.full_name.as_str()), Some("Jane Doe"));
+
+    assert!(client.deactivate_user(&id).await.is_ok());
+    let found = client.find_user("jdoe", "contoso.com").await;
+    assert_eq!(
+        found.ok().flatten().map(|u| u.status),
+        Some("Inactive".to_owned())
+    );
+    assert!(client.reactivate_user(&id).await.is_ok());
+    let state = handle.state();
+    assert_eq!(
+        state.user("jdoe", "contoso.com").map(|u| u.status.as_str()),
+        Some("Active")
+    );
+
+    assert!(client.delete_user(&id).await.is_ok());
+    assert!(matches!(
+        client.find_user("jdoe", "contoso.com").await,
+        Ok(None)
+    ));
+    assert!(handle.state().users.is_empty());
+    let again = client.delete_user(&id).await;
+    assert!(
+        matches!(again, Err(Maas360Error::NotFound { .. })),
+        "{again:?}"
+    );
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn adding_an_existing_user_is_already_exists() {
+    let (handle, client) = setup(None).await;
+    assert!(client.add_user(&new_user("amy")).await.is_ok());
+    let mut twin = new_user("AMY");
+    twin.domain = "CONTOSO.COM".to_owned();
+    let again = client.add_user(&twin).await;
+    assert!(
+        matches!(again, Err(Maas360Error::AlreadyExists { .. })),
+        "{again:?}"
+    );
+    // Same name in another domain is a different user.
+    let mut other = new_user("amy");
+    other.domain = "fabrikam.com".to_owned();
+    other.email = "amy@fabrikam.com".to_owned();
+    assert!(client.add_user(&other).await.is_ok());
+    assert_eq!(handle.state().users.len(), 2);
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn a_failure_action_response_is_permanent_with_its_description() {
+    let (handle, client) = setup(None).await;
+    let mut bad = new_user("bob");
+    bad.email = "not-an-email".to_owned();
+    match client.add_user(&bad).await {
+        Err(Maas360Error::Permanent { status, detail }) => {
+            assert_eq!(status, Some(200));
+            assert!(detail.contains("Invalid email"), "{detail}");
+        }
+        other => panic!("expected Permanent, got {other:?}"),
+    }
+    let missing = client
+        .edit_user(
+            "NO-SUCH-USER",
+            &UserChanges {
+                email: Some("x@y.z".to_owned()),
+                full_name: None,
+            },
+        )
+        .await;
+    assert!(
+        matches!(missing, Err(Maas360Error::NotFound { .. })),
+        "{missing:?}"
+    );
+    let empty = client.deactivate_user("").await;
+    assert!(matches!(
+        empty,
+        Err(Maas360Error::Permanent { status: None, .. })
+    ));
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn search_filters_and_rounds_page_sizes() {
+    let (handle, client) = setup(None).await;
+    for name in ["alice", "alina", "bob"] {
+        assert!(client.add_user(&new_user(name)).await.is_ok());
+    }
+    let query = UserSearch {
+        partial_user_name: Some("ali".to_owned()),
+        page_number: 0,
+        page_size: 30,
+        ..UserSearch::default()
+    };
+    let page = match client.search_users(&query).await {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(page.items.len(), 2);
+    assert_eq!(page.total, 2);
+    assert_eq!(page.page_size, 50);
+    assert_eq!(page.page_number, 1);
+    let exact = UserSearch {
+        exact: true,
+        ..query.clone()
+    };
+    assert_eq!(
+        client.search_users(&exact).await.map(|p| p.total).ok(),
+        Some(0)
+    );
+    let by_email = UserSearch {
+        email: Some("bob@".to_owned()),
+        ..all_users()
+    };
+    let page = client.search_users(&by_email).await;
+    assert_eq!(page.map(|p| p.items.len()).ok(), Some(1));
+    handle.stop().await;
+}
+
+// ---- groups and memberships ----
+
+#[tokio::test]
+async fn groups_and_memberships() {
+    let (handle, client) = setup(None).await;
+    let uid = match client.add_user(&new_user("carol")).await {
+        Ok(id) => id,
+        Err(e) => panic!("{e}"),
+    };
+    let sales = client.create_user_group("Sales").await;
+    let drivers = client.create_user_group("Drivers").await;
+    let (Ok(sales), Ok(drivers)) = (sales, drivers) else {
+        panic!("create groups")
+    };
+    let dup = client.create_user_group("sales").await;
+    assert!(
+        matches!(dup, Err(Maas360Error::AlreadyExists { .. })),
+        "{dup:?}"
+    );
+
+    let both = vec![sales.clone(), drivers.clone()];
+    assert!(client.add_user_to_groups(&uid, &both).await.is_ok());
+    assert!(
+        client.add_user_to_groups(&uid, &both).await.is_ok(),
+        "idempotent"
+    );
+    assert!(client.add_user_to_groups(&uid, &[]).await.is_ok());
+    let state = handle.state();
+    assert_eq!(state.members(&sales), vec![uid.clone()]);
+    assert_eq!(state.members(&drivers), vec![uid.clone()]);
+    let user = client
+        .find_user("carol", "contoso.com")
+        .await
+        .ok()
+        .flatten();
+    let mut names: Vec<String> = user
+        .map(|u| u.groups.into_iter().map(|g| g.name).collect())
+        .unwrap_or_default();
+    names.sort();
+    assert_eq!(names, vec!["Drivers".to_owned(), "Sales".to_owned()]);
+
+    assert!(
+        client
+            .remove_user_from_groups(&uid, std::slice::from_ref(&sales))
+            .await
+            .is_ok()
+    );
+    let page = client.users_in_group(&sales, 1, 25).await;
+    assert_eq!(page.map(|p| p.total).ok(), Some(0));
+    let page = client.users_in_group(&drivers, 1, 25).await;
+    assert_eq!(
+        page.ok().map(|p| p
+            .items
+            .into_iter()
+            .map(|u| u.user_identifier)
+            .collect::<Vec<_>>()),
+        Some(vec![uid.clone()])
+    );
+
+    let unknown = client
+        .add_user_to_groups(&uid, &["424242".to_owned()])
+        .await;
+    assert!(
+        matches!(unknown, Err(Maas360Error::NotFound { .. })),
+        "{unknown:?}"
+    );
+
+    assert!(client.delete_user_group(&drivers).await.is_ok());
+    assert!(handle.state().group("Drivers").is_none());
+    let again = client.delete_user_group(&drivers).await;
+    assert!(
+        matches!(again, Err(Maas360Error::NotFound { .. })),
+        "{again:?}"
+    );
+    let gone = client.users_in_group(&drivers, 1, 25).await;
+    assert!(
+        matches!(gone, Err(Maas360Error::NotFound { .. })),
+        "{gone:?}"
+    );
+    handle.stop().await;
+}
+
+fn dist(id: &str, name: &str, platform: &str) -> EmuDistribution {
+    EmuDistribution {
+        id: id.to_owned(),
+        name: name.to_owned(),
+        platform: platform.to_owned(),
+    }
+}
+
+fn seed_with_groups(members: usize) -> Seed {
+    let users: Vec<SeedUser> = (0..members)
+        .map(|i| SeedUser {
+            user_name: format!("user{i:03}"),
+            domain: "contoso.com".to_owned(),
+            email: format!("user{i:03}@contoso.com"),
+            full_name: format!("User {i}"),
+            ..SeedUser::default()
+        })
+        .collect();
+    let member_names = users.iter().map(|u| u.user_name.clone()).collect();
+    Seed {
+        users,
+        groups: vec![
+            SeedGroup {
+                group_identifier: Some("5001".to_owned()),
+                name: "Field Staff".to_owned(),
+                apps: vec![dist("com.contoso.field", "Field App", "iOS")],
+                policies: vec![
+                    dist("p1", "iOS Baseline", "iOS"),
+                    dist("p2", "Android Baseline", "Android"),
+                ],
+                members: member_names,
+                ..SeedGroup::default()
+            },
+            SeedGroup {
+                name: "Kiosks".to_owned(),
+                group_type: Some("Device Group".to_owned()),
+                category: Some("Private".to_owned()),
+                ..SeedGroup::default()
+            },
+        ],
+    }
+}
+
+#[tokio::test]
+async fn lists_groups_with_their_distributions() {
+    let (handle, client) = setup(Some(seed_with_groups(3))).await;
+    let page = match client.list_groups(1, 100).await {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(page.total, 2);
+    assert_eq!(page.page_size, 100);
+    let field = page.items.iter().find(|g| g.name == "Field Staff");
+    let Some(field) = field else {
+        panic!("no Field Staff in {page:?}")
+    };
+    assert_eq!(field.group_identifier, "5001");
+    assert_eq!(field.group_type, "User Group");
+    assert_eq!(field.category, "Public");
+    // One app: arrives as a one-element object under the XML-to-JSON habits.
+    assert_eq!(field.app_distributions.len(), 1);
+    assert_eq!(field.app_distributions[0].id, "com.contoso.field");
+    assert_eq!(field.app_distributions[0].platform, "iOS");
+    assert_eq!(field.policy_distributions.len(), 2);
+    let kiosks = page.items.iter().find(|g| g.name == "Kiosks");
+    assert_eq!(kiosks.map(|g| g.group_type.as_str()), Some("Device Group"));
+    assert_eq!(kiosks.map(|g| g.app_distributions.len()), Some(0));
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn users_in_group_pages_through_every_member() {
+    let (handle, client) = setup(Some(seed_with_groups(60))).await;
+    let mut seen_ids = std::collections::BTreeSet::new();
+    let mut page_number = 1;
+    loop {
+        let page = match client.users_in_group("5001", page_number, 25).await {
+            Ok(p) => p,
+            Err(e) => panic!("page {page_number}: {e}"),
+        };
+        assert_eq!(page.total, 60);
+        assert_eq!(page.page_size, 25);
+        let expected = if page_number < 3 { 25 } else { 10 };
+        assert_eq!(page.items.len(), expected, "page {page_number}");
+        for user in &page.items {
+            assert!(
+                seen_ids.insert(user.user_identifier.clone()),
+                "duplicate across pages"
+            );
+        }
+        if !page.has_more() {
+            break;
+        }
+        page_number += 1;
+        assert!(page_number <= 3, "paging did not end");
+    }
+    assert_eq!(seen_ids.len(), 60);
+    // A size that is not allowed is rounded up instead of being refused.
+    let page = client.users_in_group("5001", 1, 40).await;
+    assert_eq!(
+        page.map(|p| (p.page_size, p.items.len())).ok(),
+        Some((50, 50))
+    );
+    assert_eq!(seen_with(&handle, "users_in_group", 400), 0);
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn parses_both_the_quirky_and_the_plain_json() {
+    for quirks in [true, false] {
+        let cfg = EmulatorConfig {
+            one_element_as_object: quirks,
+            ..EmulatorConfig::for_tests()
+        };
+        let handle = emulator(cfg.clone(), Some(seed_with_groups(1))).await;
+        let client = client_for(&handle, &cfg, options(AuthVersion::V2));
+        let user = client.find_user("user000", "contoso.com").await;
+        let Ok(Some(user)) = user else {
+            panic!("quirks={quirks}: {user:?}")
+        };
+        assert_eq!(user.groups.len(), 1, "quirks={quirks}");
+        assert_eq!(user.groups[0].group_identifier, "5001");
+        let page = client.users_in_group("5001", 1, 25).await;
+        assert_eq!(
+            page.map(|p| (p.total, p.items.len())).ok(),
+            Some((1, 1)),
+            "quirks={quirks}"
+        );
+        handle.stop().await;
+    }
+}
+
+// ---- faults ----
+
+#[tokio::test]
+async fn throttling_is_retryable_with_retry_after() {
+    let (handle, client) = setup(None).await;
+    handle.set_faults(Faults {
+        rate_limit_per_minute: 1,
+        ..Faults::default()
+    });
+    assert!(client.search_users(&all_users()).await.is_ok());
+    let throttled = client.search_users(&all_users()).await;
+    match throttled {
+        Err(ref e @ Maas360Error::Retryable { .. }) => {
+            assert!(e.is_retryable());
+            let after = e.retry_after();
+            assert!(
+                after.is_some_and(|d| d >= Duration::from_secs(1)),
+                "{after:?}"
+            );
+        }
+        other => panic!("expected Retryable, got {other:?}"),
+    }
+    assert_eq!(seen_with(&handle, "search_users", 429), 1);
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn server_errors_and_outages_are_retryable() {
+    let (handle, client) = setup(None).await;
+    assert!(client.authenticate().await.is_ok());
+    handle.set_faults(Faults {
+        fault_rate: 1.0,
+        seed: 3,
+        ..Faults::default()
+    });
+    for _ in 0..5 {
+        let failed = client.list_groups(1, 25).await;
+        assert!(
+            matches!(
+                failed,
+                Err(Maas360Error::Retryable {
+                    retry_after: None,
+                    ..
+                })
+            ),
+            "{failed:?}"
+        );
+    }
+    handle.set_faults(Faults {
+        outage: Some(Outage {
+            starts_after: Duration::ZERO,
+            lasts: Duration::from_secs(600),
+        }),
+        ..Faults::default()
+    });
+    let down = client.list_groups(1, 25).await;
+    assert!(
+        down.as_ref().is_err_and(Maas360Error::is_retryable),
+        "{down:?}"
+    );
+    handle.set_faults(Faults::default());
+    assert!(client.list_groups(1, 25).await.is_ok());
+    handle.stop().await;
+}
+
+/// Half of the injected errors apply the change first, so a create that "failed" may exist;
+/// the retry then reports AlreadyExists and the caller adopts.
+#[tokio::test]
+async fn lost_responses_can_be_adopted() {
+    let (handle, client) = setup(None).await;
+    assert!(client.authenticate().await.is_ok());
+    handle.set_faults(Faults {
+        fault_rate: 1.0,
+        seed: 11,
+        ..Faults::default()
+    });
+    for i in 0..12 {
+        let outcome = client.add_user(&new_user(&format!("lost{i}"))).await;
+        assert!(
+            outcome.as_ref().is_err_and(Maas360Error::is_retryable),
+            "{outcome:?}"
+        );
+    }
+    let applied = handle.state().users.len();
+    assert!(applied > 0 && applied < 12, "applied {applied} of 12");
+    handle.set_faults(Faults::default());
+    let mut adopted = 0;
+    for i in 0..12 {
+        let name = format!("lost{i}");
+        match client.add_user(&new_user(&name)).await {
+            Ok(_) => {}
+            Err(Maas360Error::AlreadyExists { .. }) => {
+                let found = client.find_user(&name, "contoso.com").await;
+                assert!(matches!(found, Ok(Some(_))));
+                adopted += 1;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(adopted, applied);
+    assert_eq!(handle.state().users.len(), 12);
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn each_request_is_bounded_by_the_timeout() {
+    let cfg = EmulatorConfig::for_tests();
+    let handle = emulator(cfg.clone(), None).await;
+    handle.set_faults(Faults {
+        latency_ms: 5_000,
+        ..Faults::default()
+    });
+    let opts = ClientOptions {
+        request_timeout: Duration::from_millis(200),
+        ..options(AuthVersion::V1)
+    };
+    let client = client_for(&handle, &cfg, opts);
+    let slow = client.authenticate().await;
+    assert!(
+        slow.as_ref().is_err_and(Maas360Error::is_retryable),
+        "{slow:?}"
+    );
+    let counts = client.call_counts();
+    assert_eq!(
+        counts.get(&("auth_v1".to_owned(), "timeout".to_owned())),
+        Some(&1),
+        "{counts:?}"
+    );
+    drop(handle);
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_retryable() {
+    let handle = emulator(EmulatorConfig::for_tests(), None).await;
+    let cfg = EmulatorConfig::for_tests();
+    let base = handle.base_url();
+    handle.stop().await;
+    let client = match Maas360Client::new(credentials(&base, &cfg), options(AuthVersion::V1)) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    let down = client.authenticate().await;
+    assert!(
+        down.as_ref().is_err_and(Maas360Error::is_retryable),
+        "{down:?}"
+    );
+}
+
+#[test]
+fn bad_configuration_is_refused_up_front() {
+    let cfg = EmulatorConfig::for_tests();
+    let bad_url = Maas360Client::new(credentials("not a url", &cfg), ClientOptions::default());
+    assert!(matches!(bad_url, Err(Maas360Error::Config(_))));
+    let ftp = Maas360Client::new(
+        credentials("ftp://example.com", &cfg),
+        ClientOptions::default(),
+    );
+    assert!(matches!(ftp, Err(Maas360Error::Config(_))));
+    let opts = ClientOptions {
+        renew_before: Duration::from_secs(3600),
+        ..ClientOptions::default()
+    };
+    let renew = Maas360Client::new(credentials("https://services.m3.maas360.com", &cfg), opts);
+    assert!(matches!(renew, Err(Maas360Error::Config(_))));
+    let mut empty = credentials("https://services.m3.maas360.com", &cfg);
+    empty.billing_id = " ".to_owned();
+    assert!(matches!(
+        Maas360Client::new(empty, ClientOptions::default()),
+        Err(Maas360Error::Config(_))
+    ));
+}
