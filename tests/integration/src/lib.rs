@@ -101,11 +101,17 @@ async fn until(stopped: oneshot::Receiver<()>) {
 
 /// Every gRPC service in one server, as `dirsync serve` runs them.
 pub async fn start_grpc(config: &DirsyncConfig) -> Running {
+    start_grpc_on(config, ephemeral_listener().await).await
+}
+
+/// Like [`start_grpc`] on a given listener (to restart on the same port),
+/// with the provisioner's reconcile workers running.
+pub async fn start_grpc_on(config: &DirsyncConfig, listener: TcpListener) -> Running {
     let mut server = GrpcServer::new(Duration::from_secs(30));
-    dirsync_provisioner::Provisioner::open(config)
+    let provisioner = dirsync_provisioner::Provisioner::open(config)
         .await
-        .unwrap_or_else(|error| panic!("provisioner: {error}"))
-        .register(&mut server);
+        .unwrap_or_else(|error| panic!("provisioner: {error}"));
+    provisioner.register(&mut server);
     dirsync_directory_reader::DirectoryReader::open(config)
         .await
         .unwrap_or_else(|error| panic!("directory-reader: {error}"))
@@ -114,8 +120,15 @@ pub async fn start_grpc(config: &DirsyncConfig) -> Running {
         .await
         .unwrap_or_else(|error| panic!("mapping: {error}"))
         .register(&mut server);
-    spawn(ephemeral_listener().await, move |listener, stopped| {
-        server.serve(listener, until(stopped))
+    spawn(listener, move |listener, stopped| async move {
+        let (stop_workers, workers_stopped) = oneshot::channel::<()>();
+        let workers = provisioner.start_workers(until(workers_stopped));
+        let served = server.serve(listener, until(stopped)).await;
+        let _ = stop_workers.send(());
+        if let Some(workers) = workers {
+            let _ = workers.await;
+        }
+        served
     })
 }
 
@@ -316,5 +329,316 @@ pub mod http {
         pub async fn delete(&self, path: &str) -> Reply {
             self.send(Method::DELETE, path, None).await
         }
+    }
+}
+
+/// SCIM in, MaaS360 emulator out: the whole provisioning path.
+pub mod sync {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::PathBuf;
+    use std::time::{Duration, Instant};
+
+    use dirsync_emulators::maas360::{EmulatorConfig, EmulatorHandle, Faults, StateDump};
+    use dirsync_proto::provisioner::v1 as pb;
+    use dirsync_runtime::DirsyncConfig;
+    use serde_json::Value;
+
+    use super::Stack;
+    use super::http::ScimClient;
+
+    /// Reconcile settings for tests: quick polls and short backoffs, so that
+    /// fault scenarios converge in seconds.
+    pub fn fast_reconcile(config: &mut DirsyncConfig) {
+        let provisioner = &mut config.provisioner;
+        provisioner.poll_interval_ms = 20;
+        provisioner.backoff_base_ms = 20;
+        provisioner.backoff_max_ms = 400;
+        provisioner.tenant_calls_per_second = 2_000.0;
+        provisioner.maas360_timeout_ms = 5_000;
+        provisioner.max_attempts = 30;
+        provisioner.lease_ms = 10_000;
+    }
+
+    pub struct SyncStack {
+        pub stack: Stack,
+        pub emulator: EmulatorHandle,
+        pub tenant_id: String,
+        pub scim: ScimClient,
+        secrets: PathBuf,
+    }
+
+    impl SyncStack {
+        pub async fn start(faults: Faults) -> Self {
+            Self::start_with(faults, |_| {}).await
+        }
+
+        pub async fn start_with(faults: Faults, adjust: impl FnOnce(&mut DirsyncConfig)) -> Self {
+            let emulator_config = EmulatorConfig {
+                faults,
+                ..EmulatorConfig::for_tests()
+            };
+            let emulator = dirsync_emulators::maas360::start(emulator_config.clone(), None)
+                .await
+                .unwrap_or_else(|error| panic!("emulator: {error}"));
+            let stack = Stack::start_with(|config| {
+                fast_reconcile(config);
+                adjust(config);
+            })
+            .await;
+            let secrets = std::env::temp_dir().join(format!("dirsync-secrets-{}", uuid_like()));
+            std::fs::create_dir_all(&secrets).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(secrets.join("password"), &emulator_config.password)
+                .unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(secrets.join("access-key"), &emulator_config.app_access_key)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let mut tenants =
+                pb::tenant_service_client::TenantServiceClient::new(stack.grpc.channel().await);
+            let created = tenants
+                .create_tenant(pb::CreateTenantRequest {
+                    name: "synced".to_owned(),
+                    maas360: Some(connection(&emulator, &emulator_config, &secrets)),
+                    policy: None,
+                })
+                .await
+                .unwrap_or_else(|error| panic!("create tenant: {error}"))
+                .into_inner();
+            let tenant_id = created.tenant.map(|t| t.tenant_id).unwrap_or_default();
+            let scim = ScimClient::new(stack.scim_base(), Some(created.scim_token));
+            Self {
+                stack,
+                emulator,
+                tenant_id,
+                scim,
+                secrets,
+            }
+        }
+
+        pub async fn work_status(&self) -> pb::WorkStatus {
+            pb::work_service_client::WorkServiceClient::new(self.stack.grpc.channel().await)
+                .get_work_status(pb::GetWorkStatusRequest {
+                    tenant_id: self.tenant_id.clone(),
+                })
+                .await
+                .unwrap_or_else(|error| panic!("work status: {error}"))
+                .into_inner()
+        }
+
+        /// Waits until nothing is queued or in flight (parked work may remain).
+        pub async fn wait_settled(&self, within: Duration) -> pb::WorkStatus {
+            let deadline = Instant::now() + within;
+            loop {
+                let status = self.work_status().await;
+                if status.queue_depth == 0 && status.in_flight == 0 {
+                    return status;
+                }
+                if Instant::now() > deadline {
+                    panic!("MaaS360 did not converge within {within:?}: {status:?}");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+
+        /// Waits until every resource is in sync, none parked.
+        pub async fn wait_converged(&self, within: Duration) {
+            let status = self.wait_settled(within).await;
+            assert_eq!(status.parked, 0, "nothing may be parked: {status:?}");
+        }
+
+        pub async fn stop(self) {
+            self.stack.stop().await;
+            self.emulator.stop().await;
+            let _ = std::fs::remove_dir_all(&self.secrets);
+        }
+    }
+
+    pub fn connection(
+        emulator: &EmulatorHandle,
+        config: &EmulatorConfig,
+        secrets: &std::path::Path,
+    ) -> pb::Maas360Connection {
+        let file = |name: &str| pb::SecretReference {
+            source: Some(pb::secret_reference::Source::File(
+                secrets.join(name).display().to_string(),
+            )),
+        };
+        pb::Maas360Connection {
+            base_url: emulator.base_url(),
+            billing_id: config.billing_id.clone(),
+            admin_user: config.admin_user.clone(),
+            app_id: config.app_id.clone(),
+            app_version: config.app_version.clone(),
+            platform_id: config.platform_id.clone(),
+            password: Some(file("password")),
+            app_access_key: Some(file("access-key")),
+        }
+    }
+
+    fn uuid_like() -> String {
+        format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default()
+        )
+    }
+
+    /// One user as MaaS360 should hold it.
+    #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+    pub struct ExpectedUser {
+        pub user_name: String,
+        pub domain: String,
+        pub email: String,
+        pub active: bool,
+    }
+
+    /// What MaaS360 should hold, read from the gateway (what Entra was told).
+    #[derive(Debug, Default, PartialEq, Eq)]
+    pub struct Mirror {
+        pub users: BTreeSet<ExpectedUser>,
+        /// Group name → member `username@domain`.
+        pub groups: BTreeMap<String, BTreeSet<String>>,
+    }
+
+    async fn all(scim: &ScimClient, resource: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut start = 1;
+        loop {
+            let page = scim
+                .get(&format!("/{resource}?startIndex={start}&count=500"))
+                .await;
+            assert_eq!(page.status, 200, "{}", page.raw);
+            let resources = page.body["Resources"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let total = page.body["totalResults"].as_u64().unwrap_or(0);
+            start += resources.len();
+            out.extend(resources);
+            if out.len() as u64 >= total
+                || page.body["Resources"].as_array().is_none_or(Vec::is_empty)
+            {
+                return out;
+            }
+        }
+    }
+
+    fn split(user_name: &str) -> (String, String) {
+        match user_name.rsplit_once('@') {
+            Some((local, domain)) => (local.to_owned(), domain.to_owned()),
+            None => (user_name.to_owned(), String::new()),
+        }
+    }
+
+    /// The expected MaaS360 state, from the SCIM side.
+    pub async fn expected_from_scim(scim: &ScimClient) -> Mirror {
+        let mut mirror = Mirror::default();
+        let mut names = BTreeMap::new();
+        for user in all(scim, "Users").await {
+            let user_name = user["userName"].as_str().unwrap_or_default();
+            let (local, domain) = split(user_name);
+            let email = user["emails"]
+                .as_array()
+                .and_then(|emails| {
+                    emails
+                        .iter()
+                        .find(|e| e["type"] == "work")
+                        .or_else(|| emails.first())
+                })
+                .and_then(|e| e["value"].as_str())
+                .map_or_else(|| format!("{local}@{domain}"), str::to_owned);
+            names.insert(
+                user["id"].as_str().unwrap_or_default().to_owned(),
+                format!("{local}@{domain}").to_lowercase(),
+            );
+            mirror.users.insert(ExpectedUser {
+                user_name: local.to_lowercase(),
+                domain: domain.to_lowercase(),
+                email,
+                active: user["active"].as_bool().unwrap_or(true),
+            });
+        }
+        for group in all(scim, "Groups").await {
+            let members = group["members"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|m| m["value"].as_str())
+                .filter_map(|id| names.get(id).cloned())
+                .collect();
+            mirror.groups.insert(
+                group["displayName"].as_str().unwrap_or_default().to_owned(),
+                members,
+            );
+        }
+        mirror
+    }
+
+    /// What the emulator holds, in the same terms.
+    pub fn actual_from_emulator(state: &StateDump) -> Mirror {
+        let mut mirror = Mirror::default();
+        let mut names = BTreeMap::new();
+        for user in &state.users {
+            names.insert(
+                user.user_identifier.clone(),
+                format!("{}@{}", user.user_name, user.domain).to_lowercase(),
+            );
+            mirror.users.insert(ExpectedUser {
+                user_name: user.user_name.to_lowercase(),
+                domain: user.domain.to_lowercase(),
+                email: user.email.clone(),
+                active: user.status.eq_ignore_ascii_case("active"),
+            });
+        }
+        for group in &state.groups {
+            let members = state
+                .members(&group.group_identifier)
+                .iter()
+                .filter_map(|id| names.get(id).cloned())
+                .collect();
+            mirror.groups.insert(group.name.clone(), members);
+        }
+        mirror
+    }
+
+    /// Asserts that MaaS360 holds exactly what Entra told the gateway, user
+    /// by user and group by group, with no duplicates.
+    pub async fn assert_mirrors(sync: &SyncStack) {
+        let expected = expected_from_scim(&sync.scim).await;
+        let state = sync.emulator.state();
+        let mut seen = BTreeSet::new();
+        for user in &state.users {
+            assert!(
+                seen.insert((user.user_name.to_lowercase(), user.domain.to_lowercase())),
+                "duplicate MaaS360 user {}@{}",
+                user.user_name,
+                user.domain
+            );
+        }
+        let actual = actual_from_emulator(&state);
+        let missing: Vec<_> = expected.users.difference(&actual.users).collect();
+        let extra: Vec<_> = actual.users.difference(&expected.users).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "users differ:\n missing/wrong in MaaS360: {missing:?}\n extra in MaaS360: {extra:?}"
+        );
+        for (name, members) in &expected.groups {
+            let held = actual
+                .groups
+                .get(name)
+                .unwrap_or_else(|| panic!("MaaS360 lacks group {name:?}"));
+            assert_eq!(held, members, "members of {name:?}");
+        }
+        let extra_groups: Vec<_> = actual
+            .groups
+            .keys()
+            .filter(|name| !expected.groups.contains_key(*name))
+            .collect();
+        assert!(
+            extra_groups.is_empty(),
+            "extra MaaS360 groups: {extra_groups:?}"
+        );
     }
 }

@@ -293,75 +293,56 @@ async fn reconcile_user(
     let id = match progress.maas360_id.clone() {
         Some(id) => id,
         None => {
-            let adopted = match call(
+            // Add first: the common case costs one call. A user MaaS360
+            // already has (made by hand, or by us before a lost response)
+            // answers "already exists" and is adopted instead.
+            let added = call(
                 runtime,
                 progress,
-                "find_user",
+                "add_user",
                 &target,
-                backend.find_user(&identity.user_name, &identity.domain),
+                backend.add_user(&identity),
             )
-            .await
-            {
-                Ok(found) => found,
-                Err(error) => return Ok(Outcome::Failed(error)),
-            };
-            let (id, state) = match adopted {
-                Some(remote) => (
-                    remote.id.clone(),
+            .await;
+            let (id, state) = match added {
+                Ok(id) => (
+                    id,
                     AppliedUser {
-                        identity: remote.identity,
-                        active: remote.active,
+                        identity: identity.clone(),
+                        active: true,
                         groups: BTreeSet::new(),
                     },
                 ),
-                None => match call(
-                    runtime,
-                    progress,
-                    "add_user",
-                    &target,
-                    backend.add_user(&identity),
-                )
-                .await
-                {
-                    Ok(id) => (
-                        id,
-                        AppliedUser {
-                            identity: identity.clone(),
-                            active: true,
-                            groups: BTreeSet::new(),
-                        },
-                    ),
-                    Err(BackendError::AlreadyExists(_)) => {
-                        match call(
-                            runtime,
-                            progress,
-                            "find_user",
-                            &target,
-                            backend.find_user(&identity.user_name, &identity.domain),
-                        )
-                        .await
-                        {
-                            Ok(Some(remote)) => (
-                                remote.id.clone(),
-                                AppliedUser {
-                                    identity: remote.identity,
-                                    active: remote.active,
-                                    groups: BTreeSet::new(),
-                                },
-                            ),
-                            Ok(None) => {
-                                return Ok(Outcome::Failed(BackendError::Retryable {
-                                    detail: format!(
-                                        "MaaS360 says {target} exists but does not find it"
-                                    ),
-                                    retry_after: None,
-                                }));
-                            }
-                            Err(error) => return Ok(Outcome::Failed(error)),
+                Err(BackendError::AlreadyExists(_)) => {
+                    let found = call(
+                        runtime,
+                        progress,
+                        "find_user",
+                        &target,
+                        backend.find_user(&identity.user_name, &identity.domain),
+                    )
+                    .await;
+                    match found {
+                        Ok(Some(remote)) => (
+                            remote.id.clone(),
+                            AppliedUser {
+                                identity: remote.identity,
+                                active: remote.active,
+                                groups: BTreeSet::new(),
+                            },
+                        ),
+                        Ok(None) => {
+                            return Ok(Outcome::Failed(BackendError::Retryable {
+                                detail: format!(
+                                    "MaaS360 says {target} exists but does not find it"
+                                ),
+                                retry_after: None,
+                            }));
                         }
+                        Err(error) => return Ok(Outcome::Failed(error)),
                     }
-                    Err(error) => return Ok(Outcome::Failed(error)),
-                },
+                }
+                Err(error) => return Ok(Outcome::Failed(error)),
             };
             progress.maas360_id = Some(id.clone());
             applied = Some(state);

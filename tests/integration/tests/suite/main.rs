@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, unreachable_pub)]
 
 mod health;
+mod maas360_sync;
 mod migrations;
 mod reflection;
 mod scim_auth;

@@ -1,0 +1,447 @@
+//! SCIM in, MaaS360 emulator out, over real sockets: what Entra pushes ends
+//! up in MaaS360 exactly, through faults, rate limits, restarts and token
+//! expiry, with nothing lost, duplicated or sent against a Retry-After.
+
+use std::time::Duration;
+
+use dirsync_emulators::maas360::{Faults, Outage};
+use dirsync_proto::provisioner::v1 as pb;
+use dirsync_tests::http::ScimClient;
+use dirsync_tests::sync::{SyncStack, assert_mirrors};
+use serde_json::{Value, json};
+
+const SETTLE: Duration = Duration::from_secs(90);
+
+async fn create_user(scim: &ScimClient, index: usize) -> String {
+    let name = format!("user{index:03}@contoso.example");
+    let reply = scim
+        .post(
+            "/Users",
+            &json!({"userName": name, "active": true, "displayName": format!("User {index}"),
+                    "emails": [{"type": "work", "primary": true, "value": name}]}),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.raw);
+    reply.body["id"].as_str().unwrap().to_owned()
+}
+
+async fn create_group(scim: &ScimClient, name: &str, members: &[String]) -> String {
+    let reply = scim
+        .post("/Groups", &json!({"displayName": name, "externalId": name}))
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.raw);
+    let id = reply.body["id"].as_str().unwrap().to_owned();
+    for chunk in members.chunks(10) {
+        let add = json!({"Operations": [{"op": "Add", "path": "members",
+            "value": chunk.iter().map(|m| json!({"value": m})).collect::<Vec<Value>>()}]});
+        assert_eq!(scim.patch(&format!("/Groups/{id}"), &add).await.status, 204);
+    }
+    id
+}
+
+async fn patch_user(scim: &ScimClient, id: &str, operations: Value) {
+    let reply = scim
+        .patch(&format!("/Users/{id}"), &json!({"Operations": operations}))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.raw);
+}
+
+/// A directory with users, groups, memberships, a disabled user, a deleted
+/// user, a removed membership and a renamed user.
+async fn push_directory(scim: &ScimClient, users: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for index in 0..users {
+        ids.push(create_user(scim, index).await);
+    }
+    let sales = create_group(scim, "Sales", &ids[..users / 2]).await;
+    create_group(scim, "Engineering", &ids[users / 3..]).await;
+    create_group(scim, "Empty", &[]).await;
+    patch_user(
+        scim,
+        &ids[1],
+        json!([{"op": "Replace", "path": "active", "value": "False"}]),
+    )
+    .await;
+    assert_eq!(scim.delete(&format!("/Users/{}", ids[2])).await.status, 204);
+    let remove =
+        json!({"Operations": [{"op": "Remove", "path": "members", "value": [{"value": ids[3]}]}]});
+    assert_eq!(
+        scim.patch(&format!("/Groups/{sales}"), &remove)
+            .await
+            .status,
+        204
+    );
+    patch_user(scim, &ids[4], json!([{"op": "replace", "path": "displayName", "value": "Renamed Four"},
+                                      {"op": "replace", "path": "emails[type eq \"work\"].value", "value": "four@contoso.example"}])).await;
+    ids
+}
+
+#[tokio::test]
+async fn pushed_users_groups_and_memberships_end_up_in_maas360_exactly() {
+    let sync = SyncStack::start(Faults::default()).await;
+    push_directory(&sync.scim, 24).await;
+    sync.wait_converged(SETTLE).await;
+    assert_mirrors(&sync).await;
+
+    let state = sync.emulator.state();
+    let disabled = state.user("user001", "contoso.example").unwrap();
+    assert_eq!(disabled.status, "Inactive", "active=false deactivates");
+    assert!(
+        state.user("user002", "contoso.example").is_none(),
+        "DELETE deletes"
+    );
+    assert_eq!(
+        state.user("user004", "contoso.example").unwrap().email,
+        "four@contoso.example"
+    );
+    // Every write is audited.
+    let db = dirsync_store::connect(sync.stack.db.options())
+        .await
+        .unwrap();
+    use sea_orm::ConnectionTrait;
+    let audited = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) FROM maas360_audit WHERE outcome = 'ok'",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap();
+    assert!(audited >= 24 + 3, "audited writes: {audited}");
+    db.close().await.unwrap();
+    sync.stop().await;
+}
+
+#[tokio::test]
+async fn converges_through_5xx_429_and_latency_without_loss_or_duplicates() {
+    let faults = Faults {
+        fault_rate: 0.3,
+        latency_ms: 5,
+        rate_limit_per_minute: 900,
+        seed: 7,
+        ..Faults::default()
+    };
+    let sync = SyncStack::start(faults).await;
+    push_directory(&sync.scim, 40).await;
+    sync.wait_converged(SETTLE).await;
+    assert_mirrors(&sync).await;
+
+    let counts = sync.emulator.request_counts();
+    let failures: u64 = counts
+        .values()
+        .flat_map(|by_status| by_status.iter())
+        .filter(|(status, _)| **status >= 500)
+        .map(|(_, count)| count)
+        .sum();
+    assert!(failures > 10, "faults were injected: {counts:?}");
+    let violations = sync.emulator.retry_after_violations();
+    assert!(
+        violations.is_empty(),
+        "requests ignored a Retry-After: {violations:?}"
+    );
+    sync.stop().await;
+}
+
+#[tokio::test]
+async fn rate_limited_work_honours_retry_after() {
+    // 41 calls (an authentication and one create per user) against a limit
+    // of 30 a minute: some wait for MaaS360's Retry-After.
+    let faults = Faults {
+        rate_limit_per_minute: 30,
+        ..Faults::default()
+    };
+    let sync = SyncStack::start(faults).await;
+    for index in 0..40 {
+        create_user(&sync.scim, index).await;
+    }
+    sync.wait_converged(SETTLE).await;
+    assert_mirrors(&sync).await;
+    let limited: u64 = sync
+        .emulator
+        .request_counts()
+        .values()
+        .filter_map(|by_status| by_status.get(&429))
+        .sum();
+    assert!(limited > 0, "the limit was hit");
+    assert!(sync.emulator.retry_after_violations().is_empty());
+    sync.stop().await;
+}
+
+#[tokio::test]
+async fn stopping_the_provisioner_mid_queue_and_restarting_converges() {
+    let faults = Faults {
+        latency_ms: 40,
+        ..Faults::default()
+    };
+    let mut sync = SyncStack::start_with(faults, |config| {
+        config.provisioner.workers = 2;
+        config.provisioner.tenant_concurrency = 2;
+    })
+    .await;
+    push_directory(&sync.scim, 30).await;
+    // Stop while work is still queued.
+    let before = sync.work_status().await;
+    assert!(before.queue_depth > 0, "work is still queued: {before:?}");
+    let addr = sync.stack.grpc.addr;
+    let old = std::mem::replace(
+        &mut sync.stack.grpc,
+        dirsync_tests::start_grpc_on(&sync.stack.config, {
+            // The old server must release the port first.
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()
+        })
+        .await,
+    );
+    old.stop().await;
+    let interim = std::mem::replace(
+        &mut sync.stack.grpc,
+        dirsync_tests::start_grpc_on(
+            &sync.stack.config,
+            tokio::net::TcpListener::bind(addr).await.unwrap(),
+        )
+        .await,
+    );
+    interim.stop().await;
+    sync.wait_converged(SETTLE).await;
+    assert_mirrors(&sync).await;
+    sync.stop().await;
+}
+
+#[tokio::test]
+async fn failing_resources_are_parked_visible_and_retried_after_the_fault_clears() {
+    let sync = SyncStack::start_with(Faults::default(), |config| {
+        config.provisioner.max_attempts = 3;
+    })
+    .await;
+    sync.emulator.set_faults(Faults {
+        outage: Some(Outage {
+            starts_after: Duration::ZERO,
+            lasts: Duration::from_secs(3600),
+        }),
+        ..Faults::default()
+    });
+    for index in 0..3 {
+        create_user(&sync.scim, index).await;
+    }
+    let status = sync.wait_settled(SETTLE).await;
+    assert_eq!(status.parked, 3, "{status:?}");
+    let mut work = pb::work_service_client::WorkServiceClient::new(sync.stack.grpc.channel().await);
+    let parked = work
+        .list_parked(pb::ListParkedRequest {
+            tenant_id: sync.tenant_id.clone(),
+            page: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(parked.resources.len(), 3);
+    for resource in &parked.resources {
+        assert_eq!(resource.attempts, 3);
+        assert!(
+            resource.reason.contains("503"),
+            "the reason says why: {}",
+            resource.reason
+        );
+        assert!(
+            resource.display.ends_with("@contoso.example"),
+            "{}",
+            resource.display
+        );
+    }
+    assert!(sync.emulator.state().users.is_empty());
+
+    // The fault clears; an operator retries.
+    sync.emulator.set_faults(Faults::default());
+    let retried = work
+        .retry_parked(pb::RetryParkedRequest {
+            tenant_id: sync.tenant_id.clone(),
+            resource_ids: Vec::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retried.requeued, 3);
+    sync.wait_converged(SETTLE).await;
+    assert_mirrors(&sync).await;
+    sync.stop().await;
+}
+
+#[tokio::test]
+async fn a_user_maas360_cannot_take_is_parked_until_entra_fixes_it() {
+    let sync = SyncStack::start(Faults::default()).await;
+    let reply = sync
+        .scim
+        .post("/Users", &json!({"userName": "no-domain"}))
+        .await;
+    let id = reply.body["id"].as_str().unwrap().to_owned();
+    let status = sync.wait_settled(SETTLE).await;
+    assert_eq!(status.parked, 1);
+    let parked = pb::work_service_client::WorkServiceClient::new(sync.stack.grpc.channel().await)
+        .list_parked(pb::ListParkedRequest {
+            tenant_id: sync.tenant_id.clone(),
+            page: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        parked.resources[0].reason.contains("domain"),
+        "{}",
+        parked.resources[0].reason
+    );
+    // A new desired state is tried afresh.
+    patch_user(&sync.scim, &id, json!([{"op": "Add", "path": "emails[type eq \"work\"].value", "value": "nd@contoso.example"}])).await;
+    sync.wait_converged(SETTLE).await;
+    assert!(
+        sync.emulator
+            .state()
+            .user("no-domain", "contoso.example")
+            .is_some()
+    );
+    sync.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_token_is_renewed_without_failing_work() {
+    let sync = SyncStack::start(Faults::default()).await;
+    for index in 0..5 {
+        create_user(&sync.scim, index).await;
+    }
+    sync.wait_converged(SETTLE).await;
+    let grants_before: u64 = sync.emulator.auth_grants().values().sum();
+    sync.emulator.expire_tokens();
+    for index in 5..10 {
+        create_user(&sync.scim, index).await;
+    }
+    sync.wait_converged(SETTLE).await;
+    assert_mirrors(&sync).await;
+    let grants_after: u64 = sync.emulator.auth_grants().values().sum();
+    assert!(grants_after > grants_before, "the token was renewed");
+    sync.stop().await;
+}
+
+#[tokio::test]
+async fn quick_updates_to_one_user_become_one_write() {
+    let sync = SyncStack::start(Faults::default()).await;
+    // A second tenant with no MaaS360 connection yet: its work waits.
+    let mut tenants =
+        pb::tenant_service_client::TenantServiceClient::new(sync.stack.grpc.channel().await);
+    let created = tenants
+        .create_tenant(pb::CreateTenantRequest {
+            name: "later".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let later = created.tenant.unwrap().tenant_id;
+    let scim = ScimClient::new(sync.stack.scim_base(), Some(created.scim_token));
+    let id = create_user(&scim, 900).await;
+    for round in 0..10 {
+        patch_user(
+            &scim,
+            &id,
+            json!([{"op": "replace", "path": "displayName", "value": format!("Name {round}")}]),
+        )
+        .await;
+    }
+    let connection = tenants
+        .get_tenant(pb::GetTenantRequest {
+            tenant: sync.tenant_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .maas360
+        .unwrap();
+    tenants
+        .set_maas360_connection(pb::SetMaas360ConnectionRequest {
+            tenant_id: later.clone(),
+            maas360: Some(connection),
+        })
+        .await
+        .unwrap();
+    let work = pb::work_service_client::WorkServiceClient::new(sync.stack.grpc.channel().await);
+    let deadline = std::time::Instant::now() + SETTLE;
+    loop {
+        let status = work
+            .clone()
+            .get_work_status(pb::GetWorkStatusRequest {
+                tenant_id: later.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if status.queue_depth == 0 && status.in_flight == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "did not converge: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let state = sync.emulator.state();
+    assert_eq!(
+        state.user("user900", "contoso.example").unwrap().full_name,
+        "Name 9"
+    );
+    let counts = sync.emulator.request_counts();
+    let writes: u64 = counts
+        .iter()
+        .filter(|(route, _)| route.contains("add_user") || route.contains("edit_user"))
+        .flat_map(|(_, by_status)| by_status.values())
+        .sum();
+    assert_eq!(writes, 1, "one create, no edits: {counts:?}");
+    sync.stop().await;
+}
+
+#[tokio::test]
+async fn bad_maas360_credentials_are_refused_naming_the_part() {
+    let sync = SyncStack::start(Faults::default()).await;
+    let mut tenants =
+        pb::tenant_service_client::TenantServiceClient::new(sync.stack.grpc.channel().await);
+    let mut connection = tenants
+        .get_tenant(pb::GetTenantRequest {
+            tenant: sync.tenant_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .maas360
+        .unwrap();
+    connection.billing_id = "99999999".to_owned();
+    let refused = tenants
+        .set_maas360_connection(pb::SetMaas360ConnectionRequest {
+            tenant_id: sync.tenant_id.clone(),
+            maas360: Some(connection.clone()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(
+        refused.message().to_lowercase().contains("billing"),
+        "{}",
+        refused.message()
+    );
+    connection.password = Some(pb::SecretReference {
+        source: Some(pb::secret_reference::Source::Env(
+            "DIRSYNC_TEST_SURELY_UNSET".to_owned(),
+        )),
+    });
+    let missing = tenants
+        .set_maas360_connection(pb::SetMaas360ConnectionRequest {
+            tenant_id: sync.tenant_id.clone(),
+            maas360: Some(connection),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        missing.message().contains("DIRSYNC_TEST_SURELY_UNSET"),
+        "{}",
+        missing.message()
+    );
+    assert!(!missing.message().contains("emulator-password"));
+    sync.stop().await;
+}
