@@ -246,6 +246,12 @@ impl Maas360Client {
         if let Some(full_name) = &changes.full_name {
             form.push(("fullName", full_name.clone()));
         }
+        if let Some(user_name) = &changes.user_name {
+            form.push(("userName", user_name.clone()));
+        }
+        if let Some(domain) = &changes.domain {
+            form.push(("domain", domain.clone()));
+        }
         if form.is_empty() {
             return Ok(());
         }

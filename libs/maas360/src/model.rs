@@ -52,6 +52,10 @@ pub struct NewUser {
 pub struct UserChanges {
     pub email: Option<String>,
     pub full_name: Option<String>,
+    /// [inferred] a new username (Entra renamed the UPN); MaaS360 keeps the
+    /// same userIdentifier, so devices stay with the user.
+    pub user_name: Option<String>,
+    pub domain: Option<String>,
 }
 
 /// A user or device group with what is distributed to it.

@@ -333,6 +333,7 @@ async fn user_lifecycle() {
     let changes = UserChanges {
         email: Some("jane@contoso.com".to_owned()),
         full_name: Some("Jane Doe".to_owned()),
+        ..UserChanges::default()
     };
     assert!(client.edit_user(&id, &changes).await.is_ok());
     assert!(client.edit_user(&id, &UserChanges::default()).await.is_ok());
@@ -340,6 +341,26 @@ async fn user_lifecycle() {
     let dumped = state.user("jdoe", "contoso.com");
     assert_eq!(dumped.map(|u| u.email.as_str()), Some("jane@contoso.com"));
     assert_eq!(dumped.map(|u| u.full_name.as_str()), Some("Jane Doe"));
+
+    // A renamed UPN keeps the same MaaS360 user (and its devices).
+    let rename = UserChanges {
+        user_name: Some("jane".to_owned()),
+        ..UserChanges::default()
+    };
+    assert!(client.edit_user(&id, &rename).await.is_ok());
+    let renamed = handle.state();
+    assert_eq!(
+        renamed
+            .user("jane", "contoso.com")
+            .map(|u| u.user_identifier.as_str()),
+        Some(id.as_str())
+    );
+    assert!(renamed.user("jdoe", "contoso.com").is_none());
+    let back = UserChanges {
+        user_name: Some("jdoe".to_owned()),
+        ..UserChanges::default()
+    };
+    assert!(client.edit_user(&id, &back).await.is_ok());
 
     assert!(client.deactivate_user(&id).await.is_ok());
     let found = client.find_user("jdoe", "contoso.com").await;
@@ -405,7 +426,7 @@ async fn a_failure_action_response_is_permanent_with_its_description() {
             "NO-SUCH-USER",
             &UserChanges {
                 email: Some("x@y.z".to_owned()),
-                full_name: None,
+                ..UserChanges::default()
             },
         )
         .await;

@@ -25,10 +25,7 @@ pub enum StoreError {
         source: std::io::Error,
     },
     #[error("cannot connect to the database at {url}: {source}")]
-    Connect {
-        url: String,
-        source: sea_orm::DbErr,
-    },
+    Connect { url: String, source: sea_orm::DbErr },
     #[error("migrations of the {service} service failed: {source}")]
     Migrate {
         service: &'static str,
@@ -124,11 +121,12 @@ fn ensure_parent_dir(path: &str) -> Result<(), StoreError> {
         return Ok(());
     }
     match Path::new(path).parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => std::fs::create_dir_all(parent)
-            .map_err(|source| StoreError::DataDir {
+        Some(parent) if !parent.as_os_str().is_empty() => {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::DataDir {
                 path: parent.display().to_string(),
                 source,
-            }),
+            })
+        }
         _ => Ok(()),
     }
 }

@@ -317,8 +317,10 @@ async fn edit_user(State(app): State<App>, req: ApiRequest) -> Reply {
     }
     let email = req.param("email").or_else(|| req.param("emailAddress"));
     let full_name = req.params.get("fullName").map(|s| s.trim());
+    // [inferred] renaming through the edit call; MaaS360's portal can rename.
+    let rename = (req.param("userName"), req.param("domain"));
     let id = req.path("userIdentifier");
-    let outcome = app.with(|i| i.dir.edit_user(id, email, full_name));
+    let outcome = app.with(|i| i.dir.edit_user(id, email, full_name, rename));
     req.action(outcome.map(|()| Map::new()).map_err(|e| e.to_string()))
 }
 

@@ -287,11 +287,36 @@ impl Directory {
         id: &str,
         email: Option<&str>,
         full_name: Option<&str>,
+        rename: (Option<&str>, Option<&str>),
     ) -> Result<(), Refusal> {
         if let Some(email) = email
             && !valid_email(email)
         {
             return Err(Refusal::Invalid(format!("Invalid email address: {email}")));
+        }
+        let (new_name, new_domain) = rename;
+        if new_name.is_some() || new_domain.is_some() {
+            let current = self.user_mut(id)?;
+            let user_name = new_name.unwrap_or(&current.user_name).to_owned();
+            let domain = new_domain.unwrap_or(&current.domain).to_owned();
+            if user_name.trim().is_empty() || domain.trim().is_empty() {
+                return Err(Refusal::Invalid(
+                    "userName and domain must not be empty".to_owned(),
+                ));
+            }
+            let taken = self.users.values().any(|u| {
+                u.id != id
+                    && u.user_name.eq_ignore_ascii_case(&user_name)
+                    && u.domain.eq_ignore_ascii_case(&domain)
+            });
+            if taken {
+                return Err(Refusal::AlreadyExists(
+                    "User already exists with the same username and domain".to_owned(),
+                ));
+            }
+            let user = self.user_mut(id)?;
+            user.user_name = user_name;
+            user.domain = domain;
         }
         let user = self.user_mut(id)?;
         if let Some(email) = email {

@@ -122,6 +122,8 @@ impl DirectoryBackend for Maas360Client {
         let changes = UserChanges {
             email: (from.email != to.email).then(|| to.email.clone()),
             full_name: (from.full_name != to.full_name).then(|| to.full_name.clone()),
+            user_name: (from.user_name != to.user_name).then(|| to.user_name.clone()),
+            domain: (from.domain != to.domain).then(|| to.domain.clone()),
         };
         Ok(Maas360Client::edit_user(self, id, &changes).await?)
     }

@@ -73,6 +73,13 @@ async fn push_directory(scim: &ScimClient, users: usize) -> Vec<String> {
     );
     patch_user(scim, &ids[4], json!([{"op": "replace", "path": "displayName", "value": "Renamed Four"},
                                       {"op": "replace", "path": "emails[type eq \"work\"].value", "value": "four@contoso.example"}])).await;
+    // A renamed UPN renames the MaaS360 user rather than making a new one.
+    patch_user(
+        scim,
+        &ids[5],
+        json!([{"op": "Replace", "path": "userName", "value": "renamed005@contoso.example"}]),
+    )
+    .await;
     ids
 }
 
