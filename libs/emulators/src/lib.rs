@@ -4,4 +4,5 @@
 //! research notes in `/work/shared/reference/` establish, with switchable fault injection so
 //! callers can be tested against throttling, outages and lost responses.
 
+pub mod convergence;
 pub mod maas360;

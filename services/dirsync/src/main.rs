@@ -4,6 +4,9 @@
 
 mod admin;
 mod bench;
+mod demo;
+mod emulate;
+mod progress;
 mod serve;
 
 use std::path::PathBuf;
@@ -56,6 +59,13 @@ enum Command {
         #[command(flatten)]
         server: admin::ServerArg,
     },
+    /// The main job in one command: emulated MaaS360, every service, a simulated Entra provisioning run.
+    Demo(demo::DemoArgs),
+    /// Run an emulator of an external API.
+    Emulate {
+        #[command(subcommand)]
+        command: emulate::EmulateCommand,
+    },
     /// Measure throughput and latency (build with --release for real figures).
     Bench {
         #[command(subcommand)]
@@ -72,10 +82,17 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match dirsync_runtime::process::load_config(cli.config.as_deref()) {
+    let mut config = match dirsync_runtime::process::load_config(cli.config.as_deref()) {
         Ok(config) => config,
         Err(code) => return code,
     };
+    // The demo speaks through its progress bars and summary; routine logs
+    // would bury them unless someone asked for logs.
+    if matches!(cli.command, Command::Demo(_))
+        && config.log == dirsync_runtime::config::LogConfig::default()
+    {
+        config.log.level = "warn".to_owned();
+    }
     dirsync_runtime::telemetry::init_tracing(&config.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -93,6 +110,12 @@ fn main() -> ExitCode {
             Command::Tenant { command, server } => admin::tenant(&config, &server, command).await,
             Command::Token { command, server } => admin::token(&config, &server, command).await,
             Command::Bench { command } => bench::bench(config, command).await,
+            Command::Emulate { command } => emulate::emulate(command).await,
+            Command::Demo(args) => match demo::demo(config, args).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(anyhow::anyhow!("MaaS360 does not match Entra")),
+                Err(error) => Err(error),
+            },
             Command::Status { tenant, server } => admin::status(&config, &server, tenant).await,
             Command::Retry {
                 tenant,

@@ -32,7 +32,7 @@ async fn stopped(mut receiver: watch::Receiver<bool>) {
 }
 
 /// The address a local client should dial for a listener bound to `addr`.
-fn dial_address(addr: SocketAddr) -> SocketAddr {
+pub(crate) fn dial_address(addr: SocketAddr) -> SocketAddr {
     if addr.ip().is_unspecified() {
         SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
     } else {

@@ -217,3 +217,44 @@ fn admin_commands_explain_an_absent_server() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot reach dirsync"), "{stderr}");
 }
+
+#[test]
+fn the_demo_converges_and_reports_a_match() {
+    let data = std::env::temp_dir().join(format!("dirsync-demo-{}", std::process::id()));
+    let output = dirsync(
+        &[
+            "demo",
+            "--users",
+            "60",
+            "--groups",
+            "6",
+            "--changes",
+            "12",
+            "--fault-rate",
+            "0.2",
+            "--exit",
+            "--data",
+            data.to_str().unwrap(),
+        ],
+        &[
+            ("DIRSYNC__GRPC__LISTEN", "127.0.0.1:0"),
+            ("DIRSYNC__SCIM__LISTEN", "127.0.0.1:0"),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: serde_json::Value = stdout
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| panic!("no JSON summary in {stdout}"));
+    assert_eq!(summary["matches"], true, "{summary}");
+    assert_eq!(summary["entra"], summary["maas360"]);
+    assert!(summary["maas360_calls"].as_u64().unwrap() > 0);
+    assert!(stdout.contains("MaaS360 matches Entra"));
+    let _ = std::fs::remove_dir_all(&data);
+}

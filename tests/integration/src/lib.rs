@@ -364,6 +364,8 @@ pub mod sync {
         pub emulator: EmulatorHandle,
         pub tenant_id: String,
         pub scim: ScimClient,
+        /// The tenant's SCIM bearer token.
+        pub token: String,
         secrets: PathBuf,
     }
 
@@ -403,12 +405,13 @@ pub mod sync {
                 .unwrap_or_else(|error| panic!("create tenant: {error}"))
                 .into_inner();
             let tenant_id = created.tenant.map(|t| t.tenant_id).unwrap_or_default();
-            let scim = ScimClient::new(stack.scim_base(), Some(created.scim_token));
+            let scim = ScimClient::new(stack.scim_base(), Some(created.scim_token.clone()));
             Self {
                 stack,
                 emulator,
                 tenant_id,
                 scim,
+                token: created.scim_token,
                 secrets,
             }
         }

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, unreachable_pub)]
 
+mod e2e;
 mod health;
 mod maas360_sync;
 mod migrations;

@@ -1,0 +1,394 @@
+//! `dirsync demo`: the main job in one command. Starts the MaaS360 emulator
+//! and every service on the embedded SQLite default, creates a tenant,
+//! provisions a generated directory through the gateway exactly as Entra
+//! would, waits until MaaS360 has converged, applies a round of changes, and
+//! shows whether the two sides match.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use dirsync_emulators::convergence::{Comparison, compare};
+use dirsync_emulators::maas360::{EmulatorConfig, EmulatorHandle, Faults};
+use dirsync_entra_simulator::{CycleReport, Directory, PatchShape, Simulator, SimulatorConfig};
+use dirsync_proto::provisioner::v1 as pb;
+use dirsync_runtime::DirsyncConfig;
+use serde::Serialize;
+use tokio::sync::watch;
+use tonic::transport::Channel;
+
+use crate::progress::Bar;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct DemoArgs {
+    /// Users in the simulated Entra directory.
+    #[arg(long, default_value_t = 2000)]
+    users: usize,
+    /// Groups in the simulated directory.
+    #[arg(long, default_value_t = 150)]
+    groups: usize,
+    /// Seed of the generated directory (same seed, same directory).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Changes applied before the incremental cycle.
+    #[arg(long, default_value_t = 36)]
+    changes: usize,
+    /// Fraction of MaaS360 requests that fail with a 5xx.
+    #[arg(long, default_value_t = 0.0)]
+    fault_rate: f64,
+    /// Entra's PATCH dialect: `default`, or `aad-optscim062020` (the tenant-URL flag).
+    #[arg(long, default_value = "default")]
+    patch_shape: String,
+    /// Entra's pace in requests per second (Entra sends about 25); default: as fast as the gateway allows.
+    #[arg(long)]
+    requests_per_second: Option<f64>,
+    /// Where the demo keeps its database and secrets (created; emptied first).
+    #[arg(long, default_value = "./dirsync-demo")]
+    data: PathBuf,
+    /// Stop after the summary instead of serving on.
+    #[arg(long)]
+    exit: bool,
+    /// Longest wait for MaaS360 to converge, per phase.
+    #[arg(long, default_value_t = 600)]
+    converge_timeout_s: u64,
+}
+
+/// The figures the demo ends with (also printed as one JSON line).
+#[derive(Debug, Serialize)]
+struct Summary {
+    entra: dirsync_emulators::convergence::Counts,
+    maas360: dirsync_emulators::convergence::Counts,
+    matches: bool,
+    mismatches: usize,
+    maas360_calls: u64,
+    scim_requests: u64,
+    scim_failures: usize,
+    phases_s: BTreeMap<&'static str, f64>,
+    #[serde(skip)]
+    phase_order: Vec<(&'static str, f64)>,
+}
+
+struct Running {
+    emulator: EmulatorHandle,
+    stop: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    channel: Channel,
+    tenant_id: String,
+    token: String,
+    scim_base: String,
+    grpc_addr: std::net::SocketAddr,
+}
+
+pub(crate) async fn demo(mut config: DirsyncConfig, args: DemoArgs) -> anyhow::Result<bool> {
+    let patch_shape = match args.patch_shape.as_str() {
+        "default" => PatchShape::Default,
+        "aad-optscim062020" | "aadOptscim062020" => PatchShape::AadOptscim062020,
+        other => anyhow::bail!("--patch-shape {other:?}: use default or aad-optscim062020"),
+    };
+    if !(0.0..=1.0).contains(&args.fault_rate) {
+        anyhow::bail!("--fault-rate must be between 0 and 1");
+    }
+    let mut phases = Vec::new();
+    eprintln!(
+        "dirsync demo: {} users, {} groups, seed {}, MaaS360 fault rate {}",
+        args.users, args.groups, args.seed, args.fault_rate
+    );
+
+    let started = Instant::now();
+    let running = start(&mut config, &args).await?;
+    phases.push(("start", started.elapsed().as_secs_f64()));
+    eprintln!(
+        "  data folder {}; MaaS360 emulator at {}",
+        args.data.display(),
+        running.emulator.base_url()
+    );
+
+    let mut directory = Directory::generate(args.users, args.groups, args.seed);
+    let mut simulator_config =
+        SimulatorConfig::new(running.scim_base.clone(), running.token.clone());
+    simulator_config.patch_shape = patch_shape;
+    simulator_config.requests_per_second = args.requests_per_second;
+    simulator_config.concurrency = 16;
+    let mut simulator = Simulator::new(simulator_config).context("Entra simulator")?;
+    let timeout = Duration::from_secs(args.converge_timeout_s);
+
+    let initial = cycle("initial cycle", &mut simulator, &directory, true).await?;
+    phases.push(("entra_initial_cycle", initial.elapsed.as_secs_f64()));
+    let waited = converge(&running, "MaaS360 converging", timeout).await?;
+    phases.push(("maas360_initial_converge", waited.as_secs_f64()));
+
+    let changes = directory.apply_changes(args.changes, args.seed.wrapping_add(1));
+    eprintln!("  {} changes in Entra: {}", changes.len(), changes);
+    let incremental = cycle("incremental cycle", &mut simulator, &directory, false).await?;
+    phases.push(("entra_incremental_cycle", incremental.elapsed.as_secs_f64()));
+    let waited = converge(&running, "MaaS360 converging", timeout).await?;
+    phases.push(("maas360_incremental_converge", waited.as_secs_f64()));
+
+    let comparison = compare(&directory.expected(), &running.emulator.state());
+    let maas360_calls: u64 = running
+        .emulator
+        .request_counts()
+        .iter()
+        .filter(|(route, _)| !route.starts_with("_emulator"))
+        .flat_map(|(_, by_status)| by_status.values())
+        .sum();
+    let summary = Summary {
+        entra: comparison.entra,
+        maas360: comparison.maas360,
+        matches: comparison.matches(),
+        mismatches: comparison.mismatches.len(),
+        maas360_calls,
+        scim_requests: initial.requests + incremental.requests,
+        scim_failures: initial.failures.len() + incremental.failures.len(),
+        phases_s: phases.iter().copied().collect(),
+        phase_order: phases,
+    };
+    print_summary(&summary, &comparison);
+    println!("{}", serde_json::to_string(&summary)?);
+
+    if !args.exit {
+        print_next_steps(&running);
+        dirsync_runtime::shutdown_signal().await;
+    }
+    let _ = running.stop.send(true);
+    let served = running.server.await;
+    running.emulator.stop().await;
+    served.context("server task")??;
+    Ok(summary.matches)
+}
+
+async fn start(config: &mut DirsyncConfig, args: &DemoArgs) -> anyhow::Result<Running> {
+    if args.data.exists() {
+        std::fs::remove_dir_all(&args.data)
+            .with_context(|| format!("emptying {}", args.data.display()))?;
+    }
+    std::fs::create_dir_all(&args.data)
+        .with_context(|| format!("creating {}", args.data.display()))?;
+    let data = std::fs::canonicalize(&args.data)?;
+
+    let emulator_config = EmulatorConfig {
+        faults: Faults {
+            fault_rate: args.fault_rate,
+            seed: args.seed,
+            ..Faults::default()
+        },
+        ..EmulatorConfig::for_tests()
+    };
+    let emulator = dirsync_emulators::maas360::start(emulator_config.clone(), None)
+        .await
+        .context("starting the MaaS360 emulator")?;
+    // The tenant names its MaaS360 secrets by reference, as in production.
+    write_secret(&data.join("maas360-password"), &emulator_config.password)?;
+    write_secret(
+        &data.join("maas360-access-key"),
+        &emulator_config.app_access_key,
+    )?;
+
+    config.database.url = format!("sqlite://{}/dirsync.db", data.display());
+    config.database.schema = String::new();
+    // The emulator has no rate limit of its own unless asked: let the
+    // workers go as fast as the store allows.
+    config.provisioner.tenant_calls_per_second =
+        config.provisioner.tenant_calls_per_second.max(2_000.0);
+    config.provisioner.backoff_base_ms = config.provisioner.backoff_base_ms.min(200);
+    config.provisioner.backoff_max_ms = config.provisioner.backoff_max_ms.min(5_000);
+    config.provisioner.max_attempts = config.provisioner.max_attempts.max(20);
+    config.provisioner.poll_interval_ms = config.provisioner.poll_interval_ms.min(50);
+
+    let grpc_listener = dirsync_runtime::process::bind("gRPC", config.grpc.listen)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let scim_listener = dirsync_runtime::process::bind("the SCIM gateway", config.scim.listen)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let grpc_addr = grpc_listener.local_addr()?;
+    let scim_addr = scim_listener.local_addr()?;
+    let (stop, shutdown) = watch::channel(false);
+    let server = tokio::spawn(crate::serve::run_all(
+        config.clone(),
+        grpc_listener,
+        scim_listener,
+        shutdown,
+        false,
+    ));
+
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))?
+        .timeout(Duration::from_secs(30))
+        .connect()
+        .await
+        .context("connecting to dirsync")?;
+    let file = |name: &str| pb::SecretReference {
+        source: Some(pb::secret_reference::Source::File(
+            data.join(name).display().to_string(),
+        )),
+    };
+    let created = pb::tenant_service_client::TenantServiceClient::new(channel.clone())
+        .create_tenant(pb::CreateTenantRequest {
+            name: "demo".to_owned(),
+            maas360: Some(pb::Maas360Connection {
+                base_url: emulator.base_url(),
+                billing_id: emulator_config.billing_id.clone(),
+                admin_user: emulator_config.admin_user.clone(),
+                app_id: emulator_config.app_id.clone(),
+                app_version: emulator_config.app_version.clone(),
+                platform_id: emulator_config.platform_id.clone(),
+                password: Some(file("maas360-password")),
+                app_access_key: Some(file("maas360-access-key")),
+            }),
+            policy: None,
+        })
+        .await
+        .map_err(|status| anyhow::anyhow!("creating the demo tenant: {}", status.message()))?
+        .into_inner();
+    Ok(Running {
+        emulator,
+        stop,
+        server,
+        channel,
+        tenant_id: created.tenant.map(|t| t.tenant_id).unwrap_or_default(),
+        token: created.scim_token,
+        scim_base: format!("http://{}/scim/v2", crate::serve::dial_address(scim_addr)),
+        grpc_addr: crate::serve::dial_address(grpc_addr),
+    })
+}
+
+fn write_secret(path: &std::path::Path, value: &str) -> anyhow::Result<()> {
+    std::fs::write(path, value).with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+async fn cycle(
+    label: &'static str,
+    simulator: &mut Simulator,
+    directory: &Directory,
+    initial: bool,
+) -> anyhow::Result<CycleReport> {
+    let bar = Bar::new(format!("Entra {label}"));
+    let progress = |p: dirsync_entra_simulator::Progress| bar.set(p.done, p.total);
+    let report = if initial {
+        simulator.initial_cycle(directory, &progress).await
+    } else {
+        simulator.incremental_cycle(directory, &progress).await
+    }
+    .context(label)?;
+    bar.finish(&format!(
+        "{} SCIM requests in {:.1} s{}",
+        report.requests,
+        report.elapsed.as_secs_f64(),
+        if report.failures.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} failed (Entra retries them next cycle)",
+                report.failures.len()
+            )
+        }
+    ));
+    for failure in report.failures.iter().take(5) {
+        eprintln!("    {failure}");
+    }
+    Ok(report)
+}
+
+/// Waits until the tenant's queue is empty, showing progress.
+async fn converge(running: &Running, label: &str, timeout: Duration) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let bar = Bar::new(label);
+    let mut work = pb::work_service_client::WorkServiceClient::new(running.channel.clone());
+    loop {
+        let status = work
+            .get_work_status(pb::GetWorkStatusRequest {
+                tenant_id: running.tenant_id.clone(),
+            })
+            .await
+            .map_err(|status| anyhow::anyhow!("work status: {}", status.message()))?
+            .into_inner();
+        let total = status.in_sync + status.queue_depth + status.parked;
+        bar.set(status.in_sync + status.parked, total);
+        if status.queue_depth == 0 && status.in_flight == 0 {
+            let note = if status.parked > 0 {
+                format!("({} parked: dirsync status demo)", status.parked)
+            } else {
+                String::new()
+            };
+            bar.finish(&format!(
+                "in {:.1} s {note}",
+                started.elapsed().as_secs_f64()
+            ));
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > timeout {
+            anyhow::bail!("MaaS360 did not converge within {timeout:?}: {status:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn print_summary(summary: &Summary, comparison: &Comparison) {
+    println!();
+    println!("{:<30} {:>14} {:>14}", "", "Entra (sim.)", "MaaS360 (emu.)");
+    let rows = [
+        ("users", summary.entra.users, summary.maas360.users),
+        (
+            "active users",
+            summary.entra.active_users,
+            summary.maas360.active_users,
+        ),
+        ("groups", summary.entra.groups, summary.maas360.groups),
+        (
+            "memberships",
+            summary.entra.memberships,
+            summary.maas360.memberships,
+        ),
+    ];
+    for (label, entra, maas360) in rows {
+        println!("{label:<30} {entra:>14} {maas360:>14}");
+    }
+    println!();
+    println!("{:<30} {:>14}", "SCIM requests sent", summary.scim_requests);
+    println!("{:<30} {:>14}", "MaaS360 calls made", summary.maas360_calls);
+    for (phase, seconds) in &summary.phase_order {
+        println!("{:<30} {:>13.1}s", phase.replace('_', " "), seconds);
+    }
+    println!();
+    if comparison.matches() {
+        println!("MaaS360 matches Entra, user by user and group by group.");
+    } else {
+        println!(
+            "MaaS360 DIFFERS from Entra in {} place(s):",
+            comparison.mismatches.len()
+        );
+        for mismatch in comparison.mismatches.iter().take(20) {
+            println!("  {mismatch}");
+        }
+    }
+}
+
+fn print_next_steps(running: &Running) {
+    let grpc = running.grpc_addr;
+    let tenant = &running.tenant_id;
+    println!();
+    println!("Still serving (Ctrl-C stops). Try:");
+    println!("  grpcurl -plaintext {grpc} list");
+    println!(
+        "  grpcurl -plaintext -d '{{\"tenant_id\":\"{tenant}\"}}' {grpc} dirsync.provisioner.v1.WorkService/GetWorkStatus"
+    );
+    println!(
+        "  curl -s -H 'Authorization: Bearer {}' '{}/Users?count=2'",
+        running.token, running.scim_base
+    );
+    println!(
+        "  curl -s -H 'Authorization: Bearer {}' '{}/Groups?excludedAttributes=members&count=5'",
+        running.token, running.scim_base
+    );
+    println!(
+        "  curl -s {}/_emulator/state | head -c 600",
+        running.emulator.base_url()
+    );
+}
