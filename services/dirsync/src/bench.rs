@@ -37,6 +37,8 @@ pub(crate) struct ScimBenchArgs {
 pub(crate) enum BenchCommand {
     /// SCIM creates and Entra matching queries against the gateway.
     Scim(ScimBenchArgs),
+    /// MaaS360 calls per accepted change, and the time to drain a backlog.
+    Maas360(crate::bench_maas360::Maas360BenchArgs),
 }
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -177,6 +179,7 @@ pub(crate) async fn bench(config: DirsyncConfig, command: BenchCommand) -> anyho
             }
             Ok(())
         }
+        BenchCommand::Maas360(args) => crate::bench_maas360::bench(&config, args).await,
     }
 }
 

@@ -253,7 +253,7 @@ async fn start(config: &mut DirsyncConfig, args: &DemoArgs) -> anyhow::Result<Ru
     })
 }
 
-fn write_secret(path: &std::path::Path, value: &str) -> anyhow::Result<()> {
+pub(crate) fn write_secret(path: &std::path::Path, value: &str) -> anyhow::Result<()> {
     std::fs::write(path, value).with_context(|| format!("writing {}", path.display()))?;
     #[cfg(unix)]
     {

@@ -4,6 +4,7 @@
 
 mod admin;
 mod bench;
+mod bench_maas360;
 mod demo;
 mod emulate;
 mod progress;

@@ -1,0 +1,280 @@
+//! `dirsync bench maas360`: how many MaaS360 calls one accepted change costs,
+//! and how long the provisioner takes to drain a backlog into the emulator
+//! with no rate limit. The backlog is built while the tenant has no MaaS360
+//! connection (its work waits), then the connection is set and the drain is
+//! timed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use dirsync_emulators::maas360::{EmulatorConfig, Faults};
+use dirsync_proto::provisioner::v1 as pb;
+use dirsync_runtime::DirsyncConfig;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Maas360BenchArgs {
+    /// Users created (one change each).
+    #[arg(long, default_value_t = 10_000)]
+    users: u64,
+    /// Groups created.
+    #[arg(long, default_value_t = 100)]
+    groups: u64,
+    /// Groups each user joins (one membership change each).
+    #[arg(long, default_value_t = 3)]
+    memberships_per_user: u64,
+    /// Concurrent requests while building the backlog.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+}
+
+fn sum_route(counts: &BTreeMap<String, BTreeMap<u16, u64>>, route: &str) -> u64 {
+    counts
+        .get(route)
+        .map_or(0, |by_status| by_status.values().sum())
+}
+
+pub(crate) async fn bench(base: &DirsyncConfig, args: Maas360BenchArgs) -> anyhow::Result<()> {
+    let data = std::env::temp_dir().join(format!("dirsync-bench-maas360-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    std::fs::create_dir_all(&data)?;
+    let emulator_config = EmulatorConfig {
+        faults: Faults::default(),
+        ..EmulatorConfig::for_tests()
+    };
+    let emulator = dirsync_emulators::maas360::start(emulator_config.clone(), None).await?;
+    crate::demo::write_secret(&data.join("password"), &emulator_config.password)?;
+    crate::demo::write_secret(&data.join("access-key"), &emulator_config.app_access_key)?;
+
+    let mut config = base.clone();
+    config.database.url = format!("sqlite://{}/bench.db", data.display());
+    config.database.schema = String::new();
+    config.provisioner.tenant_calls_per_second = 1_000_000.0;
+    config.provisioner.poll_interval_ms = 20;
+    let grpc_listener = TcpListener::bind("127.0.0.1:0").await?;
+    let scim_listener = TcpListener::bind("127.0.0.1:0").await?;
+    let grpc_addr = grpc_listener.local_addr()?;
+    let (stop, shutdown) = watch::channel(false);
+    let server = tokio::spawn(crate::serve::run_all(
+        config,
+        grpc_listener,
+        scim_listener,
+        shutdown,
+        false,
+    ));
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))?
+        .timeout(Duration::from_secs(60))
+        .connect()
+        .await?;
+    let mut tenants = pb::tenant_service_client::TenantServiceClient::new(channel.clone());
+    let tenant_id = tenants
+        .create_tenant(pb::CreateTenantRequest {
+            name: "bench".to_owned(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .tenant
+        .map(|t| t.tenant_id)
+        .unwrap_or_default();
+
+    println!(
+        "MaaS360 drain benchmark: {} users, {} groups, {} memberships per user; emulator without rate limit or faults",
+        args.users, args.groups, args.memberships_per_user
+    );
+    let backlog_started = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let user_ids = Arc::new(tokio::sync::Mutex::new(vec![
+        String::new();
+        usize::try_from(args.users)?
+    ]));
+    let mut loaders = Vec::new();
+    for _ in 0..args.connections {
+        let (next, channel, tenant_id, user_ids) = (
+            next.clone(),
+            channel.clone(),
+            tenant_id.clone(),
+            user_ids.clone(),
+        );
+        let users = args.users;
+        loaders.push(tokio::spawn(async move {
+            let mut client = pb::user_service_client::UserServiceClient::new(channel);
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                if index >= users {
+                    return Ok::<(), tonic::Status>(());
+                }
+                let name = format!("user{index}@bench.example");
+                let user = client
+                    .create_user(pb::CreateUserRequest {
+                        tenant_id: tenant_id.clone(),
+                        user: Some(pb::UserInput {
+                            scim_json: serde_json::json!({"userName": name, "displayName": format!("Bench {index}"),
+                                "emails": [{"type": "work", "value": name}]})
+                            .to_string(),
+                        }),
+                    })
+                    .await?
+                    .into_inner();
+                if let Some(slot) = user_ids.lock().await.get_mut(usize::try_from(index).unwrap_or(usize::MAX)) {
+                    *slot = user.id;
+                }
+            }
+        }));
+    }
+    for loader in loaders {
+        loader.await??;
+    }
+    let user_ids = user_ids.lock().await.clone();
+    let mut groups = pb::group_service_client::GroupServiceClient::new(channel.clone());
+    let mut group_ids = Vec::new();
+    for index in 0..args.groups {
+        group_ids.push(
+            groups
+                .create_group(pb::CreateGroupRequest {
+                    tenant_id: tenant_id.clone(),
+                    display_name: format!("Bench group {index}"),
+                    external_id: format!("g{index}"),
+                    member_user_ids: Vec::new(),
+                })
+                .await?
+                .into_inner()
+                .id,
+        );
+    }
+    // Memberships arrive as Entra sends them: group PATCHes of several members.
+    let mut members_by_group: Vec<Vec<String>> = vec![Vec::new(); group_ids.len()];
+    for (index, user) in user_ids.iter().enumerate() {
+        for k in 0..args.memberships_per_user {
+            let group = (index as u64 * 7 + k * 13) % args.groups.max(1);
+            members_by_group[usize::try_from(group)?].push(user.clone());
+        }
+    }
+    let mut membership_changes = 0u64;
+    for (group, members) in group_ids.iter().zip(&members_by_group) {
+        for chunk in members.chunks(10) {
+            groups
+                .add_group_members(pb::AddGroupMembersRequest {
+                    tenant_id: tenant_id.clone(),
+                    group_id: group.clone(),
+                    user_ids: chunk.to_vec(),
+                })
+                .await?;
+            membership_changes += chunk.len() as u64;
+        }
+    }
+    let changes = args.users + args.groups + membership_changes;
+    println!(
+        "  backlog of {changes} accepted changes built in {:.1} s",
+        backlog_started.elapsed().as_secs_f64()
+    );
+
+    let file = |name: &str| pb::SecretReference {
+        source: Some(pb::secret_reference::Source::File(
+            data.join(name).display().to_string(),
+        )),
+    };
+    let drain_started = Instant::now();
+    tenants
+        .set_maas360_connection(pb::SetMaas360ConnectionRequest {
+            tenant_id: tenant_id.clone(),
+            maas360: Some(pb::Maas360Connection {
+                base_url: emulator.base_url(),
+                billing_id: emulator_config.billing_id.clone(),
+                admin_user: emulator_config.admin_user.clone(),
+                app_id: emulator_config.app_id.clone(),
+                app_version: emulator_config.app_version.clone(),
+                platform_id: emulator_config.platform_id.clone(),
+                password: Some(file("password")),
+                app_access_key: Some(file("access-key")),
+            }),
+        })
+        .await
+        .map_err(|status| anyhow::anyhow!("{}", status.message()))?;
+    let mut work = pb::work_service_client::WorkServiceClient::new(channel);
+    loop {
+        let status = work
+            .get_work_status(pb::GetWorkStatusRequest {
+                tenant_id: tenant_id.clone(),
+            })
+            .await?
+            .into_inner();
+        if status.queue_depth == 0 && status.in_flight == 0 {
+            anyhow::ensure!(status.parked == 0, "{} resources parked", status.parked);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let drained = drain_started.elapsed();
+    let counts = emulator.request_counts();
+    let add_user = sum_route(&counts, "add_user");
+    let create_group = sum_route(&counts, "create_user_group");
+    let add_groups = sum_route(&counts, "add_groups_to_user");
+    let writes: u64 = counts
+        .iter()
+        .filter(|(route, _)| !route.starts_with("auth") && !route.starts_with("_emulator"))
+        .flat_map(|(_, by_status)| by_status.values())
+        .sum();
+    let state = emulator.state();
+    let held_memberships: usize = state.memberships.values().map(Vec::len).sum();
+    anyhow::ensure!(
+        state.users.len() as u64 == args.users,
+        "MaaS360 holds {} users",
+        state.users.len()
+    );
+    anyhow::ensure!(
+        held_memberships as u64 == membership_changes,
+        "MaaS360 holds {held_memberships} memberships"
+    );
+
+    println!(
+        "  {:<36} {:>10}",
+        "MaaS360 calls per user create",
+        format!("{:.2}", add_user as f64 / args.users.max(1) as f64)
+    );
+    println!(
+        "  {:<36} {:>10}",
+        "MaaS360 calls per group create",
+        format!("{:.2}", create_group as f64 / args.groups.max(1) as f64)
+    );
+    println!(
+        "  {:<36} {:>10}",
+        "MaaS360 calls per membership change",
+        format!(
+            "{:.2}",
+            add_groups as f64 / membership_changes.max(1) as f64
+        )
+    );
+    println!(
+        "  {:<36} {:>10}",
+        "MaaS360 calls per accepted change",
+        format!("{:.2}", writes as f64 / changes.max(1) as f64)
+    );
+    println!(
+        "  {:<36} {:>10}",
+        "time to drain the backlog",
+        format!("{:.1} s", drained.as_secs_f64())
+    );
+    println!(
+        "  {:<36} {:>10}",
+        "changes drained per second",
+        format!("{:.0}", changes as f64 / drained.as_secs_f64())
+    );
+    println!(
+        "{}",
+        serde_json::json!({"users": args.users, "groups": args.groups, "membership_changes": membership_changes,
+            "maas360_calls": writes, "calls_per_user_create": add_user as f64 / args.users.max(1) as f64,
+            "calls_per_membership_change": add_groups as f64 / membership_changes.max(1) as f64,
+            "calls_per_change": writes as f64 / changes.max(1) as f64, "drain_seconds": drained.as_secs_f64()})
+    );
+
+    let _ = stop.send(true);
+    server.await.context("server task")??;
+    emulator.stop().await;
+    let _ = std::fs::remove_dir_all(&data);
+    Ok(())
+}
