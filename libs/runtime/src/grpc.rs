@@ -97,6 +97,7 @@ impl GrpcServer {
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let result = tonic::transport::Server::builder()
             .timeout(self.request_timeout)
+            .layer(tower::layer::layer_fn(|inner| RpcObserver { inner }))
             .add_routes(routes.routes())
             .serve_with_incoming_shutdown(incoming, mark_not_serving_on(shutdown, reporter))
             .await;
@@ -118,4 +119,86 @@ fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
     tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(dirsync_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
+/// Counts and times every RPC, and runs it in a span carrying the caller's
+/// request id.
+#[derive(Debug, Clone)]
+struct RpcObserver<S> {
+    inner: S,
+}
+
+type Http<B> = tonic::codegen::http::Request<B>;
+
+impl<S, B, R> tower::Service<Http<B>> for RpcObserver<S>
+where
+    S: tower::Service<Http<B>, Response = tonic::codegen::http::Response<R>> + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future =
+        std::pin::Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Http<B>) -> Self::Future {
+        use tracing::Instrument as _;
+        let path = request.uri().path();
+        // Only our own and the standard services' names become label values.
+        let rpc = if path.starts_with("/dirsync.") || path.starts_with("/grpc.") {
+            path.trim_start_matches('/').to_owned()
+        } else {
+            "other".to_owned()
+        };
+        let request_id = crate::request_id::from_header(
+            request
+                .headers()
+                .get(crate::request_id::HEADER)
+                .and_then(|value| value.to_str().ok()),
+        );
+        let span = tracing::info_span!("rpc", rpc = %rpc, request_id = %request_id);
+        let started = std::time::Instant::now();
+        let future = self.inner.call(request);
+        Box::pin(
+            async move {
+                let result = future.await;
+                // Errors travel as trailers-only responses with grpc-status in
+                // the headers; a success carries it in the trailers.
+                let code = match &result {
+                    Ok(response) => response
+                        .headers()
+                        .get("grpc-status")
+                        .and_then(|value| value.to_str().ok())
+                        .and_then(|value| value.parse::<i32>().ok())
+                        .map_or(tonic::Code::Ok, tonic::Code::from),
+                    Err(_) => tonic::Code::Unknown,
+                };
+                let labels = vec![("rpc", rpc), ("code", format!("{code:?}"))];
+                let registry = crate::metrics::registry();
+                registry.increment(
+                    "dirsync_grpc_requests_total",
+                    "gRPC requests by RPC and status code.",
+                    labels.clone(),
+                );
+                registry.observe(
+                    "dirsync_grpc_request_duration_seconds",
+                    "gRPC request latency by RPC and status code.",
+                    labels,
+                    started.elapsed().as_secs_f64(),
+                );
+                if code != tonic::Code::Ok {
+                    tracing::debug!(?code, "rpc failed");
+                }
+                result
+            }
+            .instrument(span),
+        )
+    }
 }

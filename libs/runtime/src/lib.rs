@@ -4,7 +4,9 @@
 
 pub mod config;
 pub mod grpc;
+pub mod metrics;
 pub mod process;
+pub mod request_id;
 pub mod shutdown;
 pub mod telemetry;
 

@@ -203,6 +203,7 @@ async fn bench_scim_at(
         config,
         grpc_listener,
         scim_listener,
+        None,
         shutdown,
         false,
     ));

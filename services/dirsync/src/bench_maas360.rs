@@ -63,6 +63,7 @@ pub(crate) async fn bench(base: &DirsyncConfig, args: Maas360BenchArgs) -> anyho
         config,
         grpc_listener,
         scim_listener,
+        None,
         shutdown,
         false,
     ));

@@ -204,11 +204,13 @@ async fn start(config: &mut DirsyncConfig, args: &DemoArgs) -> anyhow::Result<Ru
         .map_err(anyhow::Error::msg)?;
     let grpc_addr = grpc_listener.local_addr()?;
     let scim_addr = scim_listener.local_addr()?;
+    let metrics = crate::serve::metrics_listener(config).await?;
     let (stop, shutdown) = watch::channel(false);
     let server = tokio::spawn(crate::serve::run_all(
         config.clone(),
         grpc_listener,
         scim_listener,
+        metrics,
         shutdown,
         false,
     ));

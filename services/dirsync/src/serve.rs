@@ -85,7 +85,16 @@ pub(crate) async fn serve(config: DirsyncConfig, only: Option<Service>) -> anyho
             let scim_listener = bind("the SCIM gateway", config.scim.listen)
                 .await
                 .map_err(anyhow::Error::msg)?;
-            run_all(config, grpc_listener, scim_listener, shutdown, true).await?;
+            let metrics_listener = metrics_listener(&config).await?;
+            run_all(
+                config,
+                grpc_listener,
+                scim_listener,
+                metrics_listener,
+                shutdown,
+                true,
+            )
+            .await?;
         }
     }
     Ok(())
@@ -108,6 +117,7 @@ pub(crate) async fn run_all(
     mut config: DirsyncConfig,
     grpc_listener: tokio::net::TcpListener,
     scim_listener: tokio::net::TcpListener,
+    metrics_listener: Option<tokio::net::TcpListener>,
     shutdown: watch::Receiver<bool>,
     print_banner: bool,
 ) -> anyhow::Result<()> {
@@ -115,6 +125,9 @@ pub(crate) async fn run_all(
     let grpc_addr = grpc_listener
         .local_addr()
         .context("gRPC listener address")?;
+    let metrics_addr = metrics_listener
+        .as_ref()
+        .and_then(|listener| listener.local_addr().ok());
     // In one process the gateway always talks to this process's own
     // provisioner, wherever gRPC was told to listen.
     config.scim.provisioner_url = format!("http://{}", dial_address(grpc_addr));
@@ -150,10 +163,22 @@ pub(crate) async fn run_all(
                 "  database:  {}",
                 dirsync_store::redact(&config.database.url)
             ),
+            match metrics_addr {
+                Some(addr) => format!("  metrics:   http://{addr}/metrics"),
+                None => "  metrics:   off".to_owned(),
+            },
             "Create a tenant with: dirsync tenant create <name>".to_owned(),
         ]);
     }
 
+    if let Some(listener) = metrics_listener {
+        let shutdown = stopped(shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(error) = dirsync_runtime::metrics::serve(listener, shutdown).await {
+                tracing::warn!(%error, "metrics server stopped");
+            }
+        });
+    }
     let grpc = server.serve(grpc_listener, stopped(shutdown.clone()));
     let scim = dirsync_scim_gateway::serve(&config.scim, scim_listener, stopped(shutdown));
     let (grpc, scim) = tokio::join!(grpc, scim);
@@ -163,4 +188,18 @@ pub(crate) async fn run_all(
     grpc?;
     scim?;
     Ok(())
+}
+
+/// The metrics listener, when metrics are on.
+pub(crate) async fn metrics_listener(
+    config: &DirsyncConfig,
+) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    if !config.metrics.enabled {
+        return Ok(None);
+    }
+    Ok(Some(
+        bind("metrics", config.metrics.listen)
+            .await
+            .map_err(anyhow::Error::msg)?,
+    ))
 }

@@ -62,6 +62,7 @@ fn an_unreachable_database_is_a_clear_error_not_a_panic() {
             ("DIRSYNC__DATABASE__CONNECT_TIMEOUT_MS", "1000"),
             ("DIRSYNC__GRPC__LISTEN", "127.0.0.1:0"),
             ("DIRSYNC__SCIM__LISTEN", "127.0.0.1:0"),
+            ("DIRSYNC__METRICS__LISTEN", "127.0.0.1:0"),
         ],
     );
     assert_eq!(output.status.code(), Some(1));
@@ -81,6 +82,7 @@ struct Server {
     child: Child,
     grpc: String,
     scim_base: String,
+    metrics: String,
     data: std::path::PathBuf,
 }
 
@@ -98,21 +100,24 @@ impl Server {
             )
             .env("DIRSYNC__GRPC__LISTEN", "127.0.0.1:0")
             .env("DIRSYNC__SCIM__LISTEN", "127.0.0.1:0")
+            .env("DIRSYNC__METRICS__LISTEN", "127.0.0.1:0")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
-        let (mut grpc, mut scim_base) = (String::new(), String::new());
+        let (mut grpc, mut scim_base, mut metrics) = (String::new(), String::new(), String::new());
         let deadline = Instant::now() + Duration::from_secs(60);
-        while grpc.is_empty() || scim_base.is_empty() {
+        while grpc.is_empty() || scim_base.is_empty() || metrics.is_empty() {
             assert!(Instant::now() < deadline, "dirsync serve did not start");
             let line = lines.next().unwrap().unwrap();
             if let Some(rest) = line.trim().strip_prefix("gRPC:") {
                 grpc = rest.split_whitespace().next().unwrap().to_owned();
             } else if let Some(rest) = line.trim().strip_prefix("SCIM:") {
                 scim_base = rest.trim().to_owned();
+            } else if let Some(rest) = line.trim().strip_prefix("metrics:") {
+                metrics = rest.trim().to_owned();
             }
         }
         // Keep draining stdout so the server never writes into a closed pipe.
@@ -121,6 +126,7 @@ impl Server {
             child,
             grpc,
             scim_base,
+            metrics,
             data,
         }
     }
@@ -191,6 +197,14 @@ fn serve_then_create_list_and_rotate_tenants() {
         "{listed}"
     );
 
+    // Metrics over HTTP, in Prometheus' text format.
+    let metrics = fetch(&server.metrics);
+    assert!(metrics.contains("dirsync_grpc_requests_total{rpc=\"dirsync.provisioner.v1.TenantService/CreateTenant\",code=\"Ok\"}"), "{metrics}");
+    assert!(
+        metrics.contains("# TYPE dirsync_queue_depth gauge"),
+        "{metrics}"
+    );
+
     let rotated = stdout(&server.admin(&["token", "rotate", "acme"]));
     assert!(rotated.contains("1 earlier token(s) revoked"), "{rotated}");
     assert!(!rotated.contains(&token));
@@ -239,6 +253,7 @@ fn the_demo_converges_and_reports_a_match() {
         &[
             ("DIRSYNC__GRPC__LISTEN", "127.0.0.1:0"),
             ("DIRSYNC__SCIM__LISTEN", "127.0.0.1:0"),
+            ("DIRSYNC__METRICS__LISTEN", "127.0.0.1:0"),
         ],
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -257,4 +272,21 @@ fn the_demo_converges_and_reports_a_match() {
     assert!(summary["maas360_calls"].as_u64().unwrap() > 0);
     assert!(stdout.contains("MaaS360 matches Entra"));
     let _ = std::fs::remove_dir_all(&data);
+}
+
+/// A plain HTTP GET over a real socket.
+fn fetch(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
 }

@@ -6,6 +6,7 @@ mod entity;
 mod error;
 mod groups;
 mod listing;
+mod metrics;
 mod migration;
 mod reconcile;
 mod store;
@@ -53,8 +54,10 @@ impl Provisioner {
         let db = dirsync_store::connect(&store_options(config)).await?;
         dirsync_store::migrate::<Migrator>(&db, SERVICE).await?;
         let store = Store::new(db);
+        let reconciler = Arc::new(Reconciler::new(store.clone(), config.provisioner.clone()));
+        metrics::register(store.clone(), reconciler.clone());
         Ok(Self {
-            reconciler: Arc::new(Reconciler::new(store.clone(), config.provisioner.clone())),
+            reconciler,
             store,
             limits: listing::Limits {
                 default_page_size: config.scim.default_page_size,

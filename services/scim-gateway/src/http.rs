@@ -191,19 +191,58 @@ pub(crate) async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> 
     ))
 }
 
-/// One log line per request: method, path, status, latency. Never headers or
-/// bodies, which carry tokens and personal data.
-pub(crate) async fn log_request(request: Request, next: Next) -> Response {
+/// One log line per request (method, path, status, latency, request id),
+/// request counts and latency per route, and the request id set for the
+/// provisioner calls the request makes. Never headers or bodies, which carry
+/// tokens and personal data.
+pub(crate) async fn observe_request(request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let response = next.run(request).await;
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(
+            || "unmatched".to_owned(),
+            |matched| matched.as_str().to_owned(),
+        );
+    let request_id = dirsync_runtime::request_id::from_header(
+        request
+            .headers()
+            .get(dirsync_runtime::request_id::HEADER)
+            .and_then(|value| value.to_str().ok()),
+    );
+    let mut response =
+        dirsync_runtime::request_id::scope(request_id.clone(), next.run(request)).await;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response
+            .headers_mut()
+            .insert(dirsync_runtime::request_id::HEADER, value);
+    }
     let status = response.status().as_u16();
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed().as_secs_f64();
+    let labels = vec![
+        ("method", method.to_string()),
+        ("route", route),
+        ("status", status.to_string()),
+    ];
+    let registry = dirsync_runtime::metrics::registry();
+    registry.increment(
+        "dirsync_scim_requests_total",
+        "SCIM requests by method, route and status.",
+        labels.clone(),
+    );
+    registry.observe(
+        "dirsync_scim_request_duration_seconds",
+        "SCIM request latency by method, route and status.",
+        labels,
+        elapsed,
+    );
+    let elapsed_ms = elapsed * 1000.0;
     if status >= 500 {
-        tracing::warn!(%method, %path, status, elapsed_ms, "SCIM request failed");
+        tracing::warn!(%method, %path, status, elapsed_ms, %request_id, "SCIM request failed");
     } else {
-        tracing::debug!(%method, %path, status, elapsed_ms, "SCIM request");
+        tracing::debug!(%method, %path, status, elapsed_ms, %request_id, "SCIM request");
     }
     response
 }

@@ -104,7 +104,7 @@ pub fn router(config: &ScimConfig) -> Result<Router, GatewayError> {
         // Bodies are read with the configured limit in the handlers, which
         // answer 413 as a SCIM error rather than axum's plain text.
         .layer(DefaultBodyLimit::disable())
-        .layer(axum::middleware::from_fn(http::log_request)))
+        .layer(axum::middleware::from_fn(http::observe_request)))
 }
 
 /// Serves the gateway on `listener` until `shutdown` resolves.

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use dirsync_proto::provisioner::v1 as pb;
+use dirsync_runtime::request_id::Propagate;
 use dirsync_scim::{ScimError, ScimType};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
@@ -17,11 +19,14 @@ pub enum UpstreamError {
     InvalidUrl { url: String, reason: String },
 }
 
+/// A channel that adds the current request id to every call.
+pub(crate) type Traced = InterceptedService<Channel, Propagate>;
+
 #[derive(Debug, Clone)]
 pub(crate) struct Upstream {
-    pub(crate) tenants: pb::tenant_service_client::TenantServiceClient<Channel>,
-    pub(crate) users: pb::user_service_client::UserServiceClient<Channel>,
-    pub(crate) groups: pb::group_service_client::GroupServiceClient<Channel>,
+    pub(crate) tenants: pb::tenant_service_client::TenantServiceClient<Traced>,
+    pub(crate) users: pb::user_service_client::UserServiceClient<Traced>,
+    pub(crate) groups: pb::group_service_client::GroupServiceClient<Traced>,
 }
 
 impl Upstream {
@@ -38,9 +43,17 @@ impl Upstream {
             .http2_keep_alive_interval(Duration::from_secs(30))
             .connect_lazy();
         Ok(Self {
-            tenants: pb::tenant_service_client::TenantServiceClient::new(channel.clone()),
-            users: pb::user_service_client::UserServiceClient::new(channel.clone()),
-            groups: pb::group_service_client::GroupServiceClient::new(channel),
+            tenants: pb::tenant_service_client::TenantServiceClient::with_interceptor(
+                channel.clone(),
+                Propagate,
+            ),
+            users: pb::user_service_client::UserServiceClient::with_interceptor(
+                channel.clone(),
+                Propagate,
+            ),
+            groups: pb::group_service_client::GroupServiceClient::with_interceptor(
+                channel, Propagate,
+            ),
         })
     }
 }

@@ -9,6 +9,7 @@ mod e2e;
 mod health;
 mod maas360_sync;
 mod migrations;
+mod observability;
 mod reflection;
 mod scim_auth;
 mod scim_entra_sequence;
