@@ -2,6 +2,7 @@
 //! as Entra wants them), the tenants and their SCIM tokens, and the queue of
 //! resources MaaS360 has yet to confirm. Only the provisioner talks to MaaS360.
 
+mod create_batch;
 mod entity;
 mod error;
 mod groups;

@@ -10,7 +10,8 @@ use sea_orm::{
 use serde_json::Value;
 use tonic::{Request, Response, Status};
 
-use crate::entity::{group, group_member, tenant, user};
+use crate::create_batch::CreateBatcher;
+use crate::entity::{group, group_member, user};
 use crate::error::{ProvisionerError, Result};
 use crate::listing::{self, ColumnMap, Limits, SqlFilter};
 use crate::store::{Kind, Store, mark_pending, new_id, now_ms};
@@ -19,11 +20,16 @@ use crate::store::{Kind, Store, mark_pending, new_id, now_ms};
 pub(crate) struct UserApi {
     store: Store,
     limits: Limits,
+    creates: CreateBatcher,
 }
 
 impl UserApi {
     pub(crate) fn new(store: Store, limits: Limits) -> Self {
-        Self { store, limits }
+        Self {
+            creates: CreateBatcher::spawn(store.clone()),
+            store,
+            limits,
+        }
     }
 }
 
@@ -134,23 +140,6 @@ impl ColumnMap for UserColumns {
 }
 
 impl UserApi {
-    async fn ensure_tenant(
-        &self,
-        txn: &impl sea_orm::ConnectionTrait,
-        tenant_id: &str,
-    ) -> Result<()> {
-        if tenant::Entity::find_by_id(tenant_id.to_owned())
-            .one(txn)
-            .await?
-            .is_none()
-        {
-            return Err(ProvisionerError::NotFound(format!(
-                "tenant {tenant_id:?} not found"
-            )));
-        }
-        Ok(())
-    }
-
     async fn create(&self, tenant_id: &str, input: Option<pb::UserInput>) -> Result<pb::User> {
         let document = parse_user(input)?;
         let summary = &document.summary;
@@ -173,20 +162,7 @@ impl UserApi {
             created_at: now,
             updated_at: now,
         };
-        let write = self.store.write().await?;
-        self.ensure_tenant(&write.txn, tenant_id).await?;
-        user::Entity::insert(user::ActiveModel::from(row.clone()))
-            .exec_without_returning(&write.txn)
-            .await
-            .map_err(|error| match ProvisionerError::from(error) {
-                ProvisionerError::AlreadyExists(_) => ProvisionerError::AlreadyExists(format!(
-                    "userName {:?} is already taken",
-                    row.user_name
-                )),
-                other => other,
-            })?;
-        mark_pending(&write.txn, tenant_id, Kind::User, &row.id, false).await?;
-        write.commit().await?;
+        self.creates.create(row.clone()).await?;
         Ok(to_pb(row))
     }
 

@@ -320,3 +320,45 @@ async fn bad_requests_are_scim_errors() {
     assert_eq!(listed.body["totalResults"], 0);
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn concurrent_creates_of_one_user_name_make_exactly_one_user() {
+    let stack = Stack::start().await;
+    let (_, scim) = stack.tenant("racing").await;
+    let mut tasks = Vec::new();
+    for index in 0..24 {
+        let scim = scim.clone();
+        // Same userName in varying case, plus distinct ones alongside.
+        let name = if index % 2 == 0 {
+            if index % 4 == 0 {
+                "Race@Example.com".to_owned()
+            } else {
+                "race@example.COM".to_owned()
+            }
+        } else {
+            format!("distinct{index}@example.com")
+        };
+        tasks.push(tokio::spawn(async move {
+            scim.post("/Users", &user(&name, &format!("e{index}")))
+                .await
+                .status
+        }));
+    }
+    let mut created = 0;
+    let mut conflicts = 0;
+    for task in tasks {
+        match task.await.unwrap().as_u16() {
+            201 => created += 1,
+            409 => conflicts += 1,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(
+        (created, conflicts),
+        (13, 11),
+        "12 distinct users and one of the racing name"
+    );
+    let listed = scim.get("/Users?count=0").await;
+    assert_eq!(listed.body["totalResults"], 13);
+    stack.stop().await;
+}

@@ -1,0 +1,186 @@
+//! Group commit for user creates, the hot path of Entra's initial cycle.
+//! SQLite takes one writer at a time, so creates queue behind each other;
+//! instead of one transaction each, a writer task takes every create waiting
+//! (up to a bound), checks tenants and uniqueness for all of them with one
+//! query each, and inserts them together. Each caller still gets its own
+//! answer; if the batch fails as a whole (a race with another replica on
+//! PostgreSQL), its creates are retried one by one.
+
+use std::collections::{BTreeSet, HashMap};
+
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::entity::{sync_state, tenant, user};
+use crate::error::{ProvisionerError, Result};
+use crate::store::{Kind, Store, mark_pending, now_ms};
+
+/// Creates written in one transaction at most.
+const MAX_BATCH: usize = 256;
+/// Creates waiting for the writer at most; callers beyond wait to enqueue.
+const QUEUE_BOUND: usize = 4096;
+
+struct Pending {
+    row: user::Model,
+    reply: oneshot::Sender<Result<()>>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CreateBatcher {
+    queue: mpsc::Sender<Pending>,
+}
+
+impl CreateBatcher {
+    pub(crate) fn spawn(store: Store) -> Self {
+        let (queue, receiver) = mpsc::channel(QUEUE_BOUND);
+        tokio::spawn(run(store, receiver));
+        Self { queue }
+    }
+
+    /// Inserts `row` and queues it for MaaS360, durably, before returning.
+    pub(crate) async fn create(&self, row: user::Model) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || ProvisionerError::Unavailable("the user writer stopped".to_owned());
+        self.queue
+            .send(Pending { row, reply })
+            .await
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
+
+async fn run(store: Store, mut receiver: mpsc::Receiver<Pending>) {
+    while let Some(first) = receiver.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let rows: Vec<user::Model> = batch.iter().map(|pending| pending.row.clone()).collect();
+        let results = match write_batch(&store, &rows).await {
+            Ok(results) => results,
+            Err(error) => {
+                tracing::debug!(%error, size = rows.len(), "batched create failed; writing one by one");
+                let mut results = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    results.push(write_one(&store, row).await);
+                }
+                results
+            }
+        };
+        for (pending, result) in batch.into_iter().zip(results) {
+            let _ = pending.reply.send(result);
+        }
+    }
+}
+
+fn taken(row: &user::Model) -> ProvisionerError {
+    ProvisionerError::AlreadyExists(format!("userName {:?} is already taken", row.user_name))
+}
+
+fn unknown_tenant(row: &user::Model) -> ProvisionerError {
+    ProvisionerError::NotFound(format!("tenant {:?} not found", row.tenant_id))
+}
+
+/// The whole batch in one transaction; per-row answers for rows refused.
+async fn write_batch(store: &Store, rows: &[user::Model]) -> Result<Vec<Result<()>>> {
+    let write = store.write().await?;
+    let tenant_ids: Vec<String> = rows
+        .iter()
+        .map(|row| row.tenant_id.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let known: BTreeSet<String> = tenant::Entity::find()
+        .select_only()
+        .column(tenant::Column::TenantId)
+        .filter(tenant::Column::TenantId.is_in(tenant_ids))
+        .into_tuple::<String>()
+        .all(&write.txn)
+        .await?
+        .into_iter()
+        .collect();
+    let mut wanted: HashMap<&str, Vec<String>> = HashMap::new();
+    for row in rows {
+        wanted
+            .entry(row.tenant_id.as_str())
+            .or_default()
+            .push(row.user_name_key.clone());
+    }
+    let mut existing: BTreeSet<(String, String)> = BTreeSet::new();
+    for (tenant_id, keys) in wanted {
+        for chunk in keys.chunks(500) {
+            let found: Vec<String> = user::Entity::find()
+                .select_only()
+                .column(user::Column::UserNameKey)
+                .filter(user::Column::TenantId.eq(tenant_id))
+                .filter(user::Column::UserNameKey.is_in(chunk.to_vec()))
+                .into_tuple()
+                .all(&write.txn)
+                .await?;
+            existing.extend(found.into_iter().map(|key| (tenant_id.to_owned(), key)));
+        }
+    }
+    let mut results = Vec::with_capacity(rows.len());
+    let mut accepted = Vec::new();
+    for row in rows {
+        if !known.contains(&row.tenant_id) {
+            results.push(Err(unknown_tenant(row)));
+        } else if !existing.insert((row.tenant_id.clone(), row.user_name_key.clone())) {
+            // Taken before, or earlier in this very batch.
+            results.push(Err(taken(row)));
+        } else {
+            results.push(Ok(()));
+            accepted.push(row.clone());
+        }
+    }
+    if !accepted.is_empty() {
+        let now = now_ms();
+        for chunk in accepted.chunks(64) {
+            user::Entity::insert_many(chunk.iter().cloned().map(user::ActiveModel::from))
+                .exec_without_returning(&write.txn)
+                .await?;
+            sync_state::Entity::insert_many(chunk.iter().map(|row| sync_state::ActiveModel {
+                tenant_id: Set(row.tenant_id.clone()),
+                kind: Set(Kind::User.as_str().to_owned()),
+                resource_id: Set(row.id.clone()),
+                desired_seq: Set(1),
+                applied_seq: Set(0),
+                pending: Set(true),
+                deleted: Set(false),
+                updated_at: Set(now),
+                attempts: Set(0),
+                next_attempt_at: Set(0),
+                parked: Set(false),
+                ..Default::default()
+            }))
+            .exec_without_returning(&write.txn)
+            .await?;
+        }
+    }
+    write.commit().await?;
+    Ok(results)
+}
+
+/// One create in its own transaction.
+async fn write_one(store: &Store, row: &user::Model) -> Result<()> {
+    let write = store.write().await?;
+    if tenant::Entity::find_by_id(row.tenant_id.clone())
+        .one(&write.txn)
+        .await?
+        .is_none()
+    {
+        return Err(unknown_tenant(row));
+    }
+    user::Entity::insert(user::ActiveModel::from(row.clone()))
+        .exec_without_returning(&write.txn)
+        .await
+        .map_err(|error| match ProvisionerError::from(error) {
+            ProvisionerError::AlreadyExists(_) => taken(row),
+            other => other,
+        })?;
+    mark_pending(&write.txn, &row.tenant_id, Kind::User, &row.id, false).await?;
+    write.commit().await
+}
