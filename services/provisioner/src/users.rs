@@ -192,11 +192,22 @@ impl UserApi {
         let db = self.store.db();
 
         let (rows, total) = if sql.exact {
-            let total = query.clone().count(db).await?;
             let rows = if page.limit == 0 {
                 Vec::new()
             } else {
-                query.offset(page.offset).limit(page.limit).all(db).await?
+                query
+                    .clone()
+                    .offset(page.offset)
+                    .limit(page.limit)
+                    .all(db)
+                    .await?
+            };
+            // A first page that is not full is the whole result: Entra's
+            // matching queries need no second round trip for the count.
+            let total = if page.offset == 0 && (rows.len() as u64) < page.limit {
+                rows.len() as u64
+            } else {
+                query.count(db).await?
             };
             (rows, total)
         } else {
