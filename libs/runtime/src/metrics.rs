@@ -36,7 +36,24 @@ pub type Source = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = String> + Send>> +
 #[derive(Default)]
 pub struct Registry {
     families: Mutex<Families>,
-    sources: Mutex<Vec<Source>>,
+    sources: Mutex<Vec<(u64, Source)>>,
+    next_source: std::sync::atomic::AtomicU64,
+}
+
+/// Keeps a source registered; dropping it removes the source (and whatever
+/// the source holds, such as a database pool) from the process registry.
+#[derive(Debug)]
+pub struct SourceGuard {
+    id: u64,
+    registry: &'static Registry,
+}
+
+impl Drop for SourceGuard {
+    fn drop(&mut self) {
+        if let Ok(mut sources) = self.registry.sources.lock() {
+            sources.retain(|(id, _)| *id != self.id);
+        }
+    }
 }
 
 impl std::fmt::Debug for Registry {
@@ -79,11 +96,16 @@ impl Registry {
         }
     }
 
-    /// Adds a source of samples computed at scrape time.
-    pub fn add_source(&self, source: Source) {
+    /// Adds a source of samples computed at scrape time, for as long as the
+    /// returned guard lives.
+    pub fn add_source(&'static self, source: Source) -> SourceGuard {
+        let id = self
+            .next_source
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut sources) = self.sources.lock() {
-            sources.push(source);
+            sources.push((id, source));
         }
+        SourceGuard { id, registry: self }
     }
 
     /// The Prometheus text exposition of everything.
@@ -127,7 +149,11 @@ impl Registry {
                 }
             }
         }
-        let sources: Vec<Source> = self.sources.lock().map(|s| s.clone()).unwrap_or_default();
+        let sources: Vec<Source> = self
+            .sources
+            .lock()
+            .map(|sources| sources.iter().map(|(_, source)| source.clone()).collect())
+            .unwrap_or_default();
         for source in sources {
             out.push_str(&source().await);
         }
@@ -187,7 +213,7 @@ mod tests {
 
     #[tokio::test]
     async fn renders_counters_and_histograms() {
-        let registry = Registry::default();
+        let registry: &'static Registry = Box::leak(Box::default());
         registry.increment(
             "t_requests_total",
             "Requests.",
@@ -204,7 +230,7 @@ mod tests {
             vec![("route", "/a".to_owned())],
             0.003,
         );
-        registry.add_source(Arc::new(|| Box::pin(async { "t_gauge 7\n".to_owned() })));
+        let guard = registry.add_source(Arc::new(|| Box::pin(async { "t_gauge 7\n".to_owned() })));
         let text = registry.render().await;
         assert!(text.contains("t_requests_total{route=\"/a\"} 2"), "{text}");
         assert!(
@@ -217,5 +243,10 @@ mod tests {
         );
         assert!(text.contains("t_seconds_count{route=\"/a\"} 1"), "{text}");
         assert!(text.contains("t_gauge 7"));
+        drop(guard);
+        assert!(
+            !registry.render().await.contains("t_gauge"),
+            "a dropped source is gone"
+        );
     }
 }

@@ -87,9 +87,9 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
-    // The demo speaks through its progress bars and summary; routine logs
-    // would bury them unless someone asked for logs.
-    if matches!(cli.command, Command::Demo(_))
+    // The demo and the benchmarks speak through their progress bars and
+    // figures; routine logs would bury them unless someone asked for logs.
+    if matches!(cli.command, Command::Demo(_) | Command::Bench { .. })
         && config.log == dirsync_runtime::config::LogConfig::default()
     {
         config.log.level = "warn".to_owned();

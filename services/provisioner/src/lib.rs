@@ -47,6 +47,8 @@ pub struct Provisioner {
     limits: listing::Limits,
     settings: dirsync_runtime::config::ProvisionerConfig,
     reconciler: Arc<Reconciler>,
+    /// Keeps the queue gauges in `/metrics` while this provisioner lives.
+    _metrics: Arc<dirsync_runtime::metrics::SourceGuard>,
 }
 
 impl Provisioner {
@@ -56,8 +58,9 @@ impl Provisioner {
         dirsync_store::migrate::<Migrator>(&db, SERVICE).await?;
         let store = Store::new(db);
         let reconciler = Arc::new(Reconciler::new(store.clone(), config.provisioner.clone()));
-        metrics::register(store.clone(), reconciler.clone());
+        let metrics = Arc::new(metrics::register(store.clone(), reconciler.clone()));
         Ok(Self {
+            _metrics: metrics,
             reconciler,
             store,
             limits: listing::Limits {

@@ -11,11 +11,15 @@ use sea_orm::{ConnectionTrait, Statement};
 use crate::reconcile::Reconciler;
 use crate::store::{Store, now_ms};
 
-pub(crate) fn register(store: Store, reconciler: Arc<Reconciler>) {
+/// Registers the gauges; they are withdrawn when the guard drops.
+pub(crate) fn register(
+    store: Store,
+    reconciler: Arc<Reconciler>,
+) -> dirsync_runtime::metrics::SourceGuard {
     dirsync_runtime::metrics::registry().add_source(Arc::new(move || {
         let (store, reconciler) = (store.clone(), reconciler.clone());
         Box::pin(async move { render(&store, &reconciler).await })
-    }));
+    }))
 }
 
 async fn render(store: &Store, reconciler: &Reconciler) -> String {
