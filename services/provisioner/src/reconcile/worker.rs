@@ -257,8 +257,8 @@ async fn reconcile_user(
                 Err(error) => return Ok(Outcome::Failed(error)),
             }
         }
-        if applied.as_ref().is_some_and(|a| a.active) {
-            if let Err(error) = call(
+        if applied.as_ref().is_some_and(|a| a.active)
+            && let Err(error) = call(
                 runtime,
                 progress,
                 "deactivate_user",
@@ -266,9 +266,8 @@ async fn reconcile_user(
                 backend.deactivate_user(&id),
             )
             .await
-            {
-                return Ok(Outcome::Failed(error));
-            }
+        {
+            return Ok(Outcome::Failed(error));
         }
         progress.maas360_id = None;
         progress.applied = None;
