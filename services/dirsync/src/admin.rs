@@ -290,12 +290,7 @@ pub(crate) async fn status(
     tenant: String,
 ) -> anyhow::Result<()> {
     let channel = channel(config, server).await?;
-    let tenant_id = pb::tenant_service_client::TenantServiceClient::new(channel.clone())
-        .get_tenant(pb::GetTenantRequest { tenant })
-        .await
-        .map_err(explain)?
-        .into_inner()
-        .tenant_id;
+    let tenant_id = tenant_id_of(&channel, tenant).await?;
     let mut work = pb::work_service_client::WorkServiceClient::new(channel);
     let status = work
         .get_work_status(pb::GetWorkStatusRequest {
@@ -349,6 +344,18 @@ pub(crate) async fn status(
     Ok(())
 }
 
+/// The id of a tenant named by id or name.
+async fn tenant_id_of(channel: &Channel, tenant: String) -> anyhow::Result<String> {
+    Ok(
+        pb::tenant_service_client::TenantServiceClient::new(channel.clone())
+            .get_tenant(pb::GetTenantRequest { tenant })
+            .await
+            .map_err(explain)?
+            .into_inner()
+            .tenant_id,
+    )
+}
+
 pub(crate) async fn retry(
     config: &DirsyncConfig,
     server: &ServerArg,
@@ -356,12 +363,7 @@ pub(crate) async fn retry(
     resources: Vec<String>,
 ) -> anyhow::Result<()> {
     let channel = channel(config, server).await?;
-    let tenant_id = pb::tenant_service_client::TenantServiceClient::new(channel.clone())
-        .get_tenant(pb::GetTenantRequest { tenant })
-        .await
-        .map_err(explain)?
-        .into_inner()
-        .tenant_id;
+    let tenant_id = tenant_id_of(&channel, tenant).await?;
     let retried = pb::work_service_client::WorkServiceClient::new(channel)
         .retry_parked(pb::RetryParkedRequest {
             tenant_id,

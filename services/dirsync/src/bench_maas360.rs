@@ -47,8 +47,7 @@ pub(crate) async fn bench(base: &DirsyncConfig, args: Maas360BenchArgs) -> anyho
         ..EmulatorConfig::for_tests()
     };
     let emulator = dirsync_emulators::maas360::start(emulator_config.clone(), None).await?;
-    crate::demo::write_secret(&data.join("password"), &emulator_config.password)?;
-    crate::demo::write_secret(&data.join("access-key"), &emulator_config.app_access_key)?;
+    let connection = crate::demo::emulator_connection(&emulator, &emulator_config, &data)?;
 
     let mut config = base.clone();
     config.database.url = format!("sqlite://{}/bench.db", data.display());
@@ -174,25 +173,11 @@ pub(crate) async fn bench(base: &DirsyncConfig, args: Maas360BenchArgs) -> anyho
         backlog_started.elapsed().as_secs_f64()
     );
 
-    let file = |name: &str| pb::SecretReference {
-        source: Some(pb::secret_reference::Source::File(
-            data.join(name).display().to_string(),
-        )),
-    };
     let drain_started = Instant::now();
     tenants
         .set_maas360_connection(pb::SetMaas360ConnectionRequest {
             tenant_id: tenant_id.clone(),
-            maas360: Some(pb::Maas360Connection {
-                base_url: emulator.base_url(),
-                billing_id: emulator_config.billing_id.clone(),
-                admin_user: emulator_config.admin_user.clone(),
-                app_id: emulator_config.app_id.clone(),
-                app_version: emulator_config.app_version.clone(),
-                platform_id: emulator_config.platform_id.clone(),
-                password: Some(file("password")),
-                app_access_key: Some(file("access-key")),
-            }),
+            maas360: Some(connection),
         })
         .await
         .map_err(|status| anyhow::anyhow!("{}", status.message()))?;

@@ -178,12 +178,7 @@ async fn start(config: &mut DirsyncConfig, args: &DemoArgs) -> anyhow::Result<Ru
     let emulator = dirsync_emulators::maas360::start(emulator_config.clone(), None)
         .await
         .context("starting the MaaS360 emulator")?;
-    // The tenant names its MaaS360 secrets by reference, as in production.
-    write_secret(&data.join("maas360-password"), &emulator_config.password)?;
-    write_secret(
-        &data.join("maas360-access-key"),
-        &emulator_config.app_access_key,
-    )?;
+    let connection = emulator_connection(&emulator, &emulator_config, &data)?;
 
     config.database.url = format!("sqlite://{}/dirsync.db", data.display());
     config.database.schema = String::new();
@@ -220,24 +215,10 @@ async fn start(config: &mut DirsyncConfig, args: &DemoArgs) -> anyhow::Result<Ru
         .connect()
         .await
         .context("connecting to dirsync")?;
-    let file = |name: &str| pb::SecretReference {
-        source: Some(pb::secret_reference::Source::File(
-            data.join(name).display().to_string(),
-        )),
-    };
     let created = pb::tenant_service_client::TenantServiceClient::new(channel.clone())
         .create_tenant(pb::CreateTenantRequest {
             name: "demo".to_owned(),
-            maas360: Some(pb::Maas360Connection {
-                base_url: emulator.base_url(),
-                billing_id: emulator_config.billing_id.clone(),
-                admin_user: emulator_config.admin_user.clone(),
-                app_id: emulator_config.app_id.clone(),
-                app_version: emulator_config.app_version.clone(),
-                platform_id: emulator_config.platform_id.clone(),
-                password: Some(file("maas360-password")),
-                app_access_key: Some(file("maas360-access-key")),
-            }),
+            maas360: Some(connection),
             policy: None,
         })
         .await
@@ -255,7 +236,35 @@ async fn start(config: &mut DirsyncConfig, args: &DemoArgs) -> anyhow::Result<Ru
     })
 }
 
-pub(crate) fn write_secret(path: &std::path::Path, value: &str) -> anyhow::Result<()> {
+/// A connection to the emulator whose secrets, as in production, are given
+/// by reference: files written (owner-only) into `secrets`.
+pub(crate) fn emulator_connection(
+    emulator: &dirsync_emulators::maas360::EmulatorHandle,
+    config: &EmulatorConfig,
+    secrets: &std::path::Path,
+) -> anyhow::Result<pb::Maas360Connection> {
+    let password = secrets.join("maas360-password");
+    let access_key = secrets.join("maas360-access-key");
+    write_secret(&password, &config.password)?;
+    write_secret(&access_key, &config.app_access_key)?;
+    let file = |path: &std::path::Path| pb::SecretReference {
+        source: Some(pb::secret_reference::Source::File(
+            path.display().to_string(),
+        )),
+    };
+    Ok(pb::Maas360Connection {
+        base_url: emulator.base_url(),
+        billing_id: config.billing_id.clone(),
+        admin_user: config.admin_user.clone(),
+        app_id: config.app_id.clone(),
+        app_version: config.app_version.clone(),
+        platform_id: config.platform_id.clone(),
+        password: Some(file(&password)),
+        app_access_key: Some(file(&access_key)),
+    })
+}
+
+fn write_secret(path: &std::path::Path, value: &str) -> anyhow::Result<()> {
     std::fs::write(path, value).with_context(|| format!("writing {}", path.display()))?;
     #[cfg(unix)]
     {
