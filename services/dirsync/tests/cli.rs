@@ -63,6 +63,7 @@ fn an_unreachable_database_is_a_clear_error_not_a_panic() {
             ("DIRSYNC__GRPC__LISTEN", "127.0.0.1:0"),
             ("DIRSYNC__SCIM__LISTEN", "127.0.0.1:0"),
             ("DIRSYNC__METRICS__LISTEN", "127.0.0.1:0"),
+            ("DIRSYNC__METRICS__LISTEN", "127.0.0.1:0"),
         ],
     );
     assert_eq!(output.status.code(), Some(1));

@@ -82,8 +82,9 @@ async fn provisioning_through_maas360_faults() {
 
 #[tokio::test]
 async fn provisioner_restart_mid_sync() {
+    // Slow enough that the queue is still busy when the provisioner stops.
     let faults = Faults {
-        latency_ms: 15,
+        latency_ms: 40,
         ..Faults::default()
     };
     let mut sync = SyncStack::start_with(faults, |config| {
