@@ -176,108 +176,44 @@ pub(crate) async fn save_progress(
     Ok(updated.rows_affected == 1)
 }
 
-/// MaaS360 holds the desired version the worker saw. A change that arrived
-/// meanwhile keeps the resource pending, so it is reconciled again.
-pub(crate) async fn succeed(
+/// What MaaS360 holds now, as the worker leaves the resource.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Applied<'a> {
+    pub(crate) maas360_id: Option<&'a str>,
+    pub(crate) json: Option<&'a str>,
+}
+
+type StateUpdate = sea_orm::UpdateMany<sync_state::Entity>;
+
+/// Ends the lease in one transaction: records what MaaS360 holds, applies
+/// `outcome`'s own columns, and writes the audit rows. With `settled`, a
+/// resource gone from both sides stops being tracked.
+async fn release(
     store: &Store,
     lease: &Lease,
-    maas360_id: Option<&str>,
-    applied_json: Option<&str>,
+    applied: Applied<'_>,
     audit: &[AuditEntry],
+    settled: bool,
+    outcome: impl FnOnce(StateUpdate) -> StateUpdate,
 ) -> Result<()> {
-    let seen = lease.row.desired_seq;
     let write = store.write().await?;
-    if lease.row.deleted && maas360_id.is_none() {
+    if settled && lease.row.deleted && applied.maas360_id.is_none() {
         // Gone from both sides: nothing is left to track.
         sync_state::Entity::delete_many()
             .filter(lease.key())
-            .filter(sync_state::Column::DesiredSeq.eq(seen))
+            .filter(sync_state::Column::DesiredSeq.eq(lease.row.desired_seq))
             .exec(&write.txn)
             .await?;
     }
-    sync_state::Entity::update_many()
-        .col_expr(sync_state::Column::AppliedSeq, Expr::value(seen))
-        .col_expr(
-            sync_state::Column::Pending,
-            Expr::col(sync_state::Column::DesiredSeq).ne(seen),
-        )
+    let update = sync_state::Entity::update_many()
         .col_expr(
             sync_state::Column::Maas360Id,
-            Expr::value(maas360_id.map(str::to_owned)),
+            Expr::value(applied.maas360_id.map(str::to_owned)),
         )
         .col_expr(
             sync_state::Column::AppliedJson,
-            Expr::value(applied_json.map(str::to_owned)),
+            Expr::value(applied.json.map(str::to_owned)),
         )
-        .col_expr(sync_state::Column::Attempts, Expr::value(0))
-        .col_expr(sync_state::Column::NextAttemptAt, Expr::value(0))
-        .col_expr(
-            sync_state::Column::LastError,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(
-            sync_state::Column::LeaseOwner,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(
-            sync_state::Column::LeaseUntil,
-            Expr::value(Option::<i64>::None),
-        )
-        .filter(lease.key())
-        .exec(&write.txn)
-        .await?;
-    write_audit(&write.txn, lease, audit).await?;
-    write.commit().await
-}
-
-/// Not done yet, through no failure (a group it joins does not exist in
-/// MaaS360 yet): try again soon without counting an attempt.
-pub(crate) async fn defer(
-    store: &Store,
-    lease: &Lease,
-    delay: Duration,
-    audit: &[AuditEntry],
-) -> Result<()> {
-    let at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
-    let write = store.write().await?;
-    sync_state::Entity::update_many()
-        .col_expr(sync_state::Column::NextAttemptAt, Expr::value(at))
-        .col_expr(
-            sync_state::Column::LeaseOwner,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(
-            sync_state::Column::LeaseUntil,
-            Expr::value(Option::<i64>::None),
-        )
-        .filter(lease.key())
-        .exec(&write.txn)
-        .await?;
-    write_audit(&write.txn, lease, audit).await?;
-    write.commit().await
-}
-
-/// A failed attempt: retried at `retry_at`, or parked with its reason.
-pub(crate) async fn fail(
-    store: &Store,
-    lease: &Lease,
-    reason: &str,
-    park: bool,
-    retry_at: i64,
-    audit: &[AuditEntry],
-) -> Result<()> {
-    let now = now_ms();
-    let write = store.write().await?;
-    let mut update = sync_state::Entity::update_many()
-        .col_expr(
-            sync_state::Column::Attempts,
-            Expr::col(sync_state::Column::Attempts).add(1),
-        )
-        .col_expr(
-            sync_state::Column::LastError,
-            Expr::value(reason.to_owned()),
-        )
-        .col_expr(sync_state::Column::NextAttemptAt, Expr::value(retry_at))
         .col_expr(
             sync_state::Column::LeaseOwner,
             Expr::value(Option::<String>::None),
@@ -286,12 +222,91 @@ pub(crate) async fn fail(
             sync_state::Column::LeaseUntil,
             Expr::value(Option::<i64>::None),
         );
-    if park {
-        update = update
-            .col_expr(sync_state::Column::Parked, Expr::value(true))
-            .col_expr(sync_state::Column::ParkedAt, Expr::value(now));
-    }
-    update.filter(lease.key()).exec(&write.txn).await?;
+    outcome(update).filter(lease.key()).exec(&write.txn).await?;
     write_audit(&write.txn, lease, audit).await?;
     write.commit().await
+}
+
+/// MaaS360 holds the desired version the worker saw. A change that arrived
+/// meanwhile keeps the resource pending, so it is reconciled again.
+pub(crate) async fn succeed(
+    store: &Store,
+    lease: &Lease,
+    applied: Applied<'_>,
+    audit: &[AuditEntry],
+) -> Result<()> {
+    let seen = lease.row.desired_seq;
+    release(store, lease, applied, audit, true, |update| {
+        update
+            .col_expr(sync_state::Column::AppliedSeq, Expr::value(seen))
+            .col_expr(
+                sync_state::Column::Pending,
+                Expr::col(sync_state::Column::DesiredSeq).ne(seen),
+            )
+            .col_expr(sync_state::Column::Attempts, Expr::value(0))
+            .col_expr(sync_state::Column::NextAttemptAt, Expr::value(0))
+            .col_expr(
+                sync_state::Column::LastError,
+                Expr::value(Option::<String>::None),
+            )
+    })
+    .await
+}
+
+/// Not done yet, through no failure (a group it joins does not exist in
+/// MaaS360 yet): try again soon without counting an attempt.
+pub(crate) async fn defer(
+    store: &Store,
+    lease: &Lease,
+    applied: Applied<'_>,
+    delay: Duration,
+    audit: &[AuditEntry],
+) -> Result<()> {
+    let at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
+    release(store, lease, applied, audit, false, |update| {
+        update.col_expr(sync_state::Column::NextAttemptAt, Expr::value(at))
+    })
+    .await
+}
+
+/// A failed attempt: retried at `retry_at`, or parked with its reason.
+pub(crate) async fn fail(
+    store: &Store,
+    lease: &Lease,
+    applied: Applied<'_>,
+    failure: Failure<'_>,
+    audit: &[AuditEntry],
+) -> Result<()> {
+    let now = now_ms();
+    release(store, lease, applied, audit, false, |update| {
+        let update = update
+            .col_expr(
+                sync_state::Column::Attempts,
+                Expr::col(sync_state::Column::Attempts).add(1),
+            )
+            .col_expr(
+                sync_state::Column::LastError,
+                Expr::value(failure.reason.to_owned()),
+            )
+            .col_expr(
+                sync_state::Column::NextAttemptAt,
+                Expr::value(failure.retry_at),
+            );
+        if failure.park {
+            update
+                .col_expr(sync_state::Column::Parked, Expr::value(true))
+                .col_expr(sync_state::Column::ParkedAt, Expr::value(now))
+        } else {
+            update
+        }
+    })
+    .await
+}
+
+/// Why an attempt failed and what happens next.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Failure<'a> {
+    pub(crate) reason: &'a str,
+    pub(crate) park: bool,
+    pub(crate) retry_at: i64,
 }

@@ -99,45 +99,23 @@ impl Progress<'_> {
         max_attempts: u32,
     ) -> Result<()> {
         let audit = std::mem::take(&mut self.audit);
+        let applied = queue::Applied {
+            maas360_id: self.maas360_id.as_deref(),
+            json: self.applied.as_deref(),
+        };
         match outcome {
-            Outcome::Done => {
-                queue::succeed(
-                    self.store,
-                    self.lease,
-                    self.maas360_id.as_deref(),
-                    self.applied.as_deref(),
-                    &audit,
-                )
-                .await
-            }
+            Outcome::Done => queue::succeed(self.store, self.lease, applied, &audit).await,
             Outcome::Deferred => {
-                queue::save_progress(
-                    self.store,
-                    self.lease,
-                    self.maas360_id.as_deref(),
-                    self.applied.as_deref(),
-                    &[],
-                    self.settings.lease,
-                )
-                .await?;
                 queue::defer(
                     self.store,
                     self.lease,
+                    applied,
                     self.settings.dependency_delay,
                     &audit,
                 )
                 .await
             }
             Outcome::Failed(error) => {
-                queue::save_progress(
-                    self.store,
-                    self.lease,
-                    self.maas360_id.as_deref(),
-                    self.applied.as_deref(),
-                    &[],
-                    self.settings.lease,
-                )
-                .await?;
                 let attempts = u32::try_from(self.lease.row.attempts).unwrap_or(0) + 1;
                 let (park, retry_at, reason) = match &error {
                     BackendError::Retryable {
@@ -166,7 +144,12 @@ impl Progress<'_> {
                         resource = %self.lease.row.resource_id, %reason, "resource parked"
                     );
                 }
-                queue::fail(self.store, self.lease, &reason, park, retry_at, &audit).await
+                let failure = queue::Failure {
+                    reason: &reason,
+                    park,
+                    retry_at,
+                };
+                queue::fail(self.store, self.lease, applied, failure, &audit).await
             }
         }
     }
