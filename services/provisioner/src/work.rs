@@ -222,19 +222,27 @@ fn read_error(error: dirsync_maas360::Maas360Error) -> Status {
     }
 }
 
-/// 1-based MaaS360 page numbers travel as the page token.
-fn page_number(page: Option<&common::PageRequest>) -> u32 {
-    page.and_then(|page| page.page_token.parse().ok())
+/// The MaaS360 page a request asks for: 1-based page numbers travel as the
+/// page token, and MaaS360 serves at most 250 a page.
+fn maas360_page(page: Option<&common::PageRequest>) -> (u32, u32) {
+    let number = page
+        .and_then(|page| page.page_token.parse().ok())
         .unwrap_or(1)
-        .max(1)
+        .max(1);
+    let size = u32::try_from(page_size(page)).unwrap_or(250).min(250);
+    (number, size)
 }
 
-fn next_token(page_number: u32, page_size: u32, total: u64, returned: usize) -> String {
-    let seen = u64::from(page_number) * u64::from(page_size.max(1));
-    if returned == 0 || seen >= total {
+fn page_info<T>(number: u32, page: &dirsync_maas360::Page<T>) -> common::PageInfo {
+    let seen = u64::from(number) * u64::from(page.page_size.max(1));
+    let next_page_token = if page.items.is_empty() || seen >= page.total {
         String::new()
     } else {
-        (page_number + 1).to_string()
+        (number + 1).to_string()
+    };
+    common::PageInfo {
+        next_page_token,
+        total_size: page.total,
     }
 }
 
@@ -246,10 +254,7 @@ impl pb::maas360_read_service_server::Maas360ReadService for Maas360ReadApi {
     ) -> Result<Response<pb::ListMaas360UserGroupsResponse>, Status> {
         let request = request.into_inner();
         let runtime = self.runtime(&request.tenant_id).await?;
-        let number = page_number(request.page.as_ref());
-        let size = u32::try_from(page_size(request.page.as_ref()))
-            .unwrap_or(250)
-            .min(250);
+        let (number, size) = maas360_page(request.page.as_ref());
         runtime.limiter.acquire().await;
         let page = runtime
             .client
@@ -280,10 +285,7 @@ impl pb::maas360_read_service_server::Maas360ReadService for Maas360ReadApi {
             .collect();
         Ok(Response::new(pb::ListMaas360UserGroupsResponse {
             groups,
-            page: Some(common::PageInfo {
-                next_page_token: next_token(number, page.page_size, page.total, page.items.len()),
-                total_size: page.total,
-            }),
+            page: Some(page_info(number, &page)),
         }))
     }
 
@@ -293,10 +295,7 @@ impl pb::maas360_read_service_server::Maas360ReadService for Maas360ReadApi {
     ) -> Result<Response<pb::ListMaas360GroupUsersResponse>, Status> {
         let request = request.into_inner();
         let runtime = self.runtime(&request.tenant_id).await?;
-        let number = page_number(request.page.as_ref());
-        let size = u32::try_from(page_size(request.page.as_ref()))
-            .unwrap_or(250)
-            .min(250);
+        let (number, size) = maas360_page(request.page.as_ref());
         runtime.limiter.acquire().await;
         let page = runtime
             .client
@@ -316,10 +315,7 @@ impl pb::maas360_read_service_server::Maas360ReadService for Maas360ReadApi {
             .collect();
         Ok(Response::new(pb::ListMaas360GroupUsersResponse {
             users,
-            page: Some(common::PageInfo {
-                next_page_token: next_token(number, page.page_size, page.total, page.items.len()),
-                total_size: page.total,
-            }),
+            page: Some(page_info(number, &page)),
         }))
     }
 }

@@ -118,6 +118,49 @@ async fn pushed_users_groups_and_memberships_end_up_in_maas360_exactly() {
         .unwrap();
     assert!(audited >= 24 + 3, "audited writes: {audited}");
     db.close().await.unwrap();
+
+    // The mapping service's view of MaaS360, through the provisioner.
+    let mut reads = pb::maas360_read_service_client::Maas360ReadServiceClient::new(
+        sync.stack.grpc.channel().await,
+    );
+    let groups = reads
+        .list_maas360_user_groups(pb::ListMaas360UserGroupsRequest {
+            tenant_id: sync.tenant_id.clone(),
+            page: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let names: Vec<&str> = groups.groups.iter().map(|g| g.name.as_str()).collect();
+    assert!(
+        names.contains(&"Sales") && names.contains(&"Engineering") && names.contains(&"Empty"),
+        "{names:?}"
+    );
+    let sales = groups.groups.iter().find(|g| g.name == "Sales").unwrap();
+    let mut members = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = reads
+            .list_maas360_group_users(pb::ListMaas360GroupUsersRequest {
+                tenant_id: sync.tenant_id.clone(),
+                group_id: sales.group_id.clone(),
+                page: Some(dirsync_proto::common::v1::PageRequest {
+                    page_size: 25,
+                    page_token,
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        members.extend(page.users.into_iter().map(|u| u.username));
+        page_token = page.page.unwrap().next_page_token;
+        if page_token.is_empty() {
+            break;
+        }
+    }
+    // Sales got users 0..12, less the deleted user002 and the removed user003.
+    assert_eq!(members.len(), 10, "{members:?}");
+    assert!(!members.iter().any(|m| m == "user002" || m == "user003"));
     sync.stop().await;
 }
 
