@@ -155,6 +155,19 @@ impl Progress<'_> {
     }
 }
 
+/// After a delete: MaaS360 no longer holds the resource (a 404 means it was
+/// already gone), so nothing is applied any more.
+fn forget_if_gone(progress: &mut Progress<'_>, deleted: Result<(), BackendError>) -> Outcome {
+    match deleted {
+        Ok(()) | Err(BackendError::NotFound(_)) => {
+            progress.maas360_id = None;
+            progress.applied = None;
+            Outcome::Done
+        }
+        Err(error) => Outcome::Failed(error),
+    }
+}
+
 /// Runs one call through the tenant's rate limiter and records it.
 async fn call<T>(
     runtime: &TenantRuntime,
@@ -223,22 +236,15 @@ async fn reconcile_user(
             |a| format!("{}@{}", a.identity.user_name, a.identity.domain),
         );
         if runtime.policy.delete_on_delete {
-            match call(
+            let deleted = call(
                 runtime,
                 progress,
                 "delete_user",
                 &target,
                 backend.delete_user(&id),
             )
-            .await
-            {
-                Ok(()) | Err(BackendError::NotFound(_)) => {
-                    progress.maas360_id = None;
-                    progress.applied = None;
-                    return Ok(Outcome::Done);
-                }
-                Err(error) => return Ok(Outcome::Failed(error)),
-            }
+            .await;
+            return Ok(forget_if_gone(progress, deleted));
         }
         if applied.as_ref().is_some_and(|a| a.active)
             && let Err(error) = call(
@@ -516,24 +522,15 @@ async fn reconcile_group(
             return Ok(Outcome::Done);
         };
         let name = applied.map_or_else(|| id.clone(), |a| a.name);
-        return Ok(
-            match call(
-                runtime,
-                progress,
-                "delete_group",
-                &name,
-                backend.delete_group(&id),
-            )
-            .await
-            {
-                Ok(()) | Err(BackendError::NotFound(_)) => {
-                    progress.maas360_id = None;
-                    progress.applied = None;
-                    Outcome::Done
-                }
-                Err(error) => Outcome::Failed(error),
-            },
-        );
+        let deleted = call(
+            runtime,
+            progress,
+            "delete_group",
+            &name,
+            backend.delete_group(&id),
+        )
+        .await;
+        return Ok(forget_if_gone(progress, deleted));
     };
 
     let name = desired.display_name;
