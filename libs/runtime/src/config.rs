@@ -9,6 +9,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat, Map, Source, Value, ValueKind};
 use serde::{Deserialize, Serialize};
@@ -75,14 +76,15 @@ pub struct GrpcConfig {
     /// Where the gRPC services listen.
     pub listen: SocketAddr,
     /// Deadline for one inbound RPC.
-    pub request_timeout_ms: u64,
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
 }
 
 impl Default for GrpcConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
-            request_timeout_ms: 30_000,
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -103,10 +105,20 @@ pub struct ScimConfig {
     pub max_page_size: u32,
     /// Largest request body accepted; larger bodies get a 413 SCIM error.
     pub max_body_bytes: usize,
-    /// How long a resolved bearer token is trusted before it is checked again.
-    pub token_cache_ttl_ms: u64,
+    /// How long a resolved bearer token is trusted before it is checked again. The provisioner
+    /// the gateway talks to also tells it at once when a tenant's tokens are rotated or revoked,
+    /// so this bounds how late a gateway learns of a rotation made through another replica.
+    #[serde(with = "humantime_serde")]
+    pub token_cache_ttl: Duration,
     /// Deadline for each call to the provisioner; Entra itself gives up at 60 s.
-    pub upstream_timeout_ms: u64,
+    #[serde(with = "humantime_serde")]
+    pub upstream_timeout: Duration,
+    /// A client that has not sent a request's headers within this is disconnected.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A client that has not sent a request's body within this gets a 408 SCIM error.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
 }
 
 impl Default for ScimConfig {
@@ -118,8 +130,10 @@ impl Default for ScimConfig {
             default_page_size: 100,
             max_page_size: 1000,
             max_body_bytes: 1024 * 1024,
-            token_cache_ttl_ms: 30_000,
-            upstream_timeout_ms: 20_000,
+            token_cache_ttl: Duration::from_secs(5),
+            upstream_timeout: Duration::from_secs(20),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -143,7 +157,8 @@ pub struct DatabaseConfig {
     /// PostgreSQL schema to use instead of `public`; empty keeps the default.
     pub schema: String,
     pub max_connections: u32,
-    pub connect_timeout_ms: u64,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
 }
 
 impl Default for DatabaseConfig {
@@ -152,7 +167,7 @@ impl Default for DatabaseConfig {
             url: "sqlite://./dirsync-data/dirsync.db".to_owned(),
             schema: String::new(),
             max_connections: 16,
-            connect_timeout_ms: 5_000,
+            connect_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -172,16 +187,30 @@ pub struct ProvisionerConfig {
     /// MaaS360 calls per second per tenant (a token bucket).
     pub tenant_calls_per_second: f64,
     /// How long a worker's claim on a resource lasts without renewal.
-    pub lease_ms: u64,
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
     /// How often idle workers look for due work.
-    pub poll_interval_ms: u64,
-    /// Failed attempts before a resource is parked.
-    pub max_attempts: u32,
-    /// First retry delay; doubles per attempt, with jitter, up to the maximum.
-    pub backoff_base_ms: u64,
-    pub backoff_max_ms: u64,
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// First retry delay after a transient MaaS360 failure; doubles per failed attempt, with
+    /// jitter, up to `backoff_max`. Transient failures are retried for as long as it takes;
+    /// only a permanent error parks a resource.
+    #[serde(with = "humantime_serde")]
+    pub backoff_base: Duration,
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+    /// Transient MaaS360 failures in a row, across a tenant, that open its circuit breaker:
+    /// no more calls but one probe per cool-down until MaaS360 answers again.
+    pub breaker_failure_threshold: u32,
+    /// Time between probes while a tenant's breaker is open.
+    #[serde(with = "humantime_serde")]
+    pub breaker_cooldown: Duration,
     /// Deadline for one MaaS360 call.
-    pub maas360_timeout_ms: u64,
+    #[serde(with = "humantime_serde")]
+    pub maas360_timeout: Duration,
+    /// How long the audit of MaaS360 writes is kept; older entries are pruned in the background.
+    #[serde(with = "humantime_serde")]
+    pub audit_retention: Duration,
     /// MaaS360 authentication API: "v1" or "v2" (refresh tokens).
     pub maas360_auth: String,
 }
@@ -194,12 +223,14 @@ impl Default for ProvisionerConfig {
             workers: 16,
             tenant_concurrency: 8,
             tenant_calls_per_second: 20.0,
-            lease_ms: 60_000,
-            poll_interval_ms: 250,
-            max_attempts: 8,
-            backoff_base_ms: 1_000,
-            backoff_max_ms: 300_000,
-            maas360_timeout_ms: 30_000,
+            lease: Duration::from_secs(60),
+            poll_interval: Duration::from_millis(250),
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(15 * 60),
+            breaker_failure_threshold: 10,
+            breaker_cooldown: Duration::from_secs(30),
+            maas360_timeout: Duration::from_secs(30),
+            audit_retention: Duration::from_secs(90 * 24 * 3600),
             maas360_auth: "v2".to_owned(),
         }
     }
@@ -345,22 +376,33 @@ impl DirsyncConfig {
                 "must be a positive number",
             ));
         }
-        if provisioner.max_attempts == 0 {
-            return Err(invalid("provisioner.max_attempts", "must be at least 1"));
+        if provisioner.lease < Duration::from_secs(1) {
+            return Err(invalid("provisioner.lease", "leases last at least 1s"));
         }
-        if provisioner.lease_ms < 1_000 || provisioner.poll_interval_ms == 0 {
-            return Err(invalid(
-                "provisioner.lease_ms",
-                "leases last at least 1000 ms; polls need a positive interval",
-            ));
+        if provisioner.poll_interval.is_zero() {
+            return Err(invalid("provisioner.poll_interval", "must be positive"));
         }
-        if provisioner.backoff_base_ms == 0
-            || provisioner.backoff_max_ms < provisioner.backoff_base_ms
+        if provisioner.backoff_base.is_zero() || provisioner.backoff_max < provisioner.backoff_base
         {
             return Err(invalid(
-                "provisioner.backoff_max_ms",
-                "backoff_base_ms must be positive and at most backoff_max_ms",
+                "provisioner.backoff_max",
+                "backoff_base must be positive and at most backoff_max",
             ));
+        }
+        if provisioner.breaker_failure_threshold == 0 {
+            return Err(invalid(
+                "provisioner.breaker_failure_threshold",
+                "must be at least 1",
+            ));
+        }
+        if provisioner.audit_retention < Duration::from_secs(3600) {
+            return Err(invalid(
+                "provisioner.audit_retention",
+                "must be at least 1h",
+            ));
+        }
+        if provisioner.breaker_cooldown.is_zero() {
+            return Err(invalid("provisioner.breaker_cooldown", "must be positive"));
         }
         if provisioner.maas360_auth != "v1" && provisioner.maas360_auth != "v2" {
             return Err(invalid(
@@ -381,11 +423,20 @@ impl DirsyncConfig {
         if self.scim.max_body_bytes < 1024 {
             return Err(invalid("scim.max_body_bytes", "must be at least 1024"));
         }
-        if self.scim.upstream_timeout_ms == 0 || self.grpc.request_timeout_ms == 0 {
-            return Err(invalid(
-                "scim.upstream_timeout_ms",
-                "timeouts must be positive",
-            ));
+        for (key, timeout) in [
+            ("scim.upstream_timeout", self.scim.upstream_timeout),
+            ("scim.header_read_timeout", self.scim.header_read_timeout),
+            ("scim.body_read_timeout", self.scim.body_read_timeout),
+            ("grpc.request_timeout", self.grpc.request_timeout),
+            ("database.connect_timeout", self.database.connect_timeout),
+            (
+                "provisioner.maas360_timeout",
+                self.provisioner.maas360_timeout,
+            ),
+        ] {
+            if timeout.is_zero() {
+                return Err(invalid(key, "must be positive"));
+            }
         }
         Ok(())
     }

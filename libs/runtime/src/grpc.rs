@@ -28,6 +28,7 @@ pub struct GrpcServer {
     routes: RoutesBuilder,
     service_names: Vec<&'static str>,
     request_timeout: Duration,
+    draining: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for GrpcServer {
@@ -44,7 +45,14 @@ impl GrpcServer {
             routes: RoutesBuilder::default(),
             service_names: Vec::new(),
             request_timeout,
+            draining: tokio::sync::watch::channel(false).0,
         }
+    }
+
+    /// A signal for services with server streams: it fires when this server starts shutting
+    /// down, so that streams end and the shutdown does not wait for their clients.
+    pub fn draining(&self) -> crate::shutdown::Draining {
+        crate::shutdown::Draining::new(self.draining.subscribe())
     }
 
     /// Adds a service; health reports it SERVING once the server starts.
@@ -99,7 +107,10 @@ impl GrpcServer {
             .timeout(self.request_timeout)
             .layer(tower::layer::layer_fn(|inner| RpcObserver { inner }))
             .add_routes(routes.routes())
-            .serve_with_incoming_shutdown(incoming, mark_not_serving_on(shutdown, reporter))
+            .serve_with_incoming_shutdown(
+                incoming,
+                mark_not_serving_on(shutdown, reporter, self.draining),
+            )
             .await;
         tracing::info!(addr = ?local_addr, "gRPC stopped");
         Ok(result?)
@@ -108,8 +119,13 @@ impl GrpcServer {
 
 /// Health turns NOT_SERVING as soon as shutdown starts, so load balancers stop
 /// routing new calls while in-flight ones drain.
-async fn mark_not_serving_on(shutdown: impl Future<Output = ()>, reporter: HealthReporter) {
+async fn mark_not_serving_on(
+    shutdown: impl Future<Output = ()>,
+    reporter: HealthReporter,
+    draining: tokio::sync::watch::Sender<bool>,
+) {
     shutdown.await;
+    let _ = draining.send(true);
     reporter
         .set_service_status("", ServingStatus::NotServing)
         .await;

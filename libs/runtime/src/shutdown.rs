@@ -30,3 +30,19 @@ pub async fn shutdown_signal() {
         () = terminate => tracing::info!("SIGTERM received, shutting down"),
     }
 }
+
+/// Tells long-lived responses (server streams) that their server is shutting down, so they end
+/// and let a graceful shutdown finish instead of waiting for clients that never hang up.
+#[derive(Debug, Clone)]
+pub struct Draining(tokio::sync::watch::Receiver<bool>);
+
+impl Draining {
+    pub(crate) fn new(receiver: tokio::sync::watch::Receiver<bool>) -> Self {
+        Self(receiver)
+    }
+
+    /// Resolves when the server starts shutting down (or was dropped).
+    pub async fn started(mut self) {
+        let _ = self.0.wait_for(|draining| *draining).await;
+    }
+}

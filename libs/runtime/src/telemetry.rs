@@ -1,6 +1,8 @@
 //! Logging: human-readable lines for people at a terminal, JSON lines for log
 //! pipelines. `RUST_LOG` overrides the configured level when set.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
@@ -10,8 +12,10 @@ use crate::config::{LogConfig, LogFormat};
 pub fn init_tracing(config: &LogConfig) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(config.level.clone()));
+    // Colour only for a person at a terminal: codes in a file or a log pipeline are noise.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _already_installed = match config.format {
         LogFormat::Human => builder.with_target(false).try_init(),

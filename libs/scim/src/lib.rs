@@ -19,6 +19,7 @@
 //! - [`filter`]: filter and attribute-path parsing and evaluation.
 //! - [`patch`]: the PATCH engine and the group membership planner.
 //! - [`resource`]: User/Group body normalisation and summaries.
+//! - [`limits`]: bounds on attribute lengths and counts, checked before anything is stored.
 //! - [`projection`]: `attributes` / `excludedAttributes`.
 //! - [`list`]: ListResponse and paging.
 //! - [`discovery`]: ServiceProviderConfig, Schemas, ResourceTypes.
@@ -31,6 +32,7 @@
 pub mod discovery;
 pub mod error;
 pub mod filter;
+pub mod limits;
 pub mod list;
 pub mod patch;
 pub mod projection;

@@ -791,39 +791,85 @@ impl GroupPatch {
             && self.remove_members.is_empty()
             && self.add_members.is_empty()
     }
+}
 
+/// A [`GroupPatch`] while it is planned: each member's latest change, in the order the
+/// changes were made, so that thousands of members plan in linear time.
+#[derive(Debug, Default)]
+struct Planner {
+    plan: GroupPatch,
+    /// Member id → (sequence of its latest change, added).
+    members: std::collections::HashMap<String, (usize, bool)>,
+    sequence: usize,
+}
+
+impl Planner {
     fn add(&mut self, id: String) {
-        self.remove_members.retain(|r| *r != id);
-        if !self.add_members.contains(&id) {
-            self.add_members.push(id);
-        }
+        self.change(id, true);
     }
 
     fn remove(&mut self, id: String) {
-        self.add_members.retain(|a| *a != id);
-        if !self.remove_all_members && !self.remove_members.contains(&id) {
-            self.remove_members.push(id);
+        if self.plan.remove_all_members {
+            // Everyone is removed already; only an earlier add in this request is undone.
+            self.members.remove(&id);
+        } else {
+            self.change(id, false);
+        }
+    }
+
+    fn change(&mut self, id: String, added: bool) {
+        match self.members.get_mut(&id) {
+            Some((_, current)) if *current == added => {}
+            Some(entry) => {
+                self.sequence += 1;
+                *entry = (self.sequence, added);
+            }
+            None => {
+                self.sequence += 1;
+                self.members.insert(id, (self.sequence, added));
+            }
         }
     }
 
     fn clear(&mut self) {
-        self.remove_all_members = true;
-        self.remove_members.clear();
-        self.add_members.clear();
+        self.plan.remove_all_members = true;
+        self.members.clear();
+    }
+
+    fn finish(mut self) -> GroupPatch {
+        let mut changes: Vec<(String, (usize, bool))> = self.members.into_iter().collect();
+        changes.sort_by_key(|(_, (sequence, _))| *sequence);
+        for (id, (_, added)) in changes {
+            if added {
+                self.plan.add_members.push(id);
+            } else {
+                self.plan.remove_members.push(id);
+            }
+        }
+        self.plan
     }
 }
 
 /// Turns a group PATCH into a [`GroupPatch`], collapsing the operations in
 /// order with set semantics.
 pub fn plan_group_patch(request: &PatchRequest) -> Result<GroupPatch, ScimError> {
-    let mut plan = GroupPatch::default();
+    let named: usize = request
+        .operations
+        .iter()
+        .map(|op| match &op.value {
+            Some(Value::Array(values)) => values.len(),
+            _ => 1,
+        })
+        .sum();
+    crate::limits::check_member_count(named)?;
+    let mut plan = Planner::default();
     for (i, op) in request.operations.iter().enumerate() {
         plan_operation(&mut plan, op).map_err(|e| at_op(i, e))?;
     }
-    Ok(plan)
+    Ok(plan.finish())
 }
 
-fn plan_operation(plan: &mut GroupPatch, op: &PatchOperation) -> Result<(), ScimError> {
+fn plan_operation(plan: &mut Planner, op: &PatchOperation) -> Result<(), ScimError> {
     match (&op.path, op.op) {
         (Some(path), kind) => plan_path(plan, kind, path, op.value.as_ref()),
         (None, PatchOpKind::Remove) => Err(bad(ScimType::NoTarget, "remove requires a 'path'")),
@@ -847,7 +893,7 @@ fn plan_operation(plan: &mut GroupPatch, op: &PatchOperation) -> Result<(), Scim
 }
 
 fn plan_path(
-    plan: &mut GroupPatch,
+    plan: &mut Planner,
     kind: PatchOpKind,
     path: &AttrPath,
     value: Option<&Value>,
@@ -936,7 +982,7 @@ fn plan_path(
         match (kind, value) {
             (PatchOpKind::Remove, _) | (_, None) => return Err(required()),
             (_, Some(Value::String(s))) if s.trim().is_empty() => return Err(required()),
-            (_, Some(Value::String(s))) => plan.display_name = Some(s.clone()),
+            (_, Some(Value::String(s))) => plan.plan.display_name = Some(s.clone()),
             (_, Some(_)) => {
                 return Err(bad(ScimType::InvalidValue, "displayName must be a string"));
             }
@@ -944,7 +990,7 @@ fn plan_path(
         return Ok(());
     }
     if name.eq_ignore_ascii_case("externalId") {
-        plan.external_id = match (kind, value) {
+        plan.plan.external_id = match (kind, value) {
             (PatchOpKind::Remove, _) | (_, None) => Some(None),
             (_, Some(Value::String(s))) if s.is_empty() => Some(None),
             (_, Some(v)) => {

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use crate::error::{ScimError, ScimType};
 use crate::filter::parse_attr_path;
 use crate::schema::{
-    SCHEMA_ENTERPRISE_USER, SCHEMA_USER, core_attr, enterprise_attr, is_core_urn,
+    Returned, SCHEMA_ENTERPRISE_USER, SCHEMA_USER, core_attr, enterprise_attr, is_core_urn,
     is_enterprise_urn, looks_like_urn,
 };
 use crate::util::{as_bool_lenient, drop_nulls, find_key, get_ci, is_present, scalar_string};
@@ -35,10 +35,12 @@ fn invalid(detail: impl Into<String>) -> ScimError {
 /// - `schemas` is deduplicated, starts with the core User URN and lists the
 ///   enterprise URN exactly when enterprise attributes are present.
 ///
-/// `password` is kept (the caller decides whether to use it);
-/// [`crate::project`] never returns it.
+/// Attributes the schema marks returned "never" (`password`) are dropped here, so they are
+/// never stored and so never returned, whatever a later read or PATCH asks: dirsync has no
+/// use for them.
 ///
-/// `userName` missing, empty or not a string is 400 `invalidValue`.
+/// `userName` missing, empty or not a string is 400 `invalidValue`; a value over the bounds
+/// of [`crate::limits`] is 400 `invalidValue` naming the attribute.
 pub fn normalize_user(input: Value) -> Result<Value, ScimError> {
     let Value::Object(obj) = input else {
         return Err(ScimError::bad_request(
@@ -109,7 +111,9 @@ pub fn normalize_user(input: Value) -> Result<Value, ScimError> {
         "schemas".to_owned(),
         Value::Array(schemas.into_iter().map(Value::String).collect()),
     );
-    Ok(Value::Object(out))
+    let user = Value::Object(out);
+    crate::limits::check(&user)?;
+    Ok(user)
 }
 
 fn put_core(out: &mut Obj, ent: &mut Obj, key: &str, v: Value) -> Result<(), ScimError> {
@@ -117,6 +121,9 @@ fn put_core(out: &mut Obj, ent: &mut Obj, key: &str, v: Value) -> Result<(), Sci
         return put_enterprise(ent, key, v);
     }
     let def = core_attr(key);
+    if def.is_some_and(|d| d.returned == Returned::Never) {
+        return Ok(());
+    }
     let name = def.map_or(key, |d| d.name);
     let v = prepare(def, name, &v)?;
     if is_present(&v) || matches!(v, Value::String(_)) {
@@ -313,6 +320,8 @@ pub fn parse_group(input: &Value) -> Result<GroupInput, ScimError> {
             ));
         }
     };
+    crate::limits::check_member_count(members.len())?;
+    let mut seen = std::collections::HashSet::new();
     for m in members {
         let id = match m {
             Value::Null => continue,
@@ -325,10 +334,14 @@ pub fn parse_group(input: &Value) -> Result<GroupInput, ScimError> {
             .ok_or_else(|| {
                 invalid("each member needs a non-empty 'value' holding the member id")
             })?;
-        if !member_ids.contains(&id) {
+        if seen.insert(id.clone()) {
             member_ids.push(id);
         }
     }
+    crate::limits::check(&json!({
+        "displayName": display_name,
+        "externalId": external_id,
+    }))?;
     Ok(GroupInput {
         display_name,
         external_id,
@@ -347,6 +360,22 @@ mod tests {
             u,
             json!({"userName": "a", "active": true, "schemas": [SCHEMA_USER]})
         );
+    }
+
+    #[test]
+    fn password_is_never_kept() {
+        for body in [
+            json!({"userName": "a", "password": "Secr3t!"}),
+            json!({"userName": "a", "Password": "Secr3t!"}),
+            json!({"userName": "a", "urn:ietf:params:scim:schemas:core:2.0:User:password": "Secr3t!"}),
+            json!({"userName": "a", "urn:ietf:params:scim:schemas:core:2.0:User": {"password": "Secr3t!"}}),
+        ] {
+            let user = normalize_user(body.clone()).unwrap();
+            assert!(
+                !user.to_string().contains("Secr3t!"),
+                "{body} kept as {user}"
+            );
+        }
     }
 
     #[test]

@@ -304,6 +304,19 @@ pub(crate) async fn status(
     println!("  queued:      {}", status.queue_depth);
     println!("  in flight:   {}", status.in_flight);
     println!("  parked:      {}", status.parked);
+    println!(
+        "  MaaS360:     {}",
+        reachability(status.maas360_health.as_ref())
+    );
+    if let Some(health) = &status.maas360_health
+        && !health.last_error.is_empty()
+    {
+        println!(
+            "  last error:  {} ({})",
+            health.last_error,
+            time(health.last_error_at.as_ref())
+        );
+    }
     let mut page_token = String::new();
     let mut header = true;
     loop {
@@ -340,6 +353,138 @@ pub(crate) async fn status(
         if page_token.is_empty() {
             break;
         }
+    }
+    Ok(())
+}
+
+/// A protobuf time as people read it (RFC 3339, UTC).
+fn time(at: Option<&prost_types::Timestamp>) -> String {
+    let Some(at) = at else {
+        return "-".to_owned();
+    };
+    let seconds = u64::try_from(at.seconds).unwrap_or(0);
+    let nanos = u32::try_from(at.nanos).unwrap_or(0);
+    let moment = std::time::UNIX_EPOCH + Duration::new(seconds, nanos);
+    humantime::format_rfc3339_seconds(moment).to_string()
+}
+
+fn reachability(health: Option<&pb::Maas360Health>) -> String {
+    let Some(health) = health else {
+        return "unknown".to_owned();
+    };
+    match pb::Maas360Reachability::try_from(health.reachability) {
+        Ok(pb::Maas360Reachability::Reachable) => "reachable".to_owned(),
+        Ok(pb::Maas360Reachability::Unreachable) => format!(
+            "unreachable since {}, next probe at {}",
+            time(health.unreachable_since.as_ref()),
+            time(health.next_probe_at.as_ref())
+        ),
+        _ => "no call made yet".to_owned(),
+    }
+}
+
+/// Options of `dirsync audit`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct AuditArgs {
+    /// Tenant id or name.
+    tenant: String,
+    /// Only this resource (a user or group id).
+    #[arg(long)]
+    resource: Option<String>,
+    /// Only entries newer than this, e.g. 15m, 2h, 7d.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    since: Option<Duration>,
+    /// At most this many entries, newest first (0 for all).
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    /// One JSON object on stdout instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn audit(
+    config: &DirsyncConfig,
+    server: &ServerArg,
+    args: AuditArgs,
+) -> anyhow::Result<()> {
+    let channel = channel(config, server).await?;
+    let mut work = pb::work_service_client::WorkServiceClient::new(channel);
+    let since = args.since.map(|ago| {
+        let at = std::time::SystemTime::now()
+            .checked_sub(ago)
+            .unwrap_or(std::time::UNIX_EPOCH);
+        prost_types::Timestamp::from(at)
+    });
+    let mut entries = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = work
+            .list_audit_entries(pb::ListAuditEntriesRequest {
+                tenant: args.tenant.clone(),
+                resource_id: args.resource.clone().unwrap_or_default(),
+                since,
+                until: None,
+                page_size: 1000,
+                page_token,
+            })
+            .await
+            .map_err(explain)?
+            .into_inner();
+        entries.extend(page.entries);
+        if args.limit != 0 && entries.len() >= args.limit {
+            entries.truncate(args.limit);
+            break;
+        }
+        page_token = page.next_page_token;
+        if page_token.is_empty() {
+            break;
+        }
+    }
+    let kind = |kind: i32| {
+        if kind == dirsync_proto::common::v1::ResourceKind::Group as i32 {
+            "group"
+        } else {
+            "user"
+        }
+    };
+    if args.json {
+        let entries: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|entry| {
+                serde_json::json!({
+                    "at": time(entry.at.as_ref()),
+                    "kind": kind(entry.kind),
+                    "resource_id": entry.resource_id,
+                    "route": entry.route,
+                    "target": entry.target,
+                    "outcome": entry.outcome,
+                    "error": entry.error,
+                    "worker": entry.worker,
+                    "attempt_started_at": time(entry.attempt_started_at.as_ref()),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({ "tenant": args.tenant, "entries": entries })
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<20} {:<5} {:<32} {:<24} {:<14} {:<32} ERROR",
+        "WHEN (UTC)", "KIND", "RESOURCE", "MAAS360 ROUTE", "OUTCOME", "TARGET"
+    );
+    for entry in &entries {
+        println!(
+            "{:<20} {:<5} {:<32} {:<24} {:<14} {:<32} {}",
+            time(entry.at.as_ref()),
+            kind(entry.kind),
+            entry.resource_id,
+            entry.route,
+            entry.outcome,
+            entry.target,
+            entry.error
+        );
     }
     Ok(())
 }

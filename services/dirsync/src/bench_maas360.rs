@@ -53,7 +53,7 @@ pub(crate) async fn bench(base: &DirsyncConfig, args: Maas360BenchArgs) -> anyho
     config.database.url = format!("sqlite://{}/bench.db", data.display());
     config.database.schema = String::new();
     config.provisioner.tenant_calls_per_second = 1_000_000.0;
-    config.provisioner.poll_interval_ms = 20;
+    config.provisioner.poll_interval = Duration::from_millis(20);
     let grpc_listener = TcpListener::bind("127.0.0.1:0").await?;
     let scim_listener = TcpListener::bind("127.0.0.1:0").await?;
     let grpc_addr = grpc_listener.local_addr()?;

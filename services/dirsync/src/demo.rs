@@ -186,10 +186,19 @@ async fn start(config: &mut DirsyncConfig, args: &DemoArgs) -> anyhow::Result<Ru
     // workers go as fast as the store allows.
     config.provisioner.tenant_calls_per_second =
         config.provisioner.tenant_calls_per_second.max(2_000.0);
-    config.provisioner.backoff_base_ms = config.provisioner.backoff_base_ms.min(200);
-    config.provisioner.backoff_max_ms = config.provisioner.backoff_max_ms.min(5_000);
-    config.provisioner.max_attempts = config.provisioner.max_attempts.max(20);
-    config.provisioner.poll_interval_ms = config.provisioner.poll_interval_ms.min(50);
+    config.provisioner.backoff_base = config
+        .provisioner
+        .backoff_base
+        .min(Duration::from_millis(200));
+    config.provisioner.backoff_max = config.provisioner.backoff_max.min(Duration::from_secs(5));
+    config.provisioner.breaker_cooldown = config
+        .provisioner
+        .breaker_cooldown
+        .min(Duration::from_secs(2));
+    config.provisioner.poll_interval = config
+        .provisioner
+        .poll_interval
+        .min(Duration::from_millis(50));
 
     let grpc_listener = dirsync_runtime::process::bind("gRPC", config.grpc.listen)
         .await

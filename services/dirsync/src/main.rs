@@ -60,6 +60,14 @@ enum Command {
         #[command(flatten)]
         server: admin::ServerArg,
     },
+    /// Show the MaaS360 writes made for a tenant, newest first: when, which resource, which
+    /// MaaS360 route, how it ended.
+    Audit {
+        #[command(flatten)]
+        args: admin::AuditArgs,
+        #[command(flatten)]
+        server: admin::ServerArg,
+    },
     /// The main job in one command: emulated MaaS360, every service, a simulated Entra provisioning run.
     Demo(demo::DemoArgs),
     /// Run an emulator of an external API.
@@ -118,6 +126,7 @@ fn main() -> ExitCode {
                 Err(error) => Err(error),
             },
             Command::Status { tenant, server } => admin::status(&config, &server, tenant).await,
+            Command::Audit { args, server } => admin::audit(&config, &server, args).await,
             Command::Retry {
                 tenant,
                 resources,

@@ -2,7 +2,6 @@
 //! gateway's HTTP on another), or one of them with `--only`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Duration;
 
 use anyhow::Context;
 use dirsync_runtime::process::bind;
@@ -42,7 +41,7 @@ pub(crate) fn dial_address(addr: SocketAddr) -> SocketAddr {
 
 pub(crate) async fn serve(config: DirsyncConfig, only: Option<Service>) -> anyhow::Result<()> {
     let shutdown = shutdown_channel();
-    let timeout = Duration::from_millis(config.grpc.request_timeout_ms);
+    let timeout = config.grpc.request_timeout;
     match only {
         Some(Service::ScimGateway) => {
             let listener = bind("the SCIM gateway", config.scim.listen)
@@ -121,7 +120,7 @@ pub(crate) async fn run_all(
     shutdown: watch::Receiver<bool>,
     print_banner: bool,
 ) -> anyhow::Result<()> {
-    let timeout = Duration::from_millis(config.grpc.request_timeout_ms);
+    let timeout = config.grpc.request_timeout;
     let grpc_addr = grpc_listener
         .local_addr()
         .context("gRPC listener address")?;

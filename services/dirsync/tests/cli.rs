@@ -59,7 +59,7 @@ fn an_unreachable_database_is_a_clear_error_not_a_panic() {
                 "DIRSYNC__DATABASE__URL",
                 "postgres://dirsync:hunter2@127.0.0.1:1/none",
             ),
-            ("DIRSYNC__DATABASE__CONNECT_TIMEOUT_MS", "1000"),
+            ("DIRSYNC__DATABASE__CONNECT_TIMEOUT", "1s"),
             ("DIRSYNC__GRPC__LISTEN", "127.0.0.1:0"),
             ("DIRSYNC__SCIM__LISTEN", "127.0.0.1:0"),
             ("DIRSYNC__METRICS__LISTEN", "127.0.0.1:0"),

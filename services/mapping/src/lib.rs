@@ -6,7 +6,6 @@
 mod migration;
 
 use std::future::Future;
-use std::time::Duration;
 
 use dirsync_proto::mapping::v1 as pb;
 use dirsync_runtime::{DirsyncConfig, GrpcServer, ServeError};
@@ -37,7 +36,7 @@ impl MappingServiceHandle {
             url: config.database.url.clone(),
             schema: config.database.schema.clone(),
             max_connections: config.database.max_connections,
-            connect_timeout: Duration::from_millis(config.database.connect_timeout_ms),
+            connect_timeout: config.database.connect_timeout,
         })
         .await?;
         dirsync_store::migrate::<Migrator>(&db, SERVICE).await?;
@@ -57,7 +56,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
     let mapping = MappingServiceHandle::open(config).await?;
-    let mut server = GrpcServer::new(Duration::from_millis(config.grpc.request_timeout_ms));
+    let mut server = GrpcServer::new(config.grpc.request_timeout);
     mapping.register(&mut server);
     server.serve(listener, shutdown).await?;
     Ok(())

@@ -11,9 +11,10 @@ use std::collections::{BTreeSet, HashMap};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::entity::ResourceKind;
 use crate::entity::{sync_state, tenant, user};
-use crate::error::{ProvisionerError, Result};
-use crate::store::{Kind, Store, mark_pending, now_ms};
+use crate::error::{ProvisionerError, Result, quoted};
+use crate::store::{Store, mark_pending, now_ms};
 
 /// Creates written in one transaction at most.
 const MAX_BATCH: usize = 256;
@@ -77,11 +78,14 @@ async fn run(store: Store, mut receiver: mpsc::Receiver<Pending>) {
 }
 
 fn taken(row: &user::Model) -> ProvisionerError {
-    ProvisionerError::AlreadyExists(format!("userName {:?} is already taken", row.user_name))
+    ProvisionerError::AlreadyExists(format!(
+        "userName {} is already taken",
+        quoted(&row.user_name)
+    ))
 }
 
 fn unknown_tenant(row: &user::Model) -> ProvisionerError {
-    ProvisionerError::NotFound(format!("tenant {:?} not found", row.tenant_id))
+    ProvisionerError::NotFound(format!("tenant {} not found", quoted(&row.tenant_id)))
 }
 
 /// The whole batch in one transaction; per-row answers for rows refused.
@@ -144,7 +148,7 @@ async fn write_batch(store: &Store, rows: &[user::Model]) -> Result<Vec<Result<(
                 .await?;
             sync_state::Entity::insert_many(chunk.iter().map(|row| sync_state::ActiveModel {
                 tenant_id: Set(row.tenant_id.clone()),
-                kind: Set(Kind::User.as_str().to_owned()),
+                kind: Set(ResourceKind::User),
                 resource_id: Set(row.id.clone()),
                 desired_seq: Set(1),
                 applied_seq: Set(0),
@@ -181,6 +185,13 @@ async fn write_one(store: &Store, row: &user::Model) -> Result<()> {
             ProvisionerError::AlreadyExists(_) => taken(row),
             other => other,
         })?;
-    mark_pending(&write.txn, &row.tenant_id, Kind::User, &row.id, false).await?;
+    mark_pending(
+        &write.txn,
+        &row.tenant_id,
+        ResourceKind::User,
+        &row.id,
+        false,
+    )
+    .await?;
     write.commit().await
 }

@@ -14,10 +14,11 @@ use sea_orm::{
 use serde_json::{Value, json};
 use tonic::{Request, Response, Status};
 
+use crate::entity::ResourceKind;
 use crate::entity::{group, group_member, tenant, user};
-use crate::error::{ProvisionerError, Result};
+use crate::error::{ProvisionerError, Result, quoted};
 use crate::listing::{self, ColumnMap, Limits, SqlFilter};
-use crate::store::{Kind, Store, WriteTxn, mark_pending, new_id, now_ms};
+use crate::store::{Store, WriteTxn, mark_pending, new_id, now_ms};
 
 /// Ids per `IN (…)` list, well inside every backend's parameter limit.
 const ID_CHUNK: usize = 500;
@@ -136,7 +137,15 @@ async fn check_users_exist(
     } else {
         Err(ProvisionerError::invalid(
             "invalidValue",
-            format!("unknown member id(s): {}", unknown.join(", ")),
+            format!(
+                "unknown member id(s): {}",
+                unknown
+                    .iter()
+                    .take(5)
+                    .map(|id| quoted(id))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         ))
     }
 }
@@ -251,7 +260,7 @@ impl GroupApi {
         group::Entity::find_by_id((tenant_id.to_owned(), id.to_owned()))
             .one(db)
             .await?
-            .ok_or_else(|| ProvisionerError::NotFound(format!("group {id} not found")))
+            .ok_or_else(|| ProvisionerError::NotFound(format!("group {} not found", quoted(id))))
     }
 
     async fn render(&self, model: group::Model, include_members: bool) -> Result<pb::Group> {
@@ -286,8 +295,8 @@ impl GroupApi {
             .is_none()
         {
             return Err(ProvisionerError::NotFound(format!(
-                "tenant {:?} not found",
-                row.tenant_id
+                "tenant {} not found",
+                quoted(&row.tenant_id)
             )));
         }
         check_users_exist(&write.txn, &row.tenant_id, &members).await?;
@@ -296,13 +305,20 @@ impl GroupApi {
             .await
             .map_err(|error| match ProvisionerError::from(error) {
                 ProvisionerError::AlreadyExists(_) => ProvisionerError::AlreadyExists(format!(
-                    "a group named {:?} already exists",
-                    row.display_name
+                    "a group named {} already exists",
+                    quoted(&row.display_name)
                 )),
                 other => other,
             })?;
         insert_members(&write, &row.tenant_id, &row.id, &members).await?;
-        mark_pending(&write.txn, &row.tenant_id, Kind::Group, &row.id, false).await?;
+        mark_pending(
+            &write.txn,
+            &row.tenant_id,
+            ResourceKind::Group,
+            &row.id,
+            false,
+        )
+        .await?;
         mark_users_pending(&write.txn, &row.tenant_id, &members).await?;
         write.commit().await?;
         let count = members.len() as u64;
@@ -428,8 +444,8 @@ impl GroupApi {
             .await
             .map_err(|error| match ProvisionerError::from(error) {
                 ProvisionerError::AlreadyExists(_) => ProvisionerError::AlreadyExists(format!(
-                    "a group named {:?} already exists",
-                    display_name.clone().unwrap_or_default()
+                    "a group named {} already exists",
+                    quoted(display_name.as_deref().unwrap_or_default())
                 )),
                 other => other,
             })?;
@@ -455,7 +471,7 @@ impl GroupApi {
         }
         insert_members(&write, tenant_id, id, &add).await?;
         if display_name.is_some() || change.external_id.is_some() {
-            mark_pending(&write.txn, tenant_id, Kind::Group, id, false).await?;
+            mark_pending(&write.txn, tenant_id, ResourceKind::Group, id, false).await?;
         }
         mark_users_pending(&write.txn, tenant_id, &dedup(affected)).await?;
         let updated = self.load(&write.txn, tenant_id, id).await?;
@@ -472,7 +488,10 @@ impl GroupApi {
             .exec(&write.txn)
             .await?;
         if deleted.rows_affected == 0 {
-            return Err(ProvisionerError::NotFound(format!("group {id} not found")));
+            return Err(ProvisionerError::NotFound(format!(
+                "group {} not found",
+                quoted(id)
+            )));
         }
         let members = current_member_ids(&write.txn, tenant_id, id).await?;
         mark_users_pending(&write.txn, tenant_id, &members).await?;
@@ -481,7 +500,7 @@ impl GroupApi {
             .filter(group_member::Column::GroupId.eq(id))
             .exec(&write.txn)
             .await?;
-        mark_pending(&write.txn, tenant_id, Kind::Group, id, true).await?;
+        mark_pending(&write.txn, tenant_id, ResourceKind::Group, id, true).await?;
         write.commit().await
     }
 }
@@ -507,7 +526,7 @@ async fn mark_users_pending(
     user_ids: &[String],
 ) -> Result<()> {
     for user_id in user_ids {
-        mark_pending(txn, tenant_id, Kind::User, user_id, false).await?;
+        mark_pending(txn, tenant_id, ResourceKind::User, user_id, false).await?;
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ mod entity;
 mod error;
 mod groups;
 mod listing;
+mod maas360_reads;
 mod metrics;
 mod migration;
 mod reconcile;
@@ -17,7 +18,6 @@ mod work;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use dirsync_proto::provisioner::v1 as pb;
 use dirsync_runtime::{DirsyncConfig, GrpcServer, ServeError};
@@ -79,7 +79,11 @@ impl Provisioner {
     pub fn register(&self, server: &mut GrpcServer) {
         server
             .add_service(pb::tenant_service_server::TenantServiceServer::new(
-                tenants::TenantApi::new(self.store.clone(), self.settings.clone()),
+                tenants::TenantApi::new(
+                    self.store.clone(),
+                    self.settings.clone(),
+                    server.draining(),
+                ),
             ))
             .add_service(pb::user_service_server::UserServiceServer::new(
                 users::UserApi::new(self.store.clone(), self.limits),
@@ -92,7 +96,7 @@ impl Provisioner {
             ))
             .add_service(
                 pb::maas360_read_service_server::Maas360ReadServiceServer::new(
-                    work::Maas360ReadApi::new(self.store.clone(), self.reconciler.clone()),
+                    maas360_reads::Maas360ReadApi::new(self.store.clone(), self.reconciler.clone()),
                 ),
             );
     }
@@ -114,7 +118,7 @@ pub fn store_options(config: &DirsyncConfig) -> StoreOptions {
         url: config.database.url.clone(),
         schema: config.database.schema.clone(),
         max_connections: config.database.max_connections,
-        connect_timeout: Duration::from_millis(config.database.connect_timeout_ms),
+        connect_timeout: config.database.connect_timeout,
     }
 }
 
@@ -125,7 +129,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
     let provisioner = Provisioner::open(config).await?;
-    let mut server = GrpcServer::new(Duration::from_millis(config.grpc.request_timeout_ms));
+    let mut server = GrpcServer::new(config.grpc.request_timeout);
     provisioner.register(&mut server);
     let (stop_workers, workers_stopped) = tokio::sync::oneshot::channel::<()>();
     let workers = provisioner.start_workers(async {

@@ -45,7 +45,7 @@ async fn render(store: &Store, reconciler: &Reconciler) -> String {
         ),
         (
             "dirsync_parked",
-            "Resources parked after repeated failures.",
+            "Resources parked after a permanent MaaS360 error, waiting for an operator or a new desired state.",
         ),
         (
             "dirsync_in_sync",
@@ -72,12 +72,26 @@ async fn render(store: &Store, reconciler: &Reconciler) -> String {
         }
         Err(error) => tracing::warn!(%error, "cannot read queue gauges"),
     }
+    let runtimes = reconciler.tenant_runtimes().await;
+    let name = "dirsync_maas360_breaker_open";
+    let _ = writeln!(
+        out,
+        "# HELP {name} 1 while the tenant's MaaS360 circuit breaker is open (MaaS360 unreachable; one probe per cool-down), else 0.\n# TYPE {name} gauge"
+    );
+    for (tenant, runtime) in &runtimes {
+        let open = u8::from(runtime.breaker.is_open());
+        let _ = writeln!(
+            out,
+            "{name}{} {open}",
+            render_labels(&[("tenant", tenant.clone())], None)
+        );
+    }
     let name = "dirsync_maas360_calls_total";
     let _ = writeln!(
         out,
         "# HELP {name} MaaS360 calls by tenant, route and outcome.\n# TYPE {name} counter"
     );
-    for (tenant, runtime) in reconciler.tenant_runtimes().await {
+    for (tenant, runtime) in runtimes {
         for ((route, outcome), count) in runtime.client.call_counts() {
             let labels = [
                 ("tenant", tenant.clone()),

@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use tokio::sync::{Mutex, MutexGuard, Notify};
 
+use crate::entity::ResourceKind;
 use crate::error::Result;
 
 #[derive(Debug, Clone)]
@@ -16,6 +17,9 @@ pub struct Store {
     /// Woken after every committed write, so idle workers look for work
     /// at once instead of at their next poll.
     work_signal: Arc<Notify>,
+    /// Tenants whose SCIM tokens were just rotated or revoked, for the
+    /// gateways watching this provisioner.
+    token_revocations: tokio::sync::broadcast::Sender<String>,
 }
 
 /// A write transaction; holds the SQLite write gate until it is dropped.
@@ -40,7 +44,19 @@ impl Store {
             db,
             write_gate,
             work_signal: Arc::new(Notify::new()),
+            // A gateway that falls this far behind is told it lagged and drops its whole cache.
+            token_revocations: tokio::sync::broadcast::channel(1024).0,
         }
+    }
+
+    /// Tells every watching gateway that `tenant_id`'s earlier tokens are no longer valid.
+    pub(crate) fn announce_token_revocation(&self, tenant_id: &str) {
+        // No receiver (no gateway watching) is not an error.
+        let _ = self.token_revocations.send(tenant_id.to_owned());
+    }
+
+    pub(crate) fn watch_token_revocations(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.token_revocations.subscribe()
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -76,28 +92,12 @@ pub(crate) fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// The kinds of resource the work queue tracks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    User,
-    Group,
-}
-
-impl Kind {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Kind::User => "user",
-            Kind::Group => "group",
-        }
-    }
-}
-
 /// Marks a resource as needing to be written to MaaS360, in the caller's
 /// transaction, so a committed change can never miss the queue.
 pub(crate) async fn mark_pending(
     txn: &impl sea_orm::ConnectionTrait,
     tenant_id: &str,
-    kind: Kind,
+    kind: ResourceKind,
     resource_id: &str,
     deleted: bool,
 ) -> Result<()> {
@@ -108,7 +108,7 @@ pub(crate) async fn mark_pending(
     let now = now_ms();
     let row = sync_state::ActiveModel {
         tenant_id: Set(tenant_id.to_owned()),
-        kind: Set(kind.as_str().to_owned()),
+        kind: Set(kind),
         resource_id: Set(resource_id.to_owned()),
         desired_seq: Set(1),
         applied_seq: Set(0),

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
 use crate::entity::{scim_token, tenant};
-use crate::error::{ProvisionerError, Result};
+use crate::error::{ProvisionerError, Result, quoted};
 use crate::reconcile::Policy;
 use crate::reconcile::connection::{self, TenantConnection};
 use crate::reconcile::identity::UsernameMapping;
@@ -29,11 +29,21 @@ const MAX_PAGE: u64 = 1000;
 pub(crate) struct TenantApi {
     store: Store,
     settings: ProvisionerConfig,
+    /// Ends the token revocation streams when the server shuts down.
+    draining: dirsync_runtime::shutdown::Draining,
 }
 
 impl TenantApi {
-    pub(crate) fn new(store: Store, settings: ProvisionerConfig) -> Self {
-        Self { store, settings }
+    pub(crate) fn new(
+        store: Store,
+        settings: ProvisionerConfig,
+        draining: dirsync_runtime::shutdown::Draining,
+    ) -> Self {
+        Self {
+            store,
+            settings,
+            draining,
+        }
     }
 }
 
@@ -117,20 +127,31 @@ fn to_pb(model: tenant::Model, active_token_count: u32) -> pb::Tenant {
     }
 }
 
+/// The tenant a request names, by id or by name.
+pub(crate) async fn find(db: &impl ConnectionTrait, tenant: &str) -> Result<tenant::Model> {
+    let tenant = tenant.trim();
+    if tenant.is_empty() {
+        return Err(ProvisionerError::invalid(
+            "invalidValue",
+            "tenant is required (its id or its name)",
+        ));
+    }
+    if let Some(found) = tenant::Entity::find_by_id(tenant.to_owned())
+        .one(db)
+        .await?
+    {
+        return Ok(found);
+    }
+    tenant::Entity::find()
+        .filter(tenant::Column::Name.eq(tenant))
+        .one(db)
+        .await?
+        .ok_or_else(|| ProvisionerError::NotFound(format!("tenant {} not found", quoted(tenant))))
+}
+
 impl TenantApi {
     async fn find(&self, tenant: &str) -> Result<tenant::Model> {
-        let db = self.store.db();
-        if let Some(found) = tenant::Entity::find_by_id(tenant.to_owned())
-            .one(db)
-            .await?
-        {
-            return Ok(found);
-        }
-        tenant::Entity::find()
-            .filter(tenant::Column::Name.eq(tenant))
-            .one(db)
-            .await?
-            .ok_or_else(|| ProvisionerError::NotFound(format!("tenant {tenant:?} not found")))
+        find(self.store.db(), tenant).await
     }
 
     async fn issue_token(
@@ -145,7 +166,8 @@ impl TenantApi {
             .is_some();
         if !exists {
             return Err(ProvisionerError::NotFound(format!(
-                "tenant {tenant_id:?} not found"
+                "tenant {} not found",
+                quoted(tenant_id)
             )));
         }
         let now = now_ms();
@@ -170,6 +192,9 @@ impl TenantApi {
         .insert(&write.txn)
         .await?;
         write.commit().await?;
+        if revoked > 0 {
+            self.store.announce_token_revocation(tenant_id);
+        }
         tracing::info!(tenant_id, revoked, "SCIM token issued");
         Ok(pb::IssueScimTokenResponse {
             tenant_id: tenant_id.to_owned(),
@@ -231,9 +256,10 @@ impl pb::tenant_service_server::TenantService for TenantApi {
         .insert(&write.txn)
         .await
         .map_err(|error| match ProvisionerError::from(error) {
-            ProvisionerError::AlreadyExists(_) => {
-                ProvisionerError::AlreadyExists(format!("a tenant named {name:?} already exists"))
-            }
+            ProvisionerError::AlreadyExists(_) => ProvisionerError::AlreadyExists(format!(
+                "a tenant named {} already exists",
+                quoted(&name)
+            )),
             other => other,
         })?;
         scim_token::ActiveModel {
@@ -351,6 +377,49 @@ impl pb::tenant_service_server::TenantService for TenantApi {
             })),
             None => Err(unknown()),
         }
+    }
+
+    type WatchScimTokenRevocationsStream = std::pin::Pin<
+        Box<
+            dyn tokio_stream::Stream<Item = Result<pb::WatchScimTokenRevocationsResponse, Status>>
+                + Send,
+        >,
+    >;
+
+    async fn watch_scim_token_revocations(
+        &self,
+        _request: Request<pb::WatchScimTokenRevocationsRequest>,
+    ) -> Result<Response<Self::WatchScimTokenRevocationsStream>, Status> {
+        use tokio::sync::broadcast::error::RecvError;
+
+        let draining = self.draining.clone().started();
+        let mut revocations = self.store.watch_token_revocations();
+        // A small buffer: a watcher that stops reading is cut off by `Lagged` upstream.
+        let (sender, receiver) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            tokio::pin!(draining);
+            loop {
+                let received = tokio::select! {
+                    () = &mut draining => break,
+                    received = revocations.recv() => received,
+                };
+                let message = match received {
+                    Ok(tenant_id) => Ok(pb::WatchScimTokenRevocationsResponse { tenant_id }),
+                    // The watcher missed revocations: it must forget every cached token.
+                    Err(RecvError::Lagged(missed)) => Err(Status::data_loss(format!(
+                        "{missed} revocations were missed; drop every cached token and watch again"
+                    ))),
+                    Err(RecvError::Closed) => break,
+                };
+                let last = message.is_err();
+                if sender.send(message).await.is_err() || last {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(receiver),
+        )))
     }
 
     async fn set_maas360_connection(

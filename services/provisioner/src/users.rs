@@ -11,10 +11,11 @@ use serde_json::Value;
 use tonic::{Request, Response, Status};
 
 use crate::create_batch::CreateBatcher;
+use crate::entity::ResourceKind;
 use crate::entity::{group, group_member, user};
-use crate::error::{ProvisionerError, Result};
+use crate::error::{ProvisionerError, Result, quoted};
 use crate::listing::{self, ColumnMap, Limits, SqlFilter};
-use crate::store::{Kind, Store, mark_pending, new_id, now_ms};
+use crate::store::{Store, mark_pending, new_id, now_ms};
 
 #[derive(Debug)]
 pub(crate) struct UserApi {
@@ -170,7 +171,7 @@ impl UserApi {
         user::Entity::find_by_id((tenant_id.to_owned(), id.to_owned()))
             .one(self.store.db())
             .await?
-            .ok_or_else(|| ProvisionerError::NotFound(format!("user {id} not found")))
+            .ok_or_else(|| ProvisionerError::NotFound(format!("user {} not found", quoted(id))))
     }
 
     async fn list(&self, request: pb::ListUsersRequest) -> Result<pb::ListUsersResponse> {
@@ -245,7 +246,9 @@ impl UserApi {
         let current = user::Entity::find_by_id((request.tenant_id.clone(), request.id.clone()))
             .one(&write.txn)
             .await?
-            .ok_or_else(|| ProvisionerError::NotFound(format!("user {} not found", request.id)))?;
+            .ok_or_else(|| {
+                ProvisionerError::NotFound(format!("user {} not found", quoted(&request.id)))
+            })?;
         if request.expected_version != 0 && request.expected_version != current.version {
             return Err(ProvisionerError::VersionConflict {
                 expected: request.expected_version,
@@ -294,8 +297,8 @@ impl UserApi {
             .await
             .map_err(|error| match ProvisionerError::from(error) {
                 ProvisionerError::AlreadyExists(_) => ProvisionerError::AlreadyExists(format!(
-                    "userName {:?} is already taken",
-                    row.user_name
+                    "userName {} is already taken",
+                    quoted(&row.user_name)
                 )),
                 other => other,
             })?;
@@ -305,7 +308,14 @@ impl UserApi {
                 actual: current.version + 1,
             });
         }
-        mark_pending(&write.txn, &row.tenant_id, Kind::User, &row.id, false).await?;
+        mark_pending(
+            &write.txn,
+            &row.tenant_id,
+            ResourceKind::User,
+            &row.id,
+            false,
+        )
+        .await?;
         write.commit().await?;
         Ok(to_pb(row))
     }
@@ -318,7 +328,10 @@ impl UserApi {
             .exec(&write.txn)
             .await?;
         if deleted.rows_affected == 0 {
-            return Err(ProvisionerError::NotFound(format!("user {id} not found")));
+            return Err(ProvisionerError::NotFound(format!(
+                "user {} not found",
+                quoted(id)
+            )));
         }
         let groups: Vec<String> = group_member::Entity::find()
             .select_only()
@@ -347,7 +360,7 @@ impl UserApi {
             // Deleting the MaaS360 user ends its memberships; the groups
             // themselves need no MaaS360 write.
         }
-        mark_pending(&write.txn, tenant_id, Kind::User, id, true).await?;
+        mark_pending(&write.txn, tenant_id, ResourceKind::User, id, true).await?;
         write.commit().await?;
         Ok(())
     }

@@ -1,7 +1,5 @@
-//! The work queue as operators see it (depth, in flight, parked with reasons,
-//! retry), and the MaaS360 reads the mapping service needs.
-
-use std::sync::Arc;
+//! The work queue as operators see it: depth, in flight, parked with reasons, retry, whether
+//! MaaS360 answers the tenant, and the audit of every MaaS360 write.
 
 use dirsync_proto::common::v1 as common;
 use dirsync_proto::provisioner::v1 as pb;
@@ -11,32 +9,45 @@ use sea_orm::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::entity::{group, sync_state, tenant, user};
+use crate::entity::{ResourceKind, group, maas360_audit, sync_state, user};
 use crate::error::{ProvisionerError, Result};
-use crate::reconcile::{Reconciler, TenantRuntime};
-use crate::store::{Kind, Store, now_ms};
+use crate::reconcile::health;
+use crate::store::{Store, now_ms};
+use crate::tenants;
 
 const DEFAULT_PAGE: u64 = 100;
 const MAX_PAGE: u64 = 1000;
 
-fn page_size(page: Option<&common::PageRequest>) -> u64 {
-    match page.map_or(0, |page| u64::from(page.page_size)) {
+pub(crate) fn page_size(page: Option<&common::PageRequest>) -> u64 {
+    clamp_page_size(page.map_or(0, |page| page.page_size))
+}
+
+fn clamp_page_size(requested: u32) -> u64 {
+    match u64::from(requested) {
         0 => DEFAULT_PAGE,
         size => Ord::min(size, MAX_PAGE),
     }
 }
 
-async fn ensure_tenant(store: &Store, tenant_id: &str) -> Result<()> {
-    if tenant::Entity::find_by_id(tenant_id.to_owned())
-        .one(store.db())
-        .await?
-        .is_none()
-    {
-        return Err(ProvisionerError::NotFound(format!(
-            "tenant {tenant_id:?} not found"
-        )));
+pub(crate) fn timestamp(unix_ms: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: unix_ms.div_euclid(1000),
+        nanos: i32::try_from(unix_ms.rem_euclid(1000) * 1_000_000).unwrap_or(0),
     }
-    Ok(())
+}
+
+fn unix_ms(timestamp: &prost_types::Timestamp) -> i64 {
+    timestamp
+        .seconds
+        .saturating_mul(1000)
+        .saturating_add(i64::from(timestamp.nanos) / 1_000_000)
+}
+
+fn resource_kind(kind: ResourceKind) -> common::ResourceKind {
+    match kind {
+        ResourceKind::User => common::ResourceKind::User,
+        ResourceKind::Group => common::ResourceKind::Group,
+    }
 }
 
 #[derive(Debug)]
@@ -57,23 +68,97 @@ impl WorkApi {
             .await?)
     }
 
-    /// A name people recognise: the userName or displayName, else what
-    /// MaaS360 last confirmed, else the id.
+    /// A name people recognise: the userName or displayName, else the id.
     async fn display(&self, row: &sync_state::Model) -> Result<String> {
         let db = self.store.db();
         let key = (row.tenant_id.clone(), row.resource_id.clone());
-        let name = if row.kind == Kind::User.as_str() {
-            user::Entity::find_by_id(key)
+        let name = match row.kind {
+            ResourceKind::User => user::Entity::find_by_id(key)
                 .one(db)
                 .await?
-                .map(|user| user.user_name)
-        } else {
-            group::Entity::find_by_id(key)
+                .map(|user| user.user_name),
+            ResourceKind::Group => group::Entity::find_by_id(key)
                 .one(db)
                 .await?
-                .map(|group| group.display_name)
+                .map(|group| group.display_name),
         };
         Ok(name.unwrap_or_else(|| row.resource_id.clone()))
+    }
+
+    async fn maas360_health(&self, tenant_id: &str) -> Result<pb::Maas360Health> {
+        let Some(record) = health::read(&self.store, tenant_id).await? else {
+            return Ok(pb::Maas360Health::default());
+        };
+        let reachability = if record.reachable {
+            pb::Maas360Reachability::Reachable
+        } else {
+            pb::Maas360Reachability::Unreachable
+        };
+        Ok(pb::Maas360Health {
+            reachability: reachability as i32,
+            unreachable_since: record.unreachable_since.map(timestamp),
+            next_probe_at: record.next_probe_at.map(timestamp),
+            last_error: record.last_error.unwrap_or_default(),
+            last_error_at: record.last_error_at.map(timestamp),
+        })
+    }
+
+    async fn audit(
+        &self,
+        request: pb::ListAuditEntriesRequest,
+    ) -> Result<pb::ListAuditEntriesResponse> {
+        let tenant = tenants::find(self.store.db(), &request.tenant).await?;
+        let size = clamp_page_size(request.page_size);
+        let mut query = maas360_audit::Entity::find()
+            .filter(maas360_audit::Column::TenantId.eq(tenant.tenant_id.clone()));
+        if !request.resource_id.is_empty() {
+            query = query.filter(maas360_audit::Column::ResourceId.eq(request.resource_id.clone()));
+        }
+        if let Some(since) = &request.since {
+            query = query.filter(maas360_audit::Column::At.gte(unix_ms(since)));
+        }
+        if let Some(until) = &request.until {
+            query = query.filter(maas360_audit::Column::At.lt(unix_ms(until)));
+        }
+        if !request.page_token.is_empty() {
+            let before: i64 = request.page_token.parse().map_err(|_| {
+                ProvisionerError::invalid(
+                    "invalidValue",
+                    "page_token is not one this server issued",
+                )
+            })?;
+            query = query.filter(maas360_audit::Column::Id.lt(before));
+        }
+        let rows = query
+            .order_by_desc(maas360_audit::Column::Id)
+            .limit(size + 1)
+            .all(self.store.db())
+            .await?;
+        let more = rows.len() as u64 > size;
+        let entries: Vec<pb::AuditEntry> = rows
+            .into_iter()
+            .take(usize::try_from(size).unwrap_or(usize::MAX))
+            .map(|row| pb::AuditEntry {
+                id: row.id,
+                kind: resource_kind(row.kind) as i32,
+                resource_id: row.resource_id,
+                route: row.action,
+                target: row.target,
+                outcome: row.outcome,
+                error: row.detail.unwrap_or_default(),
+                at: Some(timestamp(row.at)),
+                worker: row.worker.unwrap_or_default(),
+                attempt_started_at: row.attempt_started_at.map(timestamp),
+            })
+            .collect();
+        let next_page_token = match (more, entries.last()) {
+            (true, Some(last)) => last.id.to_string(),
+            _ => String::new(),
+        };
+        Ok(pb::ListAuditEntriesResponse {
+            entries,
+            next_page_token,
+        })
     }
 }
 
@@ -83,8 +168,8 @@ impl pb::work_service_server::WorkService for WorkApi {
         &self,
         request: Request<pb::GetWorkStatusRequest>,
     ) -> Result<Response<pb::WorkStatus>, Status> {
-        let tenant_id = request.into_inner().tenant_id;
-        ensure_tenant(&self.store, &tenant_id).await?;
+        let tenant = tenants::find(self.store.db(), &request.into_inner().tenant_id).await?;
+        let tenant_id = tenant.tenant_id;
         let now = now_ms();
         let queued = Condition::all()
             .add(sync_state::Column::Pending.eq(true))
@@ -99,6 +184,7 @@ impl pb::work_service_server::WorkService for WorkApi {
             in_flight: self.count(&tenant_id, in_flight).await?,
             parked: self.count(&tenant_id, parked).await?,
             in_sync: self.count(&tenant_id, in_sync).await?,
+            maas360_health: Some(self.maas360_health(&tenant_id).await?),
             tenant_id,
         }))
     }
@@ -108,11 +194,11 @@ impl pb::work_service_server::WorkService for WorkApi {
         request: Request<pb::ListParkedRequest>,
     ) -> Result<Response<pb::ListParkedResponse>, Status> {
         let request = request.into_inner();
-        ensure_tenant(&self.store, &request.tenant_id).await?;
+        let tenant = tenants::find(self.store.db(), &request.tenant_id).await?;
         let size = page_size(request.page.as_ref());
         let after = request.page.map(|page| page.page_token).unwrap_or_default();
         let base = sync_state::Entity::find()
-            .filter(sync_state::Column::TenantId.eq(request.tenant_id.clone()))
+            .filter(sync_state::Column::TenantId.eq(tenant.tenant_id.clone()))
             .filter(sync_state::Column::Parked.eq(true));
         let total = base
             .clone()
@@ -132,11 +218,7 @@ impl pb::work_service_server::WorkService for WorkApi {
         let mut resources = Vec::with_capacity(rows.len());
         for row in &rows {
             resources.push(pb::ParkedResource {
-                kind: if row.kind == Kind::User.as_str() {
-                    common::ResourceKind::User as i32
-                } else {
-                    common::ResourceKind::Group as i32
-                },
+                kind: resource_kind(row.kind) as i32,
                 resource_id: row.resource_id.clone(),
                 display: self.display(row).await?,
                 attempts: u32::try_from(row.attempts).unwrap_or(0),
@@ -162,7 +244,7 @@ impl pb::work_service_server::WorkService for WorkApi {
         request: Request<pb::RetryParkedRequest>,
     ) -> Result<Response<pb::RetryParkedResponse>, Status> {
         let request = request.into_inner();
-        ensure_tenant(&self.store, &request.tenant_id).await?;
+        let tenant = tenants::find(self.store.db(), &request.tenant_id).await?;
         let write = self.store.write().await?;
         let mut update = sync_state::Entity::update_many()
             .col_expr(sync_state::Column::Parked, Expr::value(false))
@@ -172,7 +254,7 @@ impl pb::work_service_server::WorkService for WorkApi {
             )
             .col_expr(sync_state::Column::Attempts, Expr::value(0))
             .col_expr(sync_state::Column::NextAttemptAt, Expr::value(0))
-            .filter(sync_state::Column::TenantId.eq(request.tenant_id.clone()))
+            .filter(sync_state::Column::TenantId.eq(tenant.tenant_id.clone()))
             .filter(sync_state::Column::Parked.eq(true));
         if !request.resource_ids.is_empty() {
             update = update.filter(sync_state::Column::ResourceId.is_in(request.resource_ids));
@@ -183,139 +265,14 @@ impl pb::work_service_server::WorkService for WorkApi {
             .map_err(ProvisionerError::from)?
             .rows_affected;
         write.commit().await?;
-        tracing::info!(tenant = %request.tenant_id, requeued, "parked resources requeued");
+        tracing::info!(tenant = %tenant.tenant_id, requeued, "parked resources requeued");
         Ok(Response::new(pb::RetryParkedResponse { requeued }))
     }
-}
 
-#[derive(Debug)]
-pub(crate) struct Maas360ReadApi {
-    store: Store,
-    reconciler: Arc<Reconciler>,
-}
-
-impl Maas360ReadApi {
-    pub(crate) fn new(store: Store, reconciler: Arc<Reconciler>) -> Self {
-        Self { store, reconciler }
-    }
-
-    async fn runtime(&self, tenant_id: &str) -> Result<Arc<TenantRuntime>> {
-        ensure_tenant(&self.store, tenant_id).await?;
-        self.reconciler
-            .tenant_runtimes()
-            .await
-            .remove(tenant_id)
-            .ok_or_else(|| {
-                ProvisionerError::invalid(
-                    "invalidValue",
-                    format!("tenant {tenant_id:?} has no usable MaaS360 connection"),
-                )
-            })
-    }
-}
-
-fn read_error(error: dirsync_maas360::Maas360Error) -> Status {
-    if error.is_retryable() {
-        Status::unavailable(format!("MaaS360 did not answer: {error}"))
-    } else {
-        Status::failed_precondition(format!("MaaS360 refused the read: {error}"))
-    }
-}
-
-/// The MaaS360 page a request asks for: 1-based page numbers travel as the
-/// page token, and MaaS360 serves at most 250 a page.
-fn maas360_page(page: Option<&common::PageRequest>) -> (u32, u32) {
-    let number = page
-        .and_then(|page| page.page_token.parse().ok())
-        .unwrap_or(1)
-        .max(1);
-    let size = u32::try_from(page_size(page)).unwrap_or(250).min(250);
-    (number, size)
-}
-
-fn page_info<T>(number: u32, page: &dirsync_maas360::Page<T>) -> common::PageInfo {
-    let seen = u64::from(number) * u64::from(page.page_size.max(1));
-    let next_page_token = if page.items.is_empty() || seen >= page.total {
-        String::new()
-    } else {
-        (number + 1).to_string()
-    };
-    common::PageInfo {
-        next_page_token,
-        total_size: page.total,
-    }
-}
-
-#[tonic::async_trait]
-impl pb::maas360_read_service_server::Maas360ReadService for Maas360ReadApi {
-    async fn list_maas360_user_groups(
+    async fn list_audit_entries(
         &self,
-        request: Request<pb::ListMaas360UserGroupsRequest>,
-    ) -> Result<Response<pb::ListMaas360UserGroupsResponse>, Status> {
-        let request = request.into_inner();
-        let runtime = self.runtime(&request.tenant_id).await?;
-        let (number, size) = maas360_page(request.page.as_ref());
-        runtime.limiter.acquire().await;
-        let page = runtime
-            .client
-            .list_groups(number, size)
-            .await
-            .map_err(read_error)?;
-        let convert = |distributions: &[dirsync_maas360::Distribution]| {
-            distributions
-                .iter()
-                .map(|d| pb::Distribution {
-                    id: d.id.clone(),
-                    name: d.name.clone(),
-                    platform: d.platform.clone(),
-                })
-                .collect()
-        };
-        let groups = page
-            .items
-            .iter()
-            .map(|group| pb::Maas360UserGroup {
-                group_id: group.group_identifier.clone(),
-                name: group.name.clone(),
-                group_type: group.group_type.clone(),
-                user_count: 0,
-                app_distributions: convert(&group.app_distributions),
-                policy_distributions: convert(&group.policy_distributions),
-            })
-            .collect();
-        Ok(Response::new(pb::ListMaas360UserGroupsResponse {
-            groups,
-            page: Some(page_info(number, &page)),
-        }))
-    }
-
-    async fn list_maas360_group_users(
-        &self,
-        request: Request<pb::ListMaas360GroupUsersRequest>,
-    ) -> Result<Response<pb::ListMaas360GroupUsersResponse>, Status> {
-        let request = request.into_inner();
-        let runtime = self.runtime(&request.tenant_id).await?;
-        let (number, size) = maas360_page(request.page.as_ref());
-        runtime.limiter.acquire().await;
-        let page = runtime
-            .client
-            .users_in_group(&request.group_id, number, size)
-            .await
-            .map_err(read_error)?;
-        let users = page
-            .items
-            .iter()
-            .map(|user| pb::Maas360User {
-                user_id: user.user_identifier.clone(),
-                username: user.user_name.clone(),
-                domain: user.domain.clone(),
-                email: user.email.clone(),
-                status: user.status.clone(),
-            })
-            .collect();
-        Ok(Response::new(pb::ListMaas360GroupUsersResponse {
-            users,
-            page: Some(page_info(number, &page)),
-        }))
+        request: Request<pb::ListAuditEntriesRequest>,
+    ) -> Result<Response<pb::ListAuditEntriesResponse>, Status> {
+        Ok(Response::new(self.audit(request.into_inner()).await?))
     }
 }

@@ -1,7 +1,10 @@
 //! Bearer-token authentication. Each token belongs to one tenant; resolved
 //! tokens are trusted for a short while so that Entra's request rate does not
-//! become the provisioner's token-lookup rate. A rotated token therefore stays
-//! usable for at most the cache TTL. Tokens are never logged.
+//! become the provisioner's token-lookup rate. The provisioner tells the
+//! gateway at once when a tenant's tokens are rotated or revoked (a watch
+//! stream), so a rotation through the provisioner this gateway talks to takes
+//! effect at once; one made through another replica takes effect within the
+//! cache lifetime. Tokens are never logged.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +21,7 @@ use tonic::Code;
 
 use crate::Gateway;
 use crate::http::error_response;
-use crate::upstream::scim_error;
+use crate::upstream::{call_status, fresh, scim_error};
 
 /// Entries kept before the cache is cleared; bounds memory under a flood of
 /// distinct valid tokens.
@@ -57,6 +60,62 @@ impl TokenCache {
         }
         entries.insert(token.to_owned(), (tenant.to_owned(), Instant::now()));
     }
+
+    /// Forgets every token of `tenant`: it is resolved again on its next use.
+    async fn evict_tenant(&self, tenant: &str) {
+        self.entries
+            .write()
+            .await
+            .retain(|_, (cached, _)| cached != tenant);
+    }
+
+    async fn clear(&self) {
+        self.entries.write().await.clear();
+    }
+}
+
+/// How long the watch waits before reconnecting after its stream broke.
+const WATCH_RETRY: Duration = Duration::from_secs(1);
+
+/// Follows the provisioner's token revocations for as long as the gateway lives, evicting each
+/// revoked tenant's tokens. While the stream is down nothing is known to be missed only up to
+/// the cache lifetime, so every reconnection starts from an empty cache.
+pub(crate) async fn watch_revocations(
+    tokens: std::sync::Weak<Gateway>,
+    mut tenants: pb::tenant_service_client::TenantServiceClient<crate::upstream::Traced>,
+) {
+    loop {
+        let stream = tenants
+            .watch_scim_token_revocations(pb::WatchScimTokenRevocationsRequest {})
+            .await;
+        if let Some(gateway) = tokens.upgrade() {
+            gateway.tokens.clear().await;
+        } else {
+            return;
+        }
+        match stream {
+            Ok(stream) => {
+                let mut stream = stream.into_inner();
+                loop {
+                    match stream.message().await {
+                        Ok(Some(revoked)) => match tokens.upgrade() {
+                            Some(gateway) => gateway.tokens.evict_tenant(&revoked.tenant_id).await,
+                            None => return,
+                        },
+                        Ok(None) => break,
+                        Err(status) => {
+                            tracing::debug!(code = ?status.code(), "token revocation watch ended");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(status) => {
+                tracing::debug!(code = ?status.code(), "token revocation watch unavailable");
+            }
+        }
+        tokio::time::sleep(WATCH_RETRY).await;
+    }
 }
 
 fn bearer_token(request: &Request) -> Option<&str> {
@@ -89,17 +148,18 @@ pub(crate) async fn require_tenant(
     let tenant = match gateway.tokens.get(&token).await {
         Some(tenant) => tenant,
         None => {
-            let resolved = gateway
-                .upstream
-                .tenants
-                .clone()
-                .resolve_scim_token(pb::ResolveScimTokenRequest {
-                    token: token.clone(),
-                })
-                .await;
+            let request = pb::ResolveScimTokenRequest {
+                token: token.clone(),
+            };
+            let resolved = call_status(fresh!(
+                gateway.upstream.tenants,
+                resolve_scim_token,
+                request
+            ))
+            .await;
             match resolved {
                 Ok(response) => {
-                    let tenant = response.into_inner().tenant_id;
+                    let tenant = response.tenant_id;
                     gateway.tokens.put(&token, &tenant).await;
                     tenant
                 }

@@ -40,6 +40,22 @@ pub(crate) fn resource_response(
     response
 }
 
+/// A handler's failure, answered as a SCIM error body with its status.
+#[derive(Debug)]
+pub(crate) struct ApiError(pub(crate) ScimError);
+
+impl From<ScimError> for ApiError {
+    fn from(error: ScimError) -> Self {
+        Self(error)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error_response(&self.0)
+    }
+}
+
 pub(crate) fn error_response(error: &ScimError) -> Response {
     let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     scim_response(status, &error.to_json())
@@ -49,12 +65,34 @@ pub(crate) fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
+/// Largest request head (all header names and values) the gateway reads; Entra sends well
+/// under 2 KB.
+pub(crate) const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Refuses requests whose headers are larger than [`MAX_HEADER_BYTES`], as a SCIM error.
+pub(crate) async fn limit_headers(request: Request, next: Next) -> Response {
+    let size: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if size > MAX_HEADER_BYTES {
+        return error_response(&ScimError::new(
+            431,
+            None,
+            format!("the request headers are larger than {MAX_HEADER_BYTES} bytes"),
+        ));
+    }
+    next.run(request).await
+}
+
 /// Reads a JSON body: `application/scim+json` or `application/json` (or no
-/// content type at all), at most `limit` bytes.
+/// content type at all), at most `limit` bytes, within `timeout`.
 pub(crate) async fn json_body(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
+    timeout: std::time::Duration,
 ) -> Result<Value, ScimError> {
     if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
         let content_type = content_type
@@ -75,9 +113,21 @@ pub(crate) async fn json_body(
             ));
         }
     }
-    let bytes: Bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ScimError::payload_too_large(format!("the request body is larger than {limit} bytes"))
-    })?;
+    let bytes: Bytes = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit))
+        .await
+        .map_err(|_| {
+            ScimError::new(
+                408,
+                None,
+                format!(
+                    "the request body did not arrive within {}",
+                    humantime::format_duration(timeout)
+                ),
+            )
+        })?
+        .map_err(|_| {
+            ScimError::payload_too_large(format!("the request body is larger than {limit} bytes"))
+        })?;
     if bytes.is_empty() {
         return Err(ScimError::bad_request(
             ScimType::InvalidSyntax,

@@ -9,12 +9,12 @@ mod discovery;
 mod groups;
 mod http;
 mod render;
+mod server;
 mod upstream;
 mod users;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -36,6 +36,18 @@ pub(crate) struct Gateway {
     pub(crate) base_url: String,
     pub(crate) max_page_size: u32,
     pub(crate) max_body_bytes: usize,
+    pub(crate) body_read_timeout: std::time::Duration,
+    /// The task following token revocations; it ends with the gateway.
+    pub(crate) revocation_watch: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let watch = self.revocation_watch.get_mut().map_or(None, Option::take);
+        if let Some(watch) = watch {
+            watch.abort();
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,19 +58,27 @@ pub enum GatewayError {
     Serve(#[from] std::io::Error),
 }
 
-/// Builds the gateway's HTTP router.
+/// Builds the gateway's HTTP router, and starts following the provisioner's token
+/// revocations for as long as the router lives.
 pub fn router(config: &ScimConfig) -> Result<Router, GatewayError> {
-    let upstream = upstream::Upstream::connect_lazy(
-        &config.provisioner_url,
-        Duration::from_millis(config.upstream_timeout_ms),
-    )?;
+    let upstream =
+        upstream::Upstream::connect_lazy(&config.provisioner_url, config.upstream_timeout)?;
     let gateway = Arc::new(Gateway {
-        tokens: auth::TokenCache::new(Duration::from_millis(config.token_cache_ttl_ms)),
+        tokens: auth::TokenCache::new(config.token_cache_ttl),
         upstream,
         base_url: config.base_url(),
         max_page_size: config.max_page_size,
         max_body_bytes: config.max_body_bytes,
+        body_read_timeout: config.body_read_timeout,
+        revocation_watch: std::sync::Mutex::new(None),
     });
+    let watch = tokio::spawn(auth::watch_revocations(
+        Arc::downgrade(&gateway),
+        gateway.upstream.tenants.clone(),
+    ));
+    if let Ok(mut slot) = gateway.revocation_watch.lock() {
+        *slot = Some(watch);
+    }
 
     let authenticated = Router::new()
         .route("/Users", get(users::list).post(users::create))
@@ -104,6 +124,7 @@ pub fn router(config: &ScimConfig) -> Result<Router, GatewayError> {
         // Bodies are read with the configured limit in the handlers, which
         // answer 413 as a SCIM error rather than axum's plain text.
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(http::limit_headers))
         .layer(axum::middleware::from_fn(http::observe_request)))
 }
 
@@ -116,9 +137,7 @@ pub async fn serve(
     let app = router(config)?;
     let addr = listener.local_addr().ok();
     tracing::info!(addr = ?addr, base_url = %config.base_url(), "SCIM gateway serving");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    server::serve(app, listener, config.header_read_timeout, shutdown).await?;
     tracing::info!(addr = ?addr, "SCIM gateway stopped");
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The provisioner as the gateway sees it: gRPC clients with a deadline on
 //! every call, and the translation of gRPC statuses into SCIM errors.
 
+use std::future::Future;
 use std::time::Duration;
 
 use dirsync_proto::provisioner::v1 as pb;
@@ -56,6 +57,55 @@ impl Upstream {
             ),
         })
     }
+}
+
+/// A closure that makes one call of `$method` with fresh clones of the client and the request,
+/// for [`call`] and [`call_status`] (which may make it twice).
+macro_rules! fresh {
+    ($client:expr, $method:ident, $request:expr) => {
+        || {
+            let mut client = $client.clone();
+            let request = $request.clone();
+            async move { client.$method(request).await }
+        }
+    };
+}
+pub(crate) use fresh;
+
+/// Whether a failed call never reached the provisioner's handler: the client synthesised the
+/// status from a broken or refused connection (a status the provisioner sent has no source).
+fn is_broken_connection(status: &Status) -> bool {
+    std::error::Error::source(status).is_some()
+        && matches!(
+            status.code(),
+            Code::Unavailable | Code::Unknown | Code::Internal | Code::Cancelled
+        )
+}
+
+/// Calls the provisioner; when the shared connection broke under the call, once more on a
+/// fresh one, so that a request that did nothing wrong does not fail for another's fault.
+/// (A write whose answer was lost with the connection may then meet its own first effect: a
+/// second create answers "already exists", which Entra resolves with its matching query.)
+pub(crate) async fn call_status<T, Fut>(mut call: impl FnMut() -> Fut) -> Result<T, Status>
+where
+    Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+{
+    match call().await {
+        Ok(response) => Ok(response.into_inner()),
+        Err(status) if is_broken_connection(&status) => {
+            tracing::warn!(code = ?status.code(), "connection to the provisioner broke; retrying on a fresh one");
+            call().await.map(tonic::Response::into_inner)
+        }
+        Err(status) => Err(status),
+    }
+}
+
+/// [`call_status`], with the failure as the SCIM error it stands for.
+pub(crate) async fn call<T, Fut>(call: impl FnMut() -> Fut) -> Result<T, ScimError>
+where
+    Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+{
+    call_status(call).await.map_err(scim_error)
 }
 
 fn scim_type_of(status: &Status) -> ScimType {

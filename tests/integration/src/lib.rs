@@ -350,13 +350,13 @@ pub mod sync {
     /// fault scenarios converge in seconds.
     pub fn fast_reconcile(config: &mut DirsyncConfig) {
         let provisioner = &mut config.provisioner;
-        provisioner.poll_interval_ms = 20;
-        provisioner.backoff_base_ms = 20;
-        provisioner.backoff_max_ms = 400;
+        provisioner.poll_interval = Duration::from_millis(20);
+        provisioner.backoff_base = Duration::from_millis(20);
+        provisioner.backoff_max = Duration::from_millis(400);
+        provisioner.breaker_cooldown = Duration::from_millis(200);
         provisioner.tenant_calls_per_second = 2_000.0;
-        provisioner.maas360_timeout_ms = 5_000;
-        provisioner.max_attempts = 30;
-        provisioner.lease_ms = 10_000;
+        provisioner.maas360_timeout = Duration::from_secs(5);
+        provisioner.lease = Duration::from_secs(10);
     }
 
     pub struct SyncStack {

@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use super::ResourceKind;
+
 /// One row per resource that MaaS360 must reflect: the change sequence Entra
 /// last asked for against the one MaaS360 last confirmed. `pending` is the
 /// queue the reconcile workers drain.
@@ -8,9 +10,8 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub tenant_id: String,
-    /// `user` or `group`.
     #[sea_orm(primary_key, auto_increment = false)]
-    pub kind: String,
+    pub kind: ResourceKind,
     #[sea_orm(primary_key, auto_increment = false)]
     pub resource_id: String,
     pub desired_seq: i64,
@@ -30,7 +31,8 @@ pub struct Model {
     pub parked_at: Option<i64>,
     /// MaaS360's identifier (userIdentifier or groupIdentifier).
     pub maas360_id: Option<String>,
-    /// What MaaS360 last confirmed, as JSON (see `reconcile::applied`).
+    /// What MaaS360 last confirmed, as JSON (`reconcile::worker::AppliedUser` or
+    /// `AppliedGroup`).
     #[sea_orm(column_type = "Text", nullable)]
     pub applied_json: Option<String>,
 }

@@ -3,7 +3,7 @@
 //! (keeping REST for distributions) would implement the same trait without
 //! touching the reconcile loop.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use dirsync_maas360::{Maas360Client, Maas360Error, NewUser, UserChanges};
 
@@ -17,14 +17,23 @@ pub(crate) struct RemoteUser {
     pub(crate) active: bool,
 }
 
-/// How a failed call should be treated.
+/// How a failed call should be treated. Only [`BackendError::Permanent`] (and an unexpected
+/// "already exists" or "not found") parks a resource; everything else is retried for as long as
+/// it takes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum BackendError {
+    /// MaaS360 did not answer, or failed on its side (5xx, timeout, refused connection).
+    #[error("{0}")]
+    Unavailable(String),
+    /// MaaS360 asked the tenant to slow down; every worker of the tenant pauses `retry_after`.
     #[error("{detail}")]
-    Retryable {
+    Throttled {
         detail: String,
         retry_after: Option<Duration>,
     },
+    /// The tenant's circuit breaker is open: no call was made.
+    #[error("MaaS360 is unreachable for this tenant; no call until the next probe")]
+    CircuitOpen { next_probe: SystemTime },
     #[error("{0}")]
     Permanent(String),
     #[error("{0}")]
@@ -33,16 +42,37 @@ pub(crate) enum BackendError {
     NotFound(String),
 }
 
+impl BackendError {
+    /// Whether a later attempt can succeed without anything changing but time.
+    pub(crate) fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Unavailable(_) | Self::Throttled { .. } | Self::CircuitOpen { .. }
+        )
+    }
+
+    /// The audit's name for how a call ended.
+    pub(crate) fn outcome(&self) -> &'static str {
+        match self {
+            Self::Unavailable(_) | Self::Throttled { .. } | Self::CircuitOpen { .. } => "retryable",
+            Self::Permanent(_) => "permanent",
+            Self::AlreadyExists(_) => "already_exists",
+            Self::NotFound(_) => "not_found",
+        }
+    }
+}
+
 impl From<Maas360Error> for BackendError {
     fn from(error: Maas360Error) -> Self {
         let retry_after = error.retry_after();
         match error {
             Maas360Error::AlreadyExists { detail } => Self::AlreadyExists(detail),
             Maas360Error::NotFound { detail } => Self::NotFound(detail),
-            other if other.is_retryable() => Self::Retryable {
+            other if other.is_retryable() && retry_after.is_some() => Self::Throttled {
                 detail: other.to_string(),
                 retry_after,
             },
+            other if other.is_retryable() => Self::Unavailable(other.to_string()),
             other => Self::Permanent(other.to_string()),
         }
     }
@@ -50,6 +80,8 @@ impl From<Maas360Error> for BackendError {
 
 #[tonic::async_trait]
 pub(crate) trait DirectoryBackend: Send + Sync + std::fmt::Debug {
+    /// One cheap read, to learn whether MaaS360 answers again.
+    async fn probe(&self) -> Result<(), BackendError>;
     async fn find_user(
         &self,
         user_name: &str,
@@ -79,8 +111,16 @@ pub(crate) trait DirectoryBackend: Send + Sync + std::fmt::Debug {
 /// Largest page MaaS360 serves.
 const GROUP_PAGE: u32 = 250;
 
+/// A username no tenant holds: the probe is a search that finds nothing.
+const PROBE_USER: &str = "dirsync-reachability-probe";
+
 #[tonic::async_trait]
 impl DirectoryBackend for Maas360Client {
+    async fn probe(&self) -> Result<(), BackendError> {
+        Maas360Client::find_user(self, PROBE_USER, "dirsync.invalid").await?;
+        Ok(())
+    }
+
     async fn find_user(
         &self,
         user_name: &str,

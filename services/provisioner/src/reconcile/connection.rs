@@ -143,7 +143,7 @@ impl TenantConnection {
             } else {
                 AuthVersion::V2
             },
-            request_timeout: std::time::Duration::from_millis(settings.maas360_timeout_ms),
+            request_timeout: settings.maas360_timeout,
             ..ClientOptions::default()
         };
         Maas360Client::new(credentials, options)

@@ -54,8 +54,9 @@ pub(crate) fn derive(
                 .filter(|domain| !domain.is_empty())
                 .ok_or_else(|| {
                     IdentityError(format!(
-                        "userName {user_name:?} has no domain and the user has no email to take one from; \
-                         MaaS360 needs username and domain"
+                        "userName {} has no domain and the user has no email to take one from; \
+                         MaaS360 needs username and domain",
+                        crate::error::quoted(user_name)
                     ))
                 })?;
             (user_name, domain)

@@ -4,9 +4,15 @@
 //! that close the gap. So a SCIM request never waits for MaaS360, ten quick
 //! updates become one write, a restart loses nothing, and order per resource
 //! holds because one resource has one lease.
+//!
+//! Failures: only a permanent error parks a resource. Transient ones (5xx, timeouts, refused
+//! connections, throttling) are retried with capped exponential backoff for as long as it
+//! takes, behind a per-tenant circuit breaker ([`breaker`]).
 
 mod backend;
+pub(crate) mod breaker;
 pub(crate) mod connection;
+pub(crate) mod health;
 pub(crate) mod identity;
 mod limiter;
 mod queue;
@@ -15,16 +21,20 @@ mod worker;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use dirsync_http::Backoff;
 use dirsync_maas360::Maas360Client;
 use dirsync_runtime::config::ProvisionerConfig;
 use tokio::sync::{Mutex, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::entity::ResourceKind;
 use crate::error::Result;
-use crate::store::Store;
+use crate::store::{Store, now_ms};
 use backend::DirectoryBackend;
+use breaker::Breaker;
+use connection::TenantConnection;
 use identity::UsernameMapping;
 use limiter::RateLimiter;
 
@@ -35,6 +45,8 @@ const TENANT_REFRESH: Duration = Duration::from_secs(2);
 const DEPENDENCY_DELAY: Duration = Duration::from_millis(500);
 /// How long shutdown waits for in-flight resources to finish.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+/// How often the audit is pruned of entries past their retention.
+const AUDIT_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// A tenant's lifecycle policy as the workers apply it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,23 +62,59 @@ pub(crate) struct TenantRuntime {
     pub(crate) client: Maas360Client,
     pub(crate) backend: Arc<dyn DirectoryBackend>,
     pub(crate) limiter: RateLimiter,
+    pub(crate) breaker: Breaker,
     pub(crate) concurrency: Arc<Semaphore>,
     pub(crate) policy: Policy,
-    backoff_base: Duration,
-    backoff_max: Duration,
+    pub(crate) backoff: Backoff,
 }
 
 impl TenantRuntime {
-    /// Exponential backoff with jitter: between half and all of
-    /// base·2^(attempt-1), capped.
-    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
-        let exponent = attempt.saturating_sub(1).min(20);
-        let full = self
-            .backoff_base
-            .saturating_mul(1u32 << exponent)
-            .min(self.backoff_max);
-        let jitter = (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0;
-        full.mul_f64(0.5 + jitter / 2.0)
+    fn new(client: Maas360Client, policy: Policy, settings: &ProvisionerConfig) -> Self {
+        Self {
+            backend: Arc::new(client.clone()),
+            client,
+            limiter: RateLimiter::new(settings.tenant_calls_per_second),
+            breaker: Breaker::new(
+                settings.breaker_failure_threshold,
+                settings.breaker_cooldown,
+            ),
+            concurrency: Arc::new(Semaphore::new(settings.tenant_concurrency as usize)),
+            policy,
+            backoff: Backoff::new(settings.backoff_base, settings.backoff_max),
+        }
+    }
+
+    /// MaaS360 answered a call of this tenant. When that closes the breaker, every resource
+    /// waiting out a backoff is due again at once.
+    pub(crate) async fn report_success(&self, store: &Store, tenant_id: &str) {
+        let Some((health, closed)) = self.breaker.record_success() else {
+            return;
+        };
+        if let Err(error) = health::record(store, tenant_id, &health).await {
+            tracing::warn!(tenant = %tenant_id, %error, "cannot record MaaS360 reachability");
+        }
+        if closed {
+            match queue::resume_tenant(store, tenant_id).await {
+                Ok(resumed) => {
+                    tracing::info!(tenant = %tenant_id, resumed, "MaaS360 answers again; resuming")
+                }
+                Err(error) => tracing::warn!(tenant = %tenant_id, %error, "cannot resume work"),
+            }
+        }
+    }
+
+    /// A call of this tenant failed transiently.
+    pub(crate) async fn report_failure(&self, store: &Store, tenant_id: &str, detail: &str) {
+        let Some(health) = self.breaker.record_failure(detail, SystemTime::now()) else {
+            return;
+        };
+        tracing::warn!(
+            tenant = %tenant_id, error = %detail, next_probe_at = ?health.next_probe_at,
+            "MaaS360 unreachable; calls paused until a probe succeeds"
+        );
+        if let Err(error) = health::record(store, tenant_id, &health).await {
+            tracing::warn!(tenant = %tenant_id, %error, "cannot record MaaS360 reachability");
+        }
     }
 }
 
@@ -77,13 +125,47 @@ pub struct Reconciler {
     settings: ProvisionerConfig,
     owner: String,
     runtimes: Mutex<RuntimeCache>,
-    in_flight: Arc<Mutex<HashSet<(String, String, String)>>>,
+    in_flight: Arc<Mutex<HashSet<(String, ResourceKind, String)>>>,
 }
 
 #[derive(Debug, Default)]
 struct RuntimeCache {
     loaded_at: Option<tokio::time::Instant>,
+    /// Per tenant: the connection's fingerprint and the runtime built from it.
     tenants: HashMap<String, (String, Arc<TenantRuntime>)>,
+}
+
+impl RuntimeCache {
+    fn is_fresh(&self) -> bool {
+        self.loaded_at
+            .is_some_and(|at| at.elapsed() < TENANT_REFRESH)
+    }
+
+    /// Replaces the cache with `connections`, keeping the runtime (and so its token, rate
+    /// limiter and breaker) of every connection that did not change.
+    fn refresh(&mut self, connections: Vec<TenantConnection>, settings: &ProvisionerConfig) {
+        let mut tenants = HashMap::new();
+        for connection in connections {
+            let fingerprint = connection.fingerprint();
+            let kept = self
+                .tenants
+                .remove(&connection.tenant_id)
+                .filter(|(known, _)| *known == fingerprint);
+            let runtime = match kept {
+                Some((_, runtime)) => runtime,
+                None => match connection.client(settings) {
+                    Ok(client) => Arc::new(TenantRuntime::new(client, connection.policy, settings)),
+                    Err(error) => {
+                        tracing::warn!(tenant = %connection.tenant_id, %error, "MaaS360 connection unusable; its work waits");
+                        continue;
+                    }
+                },
+            };
+            tenants.insert(connection.tenant_id, (fingerprint, runtime));
+        }
+        self.tenants = tenants;
+        self.loaded_at = Some(tokio::time::Instant::now());
+    }
 }
 
 impl Reconciler {
@@ -97,58 +179,12 @@ impl Reconciler {
         }
     }
 
-    fn lease_duration(&self) -> Duration {
-        Duration::from_millis(self.settings.lease_ms)
-    }
-
     /// The runtime of every tenant with a usable MaaS360 connection.
     pub(crate) async fn tenant_runtimes(&self) -> HashMap<String, Arc<TenantRuntime>> {
         let mut cache = self.runtimes.lock().await;
-        let fresh = cache
-            .loaded_at
-            .is_some_and(|at| at.elapsed() < TENANT_REFRESH);
-        if !fresh {
+        if !cache.is_fresh() {
             match connection::load_all(&self.store).await {
-                Ok(connections) => {
-                    let mut tenants = HashMap::new();
-                    for connection in connections {
-                        let fingerprint = connection.fingerprint();
-                        let reuse = cache
-                            .tenants
-                            .get(&connection.tenant_id)
-                            .filter(|(known, _)| *known == fingerprint)
-                            .map(|(_, runtime)| runtime.clone());
-                        let runtime = match reuse {
-                            Some(runtime) => runtime,
-                            None => match connection.client(&self.settings) {
-                                Ok(client) => Arc::new(TenantRuntime {
-                                    backend: Arc::new(client.clone()),
-                                    client,
-                                    limiter: RateLimiter::new(
-                                        self.settings.tenant_calls_per_second,
-                                    ),
-                                    concurrency: Arc::new(Semaphore::new(
-                                        self.settings.tenant_concurrency as usize,
-                                    )),
-                                    policy: connection.policy,
-                                    backoff_base: Duration::from_millis(
-                                        self.settings.backoff_base_ms,
-                                    ),
-                                    backoff_max: Duration::from_millis(
-                                        self.settings.backoff_max_ms,
-                                    ),
-                                }),
-                                Err(error) => {
-                                    tracing::warn!(tenant = %connection.tenant_id, %error, "MaaS360 connection unusable; its work waits");
-                                    continue;
-                                }
-                            },
-                        };
-                        tenants.insert(connection.tenant_id.clone(), (fingerprint, runtime));
-                    }
-                    cache.tenants = tenants;
-                    cache.loaded_at = Some(tokio::time::Instant::now());
-                }
+                Ok(connections) => cache.refresh(connections, &self.settings),
                 Err(error) => tracing::warn!(%error, "cannot read tenants' MaaS360 connections"),
             }
         }
@@ -163,8 +199,9 @@ impl Reconciler {
     pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()> + Send) {
         let workers = Arc::new(Semaphore::new(self.settings.workers as usize));
         let mut tasks = JoinSet::new();
-        let poll = Duration::from_millis(self.settings.poll_interval_ms);
+        let poll = self.settings.poll_interval;
         let wake = self.store.work_signal();
+        let mut prune = tokio::time::interval(AUDIT_PRUNE_INTERVAL);
         tokio::pin!(shutdown);
         tracing::info!(owner = %self.owner, workers = self.settings.workers, "reconcile workers started");
         loop {
@@ -183,6 +220,7 @@ impl Reconciler {
                 () = &mut shutdown => break,
                 () = wake.notified() => {}
                 _ = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = prune.tick() => self.prune_audit().await,
                 () = tokio::time::sleep(poll) => {}
             }
         }
@@ -197,6 +235,37 @@ impl Reconciler {
         }
     }
 
+    async fn prune_audit(&self) {
+        let retention =
+            i64::try_from(self.settings.audit_retention.as_millis()).unwrap_or(i64::MAX);
+        match queue::prune_audit(&self.store, now_ms().saturating_sub(retention)).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "audit entries past their retention pruned"),
+            Err(error) => tracing::warn!(%error, "cannot prune the audit"),
+        }
+    }
+
+    /// Starts the probe of every tenant whose breaker is open and due, and returns the
+    /// tenants whose work may be claimed now.
+    fn admit_tenants(
+        &self,
+        runtimes: &HashMap<String, Arc<TenantRuntime>>,
+        tasks: &mut JoinSet<()>,
+    ) -> Vec<String> {
+        let now = SystemTime::now();
+        let mut admitted = Vec::new();
+        for (tenant_id, runtime) in runtimes {
+            if !runtime.breaker.is_open() {
+                admitted.push(tenant_id.clone());
+            } else if runtime.breaker.start_probe(now) {
+                let (store, tenant_id, runtime) =
+                    (self.store.clone(), tenant_id.clone(), runtime.clone());
+                tasks.spawn(async move { worker::probe(&store, &tenant_id, &runtime).await });
+            }
+        }
+        admitted
+    }
+
     async fn dispatch(
         self: &Arc<Self>,
         workers: &Arc<Semaphore>,
@@ -207,15 +276,11 @@ impl Reconciler {
             return Ok(0);
         }
         let runtimes = self.tenant_runtimes().await;
-        let tenant_ids: Vec<String> = runtimes.keys().cloned().collect();
+        let tenant_ids = self.admit_tenants(&runtimes, tasks);
         let rows = queue::due(&self.store, &tenant_ids, (free * 2) as u64).await?;
         let mut claimed = 0;
         for row in rows {
-            let key = (
-                row.tenant_id.clone(),
-                row.kind.clone(),
-                row.resource_id.clone(),
-            );
+            let key = (row.tenant_id.clone(), row.kind, row.resource_id.clone());
             if self.in_flight.lock().await.contains(&key) {
                 continue;
             }
@@ -226,7 +291,7 @@ impl Reconciler {
                 break;
             };
             let Some(lease) =
-                queue::claim(&self.store, row, &self.owner, self.lease_duration()).await?
+                queue::claim(&self.store, row, &self.owner, self.settings.lease).await?
             else {
                 continue;
             };
@@ -237,10 +302,11 @@ impl Reconciler {
                 let _worker = permit;
                 let _tenant = runtime.concurrency.clone().acquire_owned().await;
                 let settings = worker::AttemptSettings {
-                    lease: this.lease_duration(),
+                    lease: this.settings.lease,
                     dependency_delay: DEPENDENCY_DELAY,
                 };
-                if let Err(error) = worker::reconcile(&this.store, &lease, &runtime, settings, this.settings.max_attempts).await {
+                if let Err(error) = worker::reconcile(&this.store, &lease, &runtime, settings).await
+                {
                     // The lease runs out and the resource is taken again.
                     tracing::warn!(%error, resource = %lease.row.resource_id, "reconcile could not record its outcome");
                 }

@@ -21,18 +21,20 @@ pub(crate) struct AuditEntry {
     pub(crate) at: i64,
 }
 
-/// A claimed resource: who holds it and which desired version it saw.
+/// A claimed resource: who holds it, since when, and which desired version it saw.
 #[derive(Debug, Clone)]
 pub(crate) struct Lease {
     pub(crate) row: sync_state::Model,
     pub(crate) owner: String,
+    /// When this attempt began (unix ms), recorded with each audit entry.
+    pub(crate) started_at: i64,
 }
 
 impl Lease {
     fn key(&self) -> Condition {
         Condition::all()
             .add(sync_state::Column::TenantId.eq(self.row.tenant_id.clone()))
-            .add(sync_state::Column::Kind.eq(self.row.kind.clone()))
+            .add(sync_state::Column::Kind.eq(self.row.kind))
             .add(sync_state::Column::ResourceId.eq(self.row.resource_id.clone()))
             .add(sync_state::Column::LeaseOwner.eq(self.owner.clone()))
     }
@@ -85,7 +87,7 @@ pub(crate) async fn claim(
         )
         .col_expr(sync_state::Column::LeaseUntil, Expr::value(until))
         .filter(sync_state::Column::TenantId.eq(row.tenant_id.clone()))
-        .filter(sync_state::Column::Kind.eq(row.kind.clone()))
+        .filter(sync_state::Column::Kind.eq(row.kind))
         .filter(sync_state::Column::ResourceId.eq(row.resource_id.clone()))
         .filter(sync_state::Column::Pending.eq(true))
         .filter(sync_state::Column::Parked.eq(false))
@@ -100,18 +102,16 @@ pub(crate) async fn claim(
     if claimed.rows_affected == 0 {
         return Ok(None);
     }
-    let fresh = sync_state::Entity::find_by_id((
-        row.tenant_id.clone(),
-        row.kind.clone(),
-        row.resource_id.clone(),
-    ))
-    .one(store.db())
-    .await?;
+    let fresh =
+        sync_state::Entity::find_by_id((row.tenant_id.clone(), row.kind, row.resource_id.clone()))
+            .one(store.db())
+            .await?;
     Ok(fresh
         .filter(|fresh| fresh.lease_owner.as_deref() == Some(owner))
         .map(|row| Lease {
             row,
             owner: owner.to_owned(),
+            started_at: now,
         }))
 }
 
@@ -120,13 +120,15 @@ fn audit_rows(lease: &Lease, entries: &[AuditEntry]) -> Vec<maas360_audit::Activ
         .iter()
         .map(|entry| maas360_audit::ActiveModel {
             tenant_id: Set(lease.row.tenant_id.clone()),
-            kind: Set(lease.row.kind.clone()),
+            kind: Set(lease.row.kind),
             resource_id: Set(lease.row.resource_id.clone()),
             action: Set(entry.action.to_owned()),
             target: Set(entry.target.clone()),
             outcome: Set(entry.outcome.to_owned()),
             detail: Set(entry.detail.clone()),
             at: Set(entry.at),
+            worker: Set(Some(lease.owner.clone())),
+            attempt_started_at: Set(Some(lease.started_at)),
             ..Default::default()
         })
         .collect()
@@ -280,10 +282,7 @@ pub(crate) async fn fail(
     let now = now_ms();
     release(store, lease, applied, audit, false, |update| {
         let update = update
-            .col_expr(
-                sync_state::Column::Attempts,
-                Expr::col(sync_state::Column::Attempts).add(1),
-            )
+            .col_expr(sync_state::Column::Attempts, Expr::value(failure.attempts))
             .col_expr(
                 sync_state::Column::LastError,
                 Expr::value(failure.reason.to_owned()),
@@ -309,4 +308,55 @@ pub(crate) struct Failure<'a> {
     pub(crate) reason: &'a str,
     pub(crate) park: bool,
     pub(crate) retry_at: i64,
+    /// Failed attempts in a row, this one included; restarts at 1 after an attempt that made
+    /// progress, so a resource that keeps advancing never backs off to the cap.
+    pub(crate) attempts: i32,
+}
+
+/// MaaS360 answers a tenant again: every resource waiting out a backoff is due now.
+pub(crate) async fn resume_tenant(store: &Store, tenant_id: &str) -> Result<u64> {
+    let write = store.write().await?;
+    let resumed = sync_state::Entity::update_many()
+        .col_expr(sync_state::Column::NextAttemptAt, Expr::value(0))
+        .filter(sync_state::Column::TenantId.eq(tenant_id))
+        .filter(sync_state::Column::Pending.eq(true))
+        .filter(sync_state::Column::Parked.eq(false))
+        .filter(sync_state::Column::NextAttemptAt.gt(now_ms()))
+        .exec(&write.txn)
+        .await?
+        .rows_affected;
+    write.commit().await?;
+    Ok(resumed)
+}
+
+/// Deletes audit entries older than `before` (unix ms), a bounded batch per transaction so a
+/// large backlog never holds SQLite's single writer for long. Returns how many went.
+pub(crate) async fn prune_audit(store: &Store, before: i64) -> Result<u64> {
+    const BATCH: u64 = 5_000;
+    let mut pruned = 0;
+    loop {
+        let ids: Vec<i64> = maas360_audit::Entity::find()
+            .select_only()
+            .column(maas360_audit::Column::Id)
+            .filter(maas360_audit::Column::At.lt(before))
+            .order_by_asc(maas360_audit::Column::Id)
+            .limit(BATCH)
+            .into_tuple()
+            .all(store.db())
+            .await?;
+        if ids.is_empty() {
+            return Ok(pruned);
+        }
+        let write = store.write().await?;
+        let deleted = maas360_audit::Entity::delete_many()
+            .filter(maas360_audit::Column::Id.is_in(ids.clone()))
+            .exec(&write.txn)
+            .await?
+            .rows_affected;
+        write.commit().await?;
+        pruned += deleted;
+        if (ids.len() as u64) < BATCH {
+            return Ok(pruned);
+        }
+    }
 }

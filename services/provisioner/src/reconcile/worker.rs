@@ -4,20 +4,25 @@
 //! Group membership lives on the user: MaaS360 adds and removes groups per
 //! user, several groups in one call, so a user's reconcile carries its
 //! memberships and a group's reconcile only creates or deletes the group.
+//!
+//! A user's attempt is a few named steps (remove, create or adopt, identity,
+//! active flag, memberships); each returns early with `?` when MaaS360 refuses
+//! or fails, and the attempt records what happened once, at its end.
 
-use std::collections::BTreeSet;
-use std::time::Duration;
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, SystemTime};
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::TenantRuntime;
 use super::backend::BackendError;
 use super::identity::{self, Identity};
 use super::queue::{self, AuditEntry, Lease};
-use crate::entity::{group, group_member, sync_state, user};
-use crate::error::Result;
-use crate::store::{Kind, Store, now_ms};
+use crate::entity::{ResourceKind, group, group_member, sync_state, user};
+use crate::error::{ProvisionerError, Result};
+use crate::store::{Store, now_ms};
 
 /// What MaaS360 last confirmed for a user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,14 +39,43 @@ pub(crate) struct AppliedGroup {
     pub(crate) name: String,
 }
 
-/// How one reconcile ended, for the caller to record.
-#[derive(Debug)]
-pub(crate) enum Outcome {
+/// How an attempt that ran to its end left the resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
     Done,
-    /// Waiting for something else to reach MaaS360 first.
+    /// Waiting for something else to reach MaaS360 first (a group the user joins).
     Deferred,
-    Failed(BackendError),
 }
+
+/// Why an attempt stopped early.
+#[derive(Debug)]
+enum Stop {
+    /// MaaS360 failed or refused a call: recorded as the attempt's outcome.
+    Backend(BackendError),
+    /// The store failed: nothing can be recorded. The lease runs out and the
+    /// resource is taken again; what MaaS360 already confirmed was saved.
+    Store(ProvisionerError),
+}
+
+impl From<BackendError> for Stop {
+    fn from(error: BackendError) -> Self {
+        Self::Backend(error)
+    }
+}
+
+impl From<ProvisionerError> for Stop {
+    fn from(error: ProvisionerError) -> Self {
+        Self::Store(error)
+    }
+}
+
+impl From<sea_orm::DbErr> for Stop {
+    fn from(error: sea_orm::DbErr) -> Self {
+        Self::Store(error.into())
+    }
+}
+
+type Step<T> = std::result::Result<T, Stop>;
 
 /// Settings of the reconcile loop that shape one attempt.
 #[derive(Debug, Clone, Copy)]
@@ -50,41 +84,114 @@ pub(crate) struct AttemptSettings {
     pub(crate) dependency_delay: Duration,
 }
 
-/// Tracks one resource's state through its calls, saving after each write.
-struct Progress<'a> {
+/// One attempt on one leased resource: every MaaS360 call goes through it (breaker, rate
+/// limit, audit), and what MaaS360 confirmed is saved after each write, so a crash or a later
+/// failure never repeats what already succeeded.
+struct Attempt<'a> {
     store: &'a Store,
     lease: &'a Lease,
+    runtime: &'a TenantRuntime,
     settings: AttemptSettings,
     maas360_id: Option<String>,
-    applied: Option<String>,
+    /// What MaaS360 confirmed, as stored.
+    applied_json: Option<String>,
     audit: Vec<AuditEntry>,
+    /// Whether any call of this attempt succeeded: a failure after progress restarts the
+    /// attempt count, so a resource that keeps advancing never backs off to the cap.
+    advanced: bool,
 }
 
-impl Progress<'_> {
-    fn record(&mut self, action: &'static str, target: &str, result: &Result<(), BackendError>) {
-        let (outcome, detail) = match result {
-            Ok(()) => ("ok", None),
-            Err(BackendError::Retryable { detail, .. }) => ("retryable", Some(detail.clone())),
-            Err(BackendError::AlreadyExists(detail)) => ("already_exists", Some(detail.clone())),
-            Err(BackendError::NotFound(detail)) => ("not_found", Some(detail.clone())),
-            Err(BackendError::Permanent(detail)) => ("permanent", Some(detail.clone())),
+impl<'a> Attempt<'a> {
+    fn new(
+        store: &'a Store,
+        lease: &'a Lease,
+        runtime: &'a TenantRuntime,
+        settings: AttemptSettings,
+    ) -> Self {
+        Self {
+            store,
+            lease,
+            runtime,
+            settings,
+            maas360_id: lease.row.maas360_id.clone(),
+            applied_json: lease.row.applied_json.clone(),
+            audit: Vec::new(),
+            advanced: false,
+        }
+    }
+
+    /// What MaaS360 last confirmed, typed. Unreadable state (written by another version, or
+    /// damaged) is reported and treated as unknown: the steps then read MaaS360 again rather
+    /// than trust a guess.
+    fn applied<T: DeserializeOwned>(&self) -> Option<T> {
+        let json = self.applied_json.as_deref()?;
+        match serde_json::from_str(json) {
+            Ok(state) => Some(state),
+            Err(error) => {
+                tracing::warn!(
+                    tenant = %self.lease.row.tenant_id, resource = %self.lease.row.resource_id,
+                    %error, "stored MaaS360 state is unreadable; reading MaaS360 again"
+                );
+                None
+            }
+        }
+    }
+
+    /// Makes one MaaS360 call: refused at once while the tenant's breaker is open, paced by
+    /// the tenant's rate limiter, fed to the breaker, and audited.
+    async fn call<T>(
+        &mut self,
+        route: &'static str,
+        target: &str,
+        call: impl std::future::Future<Output = Result<T, BackendError>>,
+    ) -> Result<T, BackendError> {
+        if let super::breaker::Gate::Open { next_probe } = self.runtime.breaker.gate() {
+            return Err(BackendError::CircuitOpen { next_probe });
+        }
+        self.runtime.limiter.acquire().await;
+        let result = call.await;
+        let tenant_id = &self.lease.row.tenant_id;
+        match &result {
+            Err(BackendError::Unavailable(detail)) => {
+                self.runtime
+                    .report_failure(self.store, tenant_id, detail)
+                    .await;
+            }
+            Err(BackendError::Throttled {
+                retry_after: Some(wait),
+                ..
+            }) => {
+                self.runtime.limiter.pause(*wait).await;
+                self.runtime.report_success(self.store, tenant_id).await;
+            }
+            _ => self.runtime.report_success(self.store, tenant_id).await,
+        }
+        let (outcome, detail) = match &result {
+            Ok(_) => {
+                self.advanced = true;
+                ("ok", None)
+            }
+            Err(error) => (error.outcome(), Some(error.to_string())),
         };
         self.audit.push(AuditEntry {
-            action,
+            action: route,
             target: target.to_owned(),
             outcome,
             detail,
             at: now_ms(),
         });
+        result
     }
 
-    async fn save(&mut self) -> Result<()> {
+    /// Records `state` as what MaaS360 now holds, at once.
+    async fn save<T: Serialize>(&mut self, state: &T) -> Result<()> {
+        self.applied_json = Some(encode(state)?);
         let audit = std::mem::take(&mut self.audit);
         queue::save_progress(
             self.store,
             self.lease,
             self.maas360_id.as_deref(),
-            self.applied.as_deref(),
+            self.applied_json.as_deref(),
             &audit,
             self.settings.lease,
         )
@@ -92,98 +199,83 @@ impl Progress<'_> {
         Ok(())
     }
 
-    async fn finish(
-        mut self,
-        outcome: Outcome,
-        runtime: &TenantRuntime,
-        max_attempts: u32,
-    ) -> Result<()> {
+    /// MaaS360 no longer holds the resource.
+    fn forget(&mut self) {
+        self.maas360_id = None;
+        self.applied_json = None;
+    }
+
+    /// Records how the attempt ended, in one transaction with its audit.
+    async fn finish(mut self, result: Step<Outcome>) -> Result<()> {
         let audit = std::mem::take(&mut self.audit);
         let applied = queue::Applied {
             maas360_id: self.maas360_id.as_deref(),
-            json: self.applied.as_deref(),
+            json: self.applied_json.as_deref(),
         };
-        match outcome {
-            Outcome::Done => queue::succeed(self.store, self.lease, applied, &audit).await,
-            Outcome::Deferred => {
-                queue::defer(
+        let error = match result {
+            Ok(Outcome::Done) => {
+                return queue::succeed(self.store, self.lease, applied, &audit).await;
+            }
+            Ok(Outcome::Deferred) => {
+                return queue::defer(
                     self.store,
                     self.lease,
                     applied,
                     self.settings.dependency_delay,
                     &audit,
                 )
-                .await
+                .await;
             }
-            Outcome::Failed(error) => {
-                let attempts = u32::try_from(self.lease.row.attempts).unwrap_or(0) + 1;
-                let (park, retry_at, reason) = match &error {
-                    BackendError::Retryable {
-                        detail,
-                        retry_after,
-                    } => {
-                        if let Some(wait) = retry_after {
-                            runtime.limiter.pause(*wait).await;
-                        }
-                        let backoff = runtime
-                            .backoff(attempts)
-                            .max(retry_after.unwrap_or_default());
-                        let at =
-                            now_ms() + i64::try_from(backoff.as_millis()).unwrap_or(i64::MAX / 2);
-                        (
-                            attempts >= max_attempts,
-                            at,
-                            format!("{detail} (attempt {attempts} of {max_attempts})"),
-                        )
-                    }
-                    other => (true, now_ms(), other.to_string()),
-                };
-                if park {
-                    tracing::warn!(
-                        tenant = %self.lease.row.tenant_id, kind = %self.lease.row.kind,
-                        resource = %self.lease.row.resource_id, %reason, "resource parked"
-                    );
-                }
-                let failure = queue::Failure {
-                    reason: &reason,
-                    park,
-                    retry_at,
-                };
-                queue::fail(self.store, self.lease, applied, failure, &audit).await
-            }
-        }
+            Err(Stop::Store(error)) => return Err(error),
+            Err(Stop::Backend(error)) => error,
+        };
+        let attempts = if self.advanced {
+            1
+        } else {
+            self.lease.row.attempts.saturating_add(1)
+        };
+        let row = &self.lease.row;
+        let failure = if error.is_transient() {
+            let wait = match &error {
+                BackendError::CircuitOpen { next_probe } => next_probe
+                    .duration_since(SystemTime::now())
+                    .unwrap_or_default(),
+                BackendError::Throttled { retry_after, .. } => self
+                    .runtime
+                    .backoff
+                    .delay(attempts.unsigned_abs())
+                    .max(retry_after.unwrap_or_default()),
+                _ => self.runtime.backoff.delay(attempts.unsigned_abs()),
+            };
+            let reason = format!("{error} (failed attempt {attempts}; retrying)");
+            tracing::debug!(tenant = %row.tenant_id, resource = %row.resource_id, %reason, ?wait, "retrying later");
+            (reason, false, now_ms() + duration_ms(wait))
+        } else {
+            let reason = error.to_string();
+            tracing::warn!(
+                tenant = %row.tenant_id, kind = ?row.kind, resource = %row.resource_id, %reason,
+                "resource parked"
+            );
+            (reason, true, now_ms())
+        };
+        let failure = queue::Failure {
+            reason: &failure.0,
+            park: failure.1,
+            retry_at: failure.2,
+            attempts,
+        };
+        queue::fail(self.store, self.lease, applied, failure, &audit).await
     }
 }
 
-/// After a delete: MaaS360 no longer holds the resource (a 404 means it was
-/// already gone), so nothing is applied any more.
-fn forget_if_gone(progress: &mut Progress<'_>, deleted: Result<(), BackendError>) -> Outcome {
-    match deleted {
-        Ok(()) | Err(BackendError::NotFound(_)) => {
-            progress.maas360_id = None;
-            progress.applied = None;
-            Outcome::Done
-        }
-        Err(error) => Outcome::Failed(error),
-    }
+fn encode<T: Serialize>(state: &T) -> Result<String> {
+    serde_json::to_string(state).map_err(|error| {
+        ProvisionerError::Database(format!("cannot encode MaaS360 state: {error}"))
+    })
 }
 
-/// Runs one call through the tenant's rate limiter and records it.
-async fn call<T>(
-    runtime: &TenantRuntime,
-    progress: &mut Progress<'_>,
-    action: &'static str,
-    target: &str,
-    future: impl std::future::Future<Output = Result<T, BackendError>>,
-) -> Result<T, BackendError> {
-    runtime.limiter.acquire().await;
-    let result = future.await;
-    progress.record(
-        action,
-        target,
-        &result.as_ref().map(|_| ()).map_err(Clone::clone),
-    );
-    result
+fn duration_ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
 pub(crate) async fn reconcile(
@@ -191,269 +283,261 @@ pub(crate) async fn reconcile(
     lease: &Lease,
     runtime: &TenantRuntime,
     settings: AttemptSettings,
-    max_attempts: u32,
 ) -> Result<()> {
-    let mut progress = Progress {
-        store,
-        lease,
-        settings,
-        maas360_id: lease.row.maas360_id.clone(),
-        applied: lease.row.applied_json.clone(),
-        audit: Vec::new(),
+    let mut attempt = Attempt::new(store, lease, runtime, settings);
+    let result = match lease.row.kind {
+        ResourceKind::User => reconcile_user(&mut attempt).await,
+        ResourceKind::Group => reconcile_group(&mut attempt).await,
     };
-    let outcome = if lease.row.kind == Kind::User.as_str() {
-        reconcile_user(store, lease, runtime, &mut progress).await?
-    } else {
-        reconcile_group(store, lease, runtime, &mut progress).await?
-    };
-    progress.finish(outcome, runtime, max_attempts).await
+    attempt.finish(result).await
 }
 
-async fn reconcile_user(
-    store: &Store,
-    lease: &Lease,
-    runtime: &TenantRuntime,
-    progress: &mut Progress<'_>,
-) -> Result<Outcome> {
-    let backend = runtime.backend.as_ref();
-    let tenant_id = &lease.row.tenant_id;
-    let user_id = &lease.row.resource_id;
-    let desired = user::Entity::find_by_id((tenant_id.clone(), user_id.clone()))
-        .one(store.db())
-        .await?;
-    let mut applied: Option<AppliedUser> = progress
-        .applied
-        .as_deref()
-        .and_then(|json| serde_json::from_str(json).ok());
+// ---------------------------------------------------------------------------
+// Users
+// ---------------------------------------------------------------------------
 
+async fn reconcile_user(attempt: &mut Attempt<'_>) -> Step<Outcome> {
+    let row = &attempt.lease.row;
+    let desired = user::Entity::find_by_id((row.tenant_id.clone(), row.resource_id.clone()))
+        .one(attempt.store.db())
+        .await?;
     let Some(desired) = desired else {
-        // Deleted in Entra: delete (or only deactivate) per tenant policy.
-        let Some(id) = progress.maas360_id.clone() else {
-            return Ok(Outcome::Done);
-        };
-        let target = applied.as_ref().map_or_else(
-            || id.clone(),
-            |a| format!("{}@{}", a.identity.user_name, a.identity.domain),
-        );
-        if runtime.policy.delete_on_delete {
-            let deleted = call(
-                runtime,
-                progress,
-                "delete_user",
-                &target,
-                backend.delete_user(&id),
-            )
-            .await;
-            return Ok(forget_if_gone(progress, deleted));
-        }
-        if applied.as_ref().is_some_and(|a| a.active)
-            && let Err(error) = call(
-                runtime,
-                progress,
-                "deactivate_user",
-                &target,
-                backend.deactivate_user(&id),
-            )
-            .await
-        {
-            return Ok(Outcome::Failed(error));
-        }
-        progress.maas360_id = None;
-        progress.applied = None;
+        remove_user(attempt).await?;
         return Ok(Outcome::Done);
     };
-
-    let identity = match identity::derive(
+    let identity = identity::derive(
         &desired.user_name,
         desired.email.as_deref(),
         desired.display_name.as_deref(),
         desired.given_name.as_deref(),
         desired.family_name.as_deref(),
-        runtime.policy.username_mapping,
-    ) {
-        Ok(identity) => identity,
-        Err(error) => return Ok(Outcome::Failed(BackendError::Permanent(error.0))),
-    };
+        attempt.runtime.policy.username_mapping,
+    )
+    .map_err(|error| BackendError::Permanent(error.0))?;
     let target = format!("{}@{}", identity.user_name, identity.domain);
-
-    // Create or adopt: a user MaaS360 already has under this username and
-    // domain is linked, never duplicated (also after a lost response).
-    let id = match progress.maas360_id.clone() {
-        Some(id) => id,
-        None => {
-            // Add first: the common case costs one call. A user MaaS360
-            // already has (made by hand, or by us before a lost response)
-            // answers "already exists" and is adopted instead.
-            let added = call(
-                runtime,
-                progress,
-                "add_user",
-                &target,
-                backend.add_user(&identity),
-            )
-            .await;
-            let (id, state) = match added {
-                Ok(id) => (
-                    id,
-                    AppliedUser {
-                        identity: identity.clone(),
-                        active: true,
-                        groups: BTreeSet::new(),
-                    },
-                ),
-                Err(BackendError::AlreadyExists(_)) => {
-                    let found = call(
-                        runtime,
-                        progress,
-                        "find_user",
-                        &target,
-                        backend.find_user(&identity.user_name, &identity.domain),
-                    )
-                    .await;
-                    match found {
-                        Ok(Some(remote)) => (
-                            remote.id.clone(),
-                            AppliedUser {
-                                identity: remote.identity,
-                                active: remote.active,
-                                groups: BTreeSet::new(),
-                            },
-                        ),
-                        Ok(None) => {
-                            return Ok(Outcome::Failed(BackendError::Retryable {
-                                detail: format!(
-                                    "MaaS360 says {target} exists but does not find it"
-                                ),
-                                retry_after: None,
-                            }));
-                        }
-                        Err(error) => return Ok(Outcome::Failed(error)),
-                    }
-                }
-                Err(error) => return Ok(Outcome::Failed(error)),
-            };
-            progress.maas360_id = Some(id.clone());
-            applied = Some(state);
-            progress.applied = applied.as_ref().and_then(|a| serde_json::to_string(a).ok());
-            progress.save().await?;
-            id
-        }
-    };
-    let mut state = applied.unwrap_or(AppliedUser {
-        identity: identity.clone(),
-        active: true,
-        groups: BTreeSet::new(),
-    });
-
-    if state.identity != identity {
-        let result = call(
-            runtime,
-            progress,
-            "edit_user",
-            &target,
-            backend.edit_user(&id, &state.identity, &identity),
-        )
-        .await;
-        match result {
-            Ok(()) => {
-                state.identity = identity.clone();
-                save_user(progress, &state).await?;
-            }
-            Err(error) => return Ok(Outcome::Failed(error)),
-        }
-    }
-
+    let (id, mut state) = create_or_adopt_user(attempt, &identity, &target).await?;
+    sync_identity(attempt, &id, &mut state, &identity, &target).await?;
     // With deactivation off, an inactive Entra user stays active in MaaS360.
-    let want_active = desired.active || !runtime.policy.deactivate_on_disable;
-    if want_active != state.active {
-        let result = if want_active {
-            call(
-                runtime,
-                progress,
-                "reactivate_user",
-                &target,
-                backend.reactivate_user(&id),
-            )
-            .await
-        } else {
-            call(
-                runtime,
-                progress,
-                "deactivate_user",
-                &target,
-                backend.deactivate_user(&id),
-            )
-            .await
-        };
-        match result {
-            Ok(()) => {
-                state.active = want_active;
-                save_user(progress, &state).await?;
-            }
-            Err(error) => return Ok(Outcome::Failed(error)),
-        }
-    }
+    let want_active = desired.active || !attempt.runtime.policy.deactivate_on_disable;
+    sync_active(attempt, &id, &mut state, want_active, &target).await?;
+    sync_memberships(attempt, &id, &mut state, &target).await
+}
 
-    // Memberships.
-    let desired_groups: BTreeSet<String> = group_member::Entity::find()
+/// Entra deleted the user: delete it in MaaS360, or only deactivate it, per tenant policy.
+async fn remove_user(attempt: &mut Attempt<'_>) -> Step<()> {
+    let Some(id) = attempt.maas360_id.clone() else {
+        return Ok(());
+    };
+    let applied: Option<AppliedUser> = attempt.applied();
+    let target = applied.as_ref().map_or_else(
+        || id.clone(),
+        |state| format!("{}@{}", state.identity.user_name, state.identity.domain),
+    );
+    let backend = attempt.runtime.backend.clone();
+    if attempt.runtime.policy.delete_on_delete {
+        match attempt
+            .call("delete_user", &target, backend.delete_user(&id))
+            .await
+        {
+            // A 404 means it was already gone.
+            Ok(()) | Err(BackendError::NotFound(_)) => {}
+            Err(error) => return Err(error.into()),
+        }
+    } else if applied.as_ref().is_none_or(|state| state.active) {
+        attempt
+            .call("deactivate_user", &target, backend.deactivate_user(&id))
+            .await?;
+    }
+    attempt.forget();
+    Ok(())
+}
+
+/// The user's MaaS360 id and what MaaS360 holds of it, creating the user when MaaS360 has no
+/// such user: a user MaaS360 already has under this username and domain (made by hand, or by
+/// us before a lost response) is adopted, never duplicated.
+async fn create_or_adopt_user(
+    attempt: &mut Attempt<'_>,
+    identity: &Identity,
+    target: &str,
+) -> Step<(String, AppliedUser)> {
+    let applied: Option<AppliedUser> = attempt.applied();
+    if let (Some(id), Some(state)) = (attempt.maas360_id.clone(), applied) {
+        return Ok((id, state));
+    }
+    if attempt.maas360_id.is_some() {
+        // Linked before, but what MaaS360 holds is unknown: read it.
+        if let Some(adopted) = find_and_adopt(attempt, identity, target).await? {
+            return Ok(adopted);
+        }
+        attempt.forget();
+    }
+    // Add first: the common case costs one call.
+    let backend = attempt.runtime.backend.clone();
+    match attempt
+        .call("add_user", target, backend.add_user(identity))
+        .await
+    {
+        Ok(id) => {
+            let state = AppliedUser {
+                identity: identity.clone(),
+                active: true,
+                groups: BTreeSet::new(),
+            };
+            attempt.maas360_id = Some(id.clone());
+            attempt.save(&state).await?;
+            Ok((id, state))
+        }
+        Err(BackendError::AlreadyExists(_)) => find_and_adopt(attempt, identity, target)
+            .await?
+            .ok_or_else(|| {
+                BackendError::Unavailable(format!(
+                    "MaaS360 says {target} exists but does not find it"
+                ))
+                .into()
+            }),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Links the user MaaS360 holds under this username and domain, if any.
+async fn find_and_adopt(
+    attempt: &mut Attempt<'_>,
+    identity: &Identity,
+    target: &str,
+) -> Step<Option<(String, AppliedUser)>> {
+    let backend = attempt.runtime.backend.clone();
+    let found = attempt
+        .call(
+            "find_user",
+            target,
+            backend.find_user(&identity.user_name, &identity.domain),
+        )
+        .await?;
+    let Some(remote) = found else {
+        return Ok(None);
+    };
+    let state = AppliedUser {
+        identity: remote.identity,
+        active: remote.active,
+        groups: BTreeSet::new(),
+    };
+    attempt.maas360_id = Some(remote.id.clone());
+    attempt.save(&state).await?;
+    Ok(Some((remote.id, state)))
+}
+
+/// Username, domain, email and full name.
+async fn sync_identity(
+    attempt: &mut Attempt<'_>,
+    id: &str,
+    state: &mut AppliedUser,
+    identity: &Identity,
+    target: &str,
+) -> Step<()> {
+    if state.identity == *identity {
+        return Ok(());
+    }
+    let backend = attempt.runtime.backend.clone();
+    attempt
+        .call(
+            "edit_user",
+            target,
+            backend.edit_user(id, &state.identity, identity),
+        )
+        .await?;
+    state.identity = identity.clone();
+    attempt.save(state).await?;
+    Ok(())
+}
+
+async fn sync_active(
+    attempt: &mut Attempt<'_>,
+    id: &str,
+    state: &mut AppliedUser,
+    want_active: bool,
+    target: &str,
+) -> Step<()> {
+    if state.active == want_active {
+        return Ok(());
+    }
+    let backend = attempt.runtime.backend.clone();
+    if want_active {
+        attempt
+            .call("reactivate_user", target, backend.reactivate_user(id))
+            .await?;
+    } else {
+        attempt
+            .call("deactivate_user", target, backend.deactivate_user(id))
+            .await?;
+    }
+    state.active = want_active;
+    attempt.save(state).await?;
+    Ok(())
+}
+
+/// Adds the user to the groups it joined and removes it from those it left, one call each
+/// way. A group MaaS360 does not have yet defers the user rather than failing it.
+async fn sync_memberships(
+    attempt: &mut Attempt<'_>,
+    id: &str,
+    state: &mut AppliedUser,
+    target: &str,
+) -> Step<Outcome> {
+    let row = &attempt.lease.row;
+    let desired: BTreeSet<String> = group_member::Entity::find()
         .select_only()
         .column(group_member::Column::GroupId)
-        .filter(group_member::Column::TenantId.eq(tenant_id.clone()))
-        .filter(group_member::Column::UserId.eq(user_id.clone()))
+        .filter(group_member::Column::TenantId.eq(row.tenant_id.clone()))
+        .filter(group_member::Column::UserId.eq(row.resource_id.clone()))
         .into_tuple::<String>()
-        .all(store.db())
+        .all(attempt.store.db())
         .await?
         .into_iter()
         .collect();
-    let involved: Vec<String> = desired_groups.union(&state.groups).cloned().collect();
-    let group_ids = group_maas360_ids(store, tenant_id, &involved).await?;
+    let involved: Vec<String> = desired.union(&state.groups).cloned().collect();
+    let maas360_ids = group_maas360_ids(attempt.store, &row.tenant_id, &involved).await?;
+    let backend = attempt.runtime.backend.clone();
 
-    let mut waiting = false;
-    let mut to_add = Vec::new();
-    let mut added = Vec::new();
-    for group in desired_groups.difference(&state.groups) {
-        match group_ids.get(group) {
-            Some(maas360_id) => {
-                to_add.push(maas360_id.clone());
-                added.push(group.clone());
-            }
-            None => waiting = true,
-        }
-    }
+    let joining: Vec<&String> = desired.difference(&state.groups).collect();
+    let waiting = joining
+        .iter()
+        .any(|group| !maas360_ids.contains_key(*group));
+    let (joinable, to_add): (Vec<String>, Vec<String>) = joining
+        .iter()
+        .filter_map(|group| {
+            maas360_ids
+                .get(*group)
+                .map(|maas360_id| ((*group).clone(), maas360_id.clone()))
+        })
+        .unzip();
     if !to_add.is_empty() {
-        match call(
-            runtime,
-            progress,
-            "add_user_to_groups",
-            &target,
-            backend.add_user_to_groups(&id, &to_add),
-        )
-        .await
-        {
-            Ok(()) => {
-                state.groups.extend(added);
-                save_user(progress, &state).await?;
-            }
-            Err(error) => return Ok(Outcome::Failed(error)),
-        }
+        attempt
+            .call(
+                "add_user_to_groups",
+                target,
+                backend.add_user_to_groups(id, &to_add),
+            )
+            .await?;
+        state.groups.extend(joinable);
+        attempt.save(state).await?;
     }
-    let leaving: Vec<String> = state.groups.difference(&desired_groups).cloned().collect();
+
+    let leaving: Vec<String> = state.groups.difference(&desired).cloned().collect();
     let to_remove: Vec<String> = leaving
         .iter()
-        .filter_map(|group| group_ids.get(group).cloned())
+        .filter_map(|group| maas360_ids.get(group).cloned())
         .collect();
     if !to_remove.is_empty() {
-        match call(
-            runtime,
-            progress,
-            "remove_user_from_groups",
-            &target,
-            backend.remove_user_from_groups(&id, &to_remove),
-        )
-        .await
+        match attempt
+            .call(
+                "remove_user_from_groups",
+                target,
+                backend.remove_user_from_groups(id, &to_remove),
+            )
+            .await
         {
             Ok(()) | Err(BackendError::NotFound(_)) => {}
-            Err(error) => return Ok(Outcome::Failed(error)),
+            Err(error) => return Err(error.into()),
         }
     }
     if !leaving.is_empty() {
@@ -461,7 +545,7 @@ async fn reconcile_user(
         for group in &leaving {
             state.groups.remove(group);
         }
-        save_user(progress, &state).await?;
+        attempt.save(state).await?;
     }
     Ok(if waiting {
         Outcome::Deferred
@@ -470,25 +554,20 @@ async fn reconcile_user(
     })
 }
 
-async fn save_user(progress: &mut Progress<'_>, state: &AppliedUser) -> Result<()> {
-    progress.applied = serde_json::to_string(state).ok();
-    progress.save().await
-}
-
 /// MaaS360 ids of the given dirsync groups, for those MaaS360 has.
 async fn group_maas360_ids(
     store: &Store,
     tenant_id: &str,
     groups: &[String],
-) -> Result<std::collections::HashMap<String, String>> {
-    let mut ids = std::collections::HashMap::new();
+) -> Result<HashMap<String, String>> {
+    let mut ids = HashMap::new();
     for chunk in groups.chunks(500) {
         let rows: Vec<(String, Option<String>)> = sync_state::Entity::find()
             .select_only()
             .column(sync_state::Column::ResourceId)
             .column(sync_state::Column::Maas360Id)
             .filter(sync_state::Column::TenantId.eq(tenant_id))
-            .filter(sync_state::Column::Kind.eq(Kind::Group.as_str()))
+            .filter(sync_state::Column::Kind.eq(ResourceKind::Group))
             .filter(sync_state::Column::ResourceId.is_in(chunk.to_vec()))
             .into_tuple()
             .all(store.db())
@@ -501,102 +580,111 @@ async fn group_maas360_ids(
     Ok(ids)
 }
 
-async fn reconcile_group(
-    store: &Store,
-    lease: &Lease,
-    runtime: &TenantRuntime,
-    progress: &mut Progress<'_>,
-) -> Result<Outcome> {
-    let backend = runtime.backend.as_ref();
-    let desired =
-        group::Entity::find_by_id((lease.row.tenant_id.clone(), lease.row.resource_id.clone()))
-            .one(store.db())
-            .await?;
-    let applied: Option<AppliedGroup> = progress
-        .applied
-        .as_deref()
-        .and_then(|json| serde_json::from_str(json).ok());
+// ---------------------------------------------------------------------------
+// Groups
+// ---------------------------------------------------------------------------
 
+async fn reconcile_group(attempt: &mut Attempt<'_>) -> Step<Outcome> {
+    let row = &attempt.lease.row;
+    let desired = group::Entity::find_by_id((row.tenant_id.clone(), row.resource_id.clone()))
+        .one(attempt.store.db())
+        .await?;
+    let applied: Option<AppliedGroup> = attempt.applied();
     let Some(desired) = desired else {
-        let Some(id) = progress.maas360_id.clone() else {
-            return Ok(Outcome::Done);
-        };
-        let name = applied.map_or_else(|| id.clone(), |a| a.name);
-        let deleted = call(
-            runtime,
-            progress,
-            "delete_group",
-            &name,
-            backend.delete_group(&id),
-        )
-        .await;
-        return Ok(forget_if_gone(progress, deleted));
-    };
-
-    let name = desired.display_name;
-    if progress.maas360_id.is_none() {
-        // Create or adopt by name (Option 2: an Entra group becomes a
-        // MaaS360 user group of the same name).
-        let id = match call(
-            runtime,
-            progress,
-            "create_group",
-            &name,
-            backend.create_group(&name),
-        )
-        .await
-        {
-            Ok(id) => id,
-            Err(BackendError::AlreadyExists(_)) => match call(
-                runtime,
-                progress,
-                "find_group",
-                &name,
-                backend.find_group(&name),
-            )
-            .await
-            {
-                Ok(Some(id)) => id,
-                Ok(None) => {
-                    return Ok(Outcome::Failed(BackendError::Retryable {
-                        detail: format!("MaaS360 says group {name:?} exists but does not list it"),
-                        retry_after: None,
-                    }));
-                }
-                Err(error) => return Ok(Outcome::Failed(error)),
-            },
-            Err(error) => return Ok(Outcome::Failed(error)),
-        };
-        progress.maas360_id = Some(id);
-        progress.applied = serde_json::to_string(&AppliedGroup { name: name.clone() }).ok();
+        remove_group(attempt, applied).await?;
         return Ok(Outcome::Done);
-    }
-    if applied.as_ref().is_some_and(|a| a.name != name) {
-        let old = applied.map(|a| a.name).unwrap_or_default();
-        // Renamed in the portal since (the operator's fix, then a retry)?
-        match call(
-            runtime,
-            progress,
-            "find_group",
-            &name,
-            backend.find_group(&name),
-        )
-        .await
-        {
-            Ok(Some(found)) if Some(&found) == progress.maas360_id.as_ref() => {
-                progress.applied = serde_json::to_string(&AppliedGroup { name }).ok();
-                return Ok(Outcome::Done);
-            }
-            Ok(_) => {}
-            Err(error) => return Ok(Outcome::Failed(error)),
+    };
+    let name = desired.display_name;
+    match (attempt.maas360_id.clone(), applied) {
+        (None, _) => create_or_adopt_group(attempt, &name).await?,
+        (Some(id), Some(applied)) if applied.name != name => {
+            follow_rename(attempt, &id, &applied.name, &name).await?;
         }
-        // MaaS360's web services cannot rename a user group, and deleting
-        // and recreating it would drop the app and policy distributions
-        // attached to it: an operator renames it in the portal.
-        return Ok(Outcome::Failed(BackendError::Permanent(format!(
-            "Entra renamed the group {old:?} to {name:?}; MaaS360's API cannot rename user groups. \
-             Rename it in the MaaS360 portal, then retry this resource"
-        ))));
+        (Some(_), Some(_)) => {}
+        // Linked, but the name MaaS360 holds was unreadable: it was created under the name
+        // Entra gave, and a rename since would have been recorded.
+        (Some(_), None) => attempt.save(&AppliedGroup { name }).await?,
     }
     Ok(Outcome::Done)
+}
+
+async fn remove_group(attempt: &mut Attempt<'_>, applied: Option<AppliedGroup>) -> Step<()> {
+    let Some(id) = attempt.maas360_id.clone() else {
+        return Ok(());
+    };
+    let name = applied.map_or_else(|| id.clone(), |applied| applied.name);
+    let backend = attempt.runtime.backend.clone();
+    match attempt
+        .call("delete_group", &name, backend.delete_group(&id))
+        .await
+    {
+        // A 404 means it was already gone.
+        Ok(()) | Err(BackendError::NotFound(_)) => {}
+        Err(error) => return Err(error.into()),
+    }
+    attempt.forget();
+    Ok(())
+}
+
+/// Option 2: an Entra group becomes a MaaS360 user group of the same name; one MaaS360 already
+/// has (or got before a lost response) is adopted.
+async fn create_or_adopt_group(attempt: &mut Attempt<'_>, name: &str) -> Step<()> {
+    let backend = attempt.runtime.backend.clone();
+    let id = match attempt
+        .call("create_group", name, backend.create_group(name))
+        .await
+    {
+        Ok(id) => id,
+        Err(BackendError::AlreadyExists(_)) => attempt
+            .call("find_group", name, backend.find_group(name))
+            .await?
+            .ok_or_else(|| {
+                BackendError::Unavailable(format!(
+                    "MaaS360 says group {name:?} exists but does not list it"
+                ))
+            })?,
+        Err(error) => return Err(error.into()),
+    };
+    attempt.maas360_id = Some(id);
+    attempt
+        .save(&AppliedGroup {
+            name: name.to_owned(),
+        })
+        .await?;
+    Ok(())
+}
+
+/// MaaS360's web services cannot rename a user group, and deleting and recreating it would
+/// drop the app and policy distributions attached to it: an operator renames it in the portal,
+/// and a retry afterwards finds it under its new name.
+async fn follow_rename(attempt: &mut Attempt<'_>, id: &str, old: &str, name: &str) -> Step<()> {
+    let backend = attempt.runtime.backend.clone();
+    let found = attempt
+        .call("find_group", name, backend.find_group(name))
+        .await?;
+    if found.as_deref() == Some(id) {
+        attempt
+            .save(&AppliedGroup {
+                name: name.to_owned(),
+            })
+            .await?;
+        return Ok(());
+    }
+    Err(BackendError::Permanent(format!(
+        "Entra renamed the group {old:?} to {name:?}; MaaS360's API cannot rename user groups. \
+         Rename it in the MaaS360 portal, then retry this resource"
+    ))
+    .into())
+}
+
+/// The probe of an open breaker: one cheap read.
+pub(crate) async fn probe(store: &Store, tenant_id: &str, runtime: &TenantRuntime) {
+    runtime.limiter.acquire().await;
+    match runtime.backend.probe().await {
+        Err(BackendError::Unavailable(detail)) => {
+            tracing::info!(tenant = %tenant_id, %detail, "MaaS360 still unreachable");
+            runtime.report_failure(store, tenant_id, &detail).await;
+        }
+        _ => runtime.report_success(store, tenant_id).await,
+    }
 }

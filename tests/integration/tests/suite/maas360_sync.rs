@@ -259,61 +259,105 @@ async fn stopping_the_provisioner_mid_queue_and_restarting_converges() {
 }
 
 #[tokio::test]
-async fn failing_resources_are_parked_visible_and_retried_after_the_fault_clears() {
+async fn an_outage_parks_nothing_and_work_resumes_by_itself_when_maas360_answers() {
+    // Backoff may grow to the production cap: what brings the work back at once is the
+    // breaker closing, not a short backoff.
     let sync = SyncStack::start_with(Faults::default(), |config| {
-        config.provisioner.max_attempts = 3;
+        config.provisioner.backoff_base = Duration::from_millis(200);
+        config.provisioner.backoff_max = Duration::from_secs(15 * 60);
+        config.provisioner.breaker_failure_threshold = 3;
+        config.provisioner.breaker_cooldown = Duration::from_millis(500);
     })
     .await;
+    let outage = Duration::from_secs(4);
     sync.emulator.set_faults(Faults {
         outage: Some(Outage {
             starts_after: Duration::ZERO,
-            lasts: Duration::from_secs(3600),
+            lasts: outage,
         }),
         ..Faults::default()
     });
-    for index in 0..3 {
+    let started = std::time::Instant::now();
+    for index in 0..5 {
         create_user(&sync.scim, index).await;
     }
-    let status = sync.wait_settled(SETTLE).await;
-    assert_eq!(status.parked, 3, "{status:?}");
     let mut work = pb::work_service_client::WorkServiceClient::new(sync.stack.grpc.channel().await);
-    let parked = work
-        .list_parked(pb::ListParkedRequest {
-            tenant_id: sync.tenant_id.clone(),
-            page: None,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(parked.resources.len(), 3);
-    for resource in &parked.resources {
-        assert_eq!(resource.attempts, 3);
+
+    // During the outage: the tenant shows as unreachable with its next probe, nothing parks.
+    let unreachable = loop {
+        let status = sync.work_status().await;
+        let health = status.maas360_health.clone().unwrap_or_default();
+        if health.reachability == pb::Maas360Reachability::Unreachable as i32 {
+            break status;
+        }
         assert!(
-            resource.reason.contains("503"),
-            "the reason says why: {}",
-            resource.reason
+            started.elapsed() < outage,
+            "the breaker did not open during the outage: {status:?}"
         );
-        assert!(
-            resource.display.ends_with("@contoso.example"),
-            "{}",
-            resource.display
-        );
-    }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let health = unreachable.maas360_health.clone().unwrap_or_default();
+    assert!(health.unreachable_since.is_some(), "{health:?}");
+    assert!(health.next_probe_at.is_some(), "{health:?}");
+    assert!(
+        health.last_error.contains("503"),
+        "the last error says why: {health:?}"
+    );
+    assert_eq!(
+        unreachable.parked, 0,
+        "a transient failure parks nothing: {unreachable:?}"
+    );
     assert!(sync.emulator.state().users.is_empty());
 
-    // The fault clears; an operator retries.
-    sync.emulator.set_faults(Faults::default());
-    let retried = work
-        .retry_parked(pb::RetryParkedRequest {
-            tenant_id: sync.tenant_id.clone(),
-            resource_ids: Vec::new(),
+    // The outage ends by itself; nobody types a command.
+    sync.wait_converged(SETTLE).await;
+    assert!(
+        started.elapsed() < outage + Duration::from_secs(20),
+        "the work resumed when MaaS360 answered, not after its backoff: {:?}",
+        started.elapsed()
+    );
+    assert_mirrors(&sync).await;
+    let status = sync.work_status().await;
+    let health = status.maas360_health.unwrap_or_default();
+    assert_eq!(
+        health.reachability,
+        pb::Maas360Reachability::Reachable as i32,
+        "{health:?}"
+    );
+    assert!(health.unreachable_since.is_none());
+    assert!(
+        health.last_error.contains("503"),
+        "the last error stays visible: {health:?}"
+    );
+
+    // The audit tells the story: refused calls while MaaS360 was down, then the creates.
+    let audit = work
+        .list_audit_entries(pb::ListAuditEntriesRequest {
+            tenant: "synced".to_owned(),
+            page_size: 1000,
+            ..Default::default()
         })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(retried.requeued, 3);
-    sync.wait_converged(SETTLE).await;
-    assert_mirrors(&sync).await;
+    let failed = audit
+        .entries
+        .iter()
+        .filter(|entry| entry.outcome == "retryable")
+        .count();
+    let created = audit
+        .entries
+        .iter()
+        .filter(|entry| entry.route == "add_user" && entry.outcome == "ok")
+        .count();
+    assert!(failed >= 3, "{:?}", audit.entries);
+    assert_eq!(created, 5, "{:?}", audit.entries);
+    assert!(
+        audit
+            .entries
+            .iter()
+            .all(|entry| !entry.worker.is_empty() && entry.attempt_started_at.is_some())
+    );
     sync.stop().await;
 }
 
