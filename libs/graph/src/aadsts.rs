@@ -87,8 +87,10 @@ fn part_of_code(code: u64, kind: CredentialKind) -> Option<AuthPart> {
         // Not in the reference: the certificate is not registered / the signature does not
         // verify (700027); the assertion is outside its validity window (700024).
         700027 | 700024 => AuthPart::Certificate,
-        // 7000218 (not in the reference): neither client_secret nor client_assertion sent.
-        7000218 => credential_part(kind),
+        // Not in the reference: neither client_secret nor client_assertion sent (7000218);
+        // the assertion names another client (700021) or is malformed or has wrong claims
+        // (50027).
+        7000218 | 700021 | 50027 => credential_part(kind),
         // §1.3 (invalid scope) and §1.1 (client credentials need a `/.default` scope).
         70011 | 1002012 => AuthPart::Scope,
         // Not in the reference: admin consent missing.
