@@ -76,13 +76,14 @@ fn code_in_description(description: &str) -> Option<u64> {
 /// seen to return for the same parts and that the reference does not list.
 fn part_of_code(code: u64, kind: CredentialKind) -> Option<AuthPart> {
     Some(match code {
-        // §1.3: tenant not found. 900023 (not in the reference): the tenant id is neither a
-        // GUID nor a domain name.
+        // graph-api.md §1.3: tenant not found. 900023 (not in the reference): the tenant id is
+        // neither a GUID nor a domain name.
         90002 | 900023 => AuthPart::Tenant,
-        // §1.3: application not found in the tenant. 7000112 (not in the reference): the
-        // application is disabled.
+        // graph-api.md §1.3: application not found in the tenant. 7000112 (not in the reference):
+        // the application is disabled.
         700016 | 7000112 => AuthPart::Application,
-        // §1.3: invalid client secret. 7000222 (not in the reference): the secret expired.
+        // graph-api.md §1.3: invalid client secret. 7000222 (not in the reference): the secret
+        // expired.
         7000215 | 7000222 => AuthPart::ClientSecret,
         // Not in the reference: the certificate is not registered / the signature does not
         // verify (700027); the assertion is outside its validity window (700024).
@@ -91,7 +92,8 @@ fn part_of_code(code: u64, kind: CredentialKind) -> Option<AuthPart> {
         // the assertion names another client (700021) or is malformed or has wrong claims
         // (50027).
         7000218 | 700021 | 50027 => credential_part(kind),
-        // §1.3 (invalid scope) and §1.1 (client credentials need a `/.default` scope).
+        // graph-api.md §1.3 (invalid scope) and graph-api.md §1.1 (client credentials need a
+        // `/.default` scope).
         70011 | 1002012 => AuthPart::Scope,
         // Not in the reference: admin consent missing.
         65001 => AuthPart::Permission,

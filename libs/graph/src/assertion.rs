@@ -13,10 +13,10 @@ use crate::Secret;
 use crate::credentials::Certificate;
 use crate::error::GraphError;
 
-/// `client_assertion_type` for a JWT bearer assertion (RFC 7523, §1.2).
+/// `client_assertion_type` for a JWT bearer assertion (RFC 7523; graph-api.md §1.2).
 pub(crate) const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// How long an assertion is valid: §1.2 says about 5–10 minutes after `nbf`.
+/// How long an assertion is valid: graph-api.md §1.2 says about 5–10 minutes after `nbf`.
 const ASSERTION_LIFETIME: Duration = Duration::from_secs(10 * 60);
 
 /// A signed assertion for one token request: `aud` is the token endpoint, `iss` = `sub` =

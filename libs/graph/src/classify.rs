@@ -36,15 +36,16 @@ pub(crate) fn graph_error(route: &str, reply: &Reply) -> GraphError {
             message,
         },
         // `Authorization_RequestDenied`: the app lacks a permission or its admin consent
-        // (§2.6, §8). Graph uses other codes for 403 elsewhere; all mean the same to a reader.
+        // (graph-api.md §2.6, §8). Graph uses other codes for 403 elsewhere; all mean the same to a
+        // reader.
         403 => GraphError::Auth {
             part: AuthPart::Permission,
             code,
             message,
         },
         404 => GraphError::NotFound { code, message },
-        // §3.6: 410 Gone means "restart with a full sync", whatever the code; so do the
-        // resync codes under any 4xx.
+        // graph-api.md §3.6: 410 Gone means "restart with a full sync", whatever the code; so do
+        // the resync codes under any 4xx.
         410 => GraphError::DeltaExpired {
             status,
             code,
@@ -57,7 +58,7 @@ pub(crate) fn graph_error(route: &str, reply: &Reply) -> GraphError {
             message,
             location: reply.location.clone(),
         },
-        // §4.4: key on the status and Retry-After, never on the body code.
+        // graph-api.md §4.2: key on the status and Retry-After, never on the body code.
         429 => GraphError::Throttled {
             retry_after: reply.retry_after,
             detail: format!("{message} ({code})"),

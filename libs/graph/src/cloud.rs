@@ -48,7 +48,8 @@ impl Cloud {
 /// The URLs a client derives once from its cloud and tenant.
 #[derive(Clone, Debug)]
 pub(crate) struct Endpoints {
-    /// `{login}/{tenant}/oauth2/v2.0/token`; also the `aud` of a client assertion (§1.2).
+    /// `{login}/{tenant}/oauth2/v2.0/token`; also the `aud` of a client assertion (graph-api.md
+    /// §1.2).
     pub(crate) token: Url,
     /// `{graph}/v1.0/`, with the trailing slash so relative joins stay under it.
     pub(crate) api_root: Url,

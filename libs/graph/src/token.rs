@@ -168,7 +168,7 @@ fn lease_of(state: &State, held: &Held) -> Lease {
 
 impl Issuer<'_> {
     /// `POST {login}/{tenant}/oauth2/v2.0/token` with `grant_type=client_credentials`
-    /// (§1.1, §1.2): the token and its lifetime.
+    /// (graph-api.md §1.1, §1.2): the token and its lifetime.
     async fn issue(&self) -> Result<(Secret, Duration), GraphError> {
         let credentials = self.credentials;
         let mut form = vec![
@@ -211,7 +211,8 @@ impl Issuer<'_> {
             .ok_or_else(|| {
                 GraphError::InvalidResponse("token response without access_token".to_owned())
             })?;
-        // `expires_in` is a number of seconds (§1.3); some proxies send it as a string.
+        // `expires_in` is a number of seconds (graph-api.md §1.3); some proxies send it as a
+        // string.
         let lifetime = match body.get("expires_in") {
             Some(Value::Number(n)) => n.as_u64(),
             Some(Value::String(s)) => s.trim().parse().ok(),

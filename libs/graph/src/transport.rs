@@ -23,7 +23,7 @@ pub(crate) enum Payload {
     None,
     /// The token request (graph-api.md §1.1).
     Form(Vec<(&'static str, String)>),
-    /// `$batch` (§5).
+    /// `$batch` (graph-api.md §5).
     Json(Value),
 }
 

@@ -17,13 +17,13 @@ use super::shared::Inner;
 use super::traffic::GraphViolation;
 use super::wire::GraphReply;
 
-/// Default page size of `/users`, `/groups` and member lists (§2.1).
+/// Default page size of `/users`, `/groups` and member lists (graph-api.md §2.1).
 const DEFAULT_TOP: usize = 100;
-/// `$top` accepts 1–999 (§2.1).
+/// `$top` accepts 1–999 (graph-api.md §2.1).
 const MAX_TOP: usize = 999;
 
 /// Permissions that allow reading users, groups and members, and the organization
-/// (§2.1, §2.2, §2.3; the organization's are general knowledge).
+/// (graph-api.md §2.1, §2.2, §2.3; the organization's are general knowledge).
 const USER_READERS: &[&str] = &[
     "User.Read.All",
     "User.ReadWrite.All",
@@ -209,7 +209,7 @@ impl Target {
 pub(crate) struct ReadContext {
     /// `http://host:port`, the root of every link.
     pub(crate) base: String,
-    /// `ConsistencyLevel: eventual` was sent (§2.5).
+    /// `ConsistencyLevel: eventual` was sent (graph-api.md §2.5).
     pub(crate) eventual: bool,
 }
 
@@ -326,7 +326,7 @@ fn context(ctx: &ReadContext, set: &str, select: Option<&[String]>) -> String {
 }
 
 /// Renders a user or group of a list: the selected properties that exist on its type, or the
-/// type's defaults; members carry their `@odata.type` (§2.3).
+/// type's defaults; members carry their `@odata.type` (graph-api.md §2.3).
 fn render_object(
     inner: &Inner,
     id: &str,
@@ -384,7 +384,7 @@ fn single(inner: &Inner, ctx: &ReadContext, target: &Target, kind: Kind, id: &st
 }
 
 /// `/users`, `/groups`, `/groups/{id}/members`, `/groups/{id}/transitiveMembers`: pages in
-/// id order, continued by a `$skiptoken` that repeats the original options (§2.1).
+/// id order, continued by a `$skiptoken` that repeats the original options (graph-api.md §2.1).
 fn list(inner: &mut Inner, ctx: &ReadContext, target: &Target) -> GraphReply {
     if target.option("$skip").is_some() {
         return bad_request("'$skip' is not supported by the service.");
@@ -506,7 +506,8 @@ fn list(inner: &mut Inner, ctx: &ReadContext, target: &Target) -> GraphReply {
         .is_some_and(|c| c.eq_ignore_ascii_case("true"))
         && ctx.eventual
     {
-        // §2.5: counted only with ConsistencyLevel: eventual, silently ignored without it.
+        // graph-api.md §2.5: counted only with ConsistencyLevel: eventual, silently ignored without
+        // it.
         let count = match &target.route {
             Route::Users => inner.tenant.user_count(),
             Route::Groups => inner.tenant.group_count(),
@@ -526,7 +527,7 @@ fn list(inner: &mut Inner, ctx: &ReadContext, target: &Target) -> GraphReply {
     GraphReply::ok(Value::Object(body))
 }
 
-/// The answer to an expired, unknown or foreign delta token (§3.6).
+/// The answer to an expired, unknown or foreign delta token (graph-api.md §3.6).
 fn resync(inner: &Inner, ctx: &ReadContext, kind: Kind) -> GraphReply {
     let resource = if kind == Kind::User {
         "users"
@@ -573,7 +574,8 @@ fn delta_read(
         }
         let mut select = parse_select(target.option("$select"), &allowed, kind.type_name())?
             .unwrap_or_else(|| kind.defaults().iter().map(|s| (*s).to_owned()).collect());
-        // Older docs expand members instead of selecting them; both mean the same (§3.2).
+        // Older docs expand members instead of selecting them; both mean the same (graph-api.md
+        // §3.2).
         if let Some(expand) = target.option("$expand") {
             if kind == Kind::Group && expand.trim() == "members" {
                 if !select.iter().any(|s| s == "members") {
@@ -592,7 +594,7 @@ fn delta_read(
     };
     let cursor = match (skiptoken, deltatoken) {
         (None, Some(latest)) if latest.eq_ignore_ascii_case("latest") => {
-            // "Sync from now": no objects, a deltaLink at the current position (§3.1).
+            // "Sync from now": no objects, a deltaLink at the current position (graph-api.md §3.1).
             let select = match fresh_select() {
                 Ok(select) => select,
                 Err(reply) => return reply,

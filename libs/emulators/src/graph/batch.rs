@@ -12,7 +12,7 @@ use super::api::{ReadContext, Target};
 use super::shared::{App, Inner};
 use super::wire::{GraphReply, RequestIds};
 
-/// At most 20 requests per batch (§5).
+/// At most 20 requests per batch (graph-api.md §5).
 pub(crate) const MAX_REQUESTS: usize = 20;
 
 fn invalid(message: impl Into<String>) -> GraphReply {
@@ -128,7 +128,7 @@ fn item(
         )
         .finish(&ids));
     }
-    // Relative URLs only; the leading slash is optional (§5).
+    // Relative URLs only; the leading slash is optional (graph-api.md §5).
     if url.contains("://") || url.is_empty() {
         return Ok(invalid("A batch request URL must be relative, e.g. /users.").finish(&ids));
     }

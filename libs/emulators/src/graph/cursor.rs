@@ -50,7 +50,7 @@ pub(crate) struct DeltaCursor {
     /// `users` or `groups`.
     #[serde(rename = "r")]
     pub(crate) resource: String,
-    /// The tracked properties, fixed by the round's first request (§3.2).
+    /// The tracked properties, fixed by the round's first request (graph-api.md §3.2).
     #[serde(rename = "s")]
     pub(crate) select: Vec<String>,
     /// The emulator's delta epoch when the round began; expiring tokens bumps it.
@@ -94,8 +94,8 @@ pub(crate) enum Phase {
 }
 
 impl DeltaCursor {
-    /// `/v1.0/{resource}/delta?$deltatoken=…` for a finished round, `…?$skiptoken=…` within
-    /// one: options given on the first request are inside the token, not repeated (§3.1).
+    /// `/v1.0/{resource}/delta?$deltatoken=…` for a finished round, `…?$skiptoken=…` within one:
+    /// options given on the first request are inside the token, not repeated (graph-api.md §3.1).
     pub(crate) fn link(&self) -> String {
         let name = match self.phase {
             Phase::Done { .. } => "$deltatoken",

@@ -1,8 +1,8 @@
 //! Delta pages for `/users/delta` and `/groups/delta` (graph-api.md §3): the initial round
-//! enumerates the tenant (a large group's members split across pages, §3.4), later rounds
-//! read the change log from the deltaLink's position, reporting each object once per round
-//! with its current selected properties, `@removed` for deletions (`changed` soft, `deleted`
-//! hard, §3.3), and `members@delta` for membership changes (§3.4).
+//! enumerates the tenant (a large group's members split across pages, graph-api.md §3.4), later
+//! rounds read the change log from the deltaLink's position, reporting each object once per round
+//! with its current selected properties, `@removed` for deletions (`changed` soft, `deleted` hard,
+//! graph-api.md §3.3), and `members@delta` for membership changes (graph-api.md §3.4).
 
 use std::collections::HashMap;
 

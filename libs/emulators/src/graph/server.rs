@@ -165,7 +165,7 @@ pub(crate) fn admitted_read(
             status,
             retry_after,
         } => {
-            // graph-api.md §4.4 found no directory 429 body; this code is the one commonly
+            // graph-api.md §4.2 found no directory 429 body; this code is the one commonly
             // reported, unverified there. Clients must key on the status.
             let (code, message) = match status {
                 StatusCode::TOO_MANY_REQUESTS => (
