@@ -4,6 +4,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 use serde::{Deserialize, Serialize};
 
 /// The one tenant and application an emulator serves, and its behaviour switches.
@@ -78,6 +80,27 @@ impl GraphEmulatorConfig {
     }
 }
 
+/// A certificate that cannot be registered.
+#[derive(Debug, thiserror::Error)]
+#[error("certificate PEM: {0}")]
+pub struct CertificateError(String);
+
+impl GraphEmulatorConfig {
+    /// Registers every certificate of a PEM file on the application.
+    pub fn with_certificate_pem(mut self, pem: &[u8]) -> Result<Self, CertificateError> {
+        let mut found = 0;
+        for certificate in CertificateDer::pem_slice_iter(pem) {
+            let certificate = certificate.map_err(|e| CertificateError(e.to_string()))?;
+            self.certificates.push(certificate.as_ref().to_vec());
+            found += 1;
+        }
+        if found == 0 {
+            return Err(CertificateError("no CERTIFICATE block".to_owned()));
+        }
+        Ok(self)
+    }
+}
+
 /// The answer to an expired or unknown delta token (graph-api.md §3.6).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -135,5 +158,32 @@ impl Throttle {
             self.retry_after_secs = 0.0;
         }
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pem_without_a_certificate_is_refused() {
+        let config = GraphEmulatorConfig::for_tests();
+        assert!(config.clone().with_certificate_pem(b"no pem here").is_err());
+        let key_only = b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+        assert!(config.with_certificate_pem(key_only).is_err());
+    }
+
+    #[test]
+    fn throttle_settings_are_sanitized() {
+        let throttle = Throttle {
+            rate: f64::NAN,
+            status: 500,
+            retry_after_secs: -1.0,
+            ..Throttle::default()
+        }
+        .sanitized();
+        assert_eq!(throttle.rate, 0.0);
+        assert_eq!(throttle.status, 429);
+        assert_eq!(throttle.retry_after_secs, 0.0);
     }
 }

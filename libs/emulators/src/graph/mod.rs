@@ -53,7 +53,7 @@ mod tokens;
 mod traffic;
 mod wire;
 
-pub use config::{DeltaExpiry, GraphEmulatorConfig, Throttle};
+pub use config::{CertificateError, DeltaExpiry, GraphEmulatorConfig, Throttle};
 pub use seed::{GraphSeed, SeedError, SeedGroup, SeedUser};
 pub use server::{GraphEmulatorHandle, serve, start};
 pub use tenant::{AdminError, GraphStateDump};
