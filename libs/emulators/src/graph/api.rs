@@ -689,13 +689,20 @@ fn delta_read(
             first_page.then_some(select_for_context.as_slice()),
         )),
     );
-    let link_name = match page.next.phase {
-        Phase::Done { .. } => "@odata.deltaLink",
+    let mut next = page.next;
+    let link_name = match &mut next.phase {
+        Phase::Done { position } => {
+            // Replays on demand: the next round starts a little earlier (graph-api.md §3.5).
+            *position = position
+                .saturating_sub(inner.delta_replay)
+                .max(inner.tenant.log.first());
+            "@odata.deltaLink"
+        }
         _ => "@odata.nextLink",
     };
     body.insert(
         link_name.to_owned(),
-        Value::String(format!("{}{}", ctx.base, page.next.link())),
+        Value::String(format!("{}{}", ctx.base, next.link())),
     );
     body.insert("value".to_owned(), Value::Array(page.items));
     GraphReply::ok(Value::Object(body))

@@ -35,6 +35,9 @@ pub struct GraphEmulatorConfig {
     /// Change-log entries one delta page reads at most; a page that finds nothing to report
     /// within them is empty but still carries a nextLink (graph-api.md §3.1).
     pub delta_scan_per_page: usize,
+    /// Replays: each deltaLink points this many change-log entries back, so the next round
+    /// delivers those changes again, as Graph may (graph-api.md §3.5). 0 for none.
+    pub delta_replay: u64,
     pub throttle: Throttle,
     /// Tolerance when recording Retry-After violations: requests within this long after a
     /// throttled answer (already in flight) or of the end of the wait are not violations.
@@ -72,6 +75,7 @@ impl GraphEmulatorConfig {
             delta_page_size: 200,
             delta_members_per_page: 1000,
             delta_scan_per_page: 10_000,
+            delta_replay: 0,
             throttle: Throttle::default(),
             retry_after_grace: Duration::from_millis(250),
             shuffle_batch: true,

@@ -14,7 +14,8 @@
 //! - `GET /v1.0/users/delta`, `/groups/delta` (also `microsoft.graph.delta`): an initial round,
 //!   `$deltatoken=latest`, later rounds from an append-only change log (token = position)
 //!   with `@removed` (`changed` for soft delete, `deleted` for hard), `members@delta` with
-//!   users and groups, large groups split across pages, empty pages with a nextLink; expired
+//!   users and groups, large groups split across pages, empty pages with a nextLink, replays
+//!   on demand (a deltaLink that points back); expired
 //!   or unknown tokens answer 410 Gone + Location or 400 `syncStateNotFound`.
 //! - `POST /v1.0/$batch`: at most 20 relative GETs, unique ids, `dependsOn` (424),
 //!   per-item status, headers, throttling and counting, answers shuffled.
@@ -33,7 +34,8 @@
 //!
 //! Not emulated: `$filter`, `$orderby`, `$search` and `$expand` on lists (501), `/$count`
 //! segments, `manager`, writes through Graph itself, the resource-unit token bucket
-//! (throttling is injected, not earned), `Prefer: return=minimal`, delta `$filter=id eq`.
+//! (throttling is injected, not earned), `Prefer: return=minimal`, delta `$filter=id eq`,
+//! out-of-order delta pages.
 
 mod admin;
 mod api;

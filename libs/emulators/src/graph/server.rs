@@ -384,6 +384,12 @@ impl GraphEmulatorHandle {
         self.app.with(|i| i.delta_expiry = expiry);
     }
 
+    /// From now on each deltaLink points `entries` change-log entries back, so the next round
+    /// delivers them again (replays, graph-api.md §3.5); 0 turns replays off.
+    pub fn set_delta_replay(&self, entries: u64) {
+        self.app.with(|i| i.delta_replay = entries);
+    }
+
     /// Every access token issued so far stops working.
     pub fn expire_access_tokens(&self) {
         self.app.with(|i| i.tokens.expire_all());

@@ -30,6 +30,8 @@ pub(crate) struct Inner {
     /// Delta tokens carry the epoch they were issued in; expiring them bumps it.
     pub(crate) delta_epoch: u64,
     pub(crate) delta_expiry: DeltaExpiry,
+    /// Change-log entries each deltaLink steps back (replays).
+    pub(crate) delta_replay: u64,
 }
 
 impl Inner {
@@ -41,6 +43,7 @@ impl Inner {
             roles: Arc::new(config.app_roles.clone()),
             delta_epoch: 0,
             delta_expiry: config.delta_expiry,
+            delta_replay: config.delta_replay,
         }
     }
 }

@@ -278,6 +278,39 @@ async fn from_now_skips_the_enumeration() {
 }
 
 #[tokio::test]
+async fn replayed_changes_arrive_again_with_the_current_state() {
+    let seed = small_seed();
+    let handle = emulator(config(), seed.clone()).await;
+    let client = client(&handle);
+    let start = users_round(&client, DeltaStart::FromNow).await;
+    let (a, b) = (seed.users[0].id.clone(), seed.users[1].id.clone());
+    ok(
+        handle.update_user(&a, &change("displayName", json!("A1"))),
+        "rename",
+    );
+    ok(handle.soft_delete_user(&b), "soft delete");
+    // Every deltaLink now points back over the last change-log entries (graph-api.md §3.5).
+    handle.set_delta_replay(50);
+    let first = users_round(&client, DeltaStart::Resume(start.delta_link)).await;
+    let replayed = users_round(&client, DeltaStart::Resume(first.delta_link.clone())).await;
+    for round in [&first, &replayed] {
+        assert_eq!(
+            upserted(round),
+            BTreeMap::from([(a.clone(), Some("A1".to_owned()))])
+        );
+        assert_eq!(
+            removed(round),
+            BTreeMap::from([(b.clone(), RemovalReason::Changed)])
+        );
+    }
+    handle.set_delta_replay(0);
+    let quiet = users_round(&client, DeltaStart::Resume(replayed.delta_link)).await;
+    let after = users_round(&client, DeltaStart::Resume(quiet.delta_link)).await;
+    assert!(after.changes.is_empty(), "{:?}", after.changes);
+    assert_no_violations(&handle);
+}
+
+#[tokio::test]
 async fn expired_delta_tokens_ask_for_a_full_resync() {
     let handle = emulator(config(), GraphSeed::generate(10, 3, 0, 5)).await;
     let client = client(&handle);
