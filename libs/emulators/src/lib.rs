@@ -2,7 +2,15 @@
 //!
 //! Each emulator is a real HTTP server on a real socket, faithful to the wire shapes that the
 //! research notes in `/work/shared/reference/` establish, with switchable fault injection so
-//! callers can be tested against throttling, outages and lost responses.
+//! callers can be tested against throttling, outages and lost responses. None of them is a
+//! general implementation of the service it stands for: each serves what dirsync calls.
+//!
+//! Modules:
+//! - [`graph`]: Microsoft Graph and the Entra ID token endpoint (users, groups, members,
+//!   delta, `$batch`, throttling), seeded from the Entra simulator's directory.
+//! - [`maas360`]: IBM MaaS360 web services (auth, users, groups, distributions).
+//! - [`convergence`]: comparing an end state with an independently computed expectation.
 
 pub mod convergence;
+pub mod graph;
 pub mod maas360;
