@@ -52,7 +52,10 @@ mod tests {
             let ceiling = backoff.ceiling(attempt);
             for _ in 0..50 {
                 let delay = backoff.delay(attempt);
-                assert!(delay >= ceiling / 2 && delay <= ceiling, "{delay:?} vs {ceiling:?}");
+                assert!(
+                    delay >= ceiling / 2 && delay <= ceiling,
+                    "{delay:?} vs {ceiling:?}"
+                );
             }
         }
     }

@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use axum::http::StatusCode;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -27,23 +29,9 @@ pub struct Violation {
     pub retry_after_secs: u64,
 }
 
-/// A small, seeded PRNG (SplitMix64): reproducible fault dice without a `rand` dependency.
-#[derive(Clone, Debug)]
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
+/// The fault dice: seeded from [`Faults::seed`], so a run with faults can be replayed.
+fn dice(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed)
 }
 
 /// The verdict on one incoming request.
@@ -71,7 +59,7 @@ struct RetryWindow {
 pub(crate) struct Traffic {
     faults: Faults,
     set_at: Instant,
-    rng: SplitMix64,
+    rng: StdRng,
     /// Arrival times of admitted requests in the last minute; never longer than the limit.
     window: VecDeque<Instant>,
     /// The Retry-After window in force: when it opened, when it ends, the seconds given.
@@ -84,7 +72,7 @@ pub(crate) struct Traffic {
 impl Traffic {
     pub(crate) fn new(faults: Faults) -> Self {
         Self {
-            rng: SplitMix64(faults.seed),
+            rng: dice(faults.seed),
             faults,
             set_at: Instant::now(),
             window: VecDeque::new(),
@@ -101,7 +89,7 @@ impl Traffic {
 
     /// New faults apply from now: the outage window, the rate window and the dice restart.
     pub(crate) fn set_faults(&mut self, faults: Faults) {
-        self.rng = SplitMix64(faults.seed);
+        self.rng = dice(faults.seed);
         self.faults = faults;
         self.set_at = Instant::now();
         self.window.clear();
@@ -145,13 +133,13 @@ impl Traffic {
             return rejection;
         }
         let rate = self.faults.fault_rate;
-        if rate > 0.0 && self.rng.next_f64() < rate {
-            let status = match self.rng.next_u64() % 3 {
+        if rate > 0.0 && self.rng.random::<f64>() < rate {
+            let status = match self.rng.random_range(0..3u8) {
                 0 => StatusCode::INTERNAL_SERVER_ERROR,
                 1 => StatusCode::BAD_GATEWAY,
                 _ => StatusCode::SERVICE_UNAVAILABLE,
             };
-            return if self.rng.next_u64().is_multiple_of(2) {
+            return if self.rng.random_bool(0.5) {
                 Admission::FailAfter(status)
             } else {
                 Admission::Reject {
@@ -239,14 +227,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prng_is_reproducible_and_in_range() {
-        let mut a = SplitMix64(7);
-        let mut b = SplitMix64(7);
-        for _ in 0..100 {
-            let x = a.next_f64();
-            assert!((0.0..1.0).contains(&x));
-            assert_eq!(x.to_bits(), b.next_f64().to_bits());
-        }
+    fn the_same_seed_throws_the_same_faults() {
+        let faults = Faults {
+            fault_rate: 0.5,
+            seed: 7,
+            ..Faults::default()
+        };
+        let grace = Duration::from_millis(250);
+        let throw = |faults: &Faults| {
+            let mut t = Traffic::new(faults.clone());
+            (0..200)
+                .map(|_| t.admit("search_users", false, grace))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(throw(&faults), throw(&faults));
+        let other = Faults {
+            seed: 8,
+            ..faults.clone()
+        };
+        assert_ne!(throw(&faults), throw(&other));
     }
 
     #[test]
