@@ -142,7 +142,7 @@ impl Transport {
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+            .and_then(dirsync_http::retry_after);
         let mut bytes = Vec::new();
         loop {
             match response.chunk().await {
@@ -215,12 +215,6 @@ impl Transport {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
-}
-
-/// Retry-After in delta-seconds. The HTTP-date form is not parsed (no date crate in the
-/// workspace); callers then fall back to their own backoff.
-fn parse_retry_after(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// The most specific human-readable error text MaaS360 put in a body, if any.
@@ -420,11 +414,5 @@ mod tests {
             reply(200, json!({"actionResponse": {"status": "Success"}})),
         );
         assert!(ok.is_ok());
-    }
-
-    #[test]
-    fn retry_after_seconds_only() {
-        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
     }
 }
