@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::config::{ClientOptions, Credentials};
 use crate::error::Maas360Error;
@@ -16,9 +16,9 @@ use crate::model::{
     parse_user,
 };
 use crate::paging::{allowed_page_size, page_number};
-use crate::routes::{self, Route};
+use crate::routes::{RouteName, RouteTable};
 use crate::token::{AuthContext, TokenCache};
-use crate::transport::{Body, Call, Transport, classify};
+use crate::transport::{Call, Transport, classify};
 
 /// How many pages `find_user` reads before giving up, in case a server ignores `match=1` and
 /// answers a partial match over a huge directory.
@@ -90,6 +90,11 @@ impl Maas360Client {
         self.inner.tokens.authenticate_now(&self.auth()).await
     }
 
+    /// The routes this client calls.
+    pub fn routes(&self) -> &RouteTable {
+        &self.inner.options.routes
+    }
+
     /// Number of HTTP calls made to MaaS360 so far, per route name and outcome. The outcome is
     /// the HTTP status (`"200"`, `"429"`, …) or `"timeout"`, `"connect"`, `"transport"`,
     /// `"oversized"` when no complete response arrived.
@@ -98,20 +103,21 @@ impl Maas360Client {
     }
 
     /// Calls one resource route with the cached token; on a 401 renews once and repeats.
+    /// `path` fills the route's placeholders besides the billing id; `params` travel as the
+    /// route's encoding says.
     async fn call(
         &self,
-        route: Route,
-        params: &[(&str, &str)],
-        query: Vec<(&'static str, String)>,
-        body: Body,
+        name: RouteName,
+        path: &[(&str, &str)],
+        params: Vec<(&'static str, String)>,
     ) -> Result<Value, Maas360Error> {
+        let route = self.inner.options.routes.get(name);
         let mut all = vec![("billingID", self.inner.credentials.billing_id.as_str())];
-        all.extend_from_slice(params);
+        all.extend_from_slice(path);
         let call = Call {
             route,
-            url: self.inner.transport.url(&route, &all)?,
-            query,
-            body,
+            url: self.inner.transport.url(route, &all)?,
+            params,
         };
         let auth = self.auth();
         let lease = self.inner.tokens.lease(&auth).await?;
@@ -121,9 +127,9 @@ impl Maas360Client {
             .execute(&call, Some(&lease.token))
             .await?;
         if reply.status != StatusCode::UNAUTHORIZED {
-            return classify(&route, reply);
+            return classify(route, reply);
         }
-        tracing::debug!(route = route.name, "token refused; renewing once");
+        tracing::debug!(route = name.as_str(), "token refused; renewing once");
         let lease = self
             .inner
             .tokens
@@ -134,7 +140,7 @@ impl Maas360Client {
             .transport
             .execute(&call, Some(&lease.token))
             .await?;
-        classify(&route, reply)
+        classify(route, reply)
     }
 
     /// The user with exactly this user name and domain (case-insensitive), active or not.
@@ -193,9 +199,7 @@ impl Maas360Client {
         if let Some(email) = query.email.as_ref().filter(|s| !s.is_empty()) {
             params.push(("partialEmailAddress", email.clone()));
         }
-        let body = self
-            .call(routes::SEARCH_USERS, &[], params, Body::None)
-            .await?;
+        let body = self.call(RouteName::SearchUsers, &[], params).await?;
         Ok(parse_page(&body, "users", "user", number, size, parse_user))
     }
 
@@ -212,9 +216,7 @@ impl Maas360Client {
         if !user.full_name.is_empty() {
             form.push(("fullName", user.full_name.clone()));
         }
-        let body = self
-            .call(routes::ADD_USER, &[], Vec::new(), Body::Form(form))
-            .await?;
+        let body = self.call(RouteName::AddUser, &[], form).await?;
         let id = body
             .get("actionResponse")
             .map(|a| text_of(a, &["userIdentifier", "userId", "UserIdentifier"]))
@@ -255,40 +257,35 @@ impl Maas360Client {
         if form.is_empty() {
             return Ok(());
         }
-        self.user_action(routes::EDIT_USER, user_identifier, Body::Form(form))
+        self.user_action(RouteName::EditUser, user_identifier, form)
             .await
     }
 
     pub async fn deactivate_user(&self, user_identifier: &str) -> Result<(), Maas360Error> {
-        self.user_action(routes::DEACTIVATE_USER, user_identifier, Body::None)
+        self.user_action(RouteName::DeactivateUser, user_identifier, Vec::new())
             .await
     }
 
     pub async fn reactivate_user(&self, user_identifier: &str) -> Result<(), Maas360Error> {
-        self.user_action(routes::REACTIVATE_USER, user_identifier, Body::None)
+        self.user_action(RouteName::ReactivateUser, user_identifier, Vec::new())
             .await
     }
 
     pub async fn delete_user(&self, user_identifier: &str) -> Result<(), Maas360Error> {
-        self.user_action(routes::DELETE_USER, user_identifier, Body::None)
+        self.user_action(RouteName::DeleteUser, user_identifier, Vec::new())
             .await
     }
 
     async fn user_action(
         &self,
-        route: Route,
+        name: RouteName,
         user_identifier: &str,
-        body: Body,
+        params: Vec<(&'static str, String)>,
     ) -> Result<(), Maas360Error> {
         require("user_identifier", user_identifier)?;
-        self.call(
-            route,
-            &[("userIdentifier", user_identifier)],
-            Vec::new(),
-            body,
-        )
-        .await
-        .map(|_| ())
+        self.call(name, &[("userIdentifier", user_identifier)], params)
+            .await
+            .map(|_| ())
     }
 
     /// Creates a local user group and returns its `groupIdentifier`.
@@ -296,10 +293,9 @@ impl Maas360Client {
         require("name", name)?;
         let body = self
             .call(
-                routes::CREATE_USER_GROUP,
+                RouteName::CreateUserGroup,
                 &[],
-                Vec::new(),
-                Body::Json(json!({"groupName": name})),
+                vec![("groupName", name.to_owned())],
             )
             .await?;
         let id = [body.get("response"), Some(&body)]
@@ -311,7 +307,7 @@ impl Maas360Client {
         if id.is_empty() {
             return Err(Maas360Error::Permanent {
                 status: Some(200),
-                detail: "create_user_group: no groupIdentifier in the response".to_owned(),
+                detail: "create_user_group: no group id in the response".to_owned(),
             });
         }
         Ok(id)
@@ -320,10 +316,9 @@ impl Maas360Client {
     pub async fn delete_user_group(&self, group_identifier: &str) -> Result<(), Maas360Error> {
         require("group_identifier", group_identifier)?;
         self.call(
-            routes::DELETE_USER_GROUP,
-            &[("groupIdentifier", group_identifier)],
+            RouteName::DeleteUserGroup,
+            &[("groupID", group_identifier)],
             Vec::new(),
-            Body::None,
         )
         .await
         .map(|_| ())
@@ -336,7 +331,7 @@ impl Maas360Client {
         group_identifiers: &[String],
     ) -> Result<(), Maas360Error> {
         self.group_change(
-            routes::ADD_GROUPS_TO_USER,
+            RouteName::AddGroupsToUser,
             user_identifier,
             group_identifiers,
         )
@@ -350,7 +345,7 @@ impl Maas360Client {
         group_identifiers: &[String],
     ) -> Result<(), Maas360Error> {
         self.group_change(
-            routes::REMOVE_GROUPS_FROM_USER,
+            RouteName::RemoveGroupsFromUser,
             user_identifier,
             group_identifiers,
         )
@@ -359,7 +354,7 @@ impl Maas360Client {
 
     async fn group_change(
         &self,
-        route: Route,
+        route: RouteName,
         user_identifier: &str,
         group_identifiers: &[String],
     ) -> Result<(), Maas360Error> {
@@ -373,12 +368,11 @@ impl Maas360Client {
         {
             return Err(Maas360Error::Permanent {
                 status: None,
-                detail: format!("{}: a group identifier is empty or has a comma", route.name),
+                detail: format!("{route}: a group identifier is empty or has a comma"),
             });
         }
         let form = vec![("groupIds", group_identifiers.join(","))];
-        self.user_action(route, user_identifier, Body::Form(form))
-            .await
+        self.user_action(route, user_identifier, form).await
     }
 
     /// One page of user and device groups, with their app and policy distributions.
@@ -393,9 +387,7 @@ impl Maas360Client {
             ("pageNumber", number.to_string()),
             ("pageSize", size.to_string()),
         ];
-        let body = self
-            .call(routes::LIST_GROUPS, &[], query, Body::None)
-            .await?;
+        let body = self.call(RouteName::ListGroups, &[], query).await?;
         Ok(parse_page(
             &body,
             "groups",
@@ -423,10 +415,9 @@ impl Maas360Client {
         ];
         let body = self
             .call(
-                routes::USERS_IN_GROUP,
-                &[("groupIdentifier", group_identifier)],
+                RouteName::UsersInGroup,
+                &[("groupID", group_identifier)],
                 query,
-                Body::None,
             )
             .await?;
         Ok(parse_page(&body, "users", "user", number, size, parse_user))

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::routes::RouteTable;
 use crate::secret::Secret;
 
 /// The admin account and the provisioned web-services app of one MaaS360 customer
@@ -42,6 +43,8 @@ pub struct ClientOptions {
     /// Renew this long before `token_lifetime` runs out, so a long request never starts with a
     /// token about to lapse.
     pub renew_before: Duration,
+    /// Where each operation lives; the built-in defaults unless a routes file overrides them.
+    pub routes: RouteTable,
 }
 
 impl Default for ClientOptions {
@@ -51,6 +54,7 @@ impl Default for ClientOptions {
             request_timeout: Duration::from_secs(30),
             token_lifetime: Duration::from_secs(60 * 60),
             renew_before: Duration::from_secs(10 * 60),
+            routes: RouteTable::defaults(),
         }
     }
 }

@@ -16,6 +16,7 @@ mod lenient;
 mod model;
 mod paging;
 pub mod routes;
+pub mod routes_file;
 mod secret;
 mod token;
 mod transport;
@@ -27,4 +28,6 @@ pub use model::{
     Distribution, GroupRef, Maas360Group, Maas360User, NewUser, Page, UserChanges, UserSearch,
 };
 pub use paging::{ALLOWED_PAGE_SIZES, allowed_page_size};
+pub use routes::{Encoding, Evidence, Method, Route, RouteName, RouteTable, Success};
+pub use routes_file::RoutesFileError;
 pub use secret::Secret;

@@ -3,16 +3,15 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::config::{AuthVersion, ClientOptions, Credentials};
 use crate::error::Maas360Error;
 use crate::lenient::{signed, text};
-use crate::routes::{self, Route};
+use crate::routes::{Route, RouteName};
 use crate::secret::Secret;
-use crate::transport::{Body, Call, Transport, describe};
+use crate::transport::{Call, Transport, describe};
 
 /// A token handed to one request, with the generation that lets a 401 tell whether someone
 /// else has already replaced it.
@@ -200,11 +199,11 @@ impl AuthContext<'_> {
         !held.token.expose().is_empty() && held.obtained.elapsed() < self.options.token_lifetime
     }
 
-    fn route(&self) -> Route {
-        match self.options.auth_version {
-            AuthVersion::V1 => routes::AUTH_V1,
-            AuthVersion::V2 => routes::AUTH_V2,
-        }
+    fn route(&self) -> &Route {
+        self.options.routes.get(match self.options.auth_version {
+            AuthVersion::V1 => RouteName::AuthV1,
+            AuthVersion::V2 => RouteName::AuthV2,
+        })
     }
 
     async fn login(&self, grant: Grant) -> Result<Issued, Maas360Error> {
@@ -216,24 +215,21 @@ impl AuthContext<'_> {
         };
         // The JSON envelope of maas360-api.md §2.2; 2.0 uses the same one (§2.3). On refresh
         // the refresh token replaces the password and the other fields stay [inferred].
-        let mut auth = json!({
-            "billingID": c.billing_id,
-            "platformID": c.platform_id,
-            "appID": c.app_id,
-            "appVersion": c.app_version,
-            "appAccessKey": c.app_access_key.expose(),
-            "userName": c.admin_user,
-        });
-        if let Some(fields) = auth.as_object_mut() {
-            fields.insert(secret_field.to_owned(), Value::String(secret.to_owned()));
-        }
+        let params = vec![
+            ("billingID", c.billing_id.clone()),
+            ("platformID", c.platform_id.clone()),
+            ("appID", c.app_id.clone()),
+            ("appVersion", c.app_version.clone()),
+            ("appAccessKey", c.app_access_key.expose().to_owned()),
+            ("userName", c.admin_user.clone()),
+            (secret_field, secret.to_owned()),
+        ];
         let call = Call {
             route,
             url: self
                 .transport
-                .url(&route, &[("billingID", c.billing_id.as_str())])?,
-            query: Vec::new(),
-            body: Body::Json(json!({"authRequest": {"maaS360AdminAuth": auth}})),
+                .url(route, &[("billingID", c.billing_id.as_str())])?,
+            params,
         };
         let reply = self.transport.execute(&call, None).await?;
         let status = reply.status.as_u16();
@@ -248,12 +244,14 @@ impl AuthContext<'_> {
                 return Err(Maas360Error::Auth {
                     part: what.map_or_else(|| refused_part(&desc), str::to_owned),
                     detail: format!("{}: HTTP {status} {desc}", route.name),
+                    status: Some(status),
                 });
             }
             408 | 429 | 500..=599 => {
                 return Err(Maas360Error::Retryable {
                     detail: format!("{}: HTTP {status} {desc}", route.name),
                     retry_after: reply.retry_after,
+                    status: Some(status),
                 });
             }
             _ => {
@@ -276,6 +274,7 @@ impl AuthContext<'_> {
             return Err(Maas360Error::Auth {
                 part: what.map_or_else(|| refused_part(&desc), str::to_owned),
                 detail: format!("{}: errorCode {code}: {desc}", route.name),
+                status: Some(status),
             });
         }
         let token = text(response.get("authToken"));
@@ -288,7 +287,7 @@ impl AuthContext<'_> {
         let refresh = Some(text(response.get("refreshToken")))
             .filter(|r| !r.is_empty())
             .map(Secret::new);
-        tracing::debug!(route = route.name, "authenticated to MaaS360");
+        tracing::debug!(route = route.name.as_str(), "authenticated to MaaS360");
         Ok(Issued {
             token: Secret::new(token),
             refresh,

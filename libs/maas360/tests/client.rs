@@ -155,7 +155,7 @@ async fn refused_credentials_name_the_refused_part() {
                 Err(e) => panic!("{e}"),
             };
             match client.authenticate().await {
-                Err(Maas360Error::Auth { part, detail }) => {
+                Err(Maas360Error::Auth { part, detail, .. }) => {
                     assert_eq!(part, expected_part, "{what} with {version:?}: {detail}");
                     assert!(!detail.contains("wrong") && !detail.contains("nope"));
                 }
@@ -696,7 +696,7 @@ async fn parses_both_the_quirky_and_the_plain_json() {
 // ---- faults ----
 
 #[tokio::test]
-async fn throttling_is_retryable_with_retry_after() {
+async fn throttling_is_rate_limited_with_retry_after() {
     let (handle, client) = setup(None).await;
     handle.set_faults(Faults {
         rate_limit_per_minute: 1,
@@ -705,15 +705,15 @@ async fn throttling_is_retryable_with_retry_after() {
     assert!(client.search_users(&all_users()).await.is_ok());
     let throttled = client.search_users(&all_users()).await;
     match throttled {
-        Err(ref e @ Maas360Error::Retryable { .. }) => {
-            assert!(e.is_retryable());
+        Err(ref e @ Maas360Error::RateLimited { .. }) => {
+            assert!(e.is_retryable() && e.is_rate_limited());
             let after = e.retry_after();
             assert!(
                 after.is_some_and(|d| d >= Duration::from_secs(1)),
                 "{after:?}"
             );
         }
-        other => panic!("expected Retryable, got {other:?}"),
+        other => panic!("expected RateLimited, got {other:?}"),
     }
     assert_eq!(seen_with(&handle, "search_users", 429), 1);
     handle.stop().await;

@@ -37,8 +37,8 @@ impl From<Maas360Error> for BackendError {
     fn from(error: Maas360Error) -> Self {
         let retry_after = error.retry_after();
         match error {
-            Maas360Error::AlreadyExists { detail } => Self::AlreadyExists(detail),
-            Maas360Error::NotFound { detail } => Self::NotFound(detail),
+            Maas360Error::AlreadyExists { detail, .. } => Self::AlreadyExists(detail),
+            Maas360Error::NotFound { detail, .. } => Self::NotFound(detail),
             other if other.is_retryable() => Self::Retryable {
                 detail: other.to_string(),
                 retry_after,
