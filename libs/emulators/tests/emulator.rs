@@ -703,3 +703,75 @@ async fn a_seed_naming_an_unknown_member_is_refused() {
     );
     handle.stop().await;
 }
+
+#[tokio::test]
+async fn a_route_can_be_moved_at_start_and_at_run_time() {
+    let moved = "/group-apis/group/9.9/allGroups/customer/{billingID}";
+    let cfg = EmulatorConfig {
+        routes: [("list_groups".to_owned(), moved.to_owned())].into(),
+        ..EmulatorConfig::for_tests()
+    };
+    let handle = start(cfg.clone(), None).await;
+    let addr = handle.addr();
+    let auth = token(&handle, &cfg).await;
+    let old = format!("/group-apis/group/1.0/groups/customer/{}", cfg.billing_id);
+    let new = moved.replace("{billingID}", &cfg.billing_id);
+    let headers = [JSON, ("Authorization", auth.as_str())];
+    assert_eq!(http(addr, "GET", &old, &headers, "").await.status, 404);
+    assert_eq!(http(addr, "GET", &new, &headers, "").await.status, 200);
+
+    // Moved back at run time through the admin API.
+    let body = r#"{"path": "/group-apis/group/1.0/groups/customer/{billingID}"}"#;
+    let put = http(
+        addr,
+        "PUT",
+        "/_emulator/routes/list_groups",
+        &[JSON_BODY],
+        body,
+    )
+    .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    assert_eq!(http(addr, "GET", &old, &headers, "").await.status, 200);
+    assert_eq!(http(addr, "GET", &new, &headers, "").await.status, 404);
+    let listed = http(addr, "GET", "/_emulator/routes", &[], "").await.json();
+    assert!(
+        listed.as_array().is_some_and(|routes| routes.len() == 15
+            && routes.iter().any(|r| r["name"] == "list_groups"
+                && r["path"] == "/group-apis/group/1.0/groups/customer/{billingID}"
+                && r["method"] == "GET")),
+        "{listed}"
+    );
+
+    // A path the handler could not serve is refused, naming the problem.
+    let bad = http(
+        addr,
+        "PUT",
+        "/_emulator/routes/edit_user",
+        &[JSON_BODY],
+        r#"{"path": "/x/{billingID}"}"#,
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("userIdentifier"), "{}", bad.body);
+    let unknown = http(
+        addr,
+        "PUT",
+        "/_emulator/routes/editUser",
+        &[JSON_BODY],
+        r#"{"path": "/x/{billingID}"}"#,
+    )
+    .await;
+    assert_eq!(unknown.status, 400);
+    assert!(matches!(
+        handle.move_route("list_groups", "groups"),
+        Err(emu::RouteError::BadPath { .. })
+    ));
+    handle.stop().await;
+
+    let wrong = EmulatorConfig {
+        routes: [("no_such_route".to_owned(), "/x/{billingID}".to_owned())].into(),
+        ..EmulatorConfig::for_tests()
+    };
+    let refused = emu::start(wrong, None).await;
+    assert!(matches!(refused, Err(ref e) if e.kind() == std::io::ErrorKind::InvalidInput));
+}

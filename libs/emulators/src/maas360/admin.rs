@@ -1,12 +1,15 @@
 //! The emulator's own HTTP API under `/_emulator/` (no MaaS360 auth): inspect state and
 //! traffic, change faults at run time, expire tokens, reset.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
 
 use super::config::Faults;
+use super::routes::ServedRoute;
 use super::shared::App;
 use super::state::StateDump;
 use super::traffic::Violation;
@@ -19,6 +22,8 @@ pub(crate) fn router() -> Router<App> {
         .route("/_emulator/reset", post(reset))
         .route("/_emulator/faults", get(get_faults).put(put_faults))
         .route("/_emulator/expire-tokens", post(expire_tokens))
+        .route("/_emulator/routes", get(routes))
+        .route("/_emulator/routes/{name}", put(move_route))
 }
 
 async fn state(State(app): State<App>) -> Json<StateDump> {
@@ -53,6 +58,31 @@ async fn put_faults(State(app): State<App>, Json(faults): Json<Faults>) -> Json<
 async fn expire_tokens(State(app): State<App>) -> StatusCode {
     app.with(|i| i.tokens.expire_access());
     StatusCode::NO_CONTENT
+}
+
+async fn routes(State(app): State<App>) -> Json<Vec<ServedRoute>> {
+    Json(app.with(|i| i.routes.served()))
+}
+
+#[derive(Deserialize)]
+struct RouteMove {
+    path: String,
+}
+
+/// `PUT /_emulator/routes/edit_user {"path": "/…/{billingID}/{userIdentifier}"}`: serve the
+/// route there from now on (until reset).
+async fn move_route(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    Json(change): Json<RouteMove>,
+) -> (StatusCode, Json<Value>) {
+    match app.with(|i| i.routes.move_route(&name, &change.path)) {
+        Ok(()) => (StatusCode::OK, Json(json!(app.with(|i| i.routes.served())))),
+        Err(error) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": error.to_string()})),
+        ),
+    }
 }
 
 /// A rate outside 0–1 (or NaN) from a hand-written faults file means "none" or "all".

@@ -1,13 +1,10 @@
 //! The emulated MaaS360 web-services API: authentication, users, groups and memberships.
 
-use axum::Router;
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
-use axum::routing::{delete, get, post};
 use serde_json::{Map, Value, json};
 
-use super::routes;
+use super::routes::Operation;
 use super::shared::App;
 use super::state::{Refusal, UserFilter};
 use super::tokens::TokenCheck;
@@ -33,35 +30,41 @@ const RESPONSE_DUPLICATE: u32 = 7;
 const RESPONSE_NOT_FOUND: u32 = 4;
 const RESPONSE_INVALID: u32 = 1;
 
-pub(crate) fn router() -> Router<App> {
-    Router::new()
-        .route(routes::AUTH_V1.1, post(auth_v1))
-        .route(routes::AUTH_V1_SLASH.1, post(auth_v1))
-        .route(routes::AUTH_V2.1, post(auth_v2))
-        .route(routes::SEARCH_USERS.1, get(search_users))
-        .route(routes::USERS_IN_GROUP.1, get(users_in_group))
-        .route(routes::ADD_USER.1, post(add_user))
-        .route(routes::EDIT_USER.1, post(edit_user))
-        .route(routes::DEACTIVATE_USER.1, post(deactivate_user))
-        .route(routes::REACTIVATE_USER.1, post(reactivate_user))
-        .route(routes::DELETE_USER.1, post(delete_user))
-        .route(routes::ADD_GROUPS_TO_USER.1, post(add_groups))
-        .route(routes::REMOVE_GROUPS_FROM_USER.1, post(remove_groups))
-        .route(routes::LIST_GROUPS.1, get(list_groups))
-        .route(routes::CREATE_USER_GROUP.1, post(create_user_group))
-        .route(routes::DELETE_USER_GROUP.1, delete(delete_user_group))
+/// Answers one request for `op`, whose path, method and traffic checks have already passed.
+pub(crate) fn handle(app: &App, op: Operation, req: &ApiRequest) -> Reply {
+    match op {
+        Operation::AuthV1 => auth_v1(app, req),
+        Operation::AuthV2 => auth_v2(app, req),
+        Operation::RefreshToken => refresh_token(app, req),
+        Operation::SearchUsers => search_users(app, req),
+        Operation::UsersInGroup => users_in_group(app, req),
+        Operation::AddUser => add_user(app, req),
+        Operation::EditUser => edit_user(app, req),
+        Operation::DeactivateUser => deactivate_user(app, req),
+        Operation::ReactivateUser => reactivate_user(app, req),
+        Operation::DeleteUser => delete_user(app, req),
+        Operation::AddGroupsToUser => add_groups(app, req),
+        Operation::RemoveGroupsFromUser => remove_groups(app, req),
+        Operation::ListGroups => list_groups(app, req),
+        Operation::CreateUserGroup => create_user_group(app, req),
+        Operation::DeleteUserGroup => delete_user_group(app, req),
+    }
 }
 
 fn error(req: &ApiRequest, status: StatusCode, code: u32, desc: &str) -> Reply {
     Reply::error(status, code, desc, req.format, req.quirks)
 }
 
-async fn auth_v1(State(app): State<App>, req: ApiRequest) -> Reply {
-    authenticate(&app, &req, false)
+fn auth_v1(app: &App, req: &ApiRequest) -> Reply {
+    authenticate(app, req, false)
 }
 
-async fn auth_v2(State(app): State<App>, req: ApiRequest) -> Reply {
-    authenticate(&app, &req, true)
+fn auth_v2(app: &App, req: &ApiRequest) -> Reply {
+    authenticate(app, req, true)
+}
+
+fn refresh_token(app: &App, req: &ApiRequest) -> Reply {
+    authenticate(app, req, true)
 }
 
 /// Checks each credential in turn so the errorDesc names the part that is wrong; refusals
@@ -221,11 +224,11 @@ fn include_all_users(req: &ApiRequest) -> u8 {
     }
 }
 
-async fn search_users(State(app): State<App>, req: ApiRequest) -> Reply {
-    if let Err(reply) = authorize(&app, &req) {
+fn search_users(app: &App, req: &ApiRequest) -> Reply {
+    if let Err(reply) = authorize(app, req) {
         return reply;
     }
-    let (number, size) = match paging(&req, 50) {
+    let (number, size) = match paging(req, 50) {
         Ok(p) => p,
         Err(reply) => return reply,
     };
@@ -235,22 +238,22 @@ async fn search_users(State(app): State<App>, req: ApiRequest) -> Reply {
         partial_email: req.param("partialEmailAddress").map(str::to_owned),
         domain: req.param("domain").map(str::to_owned),
         exact: req.param("match") == Some("1"),
-        include_all_users: include_all_users(&req),
+        include_all_users: include_all_users(req),
     };
     let all = app.with(|i| i.dir.search_users(&filter));
     req.reply(StatusCode::OK, page("users", "user", all, number, size))
 }
 
-async fn users_in_group(State(app): State<App>, req: ApiRequest) -> Reply {
-    if let Err(reply) = authorize(&app, &req) {
+fn users_in_group(app: &App, req: &ApiRequest) -> Reply {
+    if let Err(reply) = authorize(app, req) {
         return reply;
     }
-    let (number, size) = match paging(&req, 25) {
+    let (number, size) = match paging(req, 25) {
         Ok(p) => p,
         Err(reply) => return reply,
     };
-    let gid = req.path("groupIdentifier");
-    let include = include_all_users(&req);
+    let gid = req.path("groupID");
+    let include = include_all_users(req);
     let all = app.with(|i| {
         i.dir
             .has_group(gid)
@@ -259,18 +262,13 @@ async fn users_in_group(State(app): State<App>, req: ApiRequest) -> Reply {
     match all {
         Some(all) => req.reply(StatusCode::OK, page("users", "user", all, number, size)),
         // [inferred] the real answer for an unknown group is not documented.
-        None => error(
-            &req,
-            StatusCode::NOT_FOUND,
-            ERR_NOT_FOUND,
-            "Group not found",
-        ),
+        None => error(req, StatusCode::NOT_FOUND, ERR_NOT_FOUND, "Group not found"),
     }
 }
 
 /// Accepts the form fields MaaS360PS sends and the XML fields of the TS client (§4.3).
-async fn add_user(State(app): State<App>, req: ApiRequest) -> Reply {
-    if let Err(reply) = authorize(&app, &req) {
+fn add_user(app: &App, req: &ApiRequest) -> Reply {
+    if let Err(reply) = authorize(app, req) {
         return reply;
     }
     let text = |names: &[&str]| {
@@ -311,8 +309,8 @@ async fn add_user(State(app): State<App>, req: ApiRequest) -> Reply {
 
 /// [inferred] edit, deactivate, reactivate, delete and per-user group changes: the paths are
 /// not confirmed (§4.5); answers follow the v1 actionResponse convention.
-async fn edit_user(State(app): State<App>, req: ApiRequest) -> Reply {
-    if let Err(reply) = authorize(&app, &req) {
+fn edit_user(app: &App, req: &ApiRequest) -> Reply {
+    if let Err(reply) = authorize(app, req) {
         return reply;
     }
     let email = req.param("email").or_else(|| req.param("emailAddress"));
@@ -324,16 +322,16 @@ async fn edit_user(State(app): State<App>, req: ApiRequest) -> Reply {
     req.action(outcome.map(|()| Map::new()).map_err(|e| e.to_string()))
 }
 
-async fn deactivate_user(State(app): State<App>, req: ApiRequest) -> Reply {
-    user_action(&app, &req, |dir, id| dir.set_active(id, false))
+fn deactivate_user(app: &App, req: &ApiRequest) -> Reply {
+    user_action(app, req, |dir, id| dir.set_active(id, false))
 }
 
-async fn reactivate_user(State(app): State<App>, req: ApiRequest) -> Reply {
-    user_action(&app, &req, |dir, id| dir.set_active(id, true))
+fn reactivate_user(app: &App, req: &ApiRequest) -> Reply {
+    user_action(app, req, |dir, id| dir.set_active(id, true))
 }
 
-async fn delete_user(State(app): State<App>, req: ApiRequest) -> Reply {
-    user_action(&app, &req, |dir, id| dir.delete_user(id))
+fn delete_user(app: &App, req: &ApiRequest) -> Reply {
+    user_action(app, req, |dir, id| dir.delete_user(id))
 }
 
 fn user_action(
@@ -360,21 +358,21 @@ fn group_ids(req: &ApiRequest) -> Vec<String> {
         .collect()
 }
 
-async fn add_groups(State(app): State<App>, req: ApiRequest) -> Reply {
-    let ids = group_ids(&req);
-    user_action(&app, &req, |dir, id| dir.change_membership(id, &ids, true))
+fn add_groups(app: &App, req: &ApiRequest) -> Reply {
+    let ids = group_ids(req);
+    user_action(app, req, |dir, id| dir.change_membership(id, &ids, true))
 }
 
-async fn remove_groups(State(app): State<App>, req: ApiRequest) -> Reply {
-    let ids = group_ids(&req);
-    user_action(&app, &req, |dir, id| dir.change_membership(id, &ids, false))
+fn remove_groups(app: &App, req: &ApiRequest) -> Reply {
+    let ids = group_ids(req);
+    user_action(app, req, |dir, id| dir.change_membership(id, &ids, false))
 }
 
-async fn list_groups(State(app): State<App>, req: ApiRequest) -> Reply {
-    if let Err(reply) = authorize(&app, &req) {
+fn list_groups(app: &App, req: &ApiRequest) -> Reply {
+    if let Err(reply) = authorize(app, req) {
         return reply;
     }
-    let (number, size) = match paging(&req, 250) {
+    let (number, size) = match paging(req, 250) {
         Ok(p) => p,
         Err(reply) => return reply,
     };
@@ -396,8 +394,8 @@ fn response_failure(req: &ApiRequest, refusal: &Refusal) -> Reply {
 }
 
 /// [gap] emulator-only: creating a local user group by API is not documented (§5.7).
-async fn create_user_group(State(app): State<App>, req: ApiRequest) -> Reply {
-    if let Err(reply) = authorize(&app, &req) {
+fn create_user_group(app: &App, req: &ApiRequest) -> Reply {
+    if let Err(reply) = authorize(app, req) {
         return reply;
     }
     let name = req.param("groupName").unwrap_or("").to_owned();
@@ -407,22 +405,22 @@ async fn create_user_group(State(app): State<App>, req: ApiRequest) -> Reply {
             StatusCode::OK,
             json!({"response": {"name": name, "groupIdentifier": id}}),
         ),
-        Err(refusal) => response_failure(&req, &refusal),
+        Err(refusal) => response_failure(req, &refusal),
     }
 }
 
 /// [gap] emulator-only: deleting a local user group by API is not documented (§5.7).
-async fn delete_user_group(State(app): State<App>, req: ApiRequest) -> Reply {
-    if let Err(reply) = authorize(&app, &req) {
+fn delete_user_group(app: &App, req: &ApiRequest) -> Reply {
+    if let Err(reply) = authorize(app, req) {
         return reply;
     }
-    let id = req.path("groupIdentifier");
+    let id = req.path("groupID");
     match app.with(|i| i.dir.delete_group(id)) {
         Ok(()) => req.reply(
             StatusCode::OK,
             json!({"response": {"responseCode": 0, "description": "Group deleted"}}),
         ),
-        Err(refusal) => response_failure(&req, &refusal),
+        Err(refusal) => response_failure(req, &refusal),
     }
 }
 

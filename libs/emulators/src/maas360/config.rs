@@ -1,5 +1,6 @@
 //! How an emulator instance is set up: the account it accepts and the faults it injects.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,10 @@ pub struct EmulatorConfig {
     /// Retry-After window opens (already in flight when the 429 went out) or within this long
     /// of its end are not violations.
     pub retry_after_grace: Duration,
+    /// Routes served somewhere other than their default path: route name (as the client
+    /// names it, e.g. `edit_user`) → path with `{billingID}`, `{userIdentifier}` or
+    /// `{groupID}` placeholders. Refused at start if a name or path is wrong.
+    pub routes: BTreeMap<String, String>,
 }
 
 impl EmulatorConfig {
@@ -42,6 +47,7 @@ impl EmulatorConfig {
             faults: Faults::default(),
             one_element_as_object: true,
             retry_after_grace: Duration::from_millis(250),
+            routes: BTreeMap::new(),
         }
     }
 }

@@ -10,8 +10,11 @@
 //!   unique; groups carry app and policy distributions.
 //! - Faults ([`Faults`]): random 5xx (half of them after applying the change), latency, a rate
 //!   limit with Retry-After and a record of clients that ignore it, and outage windows.
+//! - Routes as data ([`default_routes`]): any route can be served at another path, at start
+//!   ([`EmulatorConfig::routes`]) or at run time, to show what a wrong path looks like to a client
+//!   and that a routes file fixes it.
 //! - Admin API under `/_emulator/`: `GET state`, `GET requests`, `GET violations`,
-//!   `POST reset`, `GET|PUT faults`, `POST expire-tokens`.
+//!   `POST reset`, `GET|PUT faults`, `POST expire-tokens`, `GET routes`, `PUT routes/{name}`.
 //!
 //! Routes that are inferred or emulator-only (user edit, deactivate, reactivate, delete,
 //! per-user group changes, user-group create and delete) are labelled in `routes`.
@@ -30,6 +33,7 @@ mod wire;
 mod xml;
 
 pub use config::{EmulatorConfig, Faults, Outage};
+pub use routes::{RouteError, ServedRoute, default_routes};
 pub use seed::{Seed, SeedError, SeedGroup, SeedUser};
 pub use server::{EmulatorHandle, serve, start};
 pub use state::{Distribution, GROUP_TYPES, GroupDump, StateDump, UserDump};

@@ -8,9 +8,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -19,12 +18,12 @@ use tokio::task::JoinHandle;
 use super::admin;
 use super::api;
 use super::config::{EmulatorConfig, Faults};
-use super::routes;
+use super::routes::{Match, Operation, RouteError, ServedRoute};
 use super::seed::Seed;
 use super::shared::App;
 use super::state::StateDump;
 use super::traffic::{Admission, Violation};
-use super::wire::{Reply, format_of};
+use super::wire::{ApiRequest, Reply, format_of};
 
 /// How long `stop` waits for open connections to finish before cutting them.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -68,33 +67,50 @@ async fn run(
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    // The admin API is routed by axum; every other path goes through the emulator's own route
+    // table, whose paths can move at run time.
     let router = Router::new()
-        .merge(api::router())
-        .route_layer(middleware::from_fn_with_state(app.clone(), traffic))
         .merge(admin::router())
-        .fallback(unmatched)
+        .fallback(api)
         .with_state(app);
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
 }
 
-/// Latency, Retry-After bookkeeping, outages, rate limits and injected errors, then counting.
-async fn traffic(State(app): State<App>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |m| routes::name_of(m.as_str()));
+/// One MaaS360 API request: find its operation, pass it through the traffic checks (latency,
+/// outages, rate limits, injected errors), answer it and count it.
+async fn api(State(app): State<App>, req: Request) -> Response {
     let format = format_of(req.headers());
     let quirks = app.config().one_element_as_object;
+    let found = app.with(|i| i.routes.find(req.method(), req.uri().path()));
+    let (op, path) = match found {
+        Match::Found(op, path) => (op, path),
+        Match::WrongMethod(op) => {
+            app.with(|i| i.traffic.count(op.name(), StatusCode::METHOD_NOT_ALLOWED));
+            return Reply::error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                405,
+                "Method not allowed",
+                format,
+                quirks,
+            )
+            .into_response();
+        }
+        Match::None => {
+            app.with(|i| i.traffic.count("unmatched", StatusCode::NOT_FOUND));
+            return Reply::error(StatusCode::NOT_FOUND, 404, "No such API", format, quirks)
+                .into_response();
+        }
+    };
     let latency = app.with(|i| i.traffic.latency());
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
     let grace = app.config().retry_after_grace;
-    let admission = app.with(|i| i.traffic.admit(route, routes::is_auth(route), grace));
+    let admission = app.with(|i| i.traffic.admit(op.name(), op.is_auth(), grace));
     let response = match admission {
-        Admission::Pass => next.run(req).await,
+        Admission::Pass => answer(&app, op, req, path).await,
         Admission::Reject {
             status,
             retry_after,
@@ -106,7 +122,7 @@ async fn traffic(State(app): State<App>, req: Request, next: Next) -> Response {
         }
         Admission::FailAfter(status) => {
             // The change is applied and its answer thrown away, like a response lost on the way.
-            let _lost = next.run(req).await;
+            let _lost = answer(&app, op, req, path).await;
             Reply::error(
                 status,
                 u32::from(status.as_u16()),
@@ -117,21 +133,20 @@ async fn traffic(State(app): State<App>, req: Request, next: Next) -> Response {
             .into_response()
         }
     };
-    app.with(|i| i.traffic.count(route, response.status()));
+    app.with(|i| i.traffic.count(op.name(), response.status()));
     response
 }
 
-async fn unmatched(State(app): State<App>, req: Request) -> Response {
-    let format = format_of(req.headers());
-    app.with(|i| i.traffic.count("unmatched", StatusCode::NOT_FOUND));
-    Reply::error(
-        StatusCode::NOT_FOUND,
-        404,
-        "No such API",
-        format,
-        app.config().one_element_as_object,
-    )
-    .into_response()
+async fn answer(
+    app: &App,
+    op: Operation,
+    req: Request,
+    path: std::collections::BTreeMap<String, String>,
+) -> Response {
+    match ApiRequest::read(req, path, app.config().one_element_as_object).await {
+        Ok(req) => api::handle(app, op, &req).into_response(),
+        Err(reply) => reply.into_response(),
+    }
 }
 
 /// A running emulator. Dropping it stops the server too; `stop` also waits for it.
@@ -183,6 +198,17 @@ impl EmulatorHandle {
     pub fn set_faults(&self, faults: Faults) {
         let faults = admin::sanitize(faults);
         self.app.with(|i| i.traffic.set_faults(faults));
+    }
+
+    /// The MaaS360 routes as served now.
+    pub fn routes(&self) -> Vec<ServedRoute> {
+        self.app.with(|i| i.routes.served())
+    }
+
+    /// Serves route `name` (a client route name such as `edit_user`) at `path` from now on;
+    /// the old path answers 404, as a MaaS360 whose API differs from the defaults would.
+    pub fn move_route(&self, name: &str, path: &str) -> Result<(), RouteError> {
+        self.app.with(|i| i.routes.move_route(name, path))
     }
 
     /// Every access token issued so far stops working (refresh tokens still do).

@@ -2,15 +2,14 @@
 //! or XML body; writing responses as XML (the default) or JSON (`Accept: application/json`),
 //! with MaaS360's XML-to-JSON habits when switched on.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::Request;
 use axum::http::header::{ACCEPT, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::shared::App;
 use super::xml::{leaf_elements, to_xml};
 
 /// Request bodies beyond this are refused; MaaS360 requests are a few hundred bytes.
@@ -33,7 +32,7 @@ pub(crate) fn format_of(headers: &HeaderMap) -> Format {
 
 /// A MaaS360 API request, with query and body parameters merged into one map.
 pub(crate) struct ApiRequest {
-    pub(crate) path: HashMap<String, String>,
+    pub(crate) path: BTreeMap<String, String>,
     pub(crate) headers: HeaderMap,
     pub(crate) params: BTreeMap<String, String>,
     pub(crate) format: Format,
@@ -81,13 +80,15 @@ impl ApiRequest {
     }
 }
 
-impl FromRequest<App> for ApiRequest {
-    type Rejection = Reply;
-
-    async fn from_request(req: Request, app: &App) -> Result<Self, Self::Rejection> {
-        let (mut parts, body) = req.into_parts();
+impl ApiRequest {
+    /// Reads a request whose path parameters the route table has decoded.
+    pub(crate) async fn read(
+        req: Request,
+        path: BTreeMap<String, String>,
+        quirks: bool,
+    ) -> Result<Self, Reply> {
+        let (parts, body) = req.into_parts();
         let format = format_of(&parts.headers);
-        let quirks = app.config().one_element_as_object;
         let bad = |detail: &str| Reply {
             status: StatusCode::BAD_REQUEST,
             body: json!({"errorCode": 400, "errorDesc": detail}),
@@ -95,10 +96,6 @@ impl FromRequest<App> for ApiRequest {
             format,
             quirks,
         };
-        let path = Path::<HashMap<String, String>>::from_request_parts(&mut parts, app)
-            .await
-            .map(|p| p.0)
-            .map_err(|_| bad("Malformed path"))?;
         let mut params = BTreeMap::new();
         if let Some(query) = parts.uri.query() {
             params.extend(form_pairs(query));
