@@ -228,6 +228,13 @@ async fn json_follows_the_xml_habits_unless_switched_off() {
     }
 }
 
+fn refresh_body(cfg: &EmulatorConfig, refresh: &str) -> String {
+    serde_json::json!({"authRequest": {"maaS360AdminAuth": {
+        "billingID": cfg.billing_id, "userName": cfg.admin_user, "appID": cfg.app_id,
+        "appVersion": cfg.app_version, "platformID": cfg.platform_id, "refreshToken": refresh}}})
+    .to_string()
+}
+
 #[tokio::test]
 async fn refused_credentials_answer_200_with_an_error_code() {
     let cfg = EmulatorConfig::for_tests();
@@ -246,14 +253,13 @@ async fn refused_credentials_answer_200_with_an_error_code() {
     .await;
     assert_eq!(answer.status, 200);
     let response = &answer.json()["authResponse"];
-    assert_ne!(response["errorCode"], Value::from("0"));
-    assert!(
-        response["errorDesc"]
-            .as_str()
-            .is_some_and(|d| d.contains("password")),
+    assert_eq!(
+        response["errorCode"],
+        Value::from("1002"),
         "{}",
         answer.body
     );
+    assert_eq!(response["errorDesc"], Value::from("Invalid credentials"));
     assert!(response.get("authToken").is_none());
 
     let other = "/auth-apis/auth/2.0/authenticate/customer/11111111";
@@ -270,12 +276,25 @@ async fn refused_credentials_answer_200_with_an_error_code() {
             .as_str()
             .is_some_and(|d| d.contains("billing"))
     );
+    handle.stop().await;
+}
 
-    // A 2.0 success carries a refresh token; spending it twice fails the second time.
+#[tokio::test]
+async fn refresh_tokens_are_redeemed_once_through_their_own_route() {
+    let cfg = EmulatorConfig::for_tests();
+    let handle = start(cfg.clone(), None).await;
+    let authenticate = format!(
+        "/auth-apis/auth/2.0/authenticate/customer/{}",
+        cfg.billing_id
+    );
+    let refresh_path = format!(
+        "/auth-apis/auth/2.0/refreshToken/customer/{}",
+        cfg.billing_id
+    );
     let answer = http(
         handle.addr(),
         "POST",
-        &path,
+        &authenticate,
         &[JSON, JSON_BODY],
         &auth_body(&cfg, &cfg.password),
     )
@@ -285,37 +304,84 @@ async fn refused_credentials_answer_200_with_an_error_code() {
         .unwrap_or("")
         .to_owned();
     assert!(!refresh.is_empty(), "{}", answer.body);
-    let with_refresh = auth_body(&cfg, "").replace(
+
+    // The authenticate route does not take a refresh token in place of the password.
+    let instead_of_password = auth_body(&cfg, "").replace(
         "\"password\":\"\"",
         &format!("\"refreshToken\":\"{refresh}\""),
     );
-    let first = http(
+    let refused = http(
         handle.addr(),
         "POST",
-        &path,
+        &authenticate,
         &[JSON, JSON_BODY],
-        &with_refresh,
+        &instead_of_password,
     )
     .await;
     assert_eq!(
-        first.json()["authResponse"]["errorCode"],
-        Value::from("0"),
+        refused.json()["authResponse"]["errorCode"],
+        Value::from("1002"),
         "{}",
-        first.body
+        refused.body
     );
+
+    let first = http(
+        handle.addr(),
+        "POST",
+        &refresh_path,
+        &[JSON, JSON_BODY],
+        &refresh_body(&cfg, &refresh),
+    )
+    .await;
+    let response = &first.json()["authResponse"];
+    assert_eq!(response["errorCode"], Value::from("0"), "{}", first.body);
+    assert!(
+        response["authToken"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
+    assert!(
+        response["refreshToken"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty() && t != refresh)
+    );
+    assert!(handle.violations().is_empty());
     let second = http(
         handle.addr(),
         "POST",
-        &path,
+        &refresh_path,
         &[JSON, JSON_BODY],
-        &with_refresh,
+        &refresh_body(&cfg, &refresh),
     )
     .await;
     assert!(
         second.json()["authResponse"]["errorDesc"]
             .as_str()
-            .is_some_and(|d| d.contains("refresh"))
+            .is_some_and(|d| d.contains("refresh")),
+        "{}",
+        second.body
     );
+
+    // Sending the password or access key along is recorded: refresh must not need them.
+    let with_secrets = auth_body(&cfg, &cfg.password).replace(
+        "\"password\"",
+        &format!("\"refreshToken\":\"{refresh}\",\"password\""),
+    );
+    let _ = http(
+        handle.addr(),
+        "POST",
+        &refresh_path,
+        &[JSON, JSON_BODY],
+        &with_secrets,
+    )
+    .await;
+    let violations = handle.violations();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert_eq!(violations[0].kind, "secret_on_refresh");
+    assert!(
+        violations[0].detail.contains("password") && violations[0].detail.contains("appAccessKey")
+    );
+    assert!(handle.retry_after_violations().is_empty());
     handle.stop().await;
 }
 
@@ -335,8 +401,31 @@ async fn tokens_must_be_well_formed_current_and_for_this_account() {
     .await;
     assert_eq!(ok.status, 200);
 
+    // IBM's own integration sends single quotes (maas360-api.md, Corrections).
+    let single = auth.replace('"', "'");
+    let ok = http(
+        handle.addr(),
+        "GET",
+        &path,
+        &[JSON, ("Authorization", &single)],
+        "",
+    )
+    .await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(
+        handle.authorization_styles(),
+        [("double".to_owned(), 1), ("single".to_owned(), 1)].into()
+    );
+
     let bare = auth.replace('"', "");
-    for bad in ["", "Bearer abc", "MaaS token=\"not-issued\"", bare.as_str()] {
+    let mixed = auth.replacen('"', "'", 1);
+    for bad in [
+        "",
+        "Bearer abc",
+        "MaaS token=\"not-issued\"",
+        bare.as_str(),
+        mixed.as_str(),
+    ] {
         let headers: Vec<(&str, &str)> = if bad.is_empty() {
             vec![JSON]
         } else {
@@ -344,7 +433,10 @@ async fn tokens_must_be_well_formed_current_and_for_this_account() {
         };
         let answer = http(handle.addr(), "GET", &path, &headers, "").await;
         assert_eq!(answer.status, 401, "{bad:?}");
-        assert!(answer.json().get("errorCode").is_some(), "{}", answer.body);
+        // Keyed by the resource: {"groups":{"errorCode":1009,"errorDesc":"Token invalid"}}.
+        let refusal = &answer.json()["groups"];
+        assert_eq!(refusal["errorCode"], Value::from("1009"), "{}", answer.body);
+        assert_eq!(refusal["errorDesc"], Value::from("Token invalid"));
     }
 
     let other = "/group-apis/group/1.0/groups/customer/11111111";
@@ -362,7 +454,9 @@ async fn tokens_must_be_well_formed_current_and_for_this_account() {
     let expired = http(handle.addr(), "GET", &path, &[("Authorization", &auth)], "").await;
     assert_eq!(expired.status, 401);
     assert!(
-        expired.body.contains("<errorCode>1007</errorCode>"),
+        expired.body.contains(
+            "<groups><errorCode>1009</errorCode><errorDesc>Token expired.</errorDesc></groups>"
+        ),
         "{}",
         expired.body
     );

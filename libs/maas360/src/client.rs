@@ -18,7 +18,7 @@ use crate::model::{
 use crate::paging::{allowed_page_size, page_number};
 use crate::routes::{RouteName, RouteTable};
 use crate::token::{AuthContext, TokenCache};
-use crate::transport::{Call, Transport, classify};
+use crate::transport::{Call, TOKEN_REFUSED, Transport, classify, error_code};
 
 /// How many pages `find_user` reads before giving up, in case a server ignores `match=1` and
 /// answers a partial match over a huge directory.
@@ -85,9 +85,16 @@ impl Maas360Client {
     }
 
     /// One authentication call now; on refusal the error says which part was refused when
-    /// MaaS360's errorDesc tells (billing id, admin credentials, app id/access key...).
+    /// MaaS360's answer tells (billing id, admin credentials, app id/access key...).
     pub async fn authenticate(&self) -> Result<(), Maas360Error> {
         self.inner.tokens.authenticate_now(&self.auth()).await
+    }
+
+    /// One call to the token refresh route now (auth 2.0 only), authenticating first if no
+    /// refresh token is held. Unlike a routine renewal it does not fall back to the password,
+    /// so it tells whether refreshing works on this tenant.
+    pub async fn refresh_token(&self) -> Result<(), Maas360Error> {
+        self.inner.tokens.refresh_now(&self.auth()).await
     }
 
     /// The routes this client calls.
@@ -126,7 +133,11 @@ impl Maas360Client {
             .transport
             .execute(&call, Some(&lease.token))
             .await?;
-        if reply.status != StatusCode::UNAUTHORIZED {
+        // 401 with errorCode 1009, "Token invalid" or "Token expired." (maas360-api.md,
+        // Corrections); the code alone also counts, whatever the status.
+        let refused = reply.status == StatusCode::UNAUTHORIZED
+            || error_code(reply.body.as_ref()) == Some(TOKEN_REFUSED);
+        if !refused {
             return classify(route, reply);
         }
         tracing::debug!(route = name.as_str(), "token refused; renewing once");

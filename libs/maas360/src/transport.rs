@@ -113,7 +113,8 @@ impl Transport {
             .request(method, call.url.clone())
             .header(ACCEPT, HeaderValue::from_static("application/json"));
         if let Some(token) = token {
-            let mut value = HeaderValue::from_str(&format!("MaaS token=\"{}\"", token.expose()))
+            // Single quotes, as IBM's own integration sends (maas360-api.md, Corrections).
+            let mut value = HeaderValue::from_str(&format!("MaaS token='{}'", token.expose()))
                 .map_err(|_| Maas360Error::Permanent {
                     status: None,
                     detail: "MaaS360 issued a token that is not a valid header value".to_owned(),

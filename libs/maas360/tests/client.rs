@@ -208,11 +208,15 @@ async fn token_is_renewed_before_it_expires() {
     assert!(client.search_users(&all_users()).await.is_ok());
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(client.search_users(&all_users()).await.is_ok());
-    assert_eq!(seen_with(&handle, "auth_v2", 200), 2);
+    // Renewed through the refresh route, not by authenticating again.
+    assert_eq!(seen_with(&handle, "auth_v2", 200), 1);
+    assert_eq!(seen_with(&handle, "refresh_token", 200), 1);
     assert_eq!(seen_with(&handle, "search_users", 401), 0);
     let grants = handle.auth_grants();
     assert_eq!(grants.get("password"), Some(&1));
     assert_eq!(grants.get("refresh_token"), Some(&1), "{grants:?}");
+    // The refresh request carried neither the password nor the access key.
+    assert!(handle.violations().is_empty(), "{:?}", handle.violations());
     handle.stop().await;
 }
 
@@ -231,7 +235,8 @@ async fn v2_falls_back_to_the_password_when_the_refresh_token_is_refused() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(client.search_users(&all_users()).await.is_ok());
     // First password, then a refused refresh, then the password again.
-    assert_eq!(seen(&handle, "auth_v2"), 3);
+    assert_eq!(seen(&handle, "auth_v2"), 2);
+    assert_eq!(seen(&handle, "refresh_token"), 1);
     assert_eq!(handle.auth_grants().get("password"), Some(&2));
     assert_eq!(handle.auth_grants().get("refresh_token"), None);
     handle.stop().await;
@@ -243,20 +248,98 @@ async fn an_expired_token_is_renewed_once_on_401_and_the_call_succeeds() {
         let cfg = EmulatorConfig::for_tests();
         let handle = emulator(cfg.clone(), None).await;
         let client = client_for(&handle, &cfg, options(version));
-        let route = if version == AuthVersion::V1 {
-            "auth_v1"
-        } else {
-            "auth_v2"
-        };
         assert!(client.search_users(&all_users()).await.is_ok());
         handle.expire_tokens();
         let again = client.search_users(&all_users()).await;
         assert!(again.is_ok(), "{again:?}");
-        assert_eq!(seen(&handle, route), 2);
+        // One renewal: auth 1.0 authenticates again, 2.0 refreshes.
+        let renewals = if version == AuthVersion::V1 {
+            seen(&handle, "auth_v1") - 1
+        } else {
+            assert_eq!(seen(&handle, "auth_v2"), 1);
+            seen(&handle, "refresh_token")
+        };
+        assert_eq!(renewals, 1);
         assert_eq!(seen_with(&handle, "search_users", 401), 1);
         assert_eq!(seen_with(&handle, "search_users", 200), 2);
         handle.stop().await;
     }
+}
+
+#[tokio::test]
+async fn a_token_refused_after_renewal_is_an_auth_error_after_one_retry() {
+    // Every token expires the moment it is issued: the renewed one is refused too.
+    let cfg = EmulatorConfig {
+        token_ttl: Duration::ZERO,
+        ..EmulatorConfig::for_tests()
+    };
+    let handle = emulator(cfg.clone(), None).await;
+    let client = client_for(&handle, &cfg, options(AuthVersion::V1));
+    match client.search_users(&all_users()).await {
+        Err(Maas360Error::Auth {
+            part,
+            detail,
+            status,
+        }) => {
+            assert_eq!(part, "token");
+            assert_eq!(status, Some(401));
+            assert!(detail.contains("Token expired."), "{detail}");
+        }
+        other => panic!("expected Auth, got {other:?}"),
+    }
+    assert_eq!(
+        seen_with(&handle, "search_users", 401),
+        2,
+        "one retry, no more"
+    );
+    assert_eq!(seen(&handle, "auth_v1"), 2);
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn a_missing_refresh_route_falls_back_to_full_authentication() {
+    let cfg = EmulatorConfig::for_tests();
+    let handle = emulator(cfg.clone(), None).await;
+    let moved = handle.move_route(
+        "refresh_token",
+        "/auth-apis/auth/2.0/renew/customer/{billingID}",
+    );
+    assert!(moved.is_ok(), "{moved:?}");
+    let client = client_for(&handle, &cfg, options(AuthVersion::V2));
+    assert!(client.search_users(&all_users()).await.is_ok());
+    handle.expire_tokens();
+    let again = client.search_users(&all_users()).await;
+    assert!(again.is_ok(), "{again:?}");
+    assert_eq!(
+        seen_with(&handle, "unmatched", 404),
+        1,
+        "the refresh was tried"
+    );
+    assert_eq!(handle.auth_grants().get("password"), Some(&2));
+    // Asked directly, the refresh route reports what is wrong with it.
+    match client.refresh_token().await {
+        Err(Maas360Error::Permanent { status, detail }) => {
+            assert_eq!(status, Some(404));
+            assert!(detail.contains("refreshToken"), "{detail}");
+        }
+        other => panic!("expected Permanent 404, got {other:?}"),
+    }
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn the_token_travels_in_single_quotes_and_refresh_is_v2_only() {
+    let (handle, client) = setup(None).await;
+    assert!(client.search_users(&all_users()).await.is_ok());
+    assert_eq!(
+        handle.authorization_styles(),
+        [("single".to_owned(), 1)].into()
+    );
+    assert!(matches!(
+        client.refresh_token().await,
+        Err(Maas360Error::Config(_))
+    ));
+    handle.stop().await;
 }
 
 #[tokio::test]

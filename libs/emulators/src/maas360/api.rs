@@ -13,14 +13,18 @@ use super::wire::{ApiRequest, Reply};
 /// Page sizes the search APIs accept (maas360-api.md §3).
 const ALLOWED_PAGE_SIZES: [u32; 5] = [25, 50, 100, 200, 250];
 
-// Error codes of our own choosing: MaaS360's "Error Codes" chapter is a gap (§11); only 1007
-// for a bad token is seen in a client [code-weak].
+/// Authentication refused for the admin user name or password: "Invalid credentials", HTTP
+/// 200 (maas360-api.md, Corrections).
+const ERR_INVALID_CREDENTIALS: u32 = 1002;
+/// An invalid or expired token on a resource route: HTTP 401, "Token invalid" or
+/// "Token expired." (maas360-api.md, Corrections).
+const ERR_TOKEN: u32 = 1009;
+// Codes of our own choosing, [inferred]: MaaS360's "Error Codes" chapter is a gap (§11). The
+// texts name the part that is wrong so a client can say which.
 const ERR_BILLING: u32 = 1001;
-const ERR_ADMIN_CREDENTIALS: u32 = 1002;
 const ERR_APP: u32 = 1003;
 const ERR_ACCESS_KEY: u32 = 1004;
 const ERR_REFRESH: u32 = 1006;
-const ERR_TOKEN: u32 = 1007;
 const ERR_BILLING_MISMATCH: u32 = 1008;
 const ERR_BAD_REQUEST: u32 = 1010;
 const ERR_NOT_FOUND: u32 = 1011;
@@ -55,6 +59,25 @@ fn error(req: &ApiRequest, status: StatusCode, code: u32, desc: &str) -> Reply {
     Reply::error(status, code, desc, req.format, req.quirks)
 }
 
+/// An error keyed by the resource, the way MaaS360 wraps a token refusal:
+/// `{"users":{"errorCode":1009,"errorDesc":"Token invalid"}}` (maas360-api.md, Corrections).
+fn resource_error(req: &ApiRequest, status: StatusCode, code: u32, desc: &str) -> Reply {
+    let mut body = Map::new();
+    body.insert(
+        req.operation.resource().to_owned(),
+        json!({"errorCode": code, "errorDesc": desc}),
+    );
+    req.reply(status, Value::Object(body))
+}
+
+/// Refusals of the authentication routes: HTTP 200 with a non-zero errorCode (§2.2).
+fn auth_refusal(req: &ApiRequest, code: u32, desc: &str) -> Reply {
+    req.reply(
+        StatusCode::OK,
+        json!({"authResponse": {"errorCode": code, "errorDesc": desc}}),
+    )
+}
+
 fn auth_v1(app: &App, req: &ApiRequest) -> Reply {
     authenticate(app, req, false)
 }
@@ -63,17 +86,12 @@ fn auth_v2(app: &App, req: &ApiRequest) -> Reply {
     authenticate(app, req, true)
 }
 
-fn refresh_token(app: &App, req: &ApiRequest) -> Reply {
-    authenticate(app, req, true)
-}
-
-/// Checks each credential in turn so the errorDesc names the part that is wrong; refusals
-/// are HTTP 200 with a non-zero errorCode, as MaaS360 does (§2.2).
-fn authenticate(app: &App, req: &ApiRequest, v2: bool) -> Reply {
+/// The app and account fields every authentication route checks, in turn, so the errorDesc
+/// names the part that is wrong.
+fn check_app(app: &App, req: &ApiRequest) -> Option<(u32, &'static str)> {
     let c = app.config();
     let field = |name: &str| req.params.get(name).map_or("", String::as_str);
-    let billing = req.path("billingID");
-    let refusal = if billing != c.billing_id || field("billingID").trim() != c.billing_id {
+    if req.path("billingID") != c.billing_id || field("billingID").trim() != c.billing_id {
         Some((ERR_BILLING, "Invalid billing ID"))
     } else if field("appID") != c.app_id {
         Some((ERR_APP, "Invalid application ID"))
@@ -81,33 +99,70 @@ fn authenticate(app: &App, req: &ApiRequest, v2: bool) -> Reply {
         Some((ERR_APP, "Invalid app version"))
     } else if field("platformID") != c.platform_id {
         Some((ERR_APP, "Invalid platform ID"))
-    } else if field("appAccessKey") != c.app_access_key {
-        Some((ERR_ACCESS_KEY, "Invalid app access key"))
     } else if !field("userName").eq_ignore_ascii_case(&c.admin_user) {
-        Some((ERR_ADMIN_CREDENTIALS, "Invalid username or password"))
-    } else if v2 && req.params.contains_key("refreshToken") {
-        let redeemed = app.with(|i| i.tokens.redeem_refresh(field("refreshToken"), billing));
-        (!redeemed).then_some((ERR_REFRESH, "Invalid or expired refresh token"))
-    } else if field("password") != c.password {
-        Some((ERR_ADMIN_CREDENTIALS, "Invalid username or password"))
+        Some((ERR_INVALID_CREDENTIALS, "Invalid credentials"))
     } else {
         None
-    };
-    if let Some((code, desc)) = refusal {
-        return req.reply(
-            StatusCode::OK,
-            json!({"authResponse": {"errorCode": code, "errorDesc": desc}}),
-        );
     }
-    let grant = if req.params.contains_key("refreshToken") && v2 {
-        "refresh_token"
-    } else {
-        "password"
-    };
+}
+
+/// Authentication 1.0 and 2.0: the full credentials, password and app access key included.
+/// A refresh token here is not a password (refresh has its own route, maas360-api.md,
+/// Corrections), so it is ignored.
+fn authenticate(app: &App, req: &ApiRequest, v2: bool) -> Reply {
+    let c = app.config();
+    let field = |name: &str| req.params.get(name).map_or("", String::as_str);
+    let refusal = check_app(app, req).or_else(|| {
+        if field("appAccessKey") != c.app_access_key {
+            Some((ERR_ACCESS_KEY, "Invalid app access key"))
+        } else if field("password") != c.password {
+            Some((ERR_INVALID_CREDENTIALS, "Invalid credentials"))
+        } else {
+            None
+        }
+    });
+    if let Some((code, desc)) = refusal {
+        return auth_refusal(req, code, desc);
+    }
+    issue(app, req, "password", v2)
+}
+
+/// `POST /auth-apis/auth/2.0/refreshToken/customer/{billingID}` with billingID, userName,
+/// appID, appVersion, platformID and refreshToken (maas360-api.md, Corrections). A password or
+/// access key sent along is recorded as a violation: the refresh call must not need them.
+fn refresh_token(app: &App, req: &ApiRequest) -> Reply {
+    let sent: Vec<&str> = ["password", "appAccessKey"]
+        .into_iter()
+        .filter(|name| req.params.contains_key(*name))
+        .collect();
+    if !sent.is_empty() {
+        app.with(|i| {
+            i.traffic.record_protocol_violation(
+                req.operation.name(),
+                "secret_on_refresh",
+                format!("the refresh request carried {}", sent.join(" and ")),
+            );
+        });
+    }
+    if let Some((code, desc)) = check_app(app, req) {
+        return auth_refusal(req, code, desc);
+    }
+    let refresh = req.params.get("refreshToken").map_or("", String::as_str);
+    let billing = req.path("billingID");
+    if !app.with(|i| i.tokens.redeem_refresh(refresh, billing)) {
+        return auth_refusal(req, ERR_REFRESH, "Invalid or expired refresh token");
+    }
+    issue(app, req, "refresh_token", true)
+}
+
+/// A new token (and, for 2.0 and refresh, a new refresh token: rotation is [inferred]).
+fn issue(app: &App, req: &ApiRequest, grant: &str, with_refresh: bool) -> Reply {
+    let billing = req.path("billingID");
+    let ttl = app.config().token_ttl;
     let (token, refresh) = app.with(|i| {
         *i.grants.entry(grant.to_owned()).or_insert(0) += 1;
-        let token = i.tokens.issue(billing, c.token_ttl);
-        let refresh = v2.then(|| i.tokens.issue_refresh(billing));
+        let token = i.tokens.issue(billing, ttl);
+        let refresh = with_refresh.then(|| i.tokens.issue_refresh(billing));
         (token, refresh)
     });
     let mut response = Map::new();
@@ -119,12 +174,14 @@ fn authenticate(app: &App, req: &ApiRequest, v2: bool) -> Reply {
     req.reply(StatusCode::OK, json!({ "authResponse": response }))
 }
 
-/// The header must be exactly `MaaS token="…"` (§2.4).
-fn maas_token(header: &str) -> Option<&str> {
-    header
-        .strip_prefix("MaaS token=\"")?
-        .strip_suffix('"')
-        .filter(|t| !t.is_empty() && !t.contains('"'))
+/// `MaaS token="…"` (IBM's documentation, §2.4) or `MaaS token='…'` (IBM's own integration,
+/// maas360-api.md, Corrections); the quotes must match. Also says which quotes were used.
+fn maas_token(header: &str) -> Option<(&str, &'static str)> {
+    let quoted = header.strip_prefix("MaaS token=")?;
+    [('"', "double"), ('\'', "single")]
+        .into_iter()
+        .find_map(|(quote, style)| Some((quoted.strip_prefix(quote)?.strip_suffix(quote)?, style)))
+        .filter(|(t, _)| !t.is_empty() && !t.contains(['"', '\'']))
 }
 
 /// Token present, current, and issued for the billing id in the path (checked on every route).
@@ -134,29 +191,33 @@ fn authorize(app: &App, req: &ApiRequest) -> Result<(), Reply> {
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(maas_token);
-    let Some(token) = header else {
-        return Err(error(
+    let Some((token, style)) = header else {
+        return Err(resource_error(
             req,
             StatusCode::UNAUTHORIZED,
             ERR_TOKEN,
-            "Missing or malformed Authorization header; expected MaaS token=\"...\"",
+            "Token invalid",
         ));
     };
     match app.with(|i| i.tokens.check(token, req.path("billingID"))) {
-        TokenCheck::Valid => Ok(()),
-        TokenCheck::Unknown => Err(error(
+        TokenCheck::Valid => {
+            app.with(|i| *i.quote_styles.entry(style.to_owned()).or_insert(0) += 1);
+            Ok(())
+        }
+        TokenCheck::Unknown => Err(resource_error(
             req,
             StatusCode::UNAUTHORIZED,
             ERR_TOKEN,
-            "Invalid token",
+            "Token invalid",
         )),
-        TokenCheck::Expired => Err(error(
+        TokenCheck::Expired => Err(resource_error(
             req,
             StatusCode::UNAUTHORIZED,
             ERR_TOKEN,
-            "Token expired",
+            "Token expired.",
         )),
-        TokenCheck::OtherAccount => Err(error(
+        // [inferred] the answer to a token used against another account is not documented.
+        TokenCheck::OtherAccount => Err(resource_error(
             req,
             StatusCode::FORBIDDEN,
             ERR_BILLING_MISMATCH,
@@ -430,7 +491,9 @@ mod tests {
 
     #[test]
     fn authorization_header_must_be_exact() {
-        assert_eq!(maas_token("MaaS token=\"abc\""), Some("abc"));
+        assert_eq!(maas_token("MaaS token=\"abc\""), Some(("abc", "double")));
+        assert_eq!(maas_token("MaaS token='abc'"), Some(("abc", "single")));
+        assert_eq!(maas_token("MaaS token='abc\""), None);
         assert_eq!(maas_token("MaaS token=abc"), None);
         assert_eq!(maas_token("Bearer MaaS token=\"abc\""), None);
         assert_eq!(maas_token("MaaS token=\"\""), None);

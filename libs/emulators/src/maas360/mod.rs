@@ -1,9 +1,12 @@
 //! A MaaS360 web-services emulator: the routes and wire shapes `dirsync-maas360` uses
 //! (maas360-api.md §10), served over real HTTP.
 //!
-//! - Auth 1.0 and 2.0 with expiring tokens and refresh tokens; refused credentials answer
-//!   HTTP 200 with a non-zero `errorCode` whose `errorDesc` names the wrong part; a bad or
-//!   expired token answers 401; the path's billing id must match the token's on every route.
+//! - Auth 1.0 and 2.0 with expiring tokens, and refresh tokens redeemed through their own route
+//!   (no password, no access key; sending them is recorded as a violation). Refused credentials
+//!   answer HTTP 200 with a non-zero `errorCode` (1002 "Invalid credentials" for the admin user
+//!   or password; the other parts with texts that name them); a bad or expired token answers
+//!   401 with `errorCode` 1009 keyed by the resource; `MaaS token="…"` and `MaaS token='…'` are
+//!   both accepted; the path's billing id must match the token's on every route.
 //! - XML by default, JSON on `Accept: application/json`, with the XML-to-JSON habits (one-element
 //!   lists as objects, numbers as strings) on by default ([`EmulatorConfig::one_element_as_object`]).
 //! - Paging limited to the allowed page sizes; users unique by userName+domain; group names
@@ -37,4 +40,4 @@ pub use routes::{RouteError, ServedRoute, default_routes};
 pub use seed::{Seed, SeedError, SeedGroup, SeedUser};
 pub use server::{EmulatorHandle, serve, start};
 pub use state::{Distribution, GROUP_TYPES, GroupDump, StateDump, UserDump};
-pub use traffic::Violation;
+pub use traffic::{IGNORED_RETRY_AFTER, Violation};

@@ -160,6 +160,19 @@ impl Operation {
     fn accepts_trailing_slash(self) -> bool {
         self == Self::AuthV1
     }
+
+    /// The key a token refusal is wrapped in, named after the resource as MaaS360 does:
+    /// `{"adminChanges":{"errorCode":1009,…}}` (maas360-api.md, Corrections). Which key each
+    /// of these routes uses is [inferred]: the root element of its normal answer.
+    pub(crate) fn resource(self) -> &'static str {
+        match self {
+            Self::AuthV1 | Self::AuthV2 | Self::RefreshToken => "authResponse",
+            Self::SearchUsers | Self::UsersInGroup => "users",
+            Self::ListGroups => "groups",
+            Self::CreateUserGroup | Self::DeleteUserGroup => "response",
+            _ => "actionResponse",
+        }
+    }
 }
 
 /// A route as served, for the admin API and for comparing with the client's table.

@@ -22,7 +22,7 @@ use super::routes::{Match, Operation, RouteError, ServedRoute};
 use super::seed::Seed;
 use super::shared::App;
 use super::state::StateDump;
-use super::traffic::{Admission, Violation};
+use super::traffic::{Admission, IGNORED_RETRY_AFTER, Violation};
 use super::wire::{ApiRequest, Reply, format_of};
 
 /// How long `stop` waits for open connections to finish before cutting them.
@@ -143,7 +143,7 @@ async fn answer(
     req: Request,
     path: std::collections::BTreeMap<String, String>,
 ) -> Response {
-    match ApiRequest::read(req, path, app.config().one_element_as_object).await {
+    match ApiRequest::read(req, op, path, app.config().one_element_as_object).await {
         Ok(req) => api::handle(app, op, &req).into_response(),
         Err(reply) => reply.into_response(),
     }
@@ -187,12 +187,30 @@ impl EmulatorHandle {
 
     /// Requests that arrived while a Retry-After the emulator gave was still running.
     pub fn retry_after_violations(&self) -> Vec<Violation> {
+        self.app.with(|i| {
+            i.traffic
+                .violations()
+                .into_iter()
+                .filter(|v| v.kind == IGNORED_RETRY_AFTER)
+                .collect()
+        })
+    }
+
+    /// Everything a client did against what the evidence says MaaS360 expects: requests that
+    /// ignored a Retry-After, a password or access key sent on token refresh.
+    pub fn violations(&self) -> Vec<Violation> {
         self.app.with(|i| i.traffic.violations())
     }
 
     /// Successful authentications per grant: `"password"` or `"refresh_token"`.
     pub fn auth_grants(&self) -> BTreeMap<String, u64> {
         self.app.with(|i| i.grants.clone())
+    }
+
+    /// Accepted `Authorization: MaaS token=…` headers by quote style: `"single"` (as IBM's own
+    /// integration sends) or `"double"` (as IBM's documentation shows).
+    pub fn authorization_styles(&self) -> BTreeMap<String, u64> {
+        self.app.with(|i| i.quote_styles.clone())
     }
 
     pub fn set_faults(&self, faults: Faults) {

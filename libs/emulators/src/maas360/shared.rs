@@ -31,6 +31,8 @@ pub(crate) struct Inner {
     pub(crate) routes: RouteMap,
     /// Successful authentications by grant ("password", "refresh_token").
     pub(crate) grants: BTreeMap<String, u64>,
+    /// Accepted Authorization headers by quote style ("single", "double").
+    pub(crate) quote_styles: BTreeMap<String, u64>,
 }
 
 impl Inner {
@@ -41,6 +43,7 @@ impl Inner {
             traffic: Traffic::new(config.faults.clone()),
             routes,
             grants: BTreeMap::new(),
+            quote_styles: BTreeMap::new(),
         }
     }
 }

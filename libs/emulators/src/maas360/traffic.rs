@@ -17,15 +17,23 @@ use super::config::Faults;
 const MAX_VIOLATIONS: usize = 10_000;
 const RATE_WINDOW: Duration = Duration::from_secs(60);
 
-/// A request that arrived while a Retry-After the emulator gave was still running, earlier
-/// than the configured grace allows.
+/// [`Violation::kind`] of a request that arrived while a Retry-After was still running.
+pub const IGNORED_RETRY_AFTER: &str = "ignored_retry_after";
+
+/// Something a client did that MaaS360 does not expect: a request that arrived while a
+/// Retry-After the emulator gave was still running (earlier than the configured grace
+/// allows), or a protocol slip such as a password sent on token refresh.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Violation {
     pub route: String,
-    /// How long before the Retry-After ran out the request arrived.
+    /// [`IGNORED_RETRY_AFTER`] or a protocol slip such as `secret_on_refresh`.
+    pub kind: String,
+    /// What happened, in words.
+    pub detail: String,
+    /// For an ignored Retry-After: how long before it ran out the request arrived.
     pub early_by_ms: u64,
-    /// The Retry-After that was given, in seconds.
+    /// For an ignored Retry-After: the seconds that were given.
     pub retry_after_secs: u64,
 }
 
@@ -108,10 +116,16 @@ impl Traffic {
             } else if now >= window.opened + grace && now + grace < window.until {
                 // Requests within `grace` of the window opening were already in flight when
                 // the 429 went out; only later ones ignored it.
+                let early_by_ms =
+                    u64::try_from(window.until.duration_since(now).as_millis()).unwrap_or(u64::MAX);
                 self.record_violation(Violation {
                     route: route.to_owned(),
-                    early_by_ms: u64::try_from(window.until.duration_since(now).as_millis())
-                        .unwrap_or(u64::MAX),
+                    kind: IGNORED_RETRY_AFTER.to_owned(),
+                    detail: format!(
+                        "arrived {early_by_ms} ms before a Retry-After of {} s ran out",
+                        window.secs
+                    ),
+                    early_by_ms,
                     retry_after_secs: window.secs,
                 });
             }
@@ -194,6 +208,17 @@ impl Traffic {
             retry_after: Some(secs),
             desc: "Request limit exceeded",
         })
+    }
+
+    /// Records a request that broke the protocol the evidence describes.
+    pub(crate) fn record_protocol_violation(&mut self, route: &str, kind: &str, detail: String) {
+        self.record_violation(Violation {
+            route: route.to_owned(),
+            kind: kind.to_owned(),
+            detail,
+            early_by_ms: 0,
+            retry_after_secs: 0,
+        });
     }
 
     fn record_violation(&mut self, violation: Violation) {

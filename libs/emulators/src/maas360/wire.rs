@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
+use super::routes::Operation;
 use super::xml::{leaf_elements, to_xml};
 
 /// Request bodies beyond this are refused; MaaS360 requests are a few hundred bytes.
@@ -32,6 +33,7 @@ pub(crate) fn format_of(headers: &HeaderMap) -> Format {
 
 /// A MaaS360 API request, with query and body parameters merged into one map.
 pub(crate) struct ApiRequest {
+    pub(crate) operation: Operation,
     pub(crate) path: BTreeMap<String, String>,
     pub(crate) headers: HeaderMap,
     pub(crate) params: BTreeMap<String, String>,
@@ -81,9 +83,10 @@ impl ApiRequest {
 }
 
 impl ApiRequest {
-    /// Reads a request whose path parameters the route table has decoded.
+    /// Reads a request for `operation` whose path parameters the route table has decoded.
     pub(crate) async fn read(
         req: Request,
+        operation: Operation,
         path: BTreeMap<String, String>,
         quirks: bool,
     ) -> Result<Self, Reply> {
@@ -122,6 +125,7 @@ impl ApiRequest {
             }
         }
         Ok(Self {
+            operation,
             path,
             headers: parts.headers,
             params,
