@@ -869,3 +869,62 @@ async fn a_route_can_be_moved_at_start_and_at_run_time() {
     let refused = emu::start(wrong, None).await;
     assert!(matches!(refused, Err(ref e) if e.kind() == std::io::ErrorKind::InvalidInput));
 }
+
+#[tokio::test]
+async fn the_group_list_has_group_ids_and_numeric_types() {
+    let seed = Seed::from_json(
+        r#"{"users":[{"userName":"a","domain":"d.com","email":"a@d.com"}],
+            "groups":[{"groupIdentifier":"7","name":"Sales","members":["a"]},
+                      {"name":"Kiosks","groupType":1}]}"#,
+    );
+    let Ok(seed) = seed else { panic!("{seed:?}") };
+    let cfg = EmulatorConfig {
+        one_element_as_object: false,
+        ..EmulatorConfig::for_tests()
+    };
+    let handle = start(cfg.clone(), Some(seed)).await;
+    let auth = token(&handle, &cfg).await;
+    let path = format!("/group-apis/group/1.0/groups/customer/{}", cfg.billing_id);
+    let answer = http(
+        handle.addr(),
+        "GET",
+        &path,
+        &[JSON, ("Authorization", &auth)],
+        "",
+    )
+    .await;
+    let groups = &answer.json()["groups"];
+    assert_eq!(groups["count"], Value::from(2), "{}", answer.body);
+    let sales = &groups["group"][1];
+    assert_eq!(sales["groupName"], Value::from("Sales"));
+    assert_eq!(sales["groupID"], Value::from("7"));
+    assert_eq!(sales["groupType"], Value::from(3));
+    assert!(sales.get("groupIdentifier").is_none());
+    assert_eq!(groups["group"][0]["groupType"], Value::from(1));
+    let members = format!(
+        "/user-apis/user/1.0/searchByGroup/customer/{}/groupIdentifier/7?includeAllUsers=1",
+        cfg.billing_id
+    );
+    let answer = http(
+        handle.addr(),
+        "GET",
+        &members,
+        &[JSON, ("Authorization", &auth)],
+        "",
+    )
+    .await;
+    assert_eq!(
+        answer.json()["users"]["count"],
+        Value::from(1),
+        "{}",
+        answer.body
+    );
+    let bad = Seed::from_json(r#"{"groups":[{"name":"G","groupType":7}]}"#);
+    let Ok(bad) = bad else { panic!("{bad:?}") };
+    assert!(
+        emu::start(EmulatorConfig::for_tests(), Some(bad))
+            .await
+            .is_err()
+    );
+    handle.stop().await;
+}

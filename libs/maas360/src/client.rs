@@ -12,8 +12,8 @@ use crate::config::{ClientOptions, Credentials};
 use crate::error::Maas360Error;
 use crate::lenient::text_of;
 use crate::model::{
-    Maas360Group, Maas360User, NewUser, Page, UserChanges, UserSearch, parse_group, parse_page,
-    parse_user,
+    Maas360Group, Maas360User, NewUser, Page, UserChanges, UserGroup, UserSearch, parse_group,
+    parse_page, parse_user,
 };
 use crate::paging::{allowed_page_size, page_number};
 use crate::routes::{RouteName, RouteTable};
@@ -23,6 +23,11 @@ use crate::transport::{Call, TOKEN_REFUSED, Transport, classify, error_code};
 /// How many pages `find_user` reads before giving up, in case a server ignores `match=1` and
 /// answers a partial match over a huge directory.
 const FIND_USER_MAX_PAGES: u32 = 40;
+/// How many pages of 250 `list_user_groups` reads at most (50,000 groups), so a server that
+/// never ends its paging cannot keep the client reading.
+const GROUP_LIST_MAX_PAGES: u32 = 200;
+/// The smallest page MaaS360 serves: enough to read `searchByGroup`'s total `count`.
+const SMALLEST_PAGE: u32 = 25;
 
 /// A MaaS360 web-services client for one customer account. Cheap to clone; clones share the
 /// token and the call counts.
@@ -386,7 +391,8 @@ impl Maas360Client {
         self.user_action(route, user_identifier, form).await
     }
 
-    /// One page of user and device groups, with their app and policy distributions.
+    /// One page of user and device groups (all types), with their category and app and policy
+    /// distributions where the list carries them.
     pub async fn list_groups(
         &self,
         page_number_requested: u32,
@@ -407,6 +413,49 @@ impl Maas360Client {
             size,
             parse_group,
         ))
+    }
+
+    /// Every user group (the configured `groupType`, 3 by default) with its real member count,
+    /// category and distributions where the list carries them. Costs one call per 250 groups
+    /// plus one small `searchByGroup` call per user group.
+    pub async fn list_user_groups(&self) -> Result<Vec<UserGroup>, Maas360Error> {
+        let wanted = self.inner.options.user_group_type;
+        let mut groups = Vec::new();
+        for number in 1..=GROUP_LIST_MAX_PAGES {
+            let page = self.list_groups(number, 250).await?;
+            let done = !page.has_more() || page.items.is_empty();
+            groups.extend(
+                page.items
+                    .into_iter()
+                    .filter(|g| g.type_code() == Some(wanted)),
+            );
+            if done {
+                break;
+            }
+        }
+        let mut counted = Vec::with_capacity(groups.len());
+        for group in groups {
+            let member_count = self
+                .user_group_member_count(&group.group_identifier)
+                .await?;
+            counted.push(UserGroup {
+                group,
+                member_count,
+            });
+        }
+        Ok(counted)
+    }
+
+    /// How many users a group has, with or without devices: the total `count` of a
+    /// smallest-page `searchByGroup` (maas360-api.md §3, §4.2).
+    pub async fn user_group_member_count(
+        &self,
+        group_identifier: &str,
+    ) -> Result<u64, Maas360Error> {
+        Ok(self
+            .users_in_group(group_identifier, 1, SMALLEST_PAGE)
+            .await?
+            .total)
     }
 
     /// One page of the members of a group, with or without devices.

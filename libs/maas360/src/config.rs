@@ -32,6 +32,9 @@ pub enum AuthVersion {
     V2,
 }
 
+/// `groupType` of a user group (maas360-api.md, Corrections).
+pub const USER_GROUP_TYPE: i64 = 3;
+
 /// Tuning for [`crate::Maas360Client`].
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
@@ -45,6 +48,9 @@ pub struct ClientOptions {
     pub renew_before: Duration,
     /// Where each operation lives; the built-in defaults unless a routes file overrides them.
     pub routes: RouteTable,
+    /// The `groupType` that marks a user group in the group list: 3 per the evidence
+    /// (maas360-api.md, Corrections); configurable in case a tenant says otherwise.
+    pub user_group_type: i64,
 }
 
 impl Default for ClientOptions {
@@ -55,6 +61,7 @@ impl Default for ClientOptions {
             token_lifetime: Duration::from_secs(60 * 60),
             renew_before: Duration::from_secs(10 * 60),
             routes: RouteTable::defaults(),
+            user_group_type: USER_GROUP_TYPE,
         }
     }
 }

@@ -22,10 +22,11 @@ mod token;
 mod transport;
 
 pub use client::Maas360Client;
-pub use config::{AuthVersion, ClientOptions, Credentials};
+pub use config::{AuthVersion, ClientOptions, Credentials, USER_GROUP_TYPE};
 pub use error::Maas360Error;
 pub use model::{
-    Distribution, GroupRef, Maas360Group, Maas360User, NewUser, Page, UserChanges, UserSearch,
+    Distribution, GroupRef, Maas360Group, Maas360User, NewUser, Page, UserChanges, UserGroup,
+    UserSearch,
 };
 pub use paging::{ALLOWED_PAGE_SIZES, allowed_page_size};
 pub use routes::{Encoding, Evidence, Method, Route, RouteName, RouteTable, Success};

@@ -61,14 +61,32 @@ pub struct UserChanges {
 /// A user or device group with what is distributed to it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Maas360Group {
+    /// The list's `groupID` (maas360-api.md, Corrections), the id `users_in_group` takes.
     pub group_identifier: String,
     pub name: String,
-    /// For example "User Group" or "Device Group"; the real codes are a gap (§5.1).
+    /// `groupType` as MaaS360 sent it: numeric, 3 for a user group and 0–2 for kinds of
+    /// device group (maas360-api.md, Corrections); see [`Maas360Group::type_code`].
     pub group_type: String,
-    /// "System", "Public" or "Private" (§5.2).
+    /// "System", "Public" or "Private" (§5.2), when the list carries it ([inferred] field).
     pub category: String,
+    /// When the list carries them ([inferred] field names, §5.2).
     pub app_distributions: Vec<Distribution>,
     pub policy_distributions: Vec<Distribution>,
+}
+
+impl Maas360Group {
+    /// The numeric `groupType`, if it is one.
+    pub fn type_code(&self) -> Option<i64> {
+        self.group_type.trim().parse().ok()
+    }
+}
+
+/// A user group with its real member count.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserGroup {
+    pub group: Maas360Group,
+    /// Users in the group, with or without devices: `searchByGroup`'s total `count`.
+    pub member_count: u64,
 }
 
 /// An app or policy distributed to a group.
@@ -120,7 +138,7 @@ pub(crate) fn parse_group(value: &Value) -> Maas360Group {
         platform: text_of(d, &["platform"]),
     };
     Maas360Group {
-        group_identifier: text_of(value, &["groupIdentifier", "groupID", "groupId", "id"]),
+        group_identifier: text_of(value, &["groupID", "groupIdentifier", "groupId", "id"]),
         name: text_of(value, &["groupName", "name"]),
         group_type: text_of(value, &["groupType", "type"]),
         category: text_of(value, &["category"]),

@@ -679,12 +679,37 @@ fn seed_with_groups(members: usize) -> Seed {
             },
             SeedGroup {
                 name: "Kiosks".to_owned(),
-                group_type: Some("Device Group".to_owned()),
+                group_type: Some(1),
                 category: Some("Private".to_owned()),
                 ..SeedGroup::default()
             },
         ],
     }
+}
+
+/// User groups (type 3) next to device groups of each kind (0–2), with 0, 1 and many members.
+fn seed_with_mixed_groups() -> Seed {
+    let mut seed = seed_with_groups(30);
+    for (name, kind) in [("Lobby iPads", 0), ("Warehouse scanners", 2)] {
+        seed.groups.push(SeedGroup {
+            name: name.to_owned(),
+            group_type: Some(kind),
+            ..SeedGroup::default()
+        });
+    }
+    seed.groups.push(SeedGroup {
+        group_identifier: Some("5002".to_owned()),
+        name: "Solo".to_owned(),
+        members: vec!["user007".to_owned()],
+        ..SeedGroup::default()
+    });
+    seed.groups.push(SeedGroup {
+        group_identifier: Some("5003".to_owned()),
+        name: "Nobody Yet".to_owned(),
+        category: Some("Private".to_owned()),
+        ..SeedGroup::default()
+    });
+    seed
 }
 
 #[tokio::test]
@@ -701,7 +726,9 @@ async fn lists_groups_with_their_distributions() {
         panic!("no Field Staff in {page:?}")
     };
     assert_eq!(field.group_identifier, "5001");
-    assert_eq!(field.group_type, "User Group");
+    // Numeric, and a string under the XML-to-JSON habits.
+    assert_eq!(field.group_type, "3");
+    assert_eq!(field.type_code(), Some(3));
     assert_eq!(field.category, "Public");
     // One app: arrives as a one-element object under the XML-to-JSON habits.
     assert_eq!(field.app_distributions.len(), 1);
@@ -709,8 +736,65 @@ async fn lists_groups_with_their_distributions() {
     assert_eq!(field.app_distributions[0].platform, "iOS");
     assert_eq!(field.policy_distributions.len(), 2);
     let kiosks = page.items.iter().find(|g| g.name == "Kiosks");
-    assert_eq!(kiosks.map(|g| g.group_type.as_str()), Some("Device Group"));
+    assert_eq!(kiosks.and_then(|g| g.type_code()), Some(1));
     assert_eq!(kiosks.map(|g| g.app_distributions.len()), Some(0));
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn lists_user_groups_only_with_their_member_counts() {
+    for quirks in [true, false] {
+        let cfg = EmulatorConfig {
+            one_element_as_object: quirks,
+            ..EmulatorConfig::for_tests()
+        };
+        let handle = emulator(cfg.clone(), Some(seed_with_mixed_groups())).await;
+        let client = client_for(&handle, &cfg, options(AuthVersion::V1));
+        let groups = match client.list_user_groups().await {
+            Ok(g) => g,
+            Err(e) => panic!("{e}"),
+        };
+        let mut counts: Vec<(&str, u64)> = groups
+            .iter()
+            .map(|g| (g.group.name.as_str(), g.member_count))
+            .collect();
+        counts.sort_unstable();
+        assert_eq!(
+            counts,
+            vec![("Field Staff", 30), ("Nobody Yet", 0), ("Solo", 1)],
+            "quirks={quirks}: only type 3, device groups 0-2 left out"
+        );
+        let nobody = groups.iter().find(|g| g.group.name == "Nobody Yet");
+        assert_eq!(nobody.map(|g| g.group.category.as_str()), Some("Private"));
+        let field = groups.iter().find(|g| g.group.name == "Field Staff");
+        assert_eq!(field.map(|g| g.group.app_distributions.len()), Some(1));
+        // One list call, one smallest-page member count per user group.
+        assert_eq!(seen(&handle, "list_groups"), 1);
+        assert_eq!(seen(&handle, "users_in_group"), 3);
+        // searchByGroup with a single member answers it as an object, read as a list of one.
+        let solo = client.users_in_group("5002", 1, 25).await;
+        assert_eq!(
+            solo.map(|p| p.items.into_iter().map(|u| u.user_name).collect::<Vec<_>>())
+                .ok(),
+            Some(vec!["user007".to_owned()])
+        );
+        handle.stop().await;
+    }
+
+    // A tenant whose user groups carry another code.
+    let cfg = EmulatorConfig::for_tests();
+    let handle = emulator(cfg.clone(), Some(seed_with_mixed_groups())).await;
+    let opts = ClientOptions {
+        user_group_type: 2,
+        ..options(AuthVersion::V1)
+    };
+    let client = client_for(&handle, &cfg, opts);
+    let names: Vec<String> = client
+        .list_user_groups()
+        .await
+        .map(|groups| groups.into_iter().map(|g| g.group.name).collect())
+        .unwrap_or_default();
+    assert_eq!(names, vec!["Warehouse scanners".to_owned()]);
     handle.stop().await;
 }
 

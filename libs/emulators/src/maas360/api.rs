@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use super::routes::Operation;
 use super::shared::App;
-use super::state::{Refusal, UserFilter};
+use super::state::{Refusal, USER_GROUP_TYPE, UserFilter};
 use super::tokens::TokenCheck;
 use super::wire::{ApiRequest, Reply};
 
@@ -461,10 +461,10 @@ fn create_user_group(app: &App, req: &ApiRequest) -> Reply {
     }
     let name = req.param("groupName").unwrap_or("").to_owned();
     let category = req.param("category").unwrap_or("Public").to_owned();
-    match app.with(|i| i.dir.create_group(&name, "User Group", &category, None)) {
+    match app.with(|i| i.dir.create_group(&name, USER_GROUP_TYPE, &category, None)) {
         Ok(id) => req.reply(
             StatusCode::OK,
-            json!({"response": {"name": name, "groupIdentifier": id}}),
+            json!({"response": {"name": name, "groupID": id}}),
         ),
         Err(refusal) => response_failure(req, &refusal),
     }

@@ -10,7 +10,9 @@
 //! - XML by default, JSON on `Accept: application/json`, with the XML-to-JSON habits (one-element
 //!   lists as objects, numbers as strings) on by default ([`EmulatorConfig::one_element_as_object`]).
 //! - Paging limited to the allowed page sizes; users unique by userName+domain; group names
-//!   unique; groups carry app and policy distributions.
+//!   unique; the group list is `{"groups":{"count","group":[{"groupName","groupID",
+//!   "groupType"}]}}` with numeric types (3 user group, 0–2 device groups) plus category and
+//!   app and policy distributions ([inferred] fields); `searchByGroup` takes the `groupID`.
 //! - Faults ([`Faults`]): random 5xx (half of them after applying the change), latency, a rate
 //!   limit with Retry-After and a record of clients that ignore it, and outage windows.
 //! - Routes as data ([`default_routes`]): any route can be served at another path, at start
@@ -39,5 +41,7 @@ pub use config::{EmulatorConfig, Faults, Outage};
 pub use routes::{RouteError, ServedRoute, default_routes};
 pub use seed::{Seed, SeedError, SeedGroup, SeedUser};
 pub use server::{EmulatorHandle, serve, start};
-pub use state::{Distribution, GROUP_TYPES, GroupDump, StateDump, UserDump};
+pub use state::{
+    DEVICE_GROUP_TYPES, Distribution, GroupDump, StateDump, USER_GROUP_TYPE, UserDump,
+};
 pub use traffic::{IGNORED_RETRY_AFTER, Violation};

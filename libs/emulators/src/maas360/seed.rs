@@ -40,9 +40,10 @@ pub struct SeedGroup {
     #[serde(default)]
     pub group_identifier: Option<String>,
     pub name: String,
-    /// "User Group" when absent; see [`super::GROUP_TYPES`].
+    /// MaaS360's numeric `groupType`: 3 (a user group, the default) or 0–2 (device groups);
+    /// see [`super::USER_GROUP_TYPE`].
     #[serde(default)]
-    pub group_type: Option<String>,
+    pub group_type: Option<u8>,
     /// "Public" when absent.
     #[serde(default)]
     pub category: Option<String>,

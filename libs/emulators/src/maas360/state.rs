@@ -8,15 +8,11 @@ use serde_json::{Value, json};
 
 use super::seed::{Seed, SeedError};
 
-/// Group types the emulator knows. MaaS360's real `groupType` codes are a gap
-/// (maas360-api.md §5.1), so these are the portal's names.
-pub const GROUP_TYPES: [&str; 4] = [
-    USER_GROUP,
-    "User Directory Group",
-    "Device Group",
-    "Smart Device Group",
-];
-const USER_GROUP: &str = "User Group";
+/// `groupType` of a user group in the group list (maas360-api.md, Corrections: numeric, 3 is a
+/// user group).
+pub const USER_GROUP_TYPE: u8 = 3;
+/// `groupType`s of the kinds of device group; which kind each is has no public evidence.
+pub const DEVICE_GROUP_TYPES: [u8; 3] = [0, 1, 2];
 
 /// Caps that keep a runaway client from growing the emulator without limit.
 const MAX_USERS: usize = 200_000;
@@ -58,7 +54,8 @@ pub struct UserDump {
 pub struct GroupDump {
     pub group_identifier: String,
     pub name: String,
-    pub group_type: String,
+    /// 3 for a user group, 0–2 for device groups.
+    pub group_type: u8,
     pub category: String,
     pub apps: Vec<Distribution>,
     pub policies: Vec<Distribution>,
@@ -114,7 +111,7 @@ struct User {
 struct Group {
     id: String,
     name: String,
-    group_type: String,
+    group_type: u8,
     category: String,
     apps: Vec<Distribution>,
     policies: Vec<Distribution>,
@@ -181,13 +178,16 @@ impl Directory {
             }
         }
         for g in &seed.groups {
-            let group_type = g
-                .group_type
-                .clone()
-                .unwrap_or_else(|| USER_GROUP.to_owned());
+            let group_type = g.group_type.unwrap_or(USER_GROUP_TYPE);
+            if group_type != USER_GROUP_TYPE && !DEVICE_GROUP_TYPES.contains(&group_type) {
+                return Err(SeedError::Invalid(format!(
+                    "group {}: groupType {group_type} is neither 3 (user group) nor 0-2 (device groups)",
+                    g.name
+                )));
+            }
             let category = g.category.clone().unwrap_or_else(|| "Public".to_owned());
             let id = dir
-                .create_group(&g.name, &group_type, &category, g.group_identifier.clone())
+                .create_group(&g.name, group_type, &category, g.group_identifier.clone())
                 .map_err(|e| SeedError::Invalid(format!("group {}: {e}", g.name)))?;
             if let Some(group) = dir.groups.get_mut(&id) {
                 group.apps.clone_from(&g.apps);
@@ -347,7 +347,7 @@ impl Directory {
     pub(crate) fn create_group(
         &mut self,
         name: &str,
-        group_type: &str,
+        group_type: u8,
         category: &str,
         id: Option<String>,
     ) -> Result<String, Refusal> {
@@ -390,7 +390,7 @@ impl Directory {
             Group {
                 id: id.clone(),
                 name: name.to_owned(),
-                group_type: group_type.to_owned(),
+                group_type,
                 category: category.to_owned(),
                 apps: Vec::new(),
                 policies: Vec::new(),
@@ -404,9 +404,9 @@ impl Directory {
             .groups
             .get(id)
             .ok_or_else(|| Refusal::NotFound(format!("Group not found: {id}")))?;
-        if group.group_type != USER_GROUP {
+        if group.group_type != USER_GROUP_TYPE {
             return Err(Refusal::Invalid(format!(
-                "Only local user groups can be deleted; {id} is a {}",
+                "Only local user groups can be deleted; {id} is a device group (type {})",
                 group.group_type
             )));
         }
@@ -435,9 +435,9 @@ impl Directory {
                 .groups
                 .get(gid)
                 .ok_or_else(|| Refusal::NotFound(format!("Group not found: {gid}")))?;
-            if !group.group_type.starts_with("User") {
+            if group.group_type != USER_GROUP_TYPE {
                 return Err(Refusal::Invalid(format!(
-                    "Group {gid} is a {}, not a user group",
+                    "Group {gid} is a device group (type {}), not a user group",
                     group.group_type
                 )));
             }
@@ -530,8 +530,9 @@ impl Directory {
         })
     }
 
-    /// All groups in the list shape of maas360-api.md §5.1; the distribution fields are
-    /// [inferred] (the mapping service needs them; real field names are a gap).
+    /// All groups in the list shape of maas360-api.md, Corrections:
+    /// `{"groupName","groupID","groupType"}` with a numeric type. Category and distributions
+    /// are [inferred] (the mapping service needs them; their real field names are a gap).
     pub(crate) fn groups_json(&self) -> Vec<Value> {
         let mut groups: Vec<&Group> = self.groups.values().collect();
         groups.sort_by_key(|g| g.name.to_lowercase());
@@ -551,12 +552,10 @@ impl Directory {
                     )
                     .collect();
                 json!({
-                    "groupIdentifier": g.id,
                     "groupName": g.name,
+                    "groupID": g.id,
                     "groupType": g.group_type,
                     "category": g.category,
-                    "description": "",
-                    "memberCount": self.members.get(&g.id).map_or(0, BTreeSet::len),
                     "apps": {"app": apps},
                     "policies": {"policy": policies},
                 })
@@ -585,7 +584,7 @@ impl Directory {
                 .map(|g| GroupDump {
                     group_identifier: g.id.clone(),
                     name: g.name.clone(),
-                    group_type: g.group_type.clone(),
+                    group_type: g.group_type,
                     category: g.category.clone(),
                     apps: g.apps.clone(),
                     policies: g.policies.clone(),
@@ -635,9 +634,9 @@ mod tests {
     #[test]
     fn group_names_unique_and_membership_checked() {
         let mut dir = Directory::default();
-        let gid = dir.create_group("Sales", USER_GROUP, "Public", None);
+        let gid = dir.create_group("Sales", USER_GROUP_TYPE, "Public", None);
         assert!(gid.is_ok());
-        let again = dir.create_group("sales", USER_GROUP, "Public", None);
+        let again = dir.create_group("sales", USER_GROUP_TYPE, "Public", None);
         assert!(matches!(again, Err(Refusal::AlreadyExists(_))));
         let missing = dir.change_membership("nobody", &["1".to_owned()], true);
         assert!(matches!(missing, Err(Refusal::NotFound(_))));
