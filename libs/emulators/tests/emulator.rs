@@ -928,3 +928,87 @@ async fn the_group_list_has_group_ids_and_numeric_types() {
     );
     handle.stop().await;
 }
+
+#[tokio::test]
+async fn every_answer_carries_the_rate_limit_headers_while_a_limit_is_set() {
+    let cfg = EmulatorConfig::for_tests();
+    let handle = start(cfg.clone(), None).await;
+    let addr = handle.addr();
+    let auth = token(&handle, &cfg).await;
+    let path = format!("/group-apis/group/1.0/groups/customer/{}", cfg.billing_id);
+    let headers = [JSON, ("Authorization", auth.as_str())];
+    let plain = http(addr, "GET", &path, &headers, "").await;
+    assert!(
+        !plain.headers.contains_key("x-rate-limit-remaining"),
+        "no limit, nothing to tell"
+    );
+
+    handle.set_faults(Faults {
+        rate_limit_per_minute: 2,
+        ..Faults::default()
+    });
+    let put = http(
+        addr,
+        "PUT",
+        "/_emulator/rate-limit",
+        &[JSON_BODY],
+        r#"{"retry_after": "http_date"}"#,
+    )
+    .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    let got = http(addr, "GET", "/_emulator/rate-limit", &[], "")
+        .await
+        .json();
+    assert_eq!(got["retry_after"], Value::from("http_date"));
+    assert_eq!(got["reject"], Value::from(true));
+
+    let remaining = |a: &Answer| {
+        a.headers
+            .get("x-rate-limit-remaining")
+            .cloned()
+            .unwrap_or_default()
+    };
+    let window = |a: &Answer| {
+        a.headers
+            .get("x-rate-limit-resetwindow")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let first = http(addr, "GET", &path, &headers, "").await;
+    assert_eq!((first.status, remaining(&first).as_str()), (200, "1"));
+    assert!((1..=60).contains(&window(&first)));
+    let second = http(addr, "GET", &path, &headers, "").await;
+    assert_eq!((second.status, remaining(&second).as_str()), (200, "0"));
+    let refused = http(addr, "GET", &path, &headers, "").await;
+    assert_eq!((refused.status, remaining(&refused).as_str()), (429, "0"));
+    let date = refused
+        .headers
+        .get("retry-after")
+        .cloned()
+        .unwrap_or_default();
+    assert!(date.ends_with(" GMT"), "an HTTP date: {date:?}");
+    let waits = dirsync_http::retry_after(&date);
+    assert!(
+        waits.is_some_and(|w| w <= Duration::from_secs(61)),
+        "{date}"
+    );
+    // Refusals, unknown paths and authentication answers carry them as well.
+    let unauthorized = http(addr, "GET", &path, &[JSON], "").await;
+    assert_eq!(remaining(&unauthorized), "0");
+    let unknown = http(addr, "GET", "/user-apis/user/9.9/nothing", &[], "").await;
+    assert_eq!((unknown.status, remaining(&unknown).as_str()), (404, "0"));
+    let login = format!("/auth-apis/auth/1.0/authenticate/{}", cfg.billing_id);
+    let auth_answer = http(
+        addr,
+        "POST",
+        &login,
+        &[JSON, JSON_BODY],
+        &auth_body(&cfg, &cfg.password),
+    )
+    .await;
+    assert_eq!(
+        (auth_answer.status, remaining(&auth_answer).as_str()),
+        (200, "0")
+    );
+    handle.stop().await;
+}

@@ -16,6 +16,7 @@ use crate::model::{
     parse_page, parse_user,
 };
 use crate::paging::{allowed_page_size, page_number};
+use crate::rate_limit::RateLimitStatus;
 use crate::routes::{RouteName, RouteTable};
 use crate::token::{AuthContext, TokenCache};
 use crate::transport::{Call, TOKEN_REFUSED, Transport, classify, error_code};
@@ -100,6 +101,18 @@ impl Maas360Client {
     /// so it tells whether refreshing works on this tenant.
     pub async fn refresh_token(&self) -> Result<(), Maas360Error> {
         self.inner.tokens.refresh_now(&self.auth()).await
+    }
+
+    /// Until when MaaS360 asked not to be called, if that is still ahead: 0 requests remaining
+    /// until the reset window ends, or a 429's Retry-After. Updated by every response, so a
+    /// caller can pause the whole tenant before MaaS360 refuses anything.
+    pub fn throttled_until(&self) -> Option<tokio::time::Instant> {
+        self.inner.transport.rate_limit().throttled_until()
+    }
+
+    /// What the latest responses said about the rate limit.
+    pub fn rate_limit(&self) -> RateLimitStatus {
+        self.inner.transport.rate_limit().status()
     }
 
     /// The routes this client calls.

@@ -15,6 +15,7 @@ mod error;
 mod lenient;
 mod model;
 mod paging;
+mod rate_limit;
 pub mod routes;
 pub mod routes_file;
 mod secret;
@@ -29,6 +30,7 @@ pub use model::{
     UserSearch,
 };
 pub use paging::{ALLOWED_PAGE_SIZES, allowed_page_size};
+pub use rate_limit::{REMAINING_HEADER, RESET_WINDOW_HEADER, RateLimitStatus};
 pub use routes::{Encoding, Evidence, Method, Route, RouteName, RouteTable, Success};
 pub use routes_file::RoutesFileError;
 pub use secret::Secret;

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::error::Maas360Error;
 use crate::lenient::{signed, text, text_of};
+use crate::rate_limit::{RateLimitHeaders, RateLimitObserver};
 use crate::routes::{Encoding, Method, Route, Success};
 use crate::secret::Secret;
 
@@ -33,6 +34,7 @@ pub(crate) struct Call<'a> {
 #[derive(Debug)]
 pub(crate) struct Reply {
     pub(crate) status: StatusCode,
+    /// Retry-After, else `X-Rate-Limit-ResetWindow`: when to come back.
     pub(crate) retry_after: Option<Duration>,
     /// `None` when the body was empty or not JSON.
     pub(crate) body: Option<Value>,
@@ -43,6 +45,7 @@ pub(crate) struct Transport {
     http: reqwest::Client,
     base: Url,
     counts: Mutex<BTreeMap<(String, String), u64>>,
+    rate_limit: RateLimitObserver,
 }
 
 impl Transport {
@@ -63,6 +66,7 @@ impl Transport {
             http,
             base,
             counts: Mutex::new(BTreeMap::new()),
+            rate_limit: RateLimitObserver::default(),
         })
     }
 
@@ -141,6 +145,9 @@ impl Transport {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(dirsync_http::retry_after);
+        let limits = RateLimitHeaders::read(response.headers());
+        self.rate_limit.observe(status, limits, retry_after);
+        let retry_after = retry_after.or(limits.reset_window);
         let mut bytes = Vec::new();
         loop {
             match response.chunk().await {
@@ -206,6 +213,10 @@ impl Transport {
         *counts
             .entry((route.name.as_str().to_owned(), outcome.to_owned()))
             .or_insert(0) += 1;
+    }
+
+    pub(crate) fn rate_limit(&self) -> &RateLimitObserver {
+        &self.rate_limit
     }
 
     pub(crate) fn counts(&self) -> BTreeMap<(String, String), u64> {

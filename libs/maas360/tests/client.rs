@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use dirsync_emulators::maas360::{
     self as emu, Distribution as EmuDistribution, EmulatorConfig, EmulatorHandle, Faults, Outage,
-    Seed, SeedGroup, SeedUser,
+    RateLimitSettings, RetryAfterStyle, Seed, SeedGroup, SeedUser,
 };
 use dirsync_maas360::{
     AuthVersion, ClientOptions, Credentials, Maas360Client, Maas360Error, NewUser, Secret,
@@ -883,6 +883,104 @@ async fn throttling_is_rate_limited_with_retry_after() {
         other => panic!("expected RateLimited, got {other:?}"),
     }
     assert_eq!(seen_with(&handle, "search_users", 429), 1);
+    handle.stop().await;
+}
+
+fn limited(per_minute: u32) -> Faults {
+    Faults {
+        rate_limit_per_minute: per_minute,
+        ..Faults::default()
+    }
+}
+
+#[tokio::test]
+async fn rate_limit_headers_tell_the_client_when_it_is_throttled() {
+    let (handle, client) = setup(None).await;
+    handle.set_faults(limited(3));
+    assert!(client.authenticate().await.is_ok());
+    assert_eq!(
+        client.rate_limit().remaining,
+        Some(3),
+        "auth answers carry them too"
+    );
+    for left in [2, 1] {
+        assert!(client.search_users(&all_users()).await.is_ok());
+        assert_eq!(client.rate_limit().remaining, Some(left));
+        assert_eq!(client.throttled_until(), None);
+    }
+    let before = tokio::time::Instant::now();
+    assert!(client.search_users(&all_users()).await.is_ok());
+    // The call that used the last request succeeded, and its headers say: stop until the
+    // window resets (within the minute the emulator counts).
+    let status = client.rate_limit();
+    assert_eq!(status.remaining, Some(0));
+    let window = status.reset_window.unwrap_or_default();
+    assert!(
+        window > Duration::ZERO && window <= Duration::from_secs(60),
+        "{window:?}"
+    );
+    let until = client.throttled_until();
+    assert!(
+        until.is_some_and(|t| t > before && t <= before + Duration::from_secs(61)),
+        "{until:?}"
+    );
+    assert_eq!(seen_with(&handle, "search_users", 429), 0);
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn a_429_with_an_http_date_retry_after_is_read() {
+    let (handle, client) = setup(None).await;
+    handle.set_rate_limit_settings(RateLimitSettings {
+        retry_after: RetryAfterStyle::HttpDate,
+        ..RateLimitSettings::default()
+    });
+    handle.set_faults(limited(1));
+    assert!(client.search_users(&all_users()).await.is_ok());
+    let throttled = client.search_users(&all_users()).await;
+    let wait = match &throttled {
+        Err(e @ Maas360Error::RateLimited { status, .. }) => {
+            assert_eq!(*status, Some(429));
+            e.retry_after()
+        }
+        other => panic!("expected RateLimited, got {other:?}"),
+    };
+    // The date is whole seconds, rounded up past the end of the emulator's minute.
+    assert!(
+        wait.is_some_and(|w| w > Duration::ZERO && w <= Duration::from_secs(62)),
+        "{wait:?}"
+    );
+    assert!(client.throttled_until().is_some());
+
+    // Without Retry-After, the reset window says how long.
+    handle.set_rate_limit_settings(RateLimitSettings {
+        retry_after: RetryAfterStyle::Omitted,
+        ..RateLimitSettings::default()
+    });
+    let again = client.search_users(&all_users()).await;
+    assert!(
+        again
+            .as_ref()
+            .is_err_and(|e| e.is_rate_limited() && e.retry_after().is_some()),
+        "{again:?}"
+    );
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn a_limit_shown_only_in_headers_still_throttles() {
+    let (handle, client) = setup(None).await;
+    handle.set_rate_limit_settings(RateLimitSettings {
+        reject: false,
+        ..RateLimitSettings::default()
+    });
+    handle.set_faults(limited(1));
+    for _ in 0..3 {
+        assert!(client.search_users(&all_users()).await.is_ok());
+        assert_eq!(client.rate_limit().remaining, Some(0));
+        assert!(client.throttled_until().is_some());
+    }
+    assert_eq!(seen_with(&handle, "search_users", 200), 3);
     handle.stop().await;
 }
 

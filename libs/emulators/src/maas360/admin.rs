@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::config::Faults;
+use super::config::{Faults, RateLimitSettings};
 use super::routes::ServedRoute;
 use super::shared::App;
 use super::state::StateDump;
@@ -22,6 +22,10 @@ pub(crate) fn router() -> Router<App> {
         .route("/_emulator/reset", post(reset))
         .route("/_emulator/faults", get(get_faults).put(put_faults))
         .route("/_emulator/expire-tokens", post(expire_tokens))
+        .route(
+            "/_emulator/rate-limit",
+            get(get_rate_limit).put(put_rate_limit),
+        )
         .route("/_emulator/routes", get(routes))
         .route("/_emulator/routes/{name}", put(move_route))
 }
@@ -58,6 +62,19 @@ async fn put_faults(State(app): State<App>, Json(faults): Json<Faults>) -> Json<
 async fn expire_tokens(State(app): State<App>) -> StatusCode {
     app.with(|i| i.tokens.expire_access());
     StatusCode::NO_CONTENT
+}
+
+async fn get_rate_limit(State(app): State<App>) -> Json<RateLimitSettings> {
+    Json(app.with(|i| i.traffic.rate_limit_settings().clone()))
+}
+
+/// How the limit is signalled; the limit itself is `rate_limit_per_minute` in the faults.
+async fn put_rate_limit(
+    State(app): State<App>,
+    Json(settings): Json<RateLimitSettings>,
+) -> Json<RateLimitSettings> {
+    app.with(|i| i.traffic.set_rate_limit_settings(settings.clone()));
+    Json(settings)
 }
 
 async fn routes(State(app): State<App>) -> Json<Vec<ServedRoute>> {

@@ -14,12 +14,16 @@
 //!   "groupType"}]}}` with numeric types (3 user group, 0–2 device groups) plus category and
 //!   app and policy distributions ([inferred] fields); `searchByGroup` takes the `groupID`.
 //! - Faults ([`Faults`]): random 5xx (half of them after applying the change), latency, a rate
-//!   limit with Retry-After and a record of clients that ignore it, and outage windows.
+//!   limit, and outage windows. The rate limit ([`RateLimitSettings`]) shows on every answer as
+//!   `X-Rate-Limit-Remaining` and `X-Rate-Limit-ResetWindow` (seconds); beyond it a 429 whose
+//!   Retry-After is seconds, an HTTP date or absent (or, switched off, no 429 at all); clients
+//!   that ignore a Retry-After are recorded.
 //! - Routes as data ([`default_routes`]): any route can be served at another path, at start
 //!   ([`EmulatorConfig::routes`]) or at run time, to show what a wrong path looks like to a client
 //!   and that a routes file fixes it.
 //! - Admin API under `/_emulator/`: `GET state`, `GET requests`, `GET violations`,
-//!   `POST reset`, `GET|PUT faults`, `POST expire-tokens`, `GET routes`, `PUT routes/{name}`.
+//!   `POST reset`, `GET|PUT faults`, `GET|PUT rate-limit`, `POST expire-tokens`, `GET routes`,
+//!   `PUT routes/{name}`.
 //!
 //! Routes that are inferred or emulator-only (user edit, deactivate, reactivate, delete,
 //! per-user group changes, user-group create and delete) are labelled in `routes`.
@@ -37,7 +41,7 @@ mod traffic;
 mod wire;
 mod xml;
 
-pub use config::{EmulatorConfig, Faults, Outage};
+pub use config::{EmulatorConfig, Faults, Outage, RateLimitSettings, RetryAfterStyle};
 pub use routes::{RouteError, ServedRoute, default_routes};
 pub use seed::{Seed, SeedError, SeedGroup, SeedUser};
 pub use server::{EmulatorHandle, serve, start};

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 
 use super::admin;
 use super::api;
-use super::config::{EmulatorConfig, Faults};
+use super::config::{EmulatorConfig, Faults, RateLimitSettings, RetryAfterStyle};
 use super::routes::{Match, Operation, RouteError, ServedRoute};
 use super::seed::Seed;
 use super::shared::App;
@@ -81,6 +81,23 @@ async fn run(
 /// One MaaS360 API request: find its operation, pass it through the traffic checks (latency,
 /// outages, rate limits, injected errors), answer it and count it.
 async fn api(State(app): State<App>, req: Request) -> Response {
+    let mut response = route_and_answer(&app, req).await;
+    // Every MaaS360 answer carries the rate-limit headers while a limit is set
+    // (maas360-api.md, Corrections).
+    if let Some((remaining, reset)) = app.with(|i| i.traffic.rate_headers()) {
+        let headers = response.headers_mut();
+        headers.insert(RATE_LIMIT_REMAINING, HeaderValue::from(remaining));
+        headers.insert(RATE_LIMIT_RESET_WINDOW, HeaderValue::from(reset));
+    }
+    response
+}
+
+/// Requests left in the current window (maas360-api.md, Corrections).
+const RATE_LIMIT_REMAINING: HeaderName = HeaderName::from_static("x-rate-limit-remaining");
+/// Seconds until the window resets (maas360-api.md, Corrections).
+const RATE_LIMIT_RESET_WINDOW: HeaderName = HeaderName::from_static("x-rate-limit-resetwindow");
+
+async fn route_and_answer(app: &App, req: Request) -> Response {
     let format = format_of(req.headers());
     let quirks = app.config().one_element_as_object;
     let found = app.with(|i| i.routes.find(req.method(), req.uri().path()));
@@ -110,19 +127,20 @@ async fn api(State(app): State<App>, req: Request) -> Response {
     let grace = app.config().retry_after_grace;
     let admission = app.with(|i| i.traffic.admit(op.name(), op.is_auth(), grace));
     let response = match admission {
-        Admission::Pass => answer(&app, op, req, path).await,
+        Admission::Pass => answer(app, op, req, path).await,
         Admission::Reject {
             status,
             retry_after,
             desc,
         } => {
             let mut reply = Reply::error(status, u32::from(status.as_u16()), desc, format, quirks);
-            reply.retry_after = retry_after;
+            let style = app.with(|i| i.traffic.rate_limit_settings().retry_after);
+            reply.retry_after = retry_after.and_then(|secs| retry_after_value(style, secs));
             reply.into_response()
         }
         Admission::FailAfter(status) => {
             // The change is applied and its answer thrown away, like a response lost on the way.
-            let _lost = answer(&app, op, req, path).await;
+            let _lost = answer(app, op, req, path).await;
             Reply::error(
                 status,
                 u32::from(status.as_u16()),
@@ -135,6 +153,24 @@ async fn api(State(app): State<App>, req: Request) -> Response {
     };
     app.with(|i| i.traffic.count(op.name(), response.status()));
     response
+}
+
+/// A 429's Retry-After in the configured form. An HTTP date is rounded up to the whole second,
+/// so a client that honours it never arrives before the window ends.
+fn retry_after_value(style: RetryAfterStyle, secs: u64) -> Option<String> {
+    match style {
+        RetryAfterStyle::Seconds => Some(secs.to_string()),
+        RetryAfterStyle::HttpDate => {
+            let at = SystemTime::now() + Duration::from_secs(secs);
+            let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+            let rounded = UNIX_EPOCH
+                + Duration::from_secs(
+                    since_epoch.as_secs() + u64::from(since_epoch.subsec_nanos() > 0),
+                );
+            Some(httpdate::fmt_http_date(rounded))
+        }
+        RetryAfterStyle::Omitted => None,
+    }
 }
 
 async fn answer(
@@ -205,6 +241,12 @@ impl EmulatorHandle {
     /// Successful authentications per grant: `"password"` or `"refresh_token"`.
     pub fn auth_grants(&self) -> BTreeMap<String, u64> {
         self.app.with(|i| i.grants.clone())
+    }
+
+    /// How the rate limit is signalled from now on (headers, 429, Retry-After form).
+    pub fn set_rate_limit_settings(&self, settings: RateLimitSettings) {
+        self.app
+            .with(|i| i.traffic.set_rate_limit_settings(settings));
     }
 
     /// Accepted `Authorization: MaaS token=…` headers by quote style: `"single"` (as IBM's own

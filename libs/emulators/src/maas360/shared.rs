@@ -40,7 +40,7 @@ impl Inner {
         Self {
             dir,
             tokens: Tokens::default(),
-            traffic: Traffic::new(config.faults.clone()),
+            traffic: Traffic::new(config.faults.clone(), config.rate_limit.clone()),
             routes,
             grants: BTreeMap::new(),
             quote_styles: BTreeMap::new(),

@@ -10,7 +10,7 @@ use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::config::Faults;
+use super::config::{Faults, RateLimitSettings};
 
 /// Recorded violations beyond this are dropped (and counted), so a misbehaving client in a
 /// long benchmark cannot exhaust memory.
@@ -35,6 +35,11 @@ pub struct Violation {
     pub early_by_ms: u64,
     /// For an ignored Retry-After: the seconds that were given.
     pub retry_after_secs: u64,
+}
+
+/// A duration rounded up to whole seconds, as the headers carry it.
+fn whole_seconds(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }
 
 /// The fault dice: seeded from [`Faults::seed`], so a run with faults can be replayed.
@@ -66,6 +71,7 @@ struct RetryWindow {
 #[derive(Debug)]
 pub(crate) struct Traffic {
     faults: Faults,
+    signals: RateLimitSettings,
     set_at: Instant,
     rng: StdRng,
     /// Arrival times of admitted requests in the last minute; never longer than the limit.
@@ -78,10 +84,11 @@ pub(crate) struct Traffic {
 }
 
 impl Traffic {
-    pub(crate) fn new(faults: Faults) -> Self {
+    pub(crate) fn new(faults: Faults, signals: RateLimitSettings) -> Self {
         Self {
             rng: dice(faults.seed),
             faults,
+            signals,
             set_at: Instant::now(),
             window: VecDeque::new(),
             retry_window: None,
@@ -102,6 +109,41 @@ impl Traffic {
         self.set_at = Instant::now();
         self.window.clear();
         self.retry_window = None;
+    }
+
+    pub(crate) fn rate_limit_settings(&self) -> &RateLimitSettings {
+        &self.signals
+    }
+
+    pub(crate) fn set_rate_limit_settings(&mut self, signals: RateLimitSettings) {
+        self.signals = signals;
+    }
+
+    /// `X-Rate-Limit-Remaining` and `X-Rate-Limit-ResetWindow` (seconds) as they stand now,
+    /// when a limit is set and the headers are on.
+    pub(crate) fn rate_headers(&mut self) -> Option<(u64, u64)> {
+        let limit = self.faults.rate_limit_per_minute;
+        if limit == 0 || !self.signals.headers {
+            return None;
+        }
+        let now = Instant::now();
+        self.forget_old(now);
+        let used = u64::try_from(self.window.len()).unwrap_or(u64::MAX);
+        let remaining = u64::from(limit).saturating_sub(used);
+        let reset = self.window.front().map_or(RATE_WINDOW, |oldest| {
+            (*oldest + RATE_WINDOW).saturating_duration_since(now)
+        });
+        Some((remaining, whole_seconds(reset)))
+    }
+
+    fn forget_old(&mut self, now: Instant) {
+        while self
+            .window
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= RATE_WINDOW)
+        {
+            self.window.pop_front();
+        }
     }
 
     pub(crate) fn latency(&self) -> Duration {
@@ -171,21 +213,18 @@ impl Traffic {
         if limit == 0 {
             return None;
         }
-        while self
-            .window
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= RATE_WINDOW)
-        {
-            self.window.pop_front();
-        }
+        self.forget_old(now);
         if self.window.len() < limit {
             self.window.push_back(now);
             return None;
         }
+        if !self.signals.reject {
+            // Served anyway: the headers alone (0 remaining) say the limit is reached.
+            return None;
+        }
         let oldest = self.window.front().copied().unwrap_or(now);
         let wait = (oldest + RATE_WINDOW).saturating_duration_since(now);
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        let secs = secs.max(1);
+        let secs = whole_seconds(wait).max(1);
         let until = now + Duration::from_secs(secs);
         match &mut self.retry_window {
             // A later 429 inside the window extends it but does not reopen it, so a client
@@ -260,7 +299,7 @@ mod tests {
         };
         let grace = Duration::from_millis(250);
         let throw = |faults: &Faults| {
-            let mut t = Traffic::new(faults.clone());
+            let mut t = Traffic::new(faults.clone(), RateLimitSettings::default());
             (0..200)
                 .map(|_| t.admit("search_users", false, grace))
                 .collect::<Vec<_>>()
@@ -275,11 +314,14 @@ mod tests {
 
     #[test]
     fn fault_rate_is_roughly_honoured() {
-        let mut t = Traffic::new(Faults {
-            fault_rate: 0.5,
-            seed: 42,
-            ..Faults::default()
-        });
+        let mut t = Traffic::new(
+            Faults {
+                fault_rate: 0.5,
+                seed: 42,
+                ..Faults::default()
+            },
+            RateLimitSettings::default(),
+        );
         let grace = Duration::from_millis(250);
         let failed = (0..1000)
             .filter(|_| t.admit("search_users", false, grace) != Admission::Pass)
@@ -290,13 +332,21 @@ mod tests {
 
     #[tokio::test]
     async fn rate_limit_answers_429_and_then_records_violations() {
-        let mut t = Traffic::new(Faults {
-            rate_limit_per_minute: 2,
-            ..Faults::default()
-        });
+        let mut t = Traffic::new(
+            Faults {
+                rate_limit_per_minute: 2,
+                ..Faults::default()
+            },
+            RateLimitSettings::default(),
+        );
         let grace = Duration::from_millis(250);
+        assert_eq!(t.rate_headers(), Some((2, 60)));
         assert_eq!(t.admit("r", false, grace), Admission::Pass);
+        assert_eq!(t.rate_headers().map(|h| h.0), Some(1));
         assert_eq!(t.admit("r", false, grace), Admission::Pass);
+        let (remaining, reset) = t.rate_headers().unwrap_or_default();
+        assert_eq!(remaining, 0);
+        assert!((1..=60).contains(&reset), "{reset}");
         let third = t.admit("r", false, grace);
         assert!(matches!(third, Admission::Reject { retry_after: Some(s), .. } if s >= 1));
         assert!(t.violations().is_empty());

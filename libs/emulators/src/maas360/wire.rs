@@ -213,7 +213,8 @@ fn percent_decode(text: &str) -> String {
 pub(crate) struct Reply {
     pub(crate) status: StatusCode,
     pub(crate) body: Value,
-    pub(crate) retry_after: Option<u64>,
+    /// The `Retry-After` header value, seconds or an HTTP date.
+    pub(crate) retry_after: Option<String>,
     pub(crate) format: Format,
     pub(crate) quirks: bool,
 }
@@ -248,10 +249,11 @@ impl IntoResponse for Reply {
         response
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-        if let Some(secs) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(secs));
+        if let Some(value) = self
+            .retry_after
+            .and_then(|v| HeaderValue::from_str(&v).ok())
+        {
+            response.headers_mut().insert(RETRY_AFTER, value);
         }
         response
     }
