@@ -510,8 +510,10 @@ async fn add_user_takes_form_json_or_xml_and_refuses_duplicates() {
         form,
     )
     .await;
+    // The older write routes' answer: actionStatus 0 with a description.
     let action = &answer.json()["actionResponse"];
-    assert_eq!(action["status"], Value::from("Success"), "{}", answer.body);
+    assert_eq!(action["actionStatus"], Value::from("0"), "{}", answer.body);
+    assert!(action["description"].is_string());
     assert!(
         action["userIdentifier"]
             .as_str()
@@ -529,10 +531,24 @@ async fn add_user_takes_form_json_or_xml_and_refuses_duplicates() {
     .await;
     assert_eq!(answer.status, 200);
     assert_eq!(
-        answer.json()["actionResponse"]["status"],
-        Value::from("Failure")
+        answer.json()["actionResponse"]["actionStatus"],
+        Value::from("1")
     );
     assert!(answer.body.contains("already exists"));
+    let bad_type = http(
+        handle.addr(),
+        "POST",
+        &path,
+        &[JSON, FORM_BODY, ("Authorization", &auth)],
+        "userName=t&domain=contoso.com&email=t%40contoso.com&authType=7",
+    )
+    .await;
+    assert_eq!(
+        bad_type.json()["actionResponse"]["actionStatus"],
+        Value::from("1"),
+        "{}",
+        bad_type.body
+    );
 
     let xml = "<user><userName>c</userName><domain>contoso.com</domain>\
                <emailAddress>c@contoso.com</emailAddress><firstName>C</firstName><lastName>D</lastName></user>";
@@ -548,7 +564,7 @@ async fn add_user_takes_form_json_or_xml_and_refuses_duplicates() {
     )
     .await;
     assert!(
-        answer.body.contains("<status>Success</status>"),
+        answer.body.contains("<actionStatus>0</actionStatus>"),
         "{}",
         answer.body
     );
@@ -562,8 +578,8 @@ async fn add_user_takes_form_json_or_xml_and_refuses_duplicates() {
     )
     .await;
     assert_eq!(
-        answer.json()["actionResponse"]["status"],
-        Value::from("Success")
+        answer.json()["actionResponse"]["actionStatus"],
+        Value::from("0")
     );
 
     let broken = http(
@@ -1010,5 +1026,97 @@ async fn every_answer_carries_the_rate_limit_headers_while_a_limit_is_set() {
         (auth_answer.status, remaining(&auth_answer).as_str()),
         (200, "0")
     );
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn deletions_wait_for_the_daily_job_and_active_devices_block_them() {
+    let seed = Seed::from_json(
+        r#"{"users":[
+            {"userIdentifier":"U1","userName":"a","domain":"d.com","email":"a@d.com",
+             "devices":[{"csn":"C1","platform":"iOS"}]},
+            {"userIdentifier":"U2","userName":"b","domain":"d.com","email":"b@d.com"}],
+            "groups":[{"name":"G","apps":[{"id":"app1","name":"App"}],"members":["a","b"]}]}"#,
+    );
+    let Ok(seed) = seed else { panic!("{seed:?}") };
+    let cfg = EmulatorConfig::for_tests();
+    let handle = start(cfg.clone(), Some(seed)).await;
+    let addr = handle.addr();
+    let auth = token(&handle, &cfg).await;
+    let delete = |id: &str| {
+        format!(
+            "/user-apis/user/1.0/deleteUser/customer/{}/user/{id}",
+            cfg.billing_id
+        )
+    };
+    let headers = [JSON, FORM_BODY, ("Authorization", auth.as_str())];
+
+    let refused = http(addr, "POST", &delete("U1"), &headers, "").await;
+    let action = &refused.json()["actionResponse"];
+    assert_eq!(action["actionStatus"], Value::from("1"), "{}", refused.body);
+    assert_eq!(action["errorCode"], Value::from("1020"));
+    assert!(
+        action["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("active device"))
+    );
+
+    let queued = http(addr, "POST", &delete("U2"), &headers, "").await;
+    assert_eq!(
+        queued.json()["actionResponse"]["actionStatus"],
+        Value::from("0")
+    );
+    let state: StateDump =
+        serde_json::from_str(&http(addr, "GET", "/_emulator/state", &[], "").await.body)
+            .unwrap_or_default();
+    let b = state.user("b", "d.com");
+    assert_eq!(b.map(|u| u.status.as_str()), Some("Pending Deletion"));
+    assert_eq!(b.map(|u| u.distributions.len()), Some(0));
+    let a = state.user("a", "d.com");
+    assert_eq!(a.map(|u| u.devices.len()), Some(1));
+    assert_eq!(
+        a.map(|u| u.distributions.clone()),
+        Some(vec!["app:app1".to_owned()])
+    );
+    // A user pending deletion takes no more changes.
+    let deactivate = format!(
+        "/user-apis/user/1.0/deactivateUser/customer/{}/user/U2",
+        cfg.billing_id
+    );
+    let refused = http(addr, "POST", &deactivate, &headers, "").await;
+    assert_eq!(
+        refused.json()["actionResponse"]["actionStatus"],
+        Value::from("1")
+    );
+
+    // The device goes; the job runs.
+    let put = http(
+        addr,
+        "PUT",
+        "/_emulator/users/U1/devices",
+        &[JSON_BODY],
+        r#"[{"csn":"C1","platform":"iOS","active":false}]"#,
+    )
+    .await;
+    assert_eq!(put.status, 204, "{}", put.body);
+    let queued = http(addr, "POST", &delete("U1"), &headers, "").await;
+    assert_eq!(
+        queued.json()["actionResponse"]["actionStatus"],
+        Value::from("0")
+    );
+    let job = http(addr, "POST", "/_emulator/run-deletion-job", &[], "")
+        .await
+        .json();
+    assert_eq!(job["deleted"], Value::from(2));
+    assert!(handle.state().users.is_empty());
+    let missing = http(
+        addr,
+        "PUT",
+        "/_emulator/users/U9/devices",
+        &[JSON_BODY],
+        "[]",
+    )
+    .await;
+    assert_eq!(missing.status, 404);
     handle.stop().await;
 }

@@ -12,14 +12,14 @@ use crate::config::{ClientOptions, Credentials};
 use crate::error::Maas360Error;
 use crate::lenient::text_of;
 use crate::model::{
-    Maas360Group, Maas360User, NewUser, Page, UserChanges, UserGroup, UserSearch, parse_group,
-    parse_page, parse_user,
+    DeleteOutcome, Maas360Group, Maas360User, NewUser, Page, UserChanges, UserGroup, UserSearch,
+    parse_group, parse_page, parse_user,
 };
 use crate::paging::{allowed_page_size, page_number};
 use crate::rate_limit::RateLimitStatus;
 use crate::routes::{RouteName, RouteTable};
 use crate::token::{AuthContext, TokenCache};
-use crate::transport::{Call, TOKEN_REFUSED, Transport, classify, error_code};
+use crate::transport::{Call, TOKEN_REFUSED, Transport, classify, describe, error_code};
 
 /// How many pages `find_user` reads before giving up, in case a server ignores `match=1` and
 /// answers a partial match over a huge directory.
@@ -232,15 +232,20 @@ impl Maas360Client {
         Ok(parse_page(&body, "users", "user", number, size, parse_user))
     }
 
-    /// Creates a local user and returns its `userIdentifier`.
+    /// Creates a local user and returns its `userIdentifier`: from the answer if MaaS360 gives
+    /// it, else by looking the user up by user name and domain (whether addUser answers with
+    /// it is unknown, maas360-api.md, Corrections).
     pub async fn add_user(&self, user: &NewUser) -> Result<String, Maas360Error> {
         require("user_name", &user.user_name)?;
         require("domain", &user.domain)?;
         require("email", &user.email)?;
+        // The form fields of maas360-api.md, Corrections (addUser); authType 0 is a local
+        // user (§4.1), which is what a user created by API is.
         let mut form = vec![
             ("userName", user.user_name.clone()),
             ("domain", user.domain.clone()),
             ("email", user.email.clone()),
+            ("authType", "0".to_owned()),
         ];
         if !user.full_name.is_empty() {
             form.push(("fullName", user.full_name.clone()));
@@ -290,19 +295,33 @@ impl Maas360Client {
             .await
     }
 
+    /// Deactivates a user: MaaS360 keeps it (and its devices) and withdraws what its groups
+    /// distribute to it until it is reactivated.
     pub async fn deactivate_user(&self, user_identifier: &str) -> Result<(), Maas360Error> {
         self.user_action(RouteName::DeactivateUser, user_identifier, Vec::new())
             .await
     }
 
+    /// Reactivates a user; MaaS360 restores its distributions by itself.
     pub async fn reactivate_user(&self, user_identifier: &str) -> Result<(), Maas360Error> {
         self.user_action(RouteName::ReactivateUser, user_identifier, Vec::new())
             .await
     }
 
-    pub async fn delete_user(&self, user_identifier: &str) -> Result<(), Maas360Error> {
-        self.user_action(RouteName::DeleteUser, user_identifier, Vec::new())
-            .await
+    /// Asks MaaS360 to delete a user. MaaS360 queues deletions for a daily job and refuses
+    /// them while the user has an active device ([`Maas360Error::ActiveDevice`]); a queued
+    /// deletion is [`DeleteOutcome::Queued`]: done as far as the caller goes, not to be
+    /// repeated (maas360-api.md, Corrections).
+    pub async fn delete_user(&self, user_identifier: &str) -> Result<DeleteOutcome, Maas360Error> {
+        require("user_identifier", user_identifier)?;
+        let body = self
+            .call(
+                RouteName::DeleteUser,
+                &[("userIdentifier", user_identifier)],
+                Vec::new(),
+            )
+            .await?;
+        Ok(DeleteOutcome::from_description(&describe(Some(&body))))
     }
 
     async fn user_action(

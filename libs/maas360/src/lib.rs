@@ -26,8 +26,8 @@ pub use client::Maas360Client;
 pub use config::{AuthVersion, ClientOptions, Credentials, USER_GROUP_TYPE};
 pub use error::Maas360Error;
 pub use model::{
-    Distribution, GroupRef, Maas360Group, Maas360User, NewUser, Page, UserChanges, UserGroup,
-    UserSearch,
+    DeleteOutcome, Distribution, GroupRef, Maas360Group, Maas360User, NewUser, Page, UserChanges,
+    UserGroup, UserSearch,
 };
 pub use paging::{ALLOWED_PAGE_SIZES, allowed_page_size};
 pub use rate_limit::{REMAINING_HEADER, RESET_WINDOW_HEADER, RateLimitStatus};

@@ -58,6 +58,36 @@ pub struct UserChanges {
     pub domain: Option<String>,
 }
 
+/// How a user deletion ended. MaaS360 queues deletions for a daily job (within 24 hours), so
+/// a queued deletion is a success the caller counts as done-pending and never repeats
+/// (maas360-api.md, Corrections).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeleteOutcome {
+    /// MaaS360 said the user is deleted.
+    Deleted,
+    /// MaaS360 accepted the deletion for later; the user stays visible until then.
+    Queued,
+}
+
+impl DeleteOutcome {
+    /// Reads MaaS360's success description. Anything that does not plainly say the user is
+    /// deleted now counts as queued, because queueing is what MaaS360 documents.
+    pub(crate) fn from_description(description: &str) -> Self {
+        let d = description.to_ascii_lowercase();
+        let later = [
+            "queue", "pending", "marked", "schedul", "within", "will be", "later",
+        ]
+        .iter()
+        .any(|w| d.contains(w));
+        if !later && d.contains("deleted") {
+            Self::Deleted
+        } else {
+            Self::Queued
+        }
+    }
+}
+
 /// A user or device group with what is distributed to it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Maas360Group {
@@ -203,6 +233,29 @@ mod tests {
         assert_eq!(user.full_name, "");
         assert_eq!(user.groups.len(), 1);
         assert_eq!(user.groups[0].group_identifier, "7");
+    }
+
+    #[test]
+    fn a_deletion_is_queued_unless_it_says_it_is_done() {
+        for queued in [
+            "User marked for deletion. The user will be deleted within 24 hours.",
+            "Delete request queued",
+            "Operation completed successfully",
+            "",
+        ] {
+            assert_eq!(
+                DeleteOutcome::from_description(queued),
+                DeleteOutcome::Queued,
+                "{queued}"
+            );
+        }
+        for done in ["User deleted successfully.", "The user has been deleted"] {
+            assert_eq!(
+                DeleteOutcome::from_description(done),
+                DeleteOutcome::Deleted,
+                "{done}"
+            );
+        }
     }
 
     #[test]

@@ -3,12 +3,12 @@
 use std::time::Duration;
 
 use dirsync_emulators::maas360::{
-    self as emu, Distribution as EmuDistribution, EmulatorConfig, EmulatorHandle, Faults, Outage,
-    RateLimitSettings, RetryAfterStyle, Seed, SeedGroup, SeedUser,
+    self as emu, Device, Distribution as EmuDistribution, EmulatorConfig, EmulatorHandle, Faults,
+    Outage, PENDING_DELETION, RateLimitSettings, RetryAfterStyle, Seed, SeedGroup, SeedUser,
 };
 use dirsync_maas360::{
-    AuthVersion, ClientOptions, Credentials, Maas360Client, Maas360Error, NewUser, Secret,
-    UserChanges, UserSearch,
+    AuthVersion, ClientOptions, Credentials, DeleteOutcome, Maas360Client, Maas360Error, NewUser,
+    Secret, UserChanges, UserSearch,
 };
 
 fn credentials(base_url: &str, cfg: &EmulatorConfig) -> Credentials {
@@ -458,7 +458,23 @@ async fn user_lifecycle() {
         Some("Active")
     );
 
-    assert!(client.delete_user(&id).await.is_ok());
+    // Deleting is queued for MaaS360's daily job: the user stays visible until it runs.
+    assert_eq!(
+        client.delete_user(&id).await.ok(),
+        Some(DeleteOutcome::Queued)
+    );
+    let pending = client.find_user("jdoe", "contoso.com").await;
+    assert_eq!(
+        pending.ok().flatten().map(|u| u.status),
+        Some(PENDING_DELETION.to_owned())
+    );
+    assert_eq!(handle.state().pending_deletions().len(), 1);
+    assert_eq!(
+        client.delete_user(&id).await.ok(),
+        Some(DeleteOutcome::Queued),
+        "asking again changes nothing"
+    );
+    assert_eq!(handle.run_deletion_job(), 1);
     assert!(matches!(
         client.find_user("jdoe", "contoso.com").await,
         Ok(None)
@@ -469,6 +485,149 @@ async fn user_lifecycle() {
         matches!(again, Err(Maas360Error::NotFound { .. })),
         "{again:?}"
     );
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn deletion_is_done_at_once_when_the_job_runs_without_delay() {
+    let cfg = EmulatorConfig {
+        deletion_job_after: Some(Duration::ZERO),
+        ..EmulatorConfig::for_tests()
+    };
+    let handle = emulator(cfg.clone(), None).await;
+    let client = client_for(&handle, &cfg, options(AuthVersion::V1));
+    let id = client
+        .add_user(&new_user("quick"))
+        .await
+        .unwrap_or_default();
+    assert_eq!(
+        client.delete_user(&id).await.ok(),
+        Some(DeleteOutcome::Deleted)
+    );
+    assert!(handle.state().users.is_empty());
+    handle.stop().await;
+}
+
+fn seed_with_devices() -> Seed {
+    Seed {
+        users: vec![
+            SeedUser {
+                user_identifier: Some("U-PHONE".to_owned()),
+                user_name: "pat".to_owned(),
+                domain: "contoso.com".to_owned(),
+                email: "pat@contoso.com".to_owned(),
+                devices: vec![
+                    Device {
+                        csn: "CSN-1".to_owned(),
+                        platform: "iOS".to_owned(),
+                        active: true,
+                    },
+                    Device {
+                        csn: "CSN-2".to_owned(),
+                        platform: "Android".to_owned(),
+                        active: false,
+                    },
+                ],
+                ..SeedUser::default()
+            },
+            SeedUser {
+                user_identifier: Some("U-PLAIN".to_owned()),
+                user_name: "lee".to_owned(),
+                domain: "contoso.com".to_owned(),
+                email: "lee@contoso.com".to_owned(),
+                ..SeedUser::default()
+            },
+        ],
+        groups: vec![SeedGroup {
+            group_identifier: Some("6001".to_owned()),
+            name: "Nurses".to_owned(),
+            apps: vec![dist("com.contoso.ward", "Ward App", "iOS")],
+            policies: vec![dist("p9", "Clinical Policy", "iOS")],
+            members: vec!["pat".to_owned(), "lee".to_owned()],
+            ..SeedGroup::default()
+        }],
+    }
+}
+
+#[tokio::test]
+async fn a_user_with_an_active_device_is_not_deleted() {
+    let (handle, client) = setup(Some(seed_with_devices())).await;
+    match client.delete_user("U-PHONE").await {
+        Err(Maas360Error::ActiveDevice { detail, status }) => {
+            assert_eq!(status, Some(200));
+            assert!(detail.contains("active device"), "{detail}");
+        }
+        other => panic!("expected ActiveDevice, got {other:?}"),
+    }
+    assert!(handle.state().pending_deletions().is_empty());
+    // Once the device is retired, the deletion is accepted (and queued).
+    let retired = handle.set_devices(
+        "U-PHONE",
+        vec![Device {
+            csn: "CSN-1".to_owned(),
+            platform: "iOS".to_owned(),
+            active: false,
+        }],
+    );
+    assert!(retired.is_ok(), "{retired:?}");
+    assert_eq!(
+        client.delete_user("U-PHONE").await.ok(),
+        Some(DeleteOutcome::Queued)
+    );
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn deactivation_keeps_the_user_and_reactivation_restores_its_distributions() {
+    let (handle, client) = setup(Some(seed_with_devices())).await;
+    let distributions = |handle: &EmulatorHandle| {
+        handle
+            .state()
+            .users
+            .into_iter()
+            .find(|u| u.user_identifier == "U-PLAIN")
+            .map(|u| (u.status, u.distributions))
+    };
+    let full = vec!["app:com.contoso.ward".to_owned(), "policy:p9".to_owned()];
+    assert_eq!(
+        distributions(&handle),
+        Some(("Active".to_owned(), full.clone()))
+    );
+    assert!(client.deactivate_user("U-PLAIN").await.is_ok());
+    assert_eq!(
+        distributions(&handle),
+        Some(("Inactive".to_owned(), Vec::new())),
+        "kept, without its distributions"
+    );
+    let members = client.users_in_group("6001", 1, 25).await;
+    assert_eq!(members.map(|p| p.total).ok(), Some(2), "still a member");
+    assert!(client.reactivate_user("U-PLAIN").await.is_ok());
+    assert_eq!(distributions(&handle), Some(("Active".to_owned(), full)));
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn add_user_copes_without_a_user_identifier_in_the_answer() {
+    let cfg = EmulatorConfig {
+        add_user_returns_identifier: false,
+        ..EmulatorConfig::for_tests()
+    };
+    let handle = emulator(cfg.clone(), None).await;
+    let client = client_for(&handle, &cfg, options(AuthVersion::V1));
+    let id = match client.add_user(&new_user("noid")).await {
+        Ok(id) => id,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(
+        handle
+            .state()
+            .user("noid", "contoso.com")
+            .map(|u| u.user_identifier.clone()),
+        Some(id)
+    );
+    // One add, one lookup by user name and domain.
+    assert_eq!(seen(&handle, "add_user"), 1);
+    assert_eq!(seen(&handle, "search_users"), 1);
     handle.stop().await;
 }
 

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::config::{Faults, RateLimitSettings};
 use super::routes::ServedRoute;
 use super::shared::App;
-use super::state::StateDump;
+use super::state::{Device, StateDump};
 use super::traffic::Violation;
 
 pub(crate) fn router() -> Router<App> {
@@ -26,12 +26,39 @@ pub(crate) fn router() -> Router<App> {
             "/_emulator/rate-limit",
             get(get_rate_limit).put(put_rate_limit),
         )
+        .route("/_emulator/run-deletion-job", post(run_deletion_job))
+        .route(
+            "/_emulator/users/{userIdentifier}/devices",
+            put(put_devices),
+        )
         .route("/_emulator/routes", get(routes))
         .route("/_emulator/routes/{name}", put(move_route))
 }
 
 async fn state(State(app): State<App>) -> Json<StateDump> {
+    app.run_due_deletions();
     Json(app.with(|i| i.dir.dump()))
+}
+
+/// The daily job that carries out queued user deletions, now: `{"deleted": n}`.
+async fn run_deletion_job(State(app): State<App>) -> Json<Value> {
+    let deleted = app.with(|i| i.dir.run_deletion_job(std::time::Duration::ZERO));
+    Json(json!({ "deleted": deleted }))
+}
+
+/// Replaces a user's devices: `[{"csn": "…", "platform": "iOS", "active": true}]`.
+async fn put_devices(
+    State(app): State<App>,
+    Path(user_identifier): Path<String>,
+    Json(devices): Json<Vec<Device>>,
+) -> (StatusCode, Json<Value>) {
+    match app.with(|i| i.dir.set_devices(&user_identifier, devices)) {
+        Ok(()) => (StatusCode::NO_CONTENT, Json(Value::Null)),
+        Err(refusal) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": refusal.to_string()})),
+        ),
+    }
 }
 
 async fn requests(

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use super::routes::Operation;
 use super::shared::App;
-use super::state::{Refusal, USER_GROUP_TYPE, UserFilter};
+use super::state::{Deletion, Refusal, USER_GROUP_TYPE, UserFilter};
 use super::tokens::TokenCheck;
 use super::wire::{ApiRequest, Reply};
 
@@ -327,7 +327,12 @@ fn users_in_group(app: &App, req: &ApiRequest) -> Reply {
     }
 }
 
-/// Accepts the form fields MaaS360PS sends and the XML fields of the TS client (§4.3).
+/// The form fields of maas360-api.md, Corrections (addUser): `userName, domain, email,
+/// fullName, authType, …`; also the XML fields of the TS client (§4.3). Whether MaaS360 answers
+/// with the new `userIdentifier` is unknown, so [`EmulatorConfig::add_user_returns_identifier`]
+/// can leave it out.
+///
+/// [`EmulatorConfig::add_user_returns_identifier`]: super::EmulatorConfig::add_user_returns_identifier
 fn add_user(app: &App, req: &ApiRequest) -> Reply {
     if let Err(reply) = authorize(app, req) {
         return reply;
@@ -347,25 +352,36 @@ fn add_user(app: &App, req: &ApiRequest) -> Reply {
             .collect::<Vec<_>>()
             .join(" "),
     };
-    let outcome = app.with(|i| {
-        i.dir.add_user(
-            &text(&["userName"]),
-            &text(&["domain"]),
-            &text(&["email", "emailAddress"]),
-            &full_name,
-            None,
-        )
+    let auth_type = match req.param("authType").map(str::parse::<u8>) {
+        None => Ok(0),
+        Some(Ok(t)) if t <= 1 => Ok(t),
+        Some(_) => Err(Refusal::Invalid(format!(
+            "Invalid authType: {}",
+            req.param("authType").unwrap_or_default()
+        ))),
+    };
+    let outcome = auth_type.and_then(|auth_type| {
+        app.with(|i| {
+            let id = i.dir.add_user(
+                &text(&["userName"]),
+                &text(&["domain"]),
+                &text(&["email", "emailAddress"]),
+                &full_name,
+                None,
+            )?;
+            i.dir.set_auth_type(&id, auth_type)?;
+            Ok(id)
+        })
     });
-    req.action(
-        outcome
-            .map(|id| {
-                let mut fields = Map::new();
-                fields.insert("userIdentifier".to_owned(), json!(id));
-                fields.insert("description".to_owned(), json!("User added successfully"));
-                fields
-            })
-            .map_err(|e| e.to_string()),
-    )
+    let with_id = app.config().add_user_returns_identifier;
+    req.action(outcome.map(|id| {
+        let mut fields = Map::new();
+        if with_id {
+            fields.insert("userIdentifier".to_owned(), json!(id));
+        }
+        fields.insert("description".to_owned(), json!("User added successfully"));
+        fields
+    }))
 }
 
 /// [inferred] edit, deactivate, reactivate, delete and per-user group changes: the paths are
@@ -380,7 +396,7 @@ fn edit_user(app: &App, req: &ApiRequest) -> Reply {
     let rename = (req.param("userName"), req.param("domain"));
     let id = req.path("userIdentifier");
     let outcome = app.with(|i| i.dir.edit_user(id, email, full_name, rename));
-    req.action(outcome.map(|()| Map::new()).map_err(|e| e.to_string()))
+    req.action(outcome.map(|()| Map::new()))
 }
 
 fn deactivate_user(app: &App, req: &ApiRequest) -> Reply {
@@ -391,8 +407,27 @@ fn reactivate_user(app: &App, req: &ApiRequest) -> Reply {
     user_action(app, req, |dir, id| dir.set_active(id, true))
 }
 
+/// Queued for the daily job (or done at once when the job runs without delay), refused while
+/// the user has an active device (maas360-api.md, Corrections). The success texts are
+/// [inferred].
 fn delete_user(app: &App, req: &ApiRequest) -> Reply {
-    user_action(app, req, |dir, id| dir.delete_user(id))
+    if let Err(reply) = authorize(app, req) {
+        return reply;
+    }
+    let id = req.path("userIdentifier");
+    let at_once = app.config().deletion_job_after == Some(std::time::Duration::ZERO);
+    let outcome = app.with(|i| i.dir.delete_user(id, tokio::time::Instant::now(), at_once));
+    req.action(outcome.map(|deletion| {
+        let description = match deletion {
+            Deletion::Queued => {
+                "User marked for deletion. The user will be deleted within 24 hours."
+            }
+            Deletion::Deleted => "User deleted successfully.",
+        };
+        let mut fields = Map::new();
+        fields.insert("description".to_owned(), json!(description));
+        fields
+    }))
 }
 
 fn user_action(
@@ -405,7 +440,7 @@ fn user_action(
     }
     let id = req.path("userIdentifier");
     let outcome = app.with(|i| f(&mut i.dir, id));
-    req.action(outcome.map(|()| Map::new()).map_err(|e| e.to_string()))
+    req.action(outcome.map(|()| Map::new()))
 }
 
 fn group_ids(req: &ApiRequest) -> Vec<String> {
@@ -446,7 +481,9 @@ fn response_failure(req: &ApiRequest, refusal: &Refusal) -> Reply {
     let (status, code) = match refusal {
         Refusal::AlreadyExists(_) => (StatusCode::BAD_REQUEST, RESPONSE_DUPLICATE),
         Refusal::NotFound(_) => (StatusCode::NOT_FOUND, RESPONSE_NOT_FOUND),
-        Refusal::Invalid(_) => (StatusCode::BAD_REQUEST, RESPONSE_INVALID),
+        Refusal::Invalid(_) | Refusal::ActiveDevice(_) => {
+            (StatusCode::BAD_REQUEST, RESPONSE_INVALID)
+        }
     };
     req.reply(
         status,

@@ -25,6 +25,13 @@ pub struct EmulatorConfig {
     /// Retry-After window opens (already in flight when the 429 went out) or within this long
     /// of its end are not violations.
     pub retry_after_grace: Duration,
+    /// Whether addUser answers with the new `userIdentifier`; unknown for MaaS360
+    /// (maas360-api.md, Corrections), so a client must cope without it.
+    pub add_user_returns_identifier: bool,
+    /// User deletions are queued for a daily job (maas360-api.md, Corrections): the user stays
+    /// visible, pending deletion, until `POST /_emulator/run-deletion-job` runs it, or, when
+    /// this is set, until it has waited this long (`Duration::ZERO`: deleted at once).
+    pub deletion_job_after: Option<Duration>,
     /// How the rate limit (`faults.rate_limit_per_minute`) is signalled.
     pub rate_limit: RateLimitSettings,
     /// Routes served somewhere other than their default path: route name (as the client
@@ -51,6 +58,8 @@ impl EmulatorConfig {
             retry_after_grace: Duration::from_millis(250),
             routes: BTreeMap::new(),
             rate_limit: RateLimitSettings::default(),
+            add_user_returns_identifier: true,
+            deletion_job_after: None,
         }
     }
 }

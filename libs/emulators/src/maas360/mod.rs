@@ -21,9 +21,17 @@
 //! - Routes as data ([`default_routes`]): any route can be served at another path, at start
 //!   ([`EmulatorConfig::routes`]) or at run time, to show what a wrong path looks like to a client
 //!   and that a routes file fixes it.
+//! - Older write routes answer `actionResponse.actionStatus` (0 success, 1 refused) with a
+//!   `description`. addUser takes `userName, domain, email, fullName, authType, …` and can be
+//!   told to leave `userIdentifier` out of its answer.
+//! - Users have devices. Deleting a user is refused while it has an active device and is
+//!   otherwise queued: the user stays visible as "Pending Deletion" until the daily job runs
+//!   (`POST /_emulator/run-deletion-job`, or after [`EmulatorConfig::deletion_job_after`]).
+//!   Deactivating keeps the user and withdraws what its groups distribute to it; reactivating
+//!   restores it.
 //! - Admin API under `/_emulator/`: `GET state`, `GET requests`, `GET violations`,
 //!   `POST reset`, `GET|PUT faults`, `GET|PUT rate-limit`, `POST expire-tokens`, `GET routes`,
-//!   `PUT routes/{name}`.
+//!   `PUT routes/{name}`, `POST run-deletion-job`, `PUT users/{userIdentifier}/devices`.
 //!
 //! Routes that are inferred or emulator-only (user edit, deactivate, reactivate, delete,
 //! per-user group changes, user-group create and delete) are labelled in `routes`.
@@ -46,6 +54,7 @@ pub use routes::{RouteError, ServedRoute, default_routes};
 pub use seed::{Seed, SeedError, SeedGroup, SeedUser};
 pub use server::{EmulatorHandle, serve, start};
 pub use state::{
-    DEVICE_GROUP_TYPES, Distribution, GroupDump, StateDump, USER_GROUP_TYPE, UserDump,
+    DEVICE_GROUP_TYPES, Device, Distribution, GroupDump, PENDING_DELETION, StateDump,
+    USER_GROUP_TYPE, UserDump,
 };
 pub use traffic::{IGNORED_RETRY_AFTER, Violation};

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::state::Distribution;
+use super::state::{Device, Distribution};
 
 /// Initial directory contents.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -28,9 +28,10 @@ pub struct SeedUser {
     /// "Active" when absent.
     #[serde(default)]
     pub status: Option<String>,
-    /// Users without devices only show up in searches with `includeAllUsers=1` or `2`.
+    /// Enrolled devices. Users without devices only show up in searches with
+    /// `includeAllUsers=1` or `2`; an active device blocks deleting the user.
     #[serde(default)]
-    pub has_device: bool,
+    pub devices: Vec<Device>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

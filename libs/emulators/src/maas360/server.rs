@@ -21,7 +21,7 @@ use super::config::{EmulatorConfig, Faults, RateLimitSettings, RetryAfterStyle};
 use super::routes::{Match, Operation, RouteError, ServedRoute};
 use super::seed::Seed;
 use super::shared::App;
-use super::state::StateDump;
+use super::state::{Device, StateDump};
 use super::traffic::{Admission, IGNORED_RETRY_AFTER, Violation};
 use super::wire::{ApiRequest, Reply, format_of};
 
@@ -98,6 +98,7 @@ const RATE_LIMIT_REMAINING: HeaderName = HeaderName::from_static("x-rate-limit-r
 const RATE_LIMIT_RESET_WINDOW: HeaderName = HeaderName::from_static("x-rate-limit-resetwindow");
 
 async fn route_and_answer(app: &App, req: Request) -> Response {
+    app.run_due_deletions();
     let format = format_of(req.headers());
     let quirks = app.config().one_element_as_object;
     let found = app.with(|i| i.routes.find(req.method(), req.uri().path()));
@@ -211,9 +212,25 @@ impl EmulatorHandle {
         format!("http://{}", self.addr)
     }
 
-    /// Users, groups and memberships as they are now.
+    /// Users (with their devices and distributions, pending deletions included), groups and
+    /// memberships as they are now.
     pub fn state(&self) -> StateDump {
+        self.app.run_due_deletions();
         self.app.with(|i| i.dir.dump())
+    }
+
+    /// The daily job that carries out queued user deletions, run now; returns how many users
+    /// it deleted.
+    pub fn run_deletion_job(&self) -> usize {
+        self.app
+            .with(|i| i.dir.run_deletion_job(std::time::Duration::ZERO))
+    }
+
+    /// Replaces a user's devices (an active one blocks deleting the user).
+    pub fn set_devices(&self, user_identifier: &str, devices: Vec<Device>) -> Result<(), String> {
+        self.app
+            .with(|i| i.dir.set_devices(user_identifier, devices))
+            .map_err(|e| e.to_string())
     }
 
     /// Requests per route name and HTTP status since start or the last reset.

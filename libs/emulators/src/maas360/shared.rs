@@ -71,6 +71,13 @@ impl App {
         f(&mut inner)
     }
 
+    /// Carries out the queued deletions that have waited `deletion_job_after`, if set.
+    pub(crate) fn run_due_deletions(&self) {
+        if let Some(after) = self.0.config.deletion_job_after {
+            self.with(|i| i.dir.run_deletion_job(after));
+        }
+    }
+
     /// Back to the seeded directory, no tokens, no counts, the configured faults and routes.
     pub(crate) fn reset(&self) {
         // The seed was validated when the emulator started, so this cannot fail; an empty

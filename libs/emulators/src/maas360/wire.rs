@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::routes::Operation;
+use super::state::Refusal;
 use super::xml::{leaf_elements, to_xml};
 
 /// Request bodies beyond this are refused; MaaS360 requests are a few hundred bytes.
@@ -64,23 +65,34 @@ impl ApiRequest {
         }
     }
 
-    /// A v1 write-operation answer: HTTP 200 and an actionResponse (maas360-api.md §3).
-    pub(crate) fn action(&self, outcome: Result<Map<String, Value>, String>) -> Reply {
+    /// An older write route's answer: HTTP 200 and `{"actionResponse":{"actionStatus":0|1,
+    /// "description":…}}` (maas360-api.md, Corrections), plus any `fields` on success.
+    pub(crate) fn action(&self, outcome: Result<Map<String, Value>, Refusal>) -> Reply {
         let body = match outcome {
             Ok(mut fields) => {
-                fields.insert("status".to_owned(), json!("Success"));
+                fields.insert("actionStatus".to_owned(), json!(0));
                 fields
                     .entry("description")
                     .or_insert_with(|| json!("Operation completed successfully"));
                 json!({ "actionResponse": fields })
             }
-            Err(description) => {
-                json!({"actionResponse": {"status": "Failure", "description": description}})
+            Err(refusal) => {
+                let mut fields = Map::new();
+                fields.insert("actionStatus".to_owned(), json!(1));
+                fields.insert("description".to_owned(), json!(refusal.to_string()));
+                if let Refusal::ActiveDevice(_) = refusal {
+                    // A code of our own, [inferred]: the real one is not public.
+                    fields.insert("errorCode".to_owned(), json!(ERR_ACTIVE_DEVICE));
+                }
+                json!({ "actionResponse": fields })
             }
         };
         self.reply(StatusCode::OK, body)
     }
 }
+
+/// `errorCode` that comes with a refused deletion of a user with an active device.
+pub(crate) const ERR_ACTIVE_DEVICE: u32 = 1020;
 
 impl ApiRequest {
     /// Reads a request for `operation` whose path parameters the route table has decoded.

@@ -137,7 +137,9 @@ impl DirectoryBackend for Maas360Client {
     }
 
     async fn delete_user(&self, id: &str) -> Result<(), BackendError> {
-        Ok(Maas360Client::delete_user(self, id).await?)
+        // Deleted or queued for MaaS360's daily job: either way done, never repeated.
+        Maas360Client::delete_user(self, id).await?;
+        Ok(())
     }
 
     async fn find_group(&self, name: &str) -> Result<Option<String>, BackendError> {
