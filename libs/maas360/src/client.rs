@@ -115,6 +115,10 @@ impl Maas360Client {
         self.inner.transport.rate_limit().status()
     }
 
+    pub(crate) fn options(&self) -> &ClientOptions {
+        &self.inner.options
+    }
+
     /// The routes this client calls.
     pub fn routes(&self) -> &RouteTable {
         &self.inner.options.routes

@@ -52,7 +52,7 @@ pub struct NewUser {
 pub struct UserChanges {
     pub email: Option<String>,
     pub full_name: Option<String>,
-    /// [inferred] a new username (Entra renamed the UPN); MaaS360 keeps the
+    /// \[inferred\] a new username (Entra renamed the UPN); MaaS360 keeps the
     /// same userIdentifier, so devices stay with the user.
     pub user_name: Option<String>,
     pub domain: Option<String>,
@@ -97,9 +97,9 @@ pub struct Maas360Group {
     /// `groupType` as MaaS360 sent it: numeric, 3 for a user group and 0–2 for kinds of
     /// device group (maas360-api.md, Corrections); see [`Maas360Group::type_code`].
     pub group_type: String,
-    /// "System", "Public" or "Private" (§5.2), when the list carries it ([inferred] field).
+    /// "System", "Public" or "Private" (§5.2), when the list carries it (\[inferred\] field).
     pub category: String,
-    /// When the list carries them ([inferred] field names, §5.2).
+    /// When the list carries them (\[inferred\] field names, §5.2).
     pub app_distributions: Vec<Distribution>,
     pub policy_distributions: Vec<Distribution>,
 }

@@ -235,17 +235,17 @@ impl FromStr for Success {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Evidence {
-    /// [IBM]: stated in IBM documentation.
+    /// \[IBM\]: stated in IBM documentation.
     Ibm,
     /// [IBM-code]: seen in code written by IBM staff.
     IbmCode,
-    /// [code]: seen in third-party clients that ran against MaaS360.
+    /// \[code\]: seen in third-party clients that ran against MaaS360.
     Code,
     /// [code-weak]: seen in one client that may never have run.
     CodeWeak,
-    /// [inferred]: a hypothesis; the path is a guess.
+    /// \[inferred\]: a hypothesis; the path is a guess.
     Inferred,
-    /// [gap]: no source found; the path is dirsync's own choice.
+    /// \[gap\]: no source found; the path is dirsync's own choice.
     Gap,
     /// Set by the operator's routes file: what their tenant's documentation says.
     Operator,

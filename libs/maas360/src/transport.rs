@@ -137,7 +137,7 @@ impl Transport {
 
         let mut response = match request.send().await {
             Ok(response) => response,
-            Err(error) => return Err(self.transport_error(&call.route, &error)),
+            Err(error) => return Err(self.transport_error(call.route, &error)),
         };
         let status = response.status();
         let retry_after = response
@@ -153,7 +153,7 @@ impl Transport {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
                     if bytes.len() + chunk.len() > MAX_BODY_BYTES {
-                        self.count(&call.route, "oversized");
+                        self.count(call.route, "oversized");
                         return Err(Maas360Error::Permanent {
                             status: Some(status.as_u16()),
                             detail: format!(
@@ -165,10 +165,10 @@ impl Transport {
                     bytes.extend_from_slice(&chunk);
                 }
                 Ok(None) => break,
-                Err(error) => return Err(self.transport_error(&call.route, &error)),
+                Err(error) => return Err(self.transport_error(call.route, &error)),
             }
         }
-        self.count(&call.route, status.as_str());
+        self.count(call.route, status.as_str());
         tracing::debug!(
             route = call.route.name.as_str(),
             status = status.as_u16(),

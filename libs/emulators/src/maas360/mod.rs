@@ -12,7 +12,7 @@
 //! - Paging limited to the allowed page sizes; users unique by userName+domain; group names
 //!   unique; the group list is `{"groups":{"count","group":[{"groupName","groupID",
 //!   "groupType"}]}}` with numeric types (3 user group, 0–2 device groups) plus category and
-//!   app and policy distributions ([inferred] fields); `searchByGroup` takes the `groupID`.
+//!   app and policy distributions (\[inferred\] fields); `searchByGroup` takes the `groupID`.
 //! - Faults ([`Faults`]): random 5xx (half of them after applying the change), latency, a rate
 //!   limit, and outage windows. The rate limit ([`RateLimitSettings`]) shows on every answer as
 //!   `X-Rate-Limit-Remaining` and `X-Rate-Limit-ResetWindow` (seconds); beyond it a 429 whose

@@ -17,7 +17,7 @@ pub const USER_GROUP_TYPE: u8 = 3;
 pub const DEVICE_GROUP_TYPES: [u8; 3] = [0, 1, 2];
 
 /// The status a user shows while its deletion waits for the daily job. The real text is not
-/// public ([inferred]); the queue itself is (maas360-api.md, Corrections).
+/// public (\[inferred\]); the queue itself is (maas360-api.md, Corrections).
 pub const PENDING_DELETION: &str = "Pending Deletion";
 
 /// Caps that keep a runaway client from growing the emulator without limit.
