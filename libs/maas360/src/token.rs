@@ -324,7 +324,7 @@ impl AuthContext<'_> {
             429 => {
                 return Err(Maas360Error::RateLimited {
                     detail: format!("{}: HTTP {status} {desc}", route.name),
-                    retry_after: reply.retry_after,
+                    retry_after: reply.rate_limit_wait(),
                     status: Some(status),
                 });
             }

@@ -34,11 +34,21 @@ pub(crate) struct Call<'a> {
 #[derive(Debug)]
 pub(crate) struct Reply {
     pub(crate) status: StatusCode,
-    /// Retry-After, else `X-Rate-Limit-ResetWindow`: when to come back.
+    /// The Retry-After header (seconds or HTTP date).
     pub(crate) retry_after: Option<Duration>,
+    /// `X-Rate-Limit-ResetWindow`: when a rate limit lifts. Only a rate-limit refusal uses it
+    /// as a wait; a server error that happens to carry it is no reason to pause.
+    pub(crate) reset_window: Option<Duration>,
     /// `None` when the body was empty or not JSON.
     pub(crate) body: Option<Value>,
     pub(crate) body_len: usize,
+}
+
+impl Reply {
+    /// How long a rate-limit refusal asks to wait: its Retry-After, else the reset window.
+    pub(crate) fn rate_limit_wait(&self) -> Option<Duration> {
+        self.retry_after.or(self.reset_window)
+    }
 }
 
 pub(crate) struct Transport {
@@ -147,7 +157,6 @@ impl Transport {
             .and_then(dirsync_http::retry_after);
         let limits = RateLimitHeaders::read(response.headers());
         self.rate_limit.observe(status, limits, retry_after);
-        let retry_after = retry_after.or(limits.reset_window);
         let mut bytes = Vec::new();
         loop {
             match response.chunk().await {
@@ -182,6 +191,7 @@ impl Transport {
         Ok(Reply {
             status,
             retry_after,
+            reset_window: limits.reset_window,
             body,
             body_len: bytes.len(),
         })
@@ -391,18 +401,19 @@ pub(crate) fn classify(route: &Route, reply: Reply) -> Result<Value, Maas360Erro
         return check_success_body(route, code, body);
     }
     let retry_after = reply.retry_after;
+    let limit_lifts = reply.rate_limit_wait();
     Err(match code {
         401 => token_refused(code, detail),
         _ if error_code(reply.body.as_ref()) == Some(TOKEN_REFUSED) => token_refused(code, detail),
         429 => Maas360Error::RateLimited {
             detail,
-            retry_after,
+            retry_after: limit_lifts,
             status: Some(code),
         },
         // The reference advises backing off on 403 bodies that mention limits (§7).
         403 if mentions(&desc, &["limit"]) => Maas360Error::RateLimited {
             detail,
-            retry_after,
+            retry_after: limit_lifts,
             status: Some(code),
         },
         // A 404 that does not name a missing object is more likely a wrong path than a
@@ -500,6 +511,7 @@ mod tests {
         Reply {
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::IM_A_TEAPOT),
             retry_after: Some(Duration::from_secs(3)),
+            reset_window: Some(Duration::from_secs(40)),
             body: Some(body),
             body_len: 10,
         }
@@ -519,6 +531,18 @@ mod tests {
         );
         let e = judge(RouteName::ListGroups, 502, json!({})).err();
         assert!(e.is_some_and(|e| e.is_retryable() && e.status() == Some(502)));
+        // A server error waits for its own Retry-After, never for the rate-limit window.
+        let mut no_header = reply(503, json!({}));
+        no_header.retry_after = None;
+        let e = classify(RouteTable::defaults().get(RouteName::ListGroups), no_header).err();
+        assert!(e.is_some_and(|e| e.is_retryable() && e.retry_after().is_none()));
+        let mut limited = reply(429, json!({}));
+        limited.retry_after = None;
+        let e = classify(RouteTable::defaults().get(RouteName::ListGroups), limited).err();
+        assert_eq!(
+            e.and_then(|e| e.retry_after()),
+            Some(Duration::from_secs(40))
+        );
         let e = judge(
             RouteName::AddUser,
             400,

@@ -1147,9 +1147,12 @@ async fn a_limit_shown_only_in_headers_still_throttles() {
 async fn server_errors_and_outages_are_retryable() {
     let (handle, client) = setup(None).await;
     assert!(client.authenticate().await.is_ok());
+    // A rate limit is set, so every answer carries X-Rate-Limit-ResetWindow: a server error
+    // must still not be read as "wait for the window".
     handle.set_faults(Faults {
         fault_rate: 1.0,
         seed: 3,
+        rate_limit_per_minute: 10_000,
         ..Faults::default()
     });
     for _ in 0..5 {

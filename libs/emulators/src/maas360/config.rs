@@ -74,7 +74,8 @@ pub struct Faults {
     pub fault_rate: f64,
     /// Added to every API request, auth included.
     pub latency_ms: u64,
-    /// Requests per rolling minute before 429 with Retry-After; 0 means no limit.
+    /// Requests per rolling minute (authentication aside) before the limit is reached; 0 means
+    /// no limit. How it shows (headers, 429, Retry-After) is [`RateLimitSettings`].
     pub rate_limit_per_minute: u32,
     /// Every API request, auth included, answers 503 during this window.
     pub outage: Option<Outage>,

@@ -14,7 +14,7 @@
 //!   "groupType"}]}}` with numeric types (3 user group, 0–2 device groups) plus category and
 //!   app and policy distributions (\[inferred\] fields); `searchByGroup` takes the `groupID`.
 //! - Faults ([`Faults`]): random 5xx (half of them after applying the change), latency, a rate
-//!   limit, and outage windows. The rate limit ([`RateLimitSettings`]) shows on every answer as
+//!   limit, and outage windows. While a limit is set ([`RateLimitSettings`]) every answer carries
 //!   `X-Rate-Limit-Remaining` and `X-Rate-Limit-ResetWindow` (seconds); beyond it a 429 whose
 //!   Retry-After is seconds, an HTTP date or absent (or, switched off, no 429 at all); clients
 //!   that ignore a Retry-After are recorded.
@@ -35,6 +35,13 @@
 //!
 //! Routes that are inferred or emulator-only (user edit, deactivate, reactivate, delete,
 //! per-user group changes, user-group create and delete) are labelled in `routes`.
+//!
+//! Modules: `config` (what an instance accepts and injects), `seed` (the starting directory),
+//! `routes` (the paths served and request matching), `server` (the listener, the traffic
+//! checks every request passes, the handle), `api` (the MaaS360 operations), `state` (users,
+//! devices, groups, memberships, the deletion queue), `tokens`, `traffic` (faults, rate
+//! limit, counts, violations), `wire` (request parameters and response formats), `xml`,
+//! `admin` (`/_emulator/`), `shared` (the state one instance shares).
 
 mod admin;
 mod api;
