@@ -42,10 +42,16 @@ pub fn compare(expected: &Expected, state: &StateDump) -> Comparison {
     let mut mismatches = Vec::new();
 
     // MaaS360 side, keyed by `username@domain` (the UPN when the username is
-    // the UPN prefix, which is dirsync's default).
+    // the UPN prefix, which is dirsync's default). A user whose deletion is
+    // queued for MaaS360's daily job is gone as far as the sync goes.
+    let live: Vec<_> = state
+        .users
+        .iter()
+        .filter(|u| !u.is_pending_deletion())
+        .collect();
     let mut held = BTreeMap::new();
     let mut names_by_id = BTreeMap::new();
-    for user in &state.users {
+    for user in live.iter().copied() {
         let key = format!("{}@{}", user.user_name, user.domain).to_lowercase();
         if held.insert(key.clone(), user).is_some() {
             mismatches.push(format!("MaaS360 holds {key} twice"));
@@ -124,9 +130,8 @@ pub fn compare(expected: &Expected, state: &StateDump) -> Comparison {
             memberships: expected.membership_count,
         },
         maas360: Counts {
-            users: state.users.len(),
-            active_users: state
-                .users
+            users: live.len(),
+            active_users: live
                 .iter()
                 .filter(|u| u.status.eq_ignore_ascii_case("active"))
                 .count(),

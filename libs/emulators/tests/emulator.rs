@@ -228,6 +228,13 @@ async fn json_follows_the_xml_habits_unless_switched_off() {
     }
 }
 
+fn refresh_body(cfg: &EmulatorConfig, refresh: &str) -> String {
+    serde_json::json!({"authRequest": {"maaS360AdminAuth": {
+        "billingID": cfg.billing_id, "userName": cfg.admin_user, "appID": cfg.app_id,
+        "appVersion": cfg.app_version, "platformID": cfg.platform_id, "refreshToken": refresh}}})
+    .to_string()
+}
+
 #[tokio::test]
 async fn refused_credentials_answer_200_with_an_error_code() {
     let cfg = EmulatorConfig::for_tests();
@@ -246,14 +253,13 @@ async fn refused_credentials_answer_200_with_an_error_code() {
     .await;
     assert_eq!(answer.status, 200);
     let response = &answer.json()["authResponse"];
-    assert_ne!(response["errorCode"], Value::from("0"));
-    assert!(
-        response["errorDesc"]
-            .as_str()
-            .is_some_and(|d| d.contains("password")),
+    assert_eq!(
+        response["errorCode"],
+        Value::from("1002"),
         "{}",
         answer.body
     );
+    assert_eq!(response["errorDesc"], Value::from("Invalid credentials"));
     assert!(response.get("authToken").is_none());
 
     let other = "/auth-apis/auth/2.0/authenticate/customer/11111111";
@@ -270,12 +276,25 @@ async fn refused_credentials_answer_200_with_an_error_code() {
             .as_str()
             .is_some_and(|d| d.contains("billing"))
     );
+    handle.stop().await;
+}
 
-    // A 2.0 success carries a refresh token; spending it twice fails the second time.
+#[tokio::test]
+async fn refresh_tokens_are_redeemed_once_through_their_own_route() {
+    let cfg = EmulatorConfig::for_tests();
+    let handle = start(cfg.clone(), None).await;
+    let authenticate = format!(
+        "/auth-apis/auth/2.0/authenticate/customer/{}",
+        cfg.billing_id
+    );
+    let refresh_path = format!(
+        "/auth-apis/auth/2.0/refreshToken/customer/{}",
+        cfg.billing_id
+    );
     let answer = http(
         handle.addr(),
         "POST",
-        &path,
+        &authenticate,
         &[JSON, JSON_BODY],
         &auth_body(&cfg, &cfg.password),
     )
@@ -285,37 +304,84 @@ async fn refused_credentials_answer_200_with_an_error_code() {
         .unwrap_or("")
         .to_owned();
     assert!(!refresh.is_empty(), "{}", answer.body);
-    let with_refresh = auth_body(&cfg, "").replace(
+
+    // The authenticate route does not take a refresh token in place of the password.
+    let instead_of_password = auth_body(&cfg, "").replace(
         "\"password\":\"\"",
         &format!("\"refreshToken\":\"{refresh}\""),
     );
-    let first = http(
+    let refused = http(
         handle.addr(),
         "POST",
-        &path,
+        &authenticate,
         &[JSON, JSON_BODY],
-        &with_refresh,
+        &instead_of_password,
     )
     .await;
     assert_eq!(
-        first.json()["authResponse"]["errorCode"],
-        Value::from("0"),
+        refused.json()["authResponse"]["errorCode"],
+        Value::from("1002"),
         "{}",
-        first.body
+        refused.body
     );
+
+    let first = http(
+        handle.addr(),
+        "POST",
+        &refresh_path,
+        &[JSON, JSON_BODY],
+        &refresh_body(&cfg, &refresh),
+    )
+    .await;
+    let response = &first.json()["authResponse"];
+    assert_eq!(response["errorCode"], Value::from("0"), "{}", first.body);
+    assert!(
+        response["authToken"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
+    assert!(
+        response["refreshToken"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty() && t != refresh)
+    );
+    assert!(handle.violations().is_empty());
     let second = http(
         handle.addr(),
         "POST",
-        &path,
+        &refresh_path,
         &[JSON, JSON_BODY],
-        &with_refresh,
+        &refresh_body(&cfg, &refresh),
     )
     .await;
     assert!(
         second.json()["authResponse"]["errorDesc"]
             .as_str()
-            .is_some_and(|d| d.contains("refresh"))
+            .is_some_and(|d| d.contains("refresh")),
+        "{}",
+        second.body
     );
+
+    // Sending the password or access key along is recorded: refresh must not need them.
+    let with_secrets = auth_body(&cfg, &cfg.password).replace(
+        "\"password\"",
+        &format!("\"refreshToken\":\"{refresh}\",\"password\""),
+    );
+    let _ = http(
+        handle.addr(),
+        "POST",
+        &refresh_path,
+        &[JSON, JSON_BODY],
+        &with_secrets,
+    )
+    .await;
+    let violations = handle.violations();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert_eq!(violations[0].kind, "secret_on_refresh");
+    assert!(
+        violations[0].detail.contains("password") && violations[0].detail.contains("appAccessKey")
+    );
+    assert!(handle.retry_after_violations().is_empty());
     handle.stop().await;
 }
 
@@ -335,8 +401,31 @@ async fn tokens_must_be_well_formed_current_and_for_this_account() {
     .await;
     assert_eq!(ok.status, 200);
 
+    // IBM's own integration sends single quotes (maas360-api.md, Corrections).
+    let single = auth.replace('"', "'");
+    let ok = http(
+        handle.addr(),
+        "GET",
+        &path,
+        &[JSON, ("Authorization", &single)],
+        "",
+    )
+    .await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(
+        handle.authorization_styles(),
+        [("double".to_owned(), 1), ("single".to_owned(), 1)].into()
+    );
+
     let bare = auth.replace('"', "");
-    for bad in ["", "Bearer abc", "MaaS token=\"not-issued\"", bare.as_str()] {
+    let mixed = auth.replacen('"', "'", 1);
+    for bad in [
+        "",
+        "Bearer abc",
+        "MaaS token=\"not-issued\"",
+        bare.as_str(),
+        mixed.as_str(),
+    ] {
         let headers: Vec<(&str, &str)> = if bad.is_empty() {
             vec![JSON]
         } else {
@@ -344,7 +433,10 @@ async fn tokens_must_be_well_formed_current_and_for_this_account() {
         };
         let answer = http(handle.addr(), "GET", &path, &headers, "").await;
         assert_eq!(answer.status, 401, "{bad:?}");
-        assert!(answer.json().get("errorCode").is_some(), "{}", answer.body);
+        // Keyed by the resource: {"groups":{"errorCode":1009,"errorDesc":"Token invalid"}}.
+        let refusal = &answer.json()["groups"];
+        assert_eq!(refusal["errorCode"], Value::from("1009"), "{}", answer.body);
+        assert_eq!(refusal["errorDesc"], Value::from("Token invalid"));
     }
 
     let other = "/group-apis/group/1.0/groups/customer/11111111";
@@ -362,7 +454,9 @@ async fn tokens_must_be_well_formed_current_and_for_this_account() {
     let expired = http(handle.addr(), "GET", &path, &[("Authorization", &auth)], "").await;
     assert_eq!(expired.status, 401);
     assert!(
-        expired.body.contains("<errorCode>1007</errorCode>"),
+        expired.body.contains(
+            "<groups><errorCode>1009</errorCode><errorDesc>Token expired.</errorDesc></groups>"
+        ),
         "{}",
         expired.body
     );
@@ -416,8 +510,10 @@ async fn add_user_takes_form_json_or_xml_and_refuses_duplicates() {
         form,
     )
     .await;
+    // The older write routes' answer: actionStatus 0 with a description.
     let action = &answer.json()["actionResponse"];
-    assert_eq!(action["status"], Value::from("Success"), "{}", answer.body);
+    assert_eq!(action["actionStatus"], Value::from("0"), "{}", answer.body);
+    assert!(action["description"].is_string());
     assert!(
         action["userIdentifier"]
             .as_str()
@@ -435,10 +531,24 @@ async fn add_user_takes_form_json_or_xml_and_refuses_duplicates() {
     .await;
     assert_eq!(answer.status, 200);
     assert_eq!(
-        answer.json()["actionResponse"]["status"],
-        Value::from("Failure")
+        answer.json()["actionResponse"]["actionStatus"],
+        Value::from("1")
     );
     assert!(answer.body.contains("already exists"));
+    let bad_type = http(
+        handle.addr(),
+        "POST",
+        &path,
+        &[JSON, FORM_BODY, ("Authorization", &auth)],
+        "userName=t&domain=contoso.com&email=t%40contoso.com&authType=7",
+    )
+    .await;
+    assert_eq!(
+        bad_type.json()["actionResponse"]["actionStatus"],
+        Value::from("1"),
+        "{}",
+        bad_type.body
+    );
 
     let xml = "<user><userName>c</userName><domain>contoso.com</domain>\
                <emailAddress>c@contoso.com</emailAddress><firstName>C</firstName><lastName>D</lastName></user>";
@@ -454,7 +564,7 @@ async fn add_user_takes_form_json_or_xml_and_refuses_duplicates() {
     )
     .await;
     assert!(
-        answer.body.contains("<status>Success</status>"),
+        answer.body.contains("<actionStatus>0</actionStatus>"),
         "{}",
         answer.body
     );
@@ -468,8 +578,8 @@ async fn add_user_takes_form_json_or_xml_and_refuses_duplicates() {
     )
     .await;
     assert_eq!(
-        answer.json()["actionResponse"]["status"],
-        Value::from("Success")
+        answer.json()["actionResponse"]["actionStatus"],
+        Value::from("0")
     );
 
     let broken = http(
@@ -701,5 +811,312 @@ async fn a_seed_naming_an_unknown_member_is_refused() {
         state.members(&gid),
         vec![state.users[0].user_identifier.clone()]
     );
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn a_route_can_be_moved_at_start_and_at_run_time() {
+    let moved = "/group-apis/group/9.9/allGroups/customer/{billingID}";
+    let cfg = EmulatorConfig {
+        routes: [("list_groups".to_owned(), moved.to_owned())].into(),
+        ..EmulatorConfig::for_tests()
+    };
+    let handle = start(cfg.clone(), None).await;
+    let addr = handle.addr();
+    let auth = token(&handle, &cfg).await;
+    let old = format!("/group-apis/group/1.0/groups/customer/{}", cfg.billing_id);
+    let new = moved.replace("{billingID}", &cfg.billing_id);
+    let headers = [JSON, ("Authorization", auth.as_str())];
+    assert_eq!(http(addr, "GET", &old, &headers, "").await.status, 404);
+    assert_eq!(http(addr, "GET", &new, &headers, "").await.status, 200);
+
+    // Moved back at run time through the admin API.
+    let body = r#"{"path": "/group-apis/group/1.0/groups/customer/{billingID}"}"#;
+    let put = http(
+        addr,
+        "PUT",
+        "/_emulator/routes/list_groups",
+        &[JSON_BODY],
+        body,
+    )
+    .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    assert_eq!(http(addr, "GET", &old, &headers, "").await.status, 200);
+    assert_eq!(http(addr, "GET", &new, &headers, "").await.status, 404);
+    let listed = http(addr, "GET", "/_emulator/routes", &[], "").await.json();
+    assert!(
+        listed.as_array().is_some_and(|routes| routes.len() == 15
+            && routes.iter().any(|r| r["name"] == "list_groups"
+                && r["path"] == "/group-apis/group/1.0/groups/customer/{billingID}"
+                && r["method"] == "GET")),
+        "{listed}"
+    );
+
+    // A path the handler could not serve is refused, naming the problem.
+    let bad = http(
+        addr,
+        "PUT",
+        "/_emulator/routes/edit_user",
+        &[JSON_BODY],
+        r#"{"path": "/x/{billingID}"}"#,
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("userIdentifier"), "{}", bad.body);
+    let unknown = http(
+        addr,
+        "PUT",
+        "/_emulator/routes/editUser",
+        &[JSON_BODY],
+        r#"{"path": "/x/{billingID}"}"#,
+    )
+    .await;
+    assert_eq!(unknown.status, 400);
+    assert!(matches!(
+        handle.move_route("list_groups", "groups"),
+        Err(emu::RouteError::BadPath { .. })
+    ));
+    handle.stop().await;
+
+    let wrong = EmulatorConfig {
+        routes: [("no_such_route".to_owned(), "/x/{billingID}".to_owned())].into(),
+        ..EmulatorConfig::for_tests()
+    };
+    let refused = emu::start(wrong, None).await;
+    assert!(matches!(refused, Err(ref e) if e.kind() == std::io::ErrorKind::InvalidInput));
+}
+
+#[tokio::test]
+async fn the_group_list_has_group_ids_and_numeric_types() {
+    let seed = Seed::from_json(
+        r#"{"users":[{"userName":"a","domain":"d.com","email":"a@d.com"}],
+            "groups":[{"groupIdentifier":"7","name":"Sales","members":["a"]},
+                      {"name":"Kiosks","groupType":1}]}"#,
+    );
+    let Ok(seed) = seed else { panic!("{seed:?}") };
+    let cfg = EmulatorConfig {
+        one_element_as_object: false,
+        ..EmulatorConfig::for_tests()
+    };
+    let handle = start(cfg.clone(), Some(seed)).await;
+    let auth = token(&handle, &cfg).await;
+    let path = format!("/group-apis/group/1.0/groups/customer/{}", cfg.billing_id);
+    let answer = http(
+        handle.addr(),
+        "GET",
+        &path,
+        &[JSON, ("Authorization", &auth)],
+        "",
+    )
+    .await;
+    let groups = &answer.json()["groups"];
+    assert_eq!(groups["count"], Value::from(2), "{}", answer.body);
+    let sales = &groups["group"][1];
+    assert_eq!(sales["groupName"], Value::from("Sales"));
+    assert_eq!(sales["groupID"], Value::from("7"));
+    assert_eq!(sales["groupType"], Value::from(3));
+    assert!(sales.get("groupIdentifier").is_none());
+    assert_eq!(groups["group"][0]["groupType"], Value::from(1));
+    let members = format!(
+        "/user-apis/user/1.0/searchByGroup/customer/{}/groupIdentifier/7?includeAllUsers=1",
+        cfg.billing_id
+    );
+    let answer = http(
+        handle.addr(),
+        "GET",
+        &members,
+        &[JSON, ("Authorization", &auth)],
+        "",
+    )
+    .await;
+    assert_eq!(
+        answer.json()["users"]["count"],
+        Value::from(1),
+        "{}",
+        answer.body
+    );
+    let bad = Seed::from_json(r#"{"groups":[{"name":"G","groupType":7}]}"#);
+    let Ok(bad) = bad else { panic!("{bad:?}") };
+    assert!(
+        emu::start(EmulatorConfig::for_tests(), Some(bad))
+            .await
+            .is_err()
+    );
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_rate_limit_headers_while_a_limit_is_set() {
+    let cfg = EmulatorConfig::for_tests();
+    let handle = start(cfg.clone(), None).await;
+    let addr = handle.addr();
+    let auth = token(&handle, &cfg).await;
+    let path = format!("/group-apis/group/1.0/groups/customer/{}", cfg.billing_id);
+    let headers = [JSON, ("Authorization", auth.as_str())];
+    let plain = http(addr, "GET", &path, &headers, "").await;
+    assert!(
+        !plain.headers.contains_key("x-rate-limit-remaining"),
+        "no limit, nothing to tell"
+    );
+
+    handle.set_faults(Faults {
+        rate_limit_per_minute: 2,
+        ..Faults::default()
+    });
+    let put = http(
+        addr,
+        "PUT",
+        "/_emulator/rate-limit",
+        &[JSON_BODY],
+        r#"{"retry_after": "http_date"}"#,
+    )
+    .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    let got = http(addr, "GET", "/_emulator/rate-limit", &[], "")
+        .await
+        .json();
+    assert_eq!(got["retry_after"], Value::from("http_date"));
+    assert_eq!(got["reject"], Value::from(true));
+
+    let remaining = |a: &Answer| {
+        a.headers
+            .get("x-rate-limit-remaining")
+            .cloned()
+            .unwrap_or_default()
+    };
+    let window = |a: &Answer| {
+        a.headers
+            .get("x-rate-limit-resetwindow")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let first = http(addr, "GET", &path, &headers, "").await;
+    assert_eq!((first.status, remaining(&first).as_str()), (200, "1"));
+    assert!((1..=60).contains(&window(&first)));
+    let second = http(addr, "GET", &path, &headers, "").await;
+    assert_eq!((second.status, remaining(&second).as_str()), (200, "0"));
+    let refused = http(addr, "GET", &path, &headers, "").await;
+    assert_eq!((refused.status, remaining(&refused).as_str()), (429, "0"));
+    let date = refused
+        .headers
+        .get("retry-after")
+        .cloned()
+        .unwrap_or_default();
+    assert!(date.ends_with(" GMT"), "an HTTP date: {date:?}");
+    let waits = dirsync_http::retry_after(&date);
+    assert!(
+        waits.is_some_and(|w| w <= Duration::from_secs(61)),
+        "{date}"
+    );
+    // Refusals, unknown paths and authentication answers carry them as well.
+    let unauthorized = http(addr, "GET", &path, &[JSON], "").await;
+    assert_eq!(remaining(&unauthorized), "0");
+    let unknown = http(addr, "GET", "/user-apis/user/9.9/nothing", &[], "").await;
+    assert_eq!((unknown.status, remaining(&unknown).as_str()), (404, "0"));
+    let login = format!("/auth-apis/auth/1.0/authenticate/{}", cfg.billing_id);
+    let auth_answer = http(
+        addr,
+        "POST",
+        &login,
+        &[JSON, JSON_BODY],
+        &auth_body(&cfg, &cfg.password),
+    )
+    .await;
+    assert_eq!(
+        (auth_answer.status, remaining(&auth_answer).as_str()),
+        (200, "0")
+    );
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn deletions_wait_for_the_daily_job_and_active_devices_block_them() {
+    let seed = Seed::from_json(
+        r#"{"users":[
+            {"userIdentifier":"U1","userName":"a","domain":"d.com","email":"a@d.com",
+             "devices":[{"csn":"C1","platform":"iOS"}]},
+            {"userIdentifier":"U2","userName":"b","domain":"d.com","email":"b@d.com"}],
+            "groups":[{"name":"G","apps":[{"id":"app1","name":"App"}],"members":["a","b"]}]}"#,
+    );
+    let Ok(seed) = seed else { panic!("{seed:?}") };
+    let cfg = EmulatorConfig::for_tests();
+    let handle = start(cfg.clone(), Some(seed)).await;
+    let addr = handle.addr();
+    let auth = token(&handle, &cfg).await;
+    let delete = |id: &str| {
+        format!(
+            "/user-apis/user/1.0/deleteUser/customer/{}/user/{id}",
+            cfg.billing_id
+        )
+    };
+    let headers = [JSON, FORM_BODY, ("Authorization", auth.as_str())];
+
+    let refused = http(addr, "POST", &delete("U1"), &headers, "").await;
+    let action = &refused.json()["actionResponse"];
+    assert_eq!(action["actionStatus"], Value::from("1"), "{}", refused.body);
+    assert_eq!(action["errorCode"], Value::from("1020"));
+    assert!(
+        action["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("active device"))
+    );
+
+    let queued = http(addr, "POST", &delete("U2"), &headers, "").await;
+    assert_eq!(
+        queued.json()["actionResponse"]["actionStatus"],
+        Value::from("0")
+    );
+    let state: StateDump =
+        serde_json::from_str(&http(addr, "GET", "/_emulator/state", &[], "").await.body)
+            .unwrap_or_default();
+    let b = state.user("b", "d.com");
+    assert_eq!(b.map(|u| u.status.as_str()), Some("Pending Deletion"));
+    assert_eq!(b.map(|u| u.distributions.len()), Some(0));
+    let a = state.user("a", "d.com");
+    assert_eq!(a.map(|u| u.devices.len()), Some(1));
+    assert_eq!(
+        a.map(|u| u.distributions.clone()),
+        Some(vec!["app:app1".to_owned()])
+    );
+    // A user pending deletion takes no more changes.
+    let deactivate = format!(
+        "/user-apis/user/1.0/deactivateUser/customer/{}/user/U2",
+        cfg.billing_id
+    );
+    let refused = http(addr, "POST", &deactivate, &headers, "").await;
+    assert_eq!(
+        refused.json()["actionResponse"]["actionStatus"],
+        Value::from("1")
+    );
+
+    // The device goes; the job runs.
+    let put = http(
+        addr,
+        "PUT",
+        "/_emulator/users/U1/devices",
+        &[JSON_BODY],
+        r#"[{"csn":"C1","platform":"iOS","active":false}]"#,
+    )
+    .await;
+    assert_eq!(put.status, 204, "{}", put.body);
+    let queued = http(addr, "POST", &delete("U1"), &headers, "").await;
+    assert_eq!(
+        queued.json()["actionResponse"]["actionStatus"],
+        Value::from("0")
+    );
+    let job = http(addr, "POST", "/_emulator/run-deletion-job", &[], "")
+        .await
+        .json();
+    assert_eq!(job["deleted"], Value::from(2));
+    assert!(handle.state().users.is_empty());
+    let missing = http(
+        addr,
+        "PUT",
+        "/_emulator/users/U9/devices",
+        &[JSON_BODY],
+        "[]",
+    )
+    .await;
+    assert_eq!(missing.status, 404);
     handle.stop().await;
 }

@@ -6,23 +6,29 @@ use std::fmt;
 use std::sync::Arc;
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::config::{ClientOptions, Credentials};
 use crate::error::Maas360Error;
 use crate::lenient::text_of;
 use crate::model::{
-    Maas360Group, Maas360User, NewUser, Page, UserChanges, UserSearch, parse_group, parse_page,
-    parse_user,
+    DeleteOutcome, Maas360Group, Maas360User, NewUser, Page, UserChanges, UserGroup, UserSearch,
+    parse_group, parse_page, parse_user,
 };
 use crate::paging::{allowed_page_size, page_number};
-use crate::routes::{self, Route};
+use crate::rate_limit::RateLimitStatus;
+use crate::routes::{RouteName, RouteTable};
 use crate::token::{AuthContext, TokenCache};
-use crate::transport::{Body, Call, Transport, classify};
+use crate::transport::{Call, TOKEN_REFUSED, Transport, classify, describe, error_code};
 
 /// How many pages `find_user` reads before giving up, in case a server ignores `match=1` and
 /// answers a partial match over a huge directory.
 const FIND_USER_MAX_PAGES: u32 = 40;
+/// How many pages of 250 `list_user_groups` reads at most (50,000 groups), so a server that
+/// never ends its paging cannot keep the client reading.
+const GROUP_LIST_MAX_PAGES: u32 = 200;
+/// The smallest page MaaS360 serves: enough to read `searchByGroup`'s total `count`.
+const SMALLEST_PAGE: u32 = 25;
 
 /// A MaaS360 web-services client for one customer account. Cheap to clone; clones share the
 /// token and the call counts.
@@ -85,9 +91,37 @@ impl Maas360Client {
     }
 
     /// One authentication call now; on refusal the error says which part was refused when
-    /// MaaS360's errorDesc tells (billing id, admin credentials, app id/access key...).
+    /// MaaS360's answer tells (billing id, admin credentials, app id/access key...).
     pub async fn authenticate(&self) -> Result<(), Maas360Error> {
         self.inner.tokens.authenticate_now(&self.auth()).await
+    }
+
+    /// One call to the token refresh route now (auth 2.0 only), authenticating first if no
+    /// refresh token is held. Unlike a routine renewal it does not fall back to the password,
+    /// so it tells whether refreshing works on this tenant.
+    pub async fn refresh_token(&self) -> Result<(), Maas360Error> {
+        self.inner.tokens.refresh_now(&self.auth()).await
+    }
+
+    /// Until when MaaS360 asked not to be called, if that is still ahead: 0 requests remaining
+    /// until the reset window ends, or a 429's Retry-After. Updated by every response, so a
+    /// caller can pause the whole tenant before MaaS360 refuses anything.
+    pub fn throttled_until(&self) -> Option<tokio::time::Instant> {
+        self.inner.transport.rate_limit().throttled_until()
+    }
+
+    /// What the latest responses said about the rate limit.
+    pub fn rate_limit(&self) -> RateLimitStatus {
+        self.inner.transport.rate_limit().status()
+    }
+
+    pub(crate) fn options(&self) -> &ClientOptions {
+        &self.inner.options
+    }
+
+    /// The routes this client calls.
+    pub fn routes(&self) -> &RouteTable {
+        &self.inner.options.routes
     }
 
     /// Number of HTTP calls made to MaaS360 so far, per route name and outcome. The outcome is
@@ -98,20 +132,21 @@ impl Maas360Client {
     }
 
     /// Calls one resource route with the cached token; on a 401 renews once and repeats.
+    /// `path` fills the route's placeholders besides the billing id; `params` travel as the
+    /// route's encoding says.
     async fn call(
         &self,
-        route: Route,
-        params: &[(&str, &str)],
-        query: Vec<(&'static str, String)>,
-        body: Body,
+        name: RouteName,
+        path: &[(&str, &str)],
+        params: Vec<(&'static str, String)>,
     ) -> Result<Value, Maas360Error> {
+        let route = self.inner.options.routes.get(name);
         let mut all = vec![("billingID", self.inner.credentials.billing_id.as_str())];
-        all.extend_from_slice(params);
+        all.extend_from_slice(path);
         let call = Call {
             route,
-            url: self.inner.transport.url(&route, &all)?,
-            query,
-            body,
+            url: self.inner.transport.url(route, &all)?,
+            params,
         };
         let auth = self.auth();
         let lease = self.inner.tokens.lease(&auth).await?;
@@ -120,10 +155,14 @@ impl Maas360Client {
             .transport
             .execute(&call, Some(&lease.token))
             .await?;
-        if reply.status != StatusCode::UNAUTHORIZED {
-            return classify(&route, reply);
+        // 401 with errorCode 1009, "Token invalid" or "Token expired." (maas360-api.md,
+        // Corrections); the code alone also counts, whatever the status.
+        let refused = reply.status == StatusCode::UNAUTHORIZED
+            || error_code(reply.body.as_ref()) == Some(TOKEN_REFUSED);
+        if !refused {
+            return classify(route, reply);
         }
-        tracing::debug!(route = route.name, "token refused; renewing once");
+        tracing::debug!(route = name.as_str(), "token refused; renewing once");
         let lease = self
             .inner
             .tokens
@@ -134,7 +173,7 @@ impl Maas360Client {
             .transport
             .execute(&call, Some(&lease.token))
             .await?;
-        classify(&route, reply)
+        classify(route, reply)
     }
 
     /// The user with exactly this user name and domain (case-insensitive), active or not.
@@ -193,28 +232,29 @@ impl Maas360Client {
         if let Some(email) = query.email.as_ref().filter(|s| !s.is_empty()) {
             params.push(("partialEmailAddress", email.clone()));
         }
-        let body = self
-            .call(routes::SEARCH_USERS, &[], params, Body::None)
-            .await?;
+        let body = self.call(RouteName::SearchUsers, &[], params).await?;
         Ok(parse_page(&body, "users", "user", number, size, parse_user))
     }
 
-    /// Creates a local user and returns its `userIdentifier`.
+    /// Creates a local user and returns its `userIdentifier`: from the answer if MaaS360 gives
+    /// it, else by looking the user up by user name and domain (whether addUser answers with
+    /// it is unknown, maas360-api.md, Corrections).
     pub async fn add_user(&self, user: &NewUser) -> Result<String, Maas360Error> {
         require("user_name", &user.user_name)?;
         require("domain", &user.domain)?;
         require("email", &user.email)?;
+        // The form fields of maas360-api.md, Corrections (addUser); authType 0 is a local
+        // user (§4.1), which is what a user created by API is.
         let mut form = vec![
             ("userName", user.user_name.clone()),
             ("domain", user.domain.clone()),
             ("email", user.email.clone()),
+            ("authType", "0".to_owned()),
         ];
         if !user.full_name.is_empty() {
             form.push(("fullName", user.full_name.clone()));
         }
-        let body = self
-            .call(routes::ADD_USER, &[], Vec::new(), Body::Form(form))
-            .await?;
+        let body = self.call(RouteName::AddUser, &[], form).await?;
         let id = body
             .get("actionResponse")
             .map(|a| text_of(a, &["userIdentifier", "userId", "UserIdentifier"]))
@@ -255,40 +295,49 @@ impl Maas360Client {
         if form.is_empty() {
             return Ok(());
         }
-        self.user_action(routes::EDIT_USER, user_identifier, Body::Form(form))
+        self.user_action(RouteName::EditUser, user_identifier, form)
             .await
     }
 
+    /// Deactivates a user: MaaS360 keeps it (and its devices) and withdraws what its groups
+    /// distribute to it until it is reactivated.
     pub async fn deactivate_user(&self, user_identifier: &str) -> Result<(), Maas360Error> {
-        self.user_action(routes::DEACTIVATE_USER, user_identifier, Body::None)
+        self.user_action(RouteName::DeactivateUser, user_identifier, Vec::new())
             .await
     }
 
+    /// Reactivates a user; MaaS360 restores its distributions by itself.
     pub async fn reactivate_user(&self, user_identifier: &str) -> Result<(), Maas360Error> {
-        self.user_action(routes::REACTIVATE_USER, user_identifier, Body::None)
+        self.user_action(RouteName::ReactivateUser, user_identifier, Vec::new())
             .await
     }
 
-    pub async fn delete_user(&self, user_identifier: &str) -> Result<(), Maas360Error> {
-        self.user_action(routes::DELETE_USER, user_identifier, Body::None)
-            .await
+    /// Asks MaaS360 to delete a user. MaaS360 queues deletions for a daily job and refuses
+    /// them while the user has an active device ([`Maas360Error::ActiveDevice`]); a queued
+    /// deletion is [`DeleteOutcome::Queued`]: done as far as the caller goes, not to be
+    /// repeated (maas360-api.md, Corrections).
+    pub async fn delete_user(&self, user_identifier: &str) -> Result<DeleteOutcome, Maas360Error> {
+        require("user_identifier", user_identifier)?;
+        let body = self
+            .call(
+                RouteName::DeleteUser,
+                &[("userIdentifier", user_identifier)],
+                Vec::new(),
+            )
+            .await?;
+        Ok(DeleteOutcome::from_description(&describe(Some(&body))))
     }
 
     async fn user_action(
         &self,
-        route: Route,
+        name: RouteName,
         user_identifier: &str,
-        body: Body,
+        params: Vec<(&'static str, String)>,
     ) -> Result<(), Maas360Error> {
         require("user_identifier", user_identifier)?;
-        self.call(
-            route,
-            &[("userIdentifier", user_identifier)],
-            Vec::new(),
-            body,
-        )
-        .await
-        .map(|_| ())
+        self.call(name, &[("userIdentifier", user_identifier)], params)
+            .await
+            .map(|_| ())
     }
 
     /// Creates a local user group and returns its `groupIdentifier`.
@@ -296,10 +345,9 @@ impl Maas360Client {
         require("name", name)?;
         let body = self
             .call(
-                routes::CREATE_USER_GROUP,
+                RouteName::CreateUserGroup,
                 &[],
-                Vec::new(),
-                Body::Json(json!({"groupName": name})),
+                vec![("groupName", name.to_owned())],
             )
             .await?;
         let id = [body.get("response"), Some(&body)]
@@ -311,7 +359,7 @@ impl Maas360Client {
         if id.is_empty() {
             return Err(Maas360Error::Permanent {
                 status: Some(200),
-                detail: "create_user_group: no groupIdentifier in the response".to_owned(),
+                detail: "create_user_group: no group id in the response".to_owned(),
             });
         }
         Ok(id)
@@ -320,10 +368,9 @@ impl Maas360Client {
     pub async fn delete_user_group(&self, group_identifier: &str) -> Result<(), Maas360Error> {
         require("group_identifier", group_identifier)?;
         self.call(
-            routes::DELETE_USER_GROUP,
-            &[("groupIdentifier", group_identifier)],
+            RouteName::DeleteUserGroup,
+            &[("groupID", group_identifier)],
             Vec::new(),
-            Body::None,
         )
         .await
         .map(|_| ())
@@ -336,7 +383,7 @@ impl Maas360Client {
         group_identifiers: &[String],
     ) -> Result<(), Maas360Error> {
         self.group_change(
-            routes::ADD_GROUPS_TO_USER,
+            RouteName::AddGroupsToUser,
             user_identifier,
             group_identifiers,
         )
@@ -350,7 +397,7 @@ impl Maas360Client {
         group_identifiers: &[String],
     ) -> Result<(), Maas360Error> {
         self.group_change(
-            routes::REMOVE_GROUPS_FROM_USER,
+            RouteName::RemoveGroupsFromUser,
             user_identifier,
             group_identifiers,
         )
@@ -359,7 +406,7 @@ impl Maas360Client {
 
     async fn group_change(
         &self,
-        route: Route,
+        route: RouteName,
         user_identifier: &str,
         group_identifiers: &[String],
     ) -> Result<(), Maas360Error> {
@@ -373,15 +420,15 @@ impl Maas360Client {
         {
             return Err(Maas360Error::Permanent {
                 status: None,
-                detail: format!("{}: a group identifier is empty or has a comma", route.name),
+                detail: format!("{route}: a group identifier is empty or has a comma"),
             });
         }
         let form = vec![("groupIds", group_identifiers.join(","))];
-        self.user_action(route, user_identifier, Body::Form(form))
-            .await
+        self.user_action(route, user_identifier, form).await
     }
 
-    /// One page of user and device groups, with their app and policy distributions.
+    /// One page of user and device groups (all types), with their category and app and policy
+    /// distributions where the list carries them.
     pub async fn list_groups(
         &self,
         page_number_requested: u32,
@@ -393,9 +440,7 @@ impl Maas360Client {
             ("pageNumber", number.to_string()),
             ("pageSize", size.to_string()),
         ];
-        let body = self
-            .call(routes::LIST_GROUPS, &[], query, Body::None)
-            .await?;
+        let body = self.call(RouteName::ListGroups, &[], query).await?;
         Ok(parse_page(
             &body,
             "groups",
@@ -404,6 +449,49 @@ impl Maas360Client {
             size,
             parse_group,
         ))
+    }
+
+    /// Every user group (the configured `groupType`, 3 by default) with its real member count,
+    /// category and distributions where the list carries them. Costs one call per 250 groups
+    /// plus one small `searchByGroup` call per user group.
+    pub async fn list_user_groups(&self) -> Result<Vec<UserGroup>, Maas360Error> {
+        let wanted = self.inner.options.user_group_type;
+        let mut groups = Vec::new();
+        for number in 1..=GROUP_LIST_MAX_PAGES {
+            let page = self.list_groups(number, 250).await?;
+            let done = !page.has_more() || page.items.is_empty();
+            groups.extend(
+                page.items
+                    .into_iter()
+                    .filter(|g| g.type_code() == Some(wanted)),
+            );
+            if done {
+                break;
+            }
+        }
+        let mut counted = Vec::with_capacity(groups.len());
+        for group in groups {
+            let member_count = self
+                .user_group_member_count(&group.group_identifier)
+                .await?;
+            counted.push(UserGroup {
+                group,
+                member_count,
+            });
+        }
+        Ok(counted)
+    }
+
+    /// How many users a group has, with or without devices: the total `count` of a
+    /// smallest-page `searchByGroup` (maas360-api.md §3, §4.2).
+    pub async fn user_group_member_count(
+        &self,
+        group_identifier: &str,
+    ) -> Result<u64, Maas360Error> {
+        Ok(self
+            .users_in_group(group_identifier, 1, SMALLEST_PAGE)
+            .await?
+            .total)
     }
 
     /// One page of the members of a group, with or without devices.
@@ -423,10 +511,9 @@ impl Maas360Client {
         ];
         let body = self
             .call(
-                routes::USERS_IN_GROUP,
-                &[("groupIdentifier", group_identifier)],
+                RouteName::UsersInGroup,
+                &[("groupID", group_identifier)],
                 query,
-                Body::None,
             )
             .await?;
         Ok(parse_page(&body, "users", "user", number, size, parse_user))

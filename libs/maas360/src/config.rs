@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::routes::RouteTable;
 use crate::secret::Secret;
 
 /// The admin account and the provisioned web-services app of one MaaS360 customer
@@ -31,6 +32,9 @@ pub enum AuthVersion {
     V2,
 }
 
+/// `groupType` of a user group (maas360-api.md, Corrections).
+pub const USER_GROUP_TYPE: i64 = 3;
+
 /// Tuning for [`crate::Maas360Client`].
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
@@ -42,6 +46,11 @@ pub struct ClientOptions {
     /// Renew this long before `token_lifetime` runs out, so a long request never starts with a
     /// token about to lapse.
     pub renew_before: Duration,
+    /// Where each operation lives; the built-in defaults unless a routes file overrides them.
+    pub routes: RouteTable,
+    /// The `groupType` that marks a user group in the group list: 3 per the evidence
+    /// (maas360-api.md, Corrections); configurable in case a tenant says otherwise.
+    pub user_group_type: i64,
 }
 
 impl Default for ClientOptions {
@@ -51,6 +60,8 @@ impl Default for ClientOptions {
             request_timeout: Duration::from_secs(30),
             token_lifetime: Duration::from_secs(60 * 60),
             renew_before: Duration::from_secs(10 * 60),
+            routes: RouteTable::defaults(),
+            user_group_type: USER_GROUP_TYPE,
         }
     }
 }

@@ -52,23 +52,71 @@ pub struct NewUser {
 pub struct UserChanges {
     pub email: Option<String>,
     pub full_name: Option<String>,
-    /// [inferred] a new username (Entra renamed the UPN); MaaS360 keeps the
+    /// \[inferred\] a new username (Entra renamed the UPN); MaaS360 keeps the
     /// same userIdentifier, so devices stay with the user.
     pub user_name: Option<String>,
     pub domain: Option<String>,
 }
 
+/// How a user deletion ended. MaaS360 queues deletions for a daily job (within 24 hours), so
+/// a queued deletion is a success the caller counts as done-pending and never repeats
+/// (maas360-api.md, Corrections).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeleteOutcome {
+    /// MaaS360 said the user is deleted.
+    Deleted,
+    /// MaaS360 accepted the deletion for later; the user stays visible until then.
+    Queued,
+}
+
+impl DeleteOutcome {
+    /// Reads MaaS360's success description. Anything that does not plainly say the user is
+    /// deleted now counts as queued, because queueing is what MaaS360 documents.
+    pub(crate) fn from_description(description: &str) -> Self {
+        let d = description.to_ascii_lowercase();
+        let later = [
+            "queue", "pending", "marked", "schedul", "within", "will be", "later",
+        ]
+        .iter()
+        .any(|w| d.contains(w));
+        if !later && d.contains("deleted") {
+            Self::Deleted
+        } else {
+            Self::Queued
+        }
+    }
+}
+
 /// A user or device group with what is distributed to it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Maas360Group {
+    /// The list's `groupID` (maas360-api.md, Corrections), the id `users_in_group` takes.
     pub group_identifier: String,
     pub name: String,
-    /// For example "User Group" or "Device Group"; the real codes are a gap (§5.1).
+    /// `groupType` as MaaS360 sent it: numeric, 3 for a user group and 0–2 for kinds of
+    /// device group (maas360-api.md, Corrections); see [`Maas360Group::type_code`].
     pub group_type: String,
-    /// "System", "Public" or "Private" (§5.2).
+    /// "System", "Public" or "Private" (§5.2), when the list carries it (\[inferred\] field).
     pub category: String,
+    /// When the list carries them (\[inferred\] field names, §5.2).
     pub app_distributions: Vec<Distribution>,
     pub policy_distributions: Vec<Distribution>,
+}
+
+impl Maas360Group {
+    /// The numeric `groupType`, if it is one.
+    pub fn type_code(&self) -> Option<i64> {
+        self.group_type.trim().parse().ok()
+    }
+}
+
+/// A user group with its real member count.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserGroup {
+    pub group: Maas360Group,
+    /// Users in the group, with or without devices: `searchByGroup`'s total `count`.
+    pub member_count: u64,
 }
 
 /// An app or policy distributed to a group.
@@ -120,7 +168,7 @@ pub(crate) fn parse_group(value: &Value) -> Maas360Group {
         platform: text_of(d, &["platform"]),
     };
     Maas360Group {
-        group_identifier: text_of(value, &["groupIdentifier", "groupID", "groupId", "id"]),
+        group_identifier: text_of(value, &["groupID", "groupIdentifier", "groupId", "id"]),
         name: text_of(value, &["groupName", "name"]),
         group_type: text_of(value, &["groupType", "type"]),
         category: text_of(value, &["category"]),
@@ -185,6 +233,29 @@ mod tests {
         assert_eq!(user.full_name, "");
         assert_eq!(user.groups.len(), 1);
         assert_eq!(user.groups[0].group_identifier, "7");
+    }
+
+    #[test]
+    fn a_deletion_is_queued_unless_it_says_it_is_done() {
+        for queued in [
+            "User marked for deletion. The user will be deleted within 24 hours.",
+            "Delete request queued",
+            "Operation completed successfully",
+            "",
+        ] {
+            assert_eq!(
+                DeleteOutcome::from_description(queued),
+                DeleteOutcome::Queued,
+                "{queued}"
+            );
+        }
+        for done in ["User deleted successfully.", "The user has been deleted"] {
+            assert_eq!(
+                DeleteOutcome::from_description(done),
+                DeleteOutcome::Deleted,
+                "{done}"
+            );
+        }
     }
 
     #[test]

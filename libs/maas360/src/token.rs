@@ -1,18 +1,22 @@
-//! The MaaS360 token: obtaining it (auth 1.0 or 2.0), caching it, renewing it ahead of expiry
-//! or after a 401, with at most one renewal in flight however many callers need a token.
+//! The MaaS360 token: obtaining it (auth 1.0 or 2.0), refreshing it (2.0, through its own
+//! route), caching it, renewing it ahead of expiry or after a 401, with at most one renewal in
+//! flight however many callers need a token.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::config::{AuthVersion, ClientOptions, Credentials};
 use crate::error::Maas360Error;
 use crate::lenient::{signed, text};
-use crate::routes::{self, Route};
+use crate::routes::{Route, RouteName};
 use crate::secret::Secret;
-use crate::transport::{Body, Call, Transport, describe};
+use crate::transport::{Call, Transport, describe};
+
+/// `errorCode` of a refused user name or password: "Invalid credentials" (maas360-api.md,
+/// Corrections).
+const INVALID_CREDENTIALS: i64 = 1002;
 
 /// A token handed to one request, with the generation that lets a 401 tell whether someone
 /// else has already replaced it.
@@ -38,12 +42,7 @@ struct State {
     last_error: Option<Maas360Error>,
 }
 
-/// What to present to the authenticate API.
-enum Grant {
-    Password,
-    Refresh(Secret),
-}
-
+/// What an authentication route answered with.
 struct Issued {
     token: Secret,
     refresh: Option<Secret>,
@@ -84,8 +83,8 @@ impl TokenCache {
         }
     }
 
-    /// A replacement for a token MaaS360 answered 401 to. If another caller has already
-    /// replaced it, that token is reused instead of authenticating again.
+    /// A replacement for a token MaaS360 refused (401, errorCode 1009). If another caller has
+    /// already replaced it, that token is reused instead of authenticating again.
     pub(crate) async fn lease_after_rejection(
         &self,
         rejected: u64,
@@ -116,11 +115,55 @@ impl TokenCache {
         result
     }
 
-    /// One password authentication now, whatever the cache holds.
+    /// One full authentication now, whatever the cache holds.
     pub(crate) async fn authenticate_now(&self, ctx: &AuthContext<'_>) -> Result<(), Maas360Error> {
         let mut state = self.state.lock().await;
         let seen = self.attempts.load(Ordering::Acquire);
         self.renew(&mut state, seen, ctx, true).await.map(|_| ())
+    }
+
+    /// One call to the refresh route now (auth 2.0), authenticating first if no refresh token
+    /// is held, and without falling back to the password: it answers whether refreshing works.
+    pub(crate) async fn refresh_now(&self, ctx: &AuthContext<'_>) -> Result<(), Maas360Error> {
+        if ctx.options.auth_version != AuthVersion::V2 {
+            return Err(Maas360Error::Config(
+                "token refresh needs auth_version V2; auth 1.0 issues no refresh token".to_owned(),
+            ));
+        }
+        let mut state = self.state.lock().await;
+        let refresh = match state.held.as_ref().and_then(|h| h.refresh.clone()) {
+            Some(refresh) => refresh,
+            None => {
+                let seen = self.attempts.load(Ordering::Acquire);
+                self.renew(&mut state, seen, ctx, true).await?;
+                state
+                    .held
+                    .as_ref()
+                    .and_then(|h| h.refresh.clone())
+                    .ok_or_else(|| Maas360Error::Permanent {
+                        status: None,
+                        detail: format!(
+                            "{}: the answer carried no refreshToken",
+                            ctx.options.routes.get(RouteName::AuthV2).name
+                        ),
+                    })?
+            }
+        };
+        let result = ctx.refresh(&refresh).await;
+        self.attempts.fetch_add(1, Ordering::AcqRel);
+        match result {
+            Ok(issued) => {
+                install(&mut state, issued);
+                Ok(())
+            }
+            Err(error) => {
+                // The refresh token may be spent; the next renewal uses the password.
+                if let Some(held) = state.held.as_mut() {
+                    held.refresh = None;
+                }
+                Err(error)
+            }
+        }
     }
 
     async fn renew(
@@ -141,29 +184,24 @@ impl TokenCache {
             _ => None,
         };
         let result = match refresh {
-            Some(refresh) => match ctx.login(Grant::Refresh(refresh)).await {
-                // A refused refresh token is normal (expired, rotated); the password still works.
-                Err(Maas360Error::Auth { .. }) => ctx.login(Grant::Password).await,
-                other => other,
+            Some(refresh) => match ctx.refresh(&refresh).await {
+                Ok(issued) => Ok(issued),
+                // Refreshing failing is normal (expired, rotated, or no such route on this
+                // tenant); full authentication still works. A rate limit is the exception:
+                // a second call would only deepen it.
+                Err(error) if error.is_rate_limited() => Err(error),
+                Err(error) => {
+                    tracing::debug!(%error, "token refresh failed; authenticating in full");
+                    ctx.login().await
+                }
             },
-            None => ctx.login(Grant::Password).await,
+            None => ctx.login().await,
         };
         self.attempts.fetch_add(1, Ordering::AcqRel);
         match result {
             Ok(issued) => {
-                state.generation += 1;
                 state.last_error = None;
-                let held = Held {
-                    token: issued.token,
-                    refresh: issued.refresh,
-                    obtained: Instant::now(),
-                };
-                let lease = Lease {
-                    token: held.token.clone(),
-                    generation: state.generation,
-                };
-                state.held = Some(held);
-                Ok(lease)
+                Ok(install(state, issued))
             }
             Err(error) => {
                 state.last_error = Some(error.clone());
@@ -171,6 +209,19 @@ impl TokenCache {
             }
         }
     }
+}
+
+/// Makes `issued` the held token, in a new generation.
+fn install(state: &mut State, issued: Issued) -> Lease {
+    state.generation += 1;
+    let held = Held {
+        token: issued.token,
+        refresh: issued.refresh,
+        obtained: Instant::now(),
+    };
+    let lease = lease_of(state, &held);
+    state.held = Some(held);
+    lease
 }
 
 fn lease_of(state: &State, held: &Held) -> Lease {
@@ -200,82 +251,116 @@ impl AuthContext<'_> {
         !held.token.expose().is_empty() && held.obtained.elapsed() < self.options.token_lifetime
     }
 
-    fn route(&self) -> Route {
-        match self.options.auth_version {
-            AuthVersion::V1 => routes::AUTH_V1,
-            AuthVersion::V2 => routes::AUTH_V2,
-        }
+    /// Full authentication: the `authRequest.maaS360AdminAuth` fields of maas360-api.md §2.2,
+    /// password and app access key included (2.0 takes the same, §2.3).
+    async fn login(&self) -> Result<Issued, Maas360Error> {
+        let c = self.credentials;
+        let route = self.options.routes.get(match self.options.auth_version {
+            AuthVersion::V1 => RouteName::AuthV1,
+            AuthVersion::V2 => RouteName::AuthV2,
+        });
+        let params = vec![
+            ("billingID", c.billing_id.clone()),
+            ("platformID", c.platform_id.clone()),
+            ("appID", c.app_id.clone()),
+            ("appVersion", c.app_version.clone()),
+            ("appAccessKey", c.app_access_key.expose().to_owned()),
+            ("userName", c.admin_user.clone()),
+            ("password", c.password.expose().to_owned()),
+        ];
+        self.exchange(route, params, None).await
     }
 
-    async fn login(&self, grant: Grant) -> Result<Issued, Maas360Error> {
+    /// The refresh route: billingID, userName, appID, appVersion, platformID and the refresh
+    /// token, with no password and no access key (maas360-api.md, Corrections).
+    async fn refresh(&self, refresh: &Secret) -> Result<Issued, Maas360Error> {
         let c = self.credentials;
-        let route = self.route();
-        let (secret_field, secret) = match &grant {
-            Grant::Password => ("password", c.password.expose()),
-            Grant::Refresh(refresh) => ("refreshToken", refresh.expose()),
-        };
-        // The JSON envelope of maas360-api.md §2.2; 2.0 uses the same one (§2.3). On refresh
-        // the refresh token replaces the password and the other fields stay [inferred].
-        let mut auth = json!({
-            "billingID": c.billing_id,
-            "platformID": c.platform_id,
-            "appID": c.app_id,
-            "appVersion": c.app_version,
-            "appAccessKey": c.app_access_key.expose(),
-            "userName": c.admin_user,
-        });
-        if let Some(fields) = auth.as_object_mut() {
-            fields.insert(secret_field.to_owned(), Value::String(secret.to_owned()));
-        }
+        let route = self.options.routes.get(RouteName::RefreshToken);
+        let params = vec![
+            ("billingID", c.billing_id.clone()),
+            ("userName", c.admin_user.clone()),
+            ("appID", c.app_id.clone()),
+            ("appVersion", c.app_version.clone()),
+            ("platformID", c.platform_id.clone()),
+            ("refreshToken", refresh.expose().to_owned()),
+        ];
+        self.exchange(route, params, Some("refresh token")).await
+    }
+
+    /// One authentication call. `refused` names the part to blame on a refusal when the grant
+    /// itself decides it (the refresh token); otherwise MaaS360's answer does.
+    async fn exchange(
+        &self,
+        route: &Route,
+        params: Vec<(&'static str, String)>,
+        refused: Option<&str>,
+    ) -> Result<Issued, Maas360Error> {
         let call = Call {
             route,
-            url: self
-                .transport
-                .url(&route, &[("billingID", c.billing_id.as_str())])?,
-            query: Vec::new(),
-            body: Body::Json(json!({"authRequest": {"maaS360AdminAuth": auth}})),
+            url: self.transport.url(
+                route,
+                &[("billingID", self.credentials.billing_id.as_str())],
+            )?,
+            params,
         };
         let reply = self.transport.execute(&call, None).await?;
         let status = reply.status.as_u16();
         let desc = describe(reply.body.as_ref());
-        let what = match grant {
-            Grant::Password => None,
-            Grant::Refresh(_) => Some("refresh token"),
-        };
+        let response = reply
+            .body
+            .as_ref()
+            .map(|body| body.get("authResponse").unwrap_or(body));
+        let code = response.and_then(|r| signed(r.get("errorCode")));
+        let part = || refused.map_or_else(|| refused_part(&desc, code), str::to_owned);
         match status {
             200..=299 => {}
             401 | 403 => {
                 return Err(Maas360Error::Auth {
-                    part: what.map_or_else(|| refused_part(&desc), str::to_owned),
+                    part: part(),
                     detail: format!("{}: HTTP {status} {desc}", route.name),
+                    status: Some(status),
                 });
             }
-            408 | 429 | 500..=599 => {
+            429 => {
+                return Err(Maas360Error::RateLimited {
+                    detail: format!("{}: HTTP {status} {desc}", route.name),
+                    retry_after: reply.rate_limit_wait(),
+                    status: Some(status),
+                });
+            }
+            408 | 500..=599 => {
                 return Err(Maas360Error::Retryable {
                     detail: format!("{}: HTTP {status} {desc}", route.name),
                     retry_after: reply.retry_after,
+                    status: Some(status),
                 });
             }
             _ => {
                 return Err(Maas360Error::Permanent {
                     status: Some(status),
-                    detail: format!("{}: {desc}", route.name),
+                    detail: format!(
+                        "{}: HTTP {status} {desc} ({} {} is {} {})",
+                        route.name,
+                        route.method.as_str(),
+                        route.template,
+                        route.evidence.tag(),
+                        route.source
+                    ),
                 });
             }
         }
-        let Some(body) = reply.body else {
+        let Some(response) = response else {
             return Err(Maas360Error::Permanent {
                 status: Some(status),
                 detail: format!("{}: response is not JSON", route.name),
             });
         };
         // Clients check errorCode, not the HTTP status: refusals come back as 200 (§2.2).
-        let response = body.get("authResponse").unwrap_or(&body);
-        let code = signed(response.get("errorCode")).unwrap_or(0);
-        if code != 0 {
+        if let Some(code) = code.filter(|c| *c != 0) {
             return Err(Maas360Error::Auth {
-                part: what.map_or_else(|| refused_part(&desc), str::to_owned),
+                part: part(),
                 detail: format!("{}: errorCode {code}: {desc}", route.name),
+                status: Some(status),
             });
         }
         let token = text(response.get("authToken"));
@@ -288,7 +373,7 @@ impl AuthContext<'_> {
         let refresh = Some(text(response.get("refreshToken")))
             .filter(|r| !r.is_empty())
             .map(Secret::new);
-        tracing::debug!(route = route.name, "authenticated to MaaS360");
+        tracing::debug!(route = route.name.as_str(), "authenticated to MaaS360");
         Ok(Issued {
             token: Secret::new(token),
             refresh,
@@ -296,9 +381,10 @@ impl AuthContext<'_> {
     }
 }
 
-/// Which credential MaaS360's `errorDesc` says it refused. The exact texts are not documented
+/// Which credential MaaS360 refused, from its `errorDesc` and `errorCode`. Only 1002
+/// ("Invalid credentials": the admin user or password) is documented; the other texts are not
 /// (the Error Codes chapter is a gap, maas360-api.md §11), so this reads keywords.
-pub(crate) fn refused_part(desc: &str) -> String {
+pub(crate) fn refused_part(desc: &str, code: Option<i64>) -> String {
     let d = desc.to_ascii_lowercase();
     let part = if d.contains("refresh") {
         "refresh token"
@@ -312,7 +398,8 @@ pub(crate) fn refused_part(desc: &str) -> String {
         "platform id"
     } else if d.contains("version") {
         "app version"
-    } else if d.contains("password")
+    } else if code == Some(INVALID_CREDENTIALS)
+        || d.contains("password")
         || d.contains("user")
         || d.contains("credential")
         || d.contains("admin")
@@ -330,17 +417,21 @@ mod tests {
 
     #[test]
     fn names_the_refused_part() {
-        assert_eq!(refused_part("Invalid billing ID"), "billing id");
+        assert_eq!(refused_part("Invalid billing ID", Some(1001)), "billing id");
         assert_eq!(
-            refused_part("Invalid username or password"),
+            refused_part("Invalid credentials", Some(1002)),
             "admin credentials"
         );
-        assert_eq!(refused_part("Invalid app access key"), "app access key");
-        assert_eq!(refused_part("Invalid application ID"), "app id");
+        assert_eq!(refused_part("", Some(1002)), "admin credentials");
         assert_eq!(
-            refused_part("Invalid or expired refresh token"),
+            refused_part("Invalid app access key", None),
+            "app access key"
+        );
+        assert_eq!(refused_part("Invalid application ID", None), "app id");
+        assert_eq!(
+            refused_part("Invalid or expired refresh token", None),
             "refresh token"
         );
-        assert_eq!(refused_part("Something odd"), "unknown");
+        assert_eq!(refused_part("Something odd", Some(77)), "unknown");
     }
 }

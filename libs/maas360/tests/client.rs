@@ -3,12 +3,12 @@
 use std::time::Duration;
 
 use dirsync_emulators::maas360::{
-    self as emu, Distribution as EmuDistribution, EmulatorConfig, EmulatorHandle, Faults, Outage,
-    Seed, SeedGroup, SeedUser,
+    self as emu, Device, Distribution as EmuDistribution, EmulatorConfig, EmulatorHandle, Faults,
+    Outage, PENDING_DELETION, RateLimitSettings, RetryAfterStyle, Seed, SeedGroup, SeedUser,
 };
 use dirsync_maas360::{
-    AuthVersion, ClientOptions, Credentials, Maas360Client, Maas360Error, NewUser, Secret,
-    UserChanges, UserSearch,
+    AuthVersion, ClientOptions, Credentials, DeleteOutcome, Maas360Client, Maas360Error, NewUser,
+    Secret, UserChanges, UserSearch,
 };
 
 fn credentials(base_url: &str, cfg: &EmulatorConfig) -> Credentials {
@@ -155,7 +155,7 @@ async fn refused_credentials_name_the_refused_part() {
                 Err(e) => panic!("{e}"),
             };
             match client.authenticate().await {
-                Err(Maas360Error::Auth { part, detail }) => {
+                Err(Maas360Error::Auth { part, detail, .. }) => {
                     assert_eq!(part, expected_part, "{what} with {version:?}: {detail}");
                     assert!(!detail.contains("wrong") && !detail.contains("nope"));
                 }
@@ -208,11 +208,15 @@ async fn token_is_renewed_before_it_expires() {
     assert!(client.search_users(&all_users()).await.is_ok());
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(client.search_users(&all_users()).await.is_ok());
-    assert_eq!(seen_with(&handle, "auth_v2", 200), 2);
+    // Renewed through the refresh route, not by authenticating again.
+    assert_eq!(seen_with(&handle, "auth_v2", 200), 1);
+    assert_eq!(seen_with(&handle, "refresh_token", 200), 1);
     assert_eq!(seen_with(&handle, "search_users", 401), 0);
     let grants = handle.auth_grants();
     assert_eq!(grants.get("password"), Some(&1));
     assert_eq!(grants.get("refresh_token"), Some(&1), "{grants:?}");
+    // The refresh request carried neither the password nor the access key.
+    assert!(handle.violations().is_empty(), "{:?}", handle.violations());
     handle.stop().await;
 }
 
@@ -231,7 +235,8 @@ async fn v2_falls_back_to_the_password_when_the_refresh_token_is_refused() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(client.search_users(&all_users()).await.is_ok());
     // First password, then a refused refresh, then the password again.
-    assert_eq!(seen(&handle, "auth_v2"), 3);
+    assert_eq!(seen(&handle, "auth_v2"), 2);
+    assert_eq!(seen(&handle, "refresh_token"), 1);
     assert_eq!(handle.auth_grants().get("password"), Some(&2));
     assert_eq!(handle.auth_grants().get("refresh_token"), None);
     handle.stop().await;
@@ -243,20 +248,98 @@ async fn an_expired_token_is_renewed_once_on_401_and_the_call_succeeds() {
         let cfg = EmulatorConfig::for_tests();
         let handle = emulator(cfg.clone(), None).await;
         let client = client_for(&handle, &cfg, options(version));
-        let route = if version == AuthVersion::V1 {
-            "auth_v1"
-        } else {
-            "auth_v2"
-        };
         assert!(client.search_users(&all_users()).await.is_ok());
         handle.expire_tokens();
         let again = client.search_users(&all_users()).await;
         assert!(again.is_ok(), "{again:?}");
-        assert_eq!(seen(&handle, route), 2);
+        // One renewal: auth 1.0 authenticates again, 2.0 refreshes.
+        let renewals = if version == AuthVersion::V1 {
+            seen(&handle, "auth_v1") - 1
+        } else {
+            assert_eq!(seen(&handle, "auth_v2"), 1);
+            seen(&handle, "refresh_token")
+        };
+        assert_eq!(renewals, 1);
         assert_eq!(seen_with(&handle, "search_users", 401), 1);
         assert_eq!(seen_with(&handle, "search_users", 200), 2);
         handle.stop().await;
     }
+}
+
+#[tokio::test]
+async fn a_token_refused_after_renewal_is_an_auth_error_after_one_retry() {
+    // Every token expires the moment it is issued: the renewed one is refused too.
+    let cfg = EmulatorConfig {
+        token_ttl: Duration::ZERO,
+        ..EmulatorConfig::for_tests()
+    };
+    let handle = emulator(cfg.clone(), None).await;
+    let client = client_for(&handle, &cfg, options(AuthVersion::V1));
+    match client.search_users(&all_users()).await {
+        Err(Maas360Error::Auth {
+            part,
+            detail,
+            status,
+        }) => {
+            assert_eq!(part, "token");
+            assert_eq!(status, Some(401));
+            assert!(detail.contains("Token expired."), "{detail}");
+        }
+        other => panic!("expected Auth, got {other:?}"),
+    }
+    assert_eq!(
+        seen_with(&handle, "search_users", 401),
+        2,
+        "one retry, no more"
+    );
+    assert_eq!(seen(&handle, "auth_v1"), 2);
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn a_missing_refresh_route_falls_back_to_full_authentication() {
+    let cfg = EmulatorConfig::for_tests();
+    let handle = emulator(cfg.clone(), None).await;
+    let moved = handle.move_route(
+        "refresh_token",
+        "/auth-apis/auth/2.0/renew/customer/{billingID}",
+    );
+    assert!(moved.is_ok(), "{moved:?}");
+    let client = client_for(&handle, &cfg, options(AuthVersion::V2));
+    assert!(client.search_users(&all_users()).await.is_ok());
+    handle.expire_tokens();
+    let again = client.search_users(&all_users()).await;
+    assert!(again.is_ok(), "{again:?}");
+    assert_eq!(
+        seen_with(&handle, "unmatched", 404),
+        1,
+        "the refresh was tried"
+    );
+    assert_eq!(handle.auth_grants().get("password"), Some(&2));
+    // Asked directly, the refresh route reports what is wrong with it.
+    match client.refresh_token().await {
+        Err(Maas360Error::Permanent { status, detail }) => {
+            assert_eq!(status, Some(404));
+            assert!(detail.contains("refreshToken"), "{detail}");
+        }
+        other => panic!("expected Permanent 404, got {other:?}"),
+    }
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn the_token_travels_in_single_quotes_and_refresh_is_v2_only() {
+    let (handle, client) = setup(None).await;
+    assert!(client.search_users(&all_users()).await.is_ok());
+    assert_eq!(
+        handle.authorization_styles(),
+        [("single".to_owned(), 1)].into()
+    );
+    assert!(matches!(
+        client.refresh_token().await,
+        Err(Maas360Error::Config(_))
+    ));
+    handle.stop().await;
 }
 
 #[tokio::test]
@@ -375,7 +458,23 @@ async fn user_lifecycle() {
         Some("Active")
     );
 
-    assert!(client.delete_user(&id).await.is_ok());
+    // Deleting is queued for MaaS360's daily job: the user stays visible until it runs.
+    assert_eq!(
+        client.delete_user(&id).await.ok(),
+        Some(DeleteOutcome::Queued)
+    );
+    let pending = client.find_user("jdoe", "contoso.com").await;
+    assert_eq!(
+        pending.ok().flatten().map(|u| u.status),
+        Some(PENDING_DELETION.to_owned())
+    );
+    assert_eq!(handle.state().pending_deletions().len(), 1);
+    assert_eq!(
+        client.delete_user(&id).await.ok(),
+        Some(DeleteOutcome::Queued),
+        "asking again changes nothing"
+    );
+    assert_eq!(handle.run_deletion_job(), 1);
     assert!(matches!(
         client.find_user("jdoe", "contoso.com").await,
         Ok(None)
@@ -386,6 +485,149 @@ async fn user_lifecycle() {
         matches!(again, Err(Maas360Error::NotFound { .. })),
         "{again:?}"
     );
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn deletion_is_done_at_once_when_the_job_runs_without_delay() {
+    let cfg = EmulatorConfig {
+        deletion_job_after: Some(Duration::ZERO),
+        ..EmulatorConfig::for_tests()
+    };
+    let handle = emulator(cfg.clone(), None).await;
+    let client = client_for(&handle, &cfg, options(AuthVersion::V1));
+    let id = client
+        .add_user(&new_user("quick"))
+        .await
+        .unwrap_or_default();
+    assert_eq!(
+        client.delete_user(&id).await.ok(),
+        Some(DeleteOutcome::Deleted)
+    );
+    assert!(handle.state().users.is_empty());
+    handle.stop().await;
+}
+
+fn seed_with_devices() -> Seed {
+    Seed {
+        users: vec![
+            SeedUser {
+                user_identifier: Some("U-PHONE".to_owned()),
+                user_name: "pat".to_owned(),
+                domain: "contoso.com".to_owned(),
+                email: "pat@contoso.com".to_owned(),
+                devices: vec![
+                    Device {
+                        csn: "CSN-1".to_owned(),
+                        platform: "iOS".to_owned(),
+                        active: true,
+                    },
+                    Device {
+                        csn: "CSN-2".to_owned(),
+                        platform: "Android".to_owned(),
+                        active: false,
+                    },
+                ],
+                ..SeedUser::default()
+            },
+            SeedUser {
+                user_identifier: Some("U-PLAIN".to_owned()),
+                user_name: "lee".to_owned(),
+                domain: "contoso.com".to_owned(),
+                email: "lee@contoso.com".to_owned(),
+                ..SeedUser::default()
+            },
+        ],
+        groups: vec![SeedGroup {
+            group_identifier: Some("6001".to_owned()),
+            name: "Nurses".to_owned(),
+            apps: vec![dist("com.contoso.ward", "Ward App", "iOS")],
+            policies: vec![dist("p9", "Clinical Policy", "iOS")],
+            members: vec!["pat".to_owned(), "lee".to_owned()],
+            ..SeedGroup::default()
+        }],
+    }
+}
+
+#[tokio::test]
+async fn a_user_with_an_active_device_is_not_deleted() {
+    let (handle, client) = setup(Some(seed_with_devices())).await;
+    match client.delete_user("U-PHONE").await {
+        Err(Maas360Error::ActiveDevice { detail, status }) => {
+            assert_eq!(status, Some(200));
+            assert!(detail.contains("active device"), "{detail}");
+        }
+        other => panic!("expected ActiveDevice, got {other:?}"),
+    }
+    assert!(handle.state().pending_deletions().is_empty());
+    // Once the device is retired, the deletion is accepted (and queued).
+    let retired = handle.set_devices(
+        "U-PHONE",
+        vec![Device {
+            csn: "CSN-1".to_owned(),
+            platform: "iOS".to_owned(),
+            active: false,
+        }],
+    );
+    assert!(retired.is_ok(), "{retired:?}");
+    assert_eq!(
+        client.delete_user("U-PHONE").await.ok(),
+        Some(DeleteOutcome::Queued)
+    );
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn deactivation_keeps_the_user_and_reactivation_restores_its_distributions() {
+    let (handle, client) = setup(Some(seed_with_devices())).await;
+    let distributions = |handle: &EmulatorHandle| {
+        handle
+            .state()
+            .users
+            .into_iter()
+            .find(|u| u.user_identifier == "U-PLAIN")
+            .map(|u| (u.status, u.distributions))
+    };
+    let full = vec!["app:com.contoso.ward".to_owned(), "policy:p9".to_owned()];
+    assert_eq!(
+        distributions(&handle),
+        Some(("Active".to_owned(), full.clone()))
+    );
+    assert!(client.deactivate_user("U-PLAIN").await.is_ok());
+    assert_eq!(
+        distributions(&handle),
+        Some(("Inactive".to_owned(), Vec::new())),
+        "kept, without its distributions"
+    );
+    let members = client.users_in_group("6001", 1, 25).await;
+    assert_eq!(members.map(|p| p.total).ok(), Some(2), "still a member");
+    assert!(client.reactivate_user("U-PLAIN").await.is_ok());
+    assert_eq!(distributions(&handle), Some(("Active".to_owned(), full)));
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn add_user_copes_without_a_user_identifier_in_the_answer() {
+    let cfg = EmulatorConfig {
+        add_user_returns_identifier: false,
+        ..EmulatorConfig::for_tests()
+    };
+    let handle = emulator(cfg.clone(), None).await;
+    let client = client_for(&handle, &cfg, options(AuthVersion::V1));
+    let id = match client.add_user(&new_user("noid")).await {
+        Ok(id) => id,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(
+        handle
+            .state()
+            .user("noid", "contoso.com")
+            .map(|u| u.user_identifier.clone()),
+        Some(id)
+    );
+    // One add, one lookup by user name and domain.
+    assert_eq!(seen(&handle, "add_user"), 1);
+    assert_eq!(seen(&handle, "search_users"), 1);
     handle.stop().await;
 }
 
@@ -596,12 +838,37 @@ fn seed_with_groups(members: usize) -> Seed {
             },
             SeedGroup {
                 name: "Kiosks".to_owned(),
-                group_type: Some("Device Group".to_owned()),
+                group_type: Some(1),
                 category: Some("Private".to_owned()),
                 ..SeedGroup::default()
             },
         ],
     }
+}
+
+/// User groups (type 3) next to device groups of each kind (0–2), with 0, 1 and many members.
+fn seed_with_mixed_groups() -> Seed {
+    let mut seed = seed_with_groups(30);
+    for (name, kind) in [("Lobby iPads", 0), ("Warehouse scanners", 2)] {
+        seed.groups.push(SeedGroup {
+            name: name.to_owned(),
+            group_type: Some(kind),
+            ..SeedGroup::default()
+        });
+    }
+    seed.groups.push(SeedGroup {
+        group_identifier: Some("5002".to_owned()),
+        name: "Solo".to_owned(),
+        members: vec!["user007".to_owned()],
+        ..SeedGroup::default()
+    });
+    seed.groups.push(SeedGroup {
+        group_identifier: Some("5003".to_owned()),
+        name: "Nobody Yet".to_owned(),
+        category: Some("Private".to_owned()),
+        ..SeedGroup::default()
+    });
+    seed
 }
 
 #[tokio::test]
@@ -618,7 +885,9 @@ async fn lists_groups_with_their_distributions() {
         panic!("no Field Staff in {page:?}")
     };
     assert_eq!(field.group_identifier, "5001");
-    assert_eq!(field.group_type, "User Group");
+    // Numeric, and a string under the XML-to-JSON habits.
+    assert_eq!(field.group_type, "3");
+    assert_eq!(field.type_code(), Some(3));
     assert_eq!(field.category, "Public");
     // One app: arrives as a one-element object under the XML-to-JSON habits.
     assert_eq!(field.app_distributions.len(), 1);
@@ -626,8 +895,65 @@ async fn lists_groups_with_their_distributions() {
     assert_eq!(field.app_distributions[0].platform, "iOS");
     assert_eq!(field.policy_distributions.len(), 2);
     let kiosks = page.items.iter().find(|g| g.name == "Kiosks");
-    assert_eq!(kiosks.map(|g| g.group_type.as_str()), Some("Device Group"));
+    assert_eq!(kiosks.and_then(|g| g.type_code()), Some(1));
     assert_eq!(kiosks.map(|g| g.app_distributions.len()), Some(0));
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn lists_user_groups_only_with_their_member_counts() {
+    for quirks in [true, false] {
+        let cfg = EmulatorConfig {
+            one_element_as_object: quirks,
+            ..EmulatorConfig::for_tests()
+        };
+        let handle = emulator(cfg.clone(), Some(seed_with_mixed_groups())).await;
+        let client = client_for(&handle, &cfg, options(AuthVersion::V1));
+        let groups = match client.list_user_groups().await {
+            Ok(g) => g,
+            Err(e) => panic!("{e}"),
+        };
+        let mut counts: Vec<(&str, u64)> = groups
+            .iter()
+            .map(|g| (g.group.name.as_str(), g.member_count))
+            .collect();
+        counts.sort_unstable();
+        assert_eq!(
+            counts,
+            vec![("Field Staff", 30), ("Nobody Yet", 0), ("Solo", 1)],
+            "quirks={quirks}: only type 3, device groups 0-2 left out"
+        );
+        let nobody = groups.iter().find(|g| g.group.name == "Nobody Yet");
+        assert_eq!(nobody.map(|g| g.group.category.as_str()), Some("Private"));
+        let field = groups.iter().find(|g| g.group.name == "Field Staff");
+        assert_eq!(field.map(|g| g.group.app_distributions.len()), Some(1));
+        // One list call, one smallest-page member count per user group.
+        assert_eq!(seen(&handle, "list_groups"), 1);
+        assert_eq!(seen(&handle, "users_in_group"), 3);
+        // searchByGroup with a single member answers it as an object, read as a list of one.
+        let solo = client.users_in_group("5002", 1, 25).await;
+        assert_eq!(
+            solo.map(|p| p.items.into_iter().map(|u| u.user_name).collect::<Vec<_>>())
+                .ok(),
+            Some(vec!["user007".to_owned()])
+        );
+        handle.stop().await;
+    }
+
+    // A tenant whose user groups carry another code.
+    let cfg = EmulatorConfig::for_tests();
+    let handle = emulator(cfg.clone(), Some(seed_with_mixed_groups())).await;
+    let opts = ClientOptions {
+        user_group_type: 2,
+        ..options(AuthVersion::V1)
+    };
+    let client = client_for(&handle, &cfg, opts);
+    let names: Vec<String> = client
+        .list_user_groups()
+        .await
+        .map(|groups| groups.into_iter().map(|g| g.group.name).collect())
+        .unwrap_or_default();
+    assert_eq!(names, vec!["Warehouse scanners".to_owned()]);
     handle.stop().await;
 }
 
@@ -696,7 +1022,7 @@ async fn parses_both_the_quirky_and_the_plain_json() {
 // ---- faults ----
 
 #[tokio::test]
-async fn throttling_is_retryable_with_retry_after() {
+async fn throttling_is_rate_limited_with_retry_after() {
     let (handle, client) = setup(None).await;
     handle.set_faults(Faults {
         rate_limit_per_minute: 1,
@@ -705,17 +1031,115 @@ async fn throttling_is_retryable_with_retry_after() {
     assert!(client.search_users(&all_users()).await.is_ok());
     let throttled = client.search_users(&all_users()).await;
     match throttled {
-        Err(ref e @ Maas360Error::Retryable { .. }) => {
-            assert!(e.is_retryable());
+        Err(ref e @ Maas360Error::RateLimited { .. }) => {
+            assert!(e.is_retryable() && e.is_rate_limited());
             let after = e.retry_after();
             assert!(
                 after.is_some_and(|d| d >= Duration::from_secs(1)),
                 "{after:?}"
             );
         }
-        other => panic!("expected Retryable, got {other:?}"),
+        other => panic!("expected RateLimited, got {other:?}"),
     }
     assert_eq!(seen_with(&handle, "search_users", 429), 1);
+    handle.stop().await;
+}
+
+fn limited(per_minute: u32) -> Faults {
+    Faults {
+        rate_limit_per_minute: per_minute,
+        ..Faults::default()
+    }
+}
+
+#[tokio::test]
+async fn rate_limit_headers_tell_the_client_when_it_is_throttled() {
+    let (handle, client) = setup(None).await;
+    handle.set_faults(limited(3));
+    assert!(client.authenticate().await.is_ok());
+    assert_eq!(
+        client.rate_limit().remaining,
+        Some(3),
+        "auth answers carry them too"
+    );
+    for left in [2, 1] {
+        assert!(client.search_users(&all_users()).await.is_ok());
+        assert_eq!(client.rate_limit().remaining, Some(left));
+        assert_eq!(client.throttled_until(), None);
+    }
+    let before = tokio::time::Instant::now();
+    assert!(client.search_users(&all_users()).await.is_ok());
+    // The call that used the last request succeeded, and its headers say: stop until the
+    // window resets (within the minute the emulator counts).
+    let status = client.rate_limit();
+    assert_eq!(status.remaining, Some(0));
+    let window = status.reset_window.unwrap_or_default();
+    assert!(
+        window > Duration::ZERO && window <= Duration::from_secs(60),
+        "{window:?}"
+    );
+    let until = client.throttled_until();
+    assert!(
+        until.is_some_and(|t| t > before && t <= before + Duration::from_secs(61)),
+        "{until:?}"
+    );
+    assert_eq!(seen_with(&handle, "search_users", 429), 0);
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn a_429_with_an_http_date_retry_after_is_read() {
+    let (handle, client) = setup(None).await;
+    handle.set_rate_limit_settings(RateLimitSettings {
+        retry_after: RetryAfterStyle::HttpDate,
+        ..RateLimitSettings::default()
+    });
+    handle.set_faults(limited(1));
+    assert!(client.search_users(&all_users()).await.is_ok());
+    let throttled = client.search_users(&all_users()).await;
+    let wait = match &throttled {
+        Err(e @ Maas360Error::RateLimited { status, .. }) => {
+            assert_eq!(*status, Some(429));
+            e.retry_after()
+        }
+        other => panic!("expected RateLimited, got {other:?}"),
+    };
+    // The date is whole seconds, rounded up past the end of the emulator's minute.
+    assert!(
+        wait.is_some_and(|w| w > Duration::ZERO && w <= Duration::from_secs(62)),
+        "{wait:?}"
+    );
+    assert!(client.throttled_until().is_some());
+
+    // Without Retry-After, the reset window says how long.
+    handle.set_rate_limit_settings(RateLimitSettings {
+        retry_after: RetryAfterStyle::Omitted,
+        ..RateLimitSettings::default()
+    });
+    let again = client.search_users(&all_users()).await;
+    assert!(
+        again
+            .as_ref()
+            .is_err_and(|e| e.is_rate_limited() && e.retry_after().is_some()),
+        "{again:?}"
+    );
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn a_limit_shown_only_in_headers_still_throttles() {
+    let (handle, client) = setup(None).await;
+    handle.set_rate_limit_settings(RateLimitSettings {
+        reject: false,
+        ..RateLimitSettings::default()
+    });
+    handle.set_faults(limited(1));
+    for _ in 0..3 {
+        assert!(client.search_users(&all_users()).await.is_ok());
+        assert_eq!(client.rate_limit().remaining, Some(0));
+        assert!(client.throttled_until().is_some());
+    }
+    assert_eq!(seen_with(&handle, "search_users", 200), 3);
     handle.stop().await;
 }
 
@@ -723,9 +1147,12 @@ async fn throttling_is_retryable_with_retry_after() {
 async fn server_errors_and_outages_are_retryable() {
     let (handle, client) = setup(None).await;
     assert!(client.authenticate().await.is_ok());
+    // A rate limit is set, so every answer carries X-Rate-Limit-ResetWindow: a server error
+    // must still not be read as "wait for the window".
     handle.set_faults(Faults {
         fault_rate: 1.0,
         seed: 3,
+        rate_limit_per_minute: 10_000,
         ..Faults::default()
     });
     for _ in 0..5 {

@@ -377,6 +377,9 @@ pub mod sync {
         pub async fn start_with(faults: Faults, adjust: impl FnOnce(&mut DirsyncConfig)) -> Self {
             let emulator_config = EmulatorConfig {
                 faults,
+                // These scenarios are about sync, not MaaS360's deletion queue: deletions are
+                // carried out at once, so a deleted user also leaves its groups at once.
+                deletion_job_after: Some(Duration::ZERO),
                 ..EmulatorConfig::for_tests()
             };
             let emulator = dirsync_emulators::maas360::start(emulator_config.clone(), None)

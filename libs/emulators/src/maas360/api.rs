@@ -1,29 +1,30 @@
 //! The emulated MaaS360 web-services API: authentication, users, groups and memberships.
 
-use axum::Router;
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
-use axum::routing::{delete, get, post};
 use serde_json::{Map, Value, json};
 
-use super::routes;
+use super::routes::Operation;
 use super::shared::App;
-use super::state::{Refusal, UserFilter};
+use super::state::{Deletion, Refusal, USER_GROUP_TYPE, UserFilter};
 use super::tokens::TokenCheck;
 use super::wire::{ApiRequest, Reply};
 
 /// Page sizes the search APIs accept (maas360-api.md §3).
 const ALLOWED_PAGE_SIZES: [u32; 5] = [25, 50, 100, 200, 250];
 
-// Error codes of our own choosing: MaaS360's "Error Codes" chapter is a gap (§11); only 1007
-// for a bad token is seen in a client [code-weak].
+/// Authentication refused for the admin user name or password: "Invalid credentials", HTTP
+/// 200 (maas360-api.md, Corrections).
+const ERR_INVALID_CREDENTIALS: u32 = 1002;
+/// An invalid or expired token on a resource route: HTTP 401, "Token invalid" or
+/// "Token expired." (maas360-api.md, Corrections).
+const ERR_TOKEN: u32 = 1009;
+// Codes of our own choosing, [inferred]: MaaS360's "Error Codes" chapter is a gap (§11). The
+// texts name the part that is wrong so a client can say which.
 const ERR_BILLING: u32 = 1001;
-const ERR_ADMIN_CREDENTIALS: u32 = 1002;
 const ERR_APP: u32 = 1003;
 const ERR_ACCESS_KEY: u32 = 1004;
 const ERR_REFRESH: u32 = 1006;
-const ERR_TOKEN: u32 = 1007;
 const ERR_BILLING_MISMATCH: u32 = 1008;
 const ERR_BAD_REQUEST: u32 = 1010;
 const ERR_NOT_FOUND: u32 = 1011;
@@ -33,44 +34,64 @@ const RESPONSE_DUPLICATE: u32 = 7;
 const RESPONSE_NOT_FOUND: u32 = 4;
 const RESPONSE_INVALID: u32 = 1;
 
-pub(crate) fn router() -> Router<App> {
-    Router::new()
-        .route(routes::AUTH_V1.1, post(auth_v1))
-        .route(routes::AUTH_V1_SLASH.1, post(auth_v1))
-        .route(routes::AUTH_V2.1, post(auth_v2))
-        .route(routes::SEARCH_USERS.1, get(search_users))
-        .route(routes::USERS_IN_GROUP.1, get(users_in_group))
-        .route(routes::ADD_USER.1, post(add_user))
-        .route(routes::EDIT_USER.1, post(edit_user))
-        .route(routes::DEACTIVATE_USER.1, post(deactivate_user))
-        .route(routes::REACTIVATE_USER.1, post(reactivate_user))
-        .route(routes::DELETE_USER.1, post(delete_user))
-        .route(routes::ADD_GROUPS_TO_USER.1, post(add_groups))
-        .route(routes::REMOVE_GROUPS_FROM_USER.1, post(remove_groups))
-        .route(routes::LIST_GROUPS.1, get(list_groups))
-        .route(routes::CREATE_USER_GROUP.1, post(create_user_group))
-        .route(routes::DELETE_USER_GROUP.1, delete(delete_user_group))
+/// Answers one request for `op`, whose path, method and traffic checks have already passed.
+pub(crate) fn handle(app: &App, op: Operation, req: &ApiRequest) -> Reply {
+    match op {
+        Operation::AuthV1 => auth_v1(app, req),
+        Operation::AuthV2 => auth_v2(app, req),
+        Operation::RefreshToken => refresh_token(app, req),
+        Operation::SearchUsers => search_users(app, req),
+        Operation::UsersInGroup => users_in_group(app, req),
+        Operation::AddUser => add_user(app, req),
+        Operation::EditUser => edit_user(app, req),
+        Operation::DeactivateUser => deactivate_user(app, req),
+        Operation::ReactivateUser => reactivate_user(app, req),
+        Operation::DeleteUser => delete_user(app, req),
+        Operation::AddGroupsToUser => add_groups(app, req),
+        Operation::RemoveGroupsFromUser => remove_groups(app, req),
+        Operation::ListGroups => list_groups(app, req),
+        Operation::CreateUserGroup => create_user_group(app, req),
+        Operation::DeleteUserGroup => delete_user_group(app, req),
+    }
 }
 
 fn error(req: &ApiRequest, status: StatusCode, code: u32, desc: &str) -> Reply {
     Reply::error(status, code, desc, req.format, req.quirks)
 }
 
-async fn auth_v1(State(app): State<App>, req: ApiRequest) -> Reply {
-    authenticate(&app, &req, false)
+/// An error keyed by the resource, the way MaaS360 wraps a token refusal:
+/// `{"users":{"errorCode":1009,"errorDesc":"Token invalid"}}` (maas360-api.md, Corrections).
+fn resource_error(req: &ApiRequest, status: StatusCode, code: u32, desc: &str) -> Reply {
+    let mut body = Map::new();
+    body.insert(
+        req.operation.resource().to_owned(),
+        json!({"errorCode": code, "errorDesc": desc}),
+    );
+    req.reply(status, Value::Object(body))
 }
 
-async fn auth_v2(State(app): State<App>, req: ApiRequest) -> Reply {
-    authenticate(&app, &req, true)
+/// Refusals of the authentication routes: HTTP 200 with a non-zero errorCode (§2.2).
+fn auth_refusal(req: &ApiRequest, code: u32, desc: &str) -> Reply {
+    req.reply(
+        StatusCode::OK,
+        json!({"authResponse": {"errorCode": code, "errorDesc": desc}}),
+    )
 }
 
-/// Checks each credential in turn so the errorDesc names the part that is wrong; refusals
-/// are HTTP 200 with a non-zero errorCode, as MaaS360 does (§2.2).
-fn authenticate(app: &App, req: &ApiRequest, v2: bool) -> Reply {
+fn auth_v1(app: &App, req: &ApiRequest) -> Reply {
+    authenticate(app, req, false)
+}
+
+fn auth_v2(app: &App, req: &ApiRequest) -> Reply {
+    authenticate(app, req, true)
+}
+
+/// The app and account fields every authentication route checks, in turn, so the errorDesc
+/// names the part that is wrong.
+fn check_app(app: &App, req: &ApiRequest) -> Option<(u32, &'static str)> {
     let c = app.config();
     let field = |name: &str| req.params.get(name).map_or("", String::as_str);
-    let billing = req.path("billingID");
-    let refusal = if billing != c.billing_id || field("billingID").trim() != c.billing_id {
+    if req.path("billingID") != c.billing_id || field("billingID").trim() != c.billing_id {
         Some((ERR_BILLING, "Invalid billing ID"))
     } else if field("appID") != c.app_id {
         Some((ERR_APP, "Invalid application ID"))
@@ -78,33 +99,70 @@ fn authenticate(app: &App, req: &ApiRequest, v2: bool) -> Reply {
         Some((ERR_APP, "Invalid app version"))
     } else if field("platformID") != c.platform_id {
         Some((ERR_APP, "Invalid platform ID"))
-    } else if field("appAccessKey") != c.app_access_key {
-        Some((ERR_ACCESS_KEY, "Invalid app access key"))
     } else if !field("userName").eq_ignore_ascii_case(&c.admin_user) {
-        Some((ERR_ADMIN_CREDENTIALS, "Invalid username or password"))
-    } else if v2 && req.params.contains_key("refreshToken") {
-        let redeemed = app.with(|i| i.tokens.redeem_refresh(field("refreshToken"), billing));
-        (!redeemed).then_some((ERR_REFRESH, "Invalid or expired refresh token"))
-    } else if field("password") != c.password {
-        Some((ERR_ADMIN_CREDENTIALS, "Invalid username or password"))
+        Some((ERR_INVALID_CREDENTIALS, "Invalid credentials"))
     } else {
         None
-    };
-    if let Some((code, desc)) = refusal {
-        return req.reply(
-            StatusCode::OK,
-            json!({"authResponse": {"errorCode": code, "errorDesc": desc}}),
-        );
     }
-    let grant = if req.params.contains_key("refreshToken") && v2 {
-        "refresh_token"
-    } else {
-        "password"
-    };
+}
+
+/// Authentication 1.0 and 2.0: the full credentials, password and app access key included.
+/// A refresh token here is not a password (refresh has its own route, maas360-api.md,
+/// Corrections), so it is ignored.
+fn authenticate(app: &App, req: &ApiRequest, v2: bool) -> Reply {
+    let c = app.config();
+    let field = |name: &str| req.params.get(name).map_or("", String::as_str);
+    let refusal = check_app(app, req).or_else(|| {
+        if field("appAccessKey") != c.app_access_key {
+            Some((ERR_ACCESS_KEY, "Invalid app access key"))
+        } else if field("password") != c.password {
+            Some((ERR_INVALID_CREDENTIALS, "Invalid credentials"))
+        } else {
+            None
+        }
+    });
+    if let Some((code, desc)) = refusal {
+        return auth_refusal(req, code, desc);
+    }
+    issue(app, req, "password", v2)
+}
+
+/// `POST /auth-apis/auth/2.0/refreshToken/customer/{billingID}` with billingID, userName,
+/// appID, appVersion, platformID and refreshToken (maas360-api.md, Corrections). A password or
+/// access key sent along is recorded as a violation: the refresh call must not need them.
+fn refresh_token(app: &App, req: &ApiRequest) -> Reply {
+    let sent: Vec<&str> = ["password", "appAccessKey"]
+        .into_iter()
+        .filter(|name| req.params.contains_key(*name))
+        .collect();
+    if !sent.is_empty() {
+        app.with(|i| {
+            i.traffic.record_protocol_violation(
+                req.operation.name(),
+                "secret_on_refresh",
+                format!("the refresh request carried {}", sent.join(" and ")),
+            );
+        });
+    }
+    if let Some((code, desc)) = check_app(app, req) {
+        return auth_refusal(req, code, desc);
+    }
+    let refresh = req.params.get("refreshToken").map_or("", String::as_str);
+    let billing = req.path("billingID");
+    if !app.with(|i| i.tokens.redeem_refresh(refresh, billing)) {
+        return auth_refusal(req, ERR_REFRESH, "Invalid or expired refresh token");
+    }
+    issue(app, req, "refresh_token", true)
+}
+
+/// A new token (and, for 2.0 and refresh, a new refresh token: rotation is [inferred]).
+fn issue(app: &App, req: &ApiRequest, grant: &str, with_refresh: bool) -> Reply {
+    let billing = req.path("billingID");
+    let ttl = app.config().token_ttl;
     let (token, refresh) = app.with(|i| {
         *i.grants.entry(grant.to_owned()).or_insert(0) += 1;
-        let token = i.tokens.issue(billing, c.token_ttl);
-        let refresh = v2.then(|| i.tokens.issue_refresh(billing));
+        let token = i.tokens.issue(billing, ttl);
+        let refresh = with_refresh.then(|| i.tokens.issue_refresh(billing));
         (token, refresh)
     });
     let mut response = Map::new();
@@ -116,12 +174,14 @@ fn authenticate(app: &App, req: &ApiRequest, v2: bool) -> Reply {
     req.reply(StatusCode::OK, json!({ "authResponse": response }))
 }
 
-/// The header must be exactly `MaaS token="…"` (§2.4).
-fn maas_token(header: &str) -> Option<&str> {
-    header
-        .strip_prefix("MaaS token=\"")?
-        .strip_suffix('"')
-        .filter(|t| !t.is_empty() && !t.contains('"'))
+/// `MaaS token="…"` (IBM's documentation, §2.4) or `MaaS token='…'` (IBM's own integration,
+/// maas360-api.md, Corrections); the quotes must match. Also says which quotes were used.
+fn maas_token(header: &str) -> Option<(&str, &'static str)> {
+    let quoted = header.strip_prefix("MaaS token=")?;
+    [('"', "double"), ('\'', "single")]
+        .into_iter()
+        .find_map(|(quote, style)| Some((quoted.strip_prefix(quote)?.strip_suffix(quote)?, style)))
+        .filter(|(t, _)| !t.is_empty() && !t.contains(['"', '\'']))
 }
 
 /// Token present, current, and issued for the billing id in the path (checked on every route).
@@ -131,29 +191,33 @@ fn authorize(app: &App, req: &ApiRequest) -> Result<(), Reply> {
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(maas_token);
-    let Some(token) = header else {
-        return Err(error(
+    let Some((token, style)) = header else {
+        return Err(resource_error(
             req,
             StatusCode::UNAUTHORIZED,
             ERR_TOKEN,
-            "Missing or malformed Authorization header; expected MaaS token=\"...\"",
+            "Token invalid",
         ));
     };
     match app.with(|i| i.tokens.check(token, req.path("billingID"))) {
-        TokenCheck::Valid => Ok(()),
-        TokenCheck::Unknown => Err(error(
+        TokenCheck::Valid => {
+            app.with(|i| *i.quote_styles.entry(style.to_owned()).or_insert(0) += 1);
+            Ok(())
+        }
+        TokenCheck::Unknown => Err(resource_error(
             req,
             StatusCode::UNAUTHORIZED,
             ERR_TOKEN,
-            "Invalid token",
+            "Token invalid",
         )),
-        TokenCheck::Expired => Err(error(
+        TokenCheck::Expired => Err(resource_error(
             req,
             StatusCode::UNAUTHORIZED,
             ERR_TOKEN,
-            "Token expired",
+            "Token expired.",
         )),
-        TokenCheck::OtherAccount => Err(error(
+        // [inferred] the answer to a token used against another account is not documented.
+        TokenCheck::OtherAccount => Err(resource_error(
             req,
             StatusCode::FORBIDDEN,
             ERR_BILLING_MISMATCH,
@@ -221,11 +285,11 @@ fn include_all_users(req: &ApiRequest) -> u8 {
     }
 }
 
-async fn search_users(State(app): State<App>, req: ApiRequest) -> Reply {
-    if let Err(reply) = authorize(&app, &req) {
+fn search_users(app: &App, req: &ApiRequest) -> Reply {
+    if let Err(reply) = authorize(app, req) {
         return reply;
     }
-    let (number, size) = match paging(&req, 50) {
+    let (number, size) = match paging(req, 50) {
         Ok(p) => p,
         Err(reply) => return reply,
     };
@@ -235,22 +299,22 @@ async fn search_users(State(app): State<App>, req: ApiRequest) -> Reply {
         partial_email: req.param("partialEmailAddress").map(str::to_owned),
         domain: req.param("domain").map(str::to_owned),
         exact: req.param("match") == Some("1"),
-        include_all_users: include_all_users(&req),
+        include_all_users: include_all_users(req),
     };
     let all = app.with(|i| i.dir.search_users(&filter));
     req.reply(StatusCode::OK, page("users", "user", all, number, size))
 }
 
-async fn users_in_group(State(app): State<App>, req: ApiRequest) -> Reply {
-    if let Err(reply) = authorize(&app, &req) {
+fn users_in_group(app: &App, req: &ApiRequest) -> Reply {
+    if let Err(reply) = authorize(app, req) {
         return reply;
     }
-    let (number, size) = match paging(&req, 25) {
+    let (number, size) = match paging(req, 25) {
         Ok(p) => p,
         Err(reply) => return reply,
     };
-    let gid = req.path("groupIdentifier");
-    let include = include_all_users(&req);
+    let gid = req.path("groupID");
+    let include = include_all_users(req);
     let all = app.with(|i| {
         i.dir
             .has_group(gid)
@@ -259,18 +323,18 @@ async fn users_in_group(State(app): State<App>, req: ApiRequest) -> Reply {
     match all {
         Some(all) => req.reply(StatusCode::OK, page("users", "user", all, number, size)),
         // [inferred] the real answer for an unknown group is not documented.
-        None => error(
-            &req,
-            StatusCode::NOT_FOUND,
-            ERR_NOT_FOUND,
-            "Group not found",
-        ),
+        None => error(req, StatusCode::NOT_FOUND, ERR_NOT_FOUND, "Group not found"),
     }
 }
 
-/// Accepts the form fields MaaS360PS sends and the XML fields of the TS client (§4.3).
-async fn add_user(State(app): State<App>, req: ApiRequest) -> Reply {
-    if let Err(reply) = authorize(&app, &req) {
+/// The form fields of maas360-api.md, Corrections (addUser): `userName, domain, email,
+/// fullName, authType, …`; also the XML fields of the TS client (§4.3). Whether MaaS360 answers
+/// with the new `userIdentifier` is unknown, so [`EmulatorConfig::add_user_returns_identifier`]
+/// can leave it out.
+///
+/// [`EmulatorConfig::add_user_returns_identifier`]: super::EmulatorConfig::add_user_returns_identifier
+fn add_user(app: &App, req: &ApiRequest) -> Reply {
+    if let Err(reply) = authorize(app, req) {
         return reply;
     }
     let text = |names: &[&str]| {
@@ -288,31 +352,42 @@ async fn add_user(State(app): State<App>, req: ApiRequest) -> Reply {
             .collect::<Vec<_>>()
             .join(" "),
     };
-    let outcome = app.with(|i| {
-        i.dir.add_user(
-            &text(&["userName"]),
-            &text(&["domain"]),
-            &text(&["email", "emailAddress"]),
-            &full_name,
-            None,
-        )
+    let auth_type = match req.param("authType").map(str::parse::<u8>) {
+        None => Ok(0),
+        Some(Ok(t)) if t <= 1 => Ok(t),
+        Some(_) => Err(Refusal::Invalid(format!(
+            "Invalid authType: {}",
+            req.param("authType").unwrap_or_default()
+        ))),
+    };
+    let outcome = auth_type.and_then(|auth_type| {
+        app.with(|i| {
+            let id = i.dir.add_user(
+                &text(&["userName"]),
+                &text(&["domain"]),
+                &text(&["email", "emailAddress"]),
+                &full_name,
+                None,
+            )?;
+            i.dir.set_auth_type(&id, auth_type)?;
+            Ok(id)
+        })
     });
-    req.action(
-        outcome
-            .map(|id| {
-                let mut fields = Map::new();
-                fields.insert("userIdentifier".to_owned(), json!(id));
-                fields.insert("description".to_owned(), json!("User added successfully"));
-                fields
-            })
-            .map_err(|e| e.to_string()),
-    )
+    let with_id = app.config().add_user_returns_identifier;
+    req.action(outcome.map(|id| {
+        let mut fields = Map::new();
+        if with_id {
+            fields.insert("userIdentifier".to_owned(), json!(id));
+        }
+        fields.insert("description".to_owned(), json!("User added successfully"));
+        fields
+    }))
 }
 
 /// [inferred] edit, deactivate, reactivate, delete and per-user group changes: the paths are
 /// not confirmed (§4.5); answers follow the v1 actionResponse convention.
-async fn edit_user(State(app): State<App>, req: ApiRequest) -> Reply {
-    if let Err(reply) = authorize(&app, &req) {
+fn edit_user(app: &App, req: &ApiRequest) -> Reply {
+    if let Err(reply) = authorize(app, req) {
         return reply;
     }
     let email = req.param("email").or_else(|| req.param("emailAddress"));
@@ -321,19 +396,38 @@ async fn edit_user(State(app): State<App>, req: ApiRequest) -> Reply {
     let rename = (req.param("userName"), req.param("domain"));
     let id = req.path("userIdentifier");
     let outcome = app.with(|i| i.dir.edit_user(id, email, full_name, rename));
-    req.action(outcome.map(|()| Map::new()).map_err(|e| e.to_string()))
+    req.action(outcome.map(|()| Map::new()))
 }
 
-async fn deactivate_user(State(app): State<App>, req: ApiRequest) -> Reply {
-    user_action(&app, &req, |dir, id| dir.set_active(id, false))
+fn deactivate_user(app: &App, req: &ApiRequest) -> Reply {
+    user_action(app, req, |dir, id| dir.set_active(id, false))
 }
 
-async fn reactivate_user(State(app): State<App>, req: ApiRequest) -> Reply {
-    user_action(&app, &req, |dir, id| dir.set_active(id, true))
+fn reactivate_user(app: &App, req: &ApiRequest) -> Reply {
+    user_action(app, req, |dir, id| dir.set_active(id, true))
 }
 
-async fn delete_user(State(app): State<App>, req: ApiRequest) -> Reply {
-    user_action(&app, &req, |dir, id| dir.delete_user(id))
+/// Queued for the daily job (or done at once when the job runs without delay), refused while
+/// the user has an active device (maas360-api.md, Corrections). The success texts are
+/// [inferred].
+fn delete_user(app: &App, req: &ApiRequest) -> Reply {
+    if let Err(reply) = authorize(app, req) {
+        return reply;
+    }
+    let id = req.path("userIdentifier");
+    let at_once = app.config().deletion_job_after == Some(std::time::Duration::ZERO);
+    let outcome = app.with(|i| i.dir.delete_user(id, tokio::time::Instant::now(), at_once));
+    req.action(outcome.map(|deletion| {
+        let description = match deletion {
+            Deletion::Queued => {
+                "User marked for deletion. The user will be deleted within 24 hours."
+            }
+            Deletion::Deleted => "User deleted successfully.",
+        };
+        let mut fields = Map::new();
+        fields.insert("description".to_owned(), json!(description));
+        fields
+    }))
 }
 
 fn user_action(
@@ -346,7 +440,7 @@ fn user_action(
     }
     let id = req.path("userIdentifier");
     let outcome = app.with(|i| f(&mut i.dir, id));
-    req.action(outcome.map(|()| Map::new()).map_err(|e| e.to_string()))
+    req.action(outcome.map(|()| Map::new()))
 }
 
 fn group_ids(req: &ApiRequest) -> Vec<String> {
@@ -360,21 +454,21 @@ fn group_ids(req: &ApiRequest) -> Vec<String> {
         .collect()
 }
 
-async fn add_groups(State(app): State<App>, req: ApiRequest) -> Reply {
-    let ids = group_ids(&req);
-    user_action(&app, &req, |dir, id| dir.change_membership(id, &ids, true))
+fn add_groups(app: &App, req: &ApiRequest) -> Reply {
+    let ids = group_ids(req);
+    user_action(app, req, |dir, id| dir.change_membership(id, &ids, true))
 }
 
-async fn remove_groups(State(app): State<App>, req: ApiRequest) -> Reply {
-    let ids = group_ids(&req);
-    user_action(&app, &req, |dir, id| dir.change_membership(id, &ids, false))
+fn remove_groups(app: &App, req: &ApiRequest) -> Reply {
+    let ids = group_ids(req);
+    user_action(app, req, |dir, id| dir.change_membership(id, &ids, false))
 }
 
-async fn list_groups(State(app): State<App>, req: ApiRequest) -> Reply {
-    if let Err(reply) = authorize(&app, &req) {
+fn list_groups(app: &App, req: &ApiRequest) -> Reply {
+    if let Err(reply) = authorize(app, req) {
         return reply;
     }
-    let (number, size) = match paging(&req, 250) {
+    let (number, size) = match paging(req, 250) {
         Ok(p) => p,
         Err(reply) => return reply,
     };
@@ -387,7 +481,9 @@ fn response_failure(req: &ApiRequest, refusal: &Refusal) -> Reply {
     let (status, code) = match refusal {
         Refusal::AlreadyExists(_) => (StatusCode::BAD_REQUEST, RESPONSE_DUPLICATE),
         Refusal::NotFound(_) => (StatusCode::NOT_FOUND, RESPONSE_NOT_FOUND),
-        Refusal::Invalid(_) => (StatusCode::BAD_REQUEST, RESPONSE_INVALID),
+        Refusal::Invalid(_) | Refusal::ActiveDevice(_) => {
+            (StatusCode::BAD_REQUEST, RESPONSE_INVALID)
+        }
     };
     req.reply(
         status,
@@ -396,33 +492,33 @@ fn response_failure(req: &ApiRequest, refusal: &Refusal) -> Reply {
 }
 
 /// [gap] emulator-only: creating a local user group by API is not documented (§5.7).
-async fn create_user_group(State(app): State<App>, req: ApiRequest) -> Reply {
-    if let Err(reply) = authorize(&app, &req) {
+fn create_user_group(app: &App, req: &ApiRequest) -> Reply {
+    if let Err(reply) = authorize(app, req) {
         return reply;
     }
     let name = req.param("groupName").unwrap_or("").to_owned();
     let category = req.param("category").unwrap_or("Public").to_owned();
-    match app.with(|i| i.dir.create_group(&name, "User Group", &category, None)) {
+    match app.with(|i| i.dir.create_group(&name, USER_GROUP_TYPE, &category, None)) {
         Ok(id) => req.reply(
             StatusCode::OK,
-            json!({"response": {"name": name, "groupIdentifier": id}}),
+            json!({"response": {"name": name, "groupID": id}}),
         ),
-        Err(refusal) => response_failure(&req, &refusal),
+        Err(refusal) => response_failure(req, &refusal),
     }
 }
 
 /// [gap] emulator-only: deleting a local user group by API is not documented (§5.7).
-async fn delete_user_group(State(app): State<App>, req: ApiRequest) -> Reply {
-    if let Err(reply) = authorize(&app, &req) {
+fn delete_user_group(app: &App, req: &ApiRequest) -> Reply {
+    if let Err(reply) = authorize(app, req) {
         return reply;
     }
-    let id = req.path("groupIdentifier");
+    let id = req.path("groupID");
     match app.with(|i| i.dir.delete_group(id)) {
         Ok(()) => req.reply(
             StatusCode::OK,
             json!({"response": {"responseCode": 0, "description": "Group deleted"}}),
         ),
-        Err(refusal) => response_failure(&req, &refusal),
+        Err(refusal) => response_failure(req, &refusal),
     }
 }
 
@@ -432,7 +528,9 @@ mod tests {
 
     #[test]
     fn authorization_header_must_be_exact() {
-        assert_eq!(maas_token("MaaS token=\"abc\""), Some("abc"));
+        assert_eq!(maas_token("MaaS token=\"abc\""), Some(("abc", "double")));
+        assert_eq!(maas_token("MaaS token='abc'"), Some(("abc", "single")));
+        assert_eq!(maas_token("MaaS token='abc\""), None);
         assert_eq!(maas_token("MaaS token=abc"), None);
         assert_eq!(maas_token("Bearer MaaS token=\"abc\""), None);
         assert_eq!(maas_token("MaaS token=\"\""), None);

@@ -1,5 +1,6 @@
 //! How an emulator instance is set up: the account it accepts and the faults it injects.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,19 @@ pub struct EmulatorConfig {
     /// Retry-After window opens (already in flight when the 429 went out) or within this long
     /// of its end are not violations.
     pub retry_after_grace: Duration,
+    /// Whether addUser answers with the new `userIdentifier`; unknown for MaaS360
+    /// (maas360-api.md, Corrections), so a client must cope without it.
+    pub add_user_returns_identifier: bool,
+    /// User deletions are queued for a daily job (maas360-api.md, Corrections): the user stays
+    /// visible, pending deletion, until `POST /_emulator/run-deletion-job` runs it, or, when
+    /// this is set, until it has waited this long (`Duration::ZERO`: deleted at once).
+    pub deletion_job_after: Option<Duration>,
+    /// How the rate limit (`faults.rate_limit_per_minute`) is signalled.
+    pub rate_limit: RateLimitSettings,
+    /// Routes served somewhere other than their default path: route name (as the client
+    /// names it, e.g. `edit_user`) → path with `{billingID}`, `{userIdentifier}` or
+    /// `{groupID}` placeholders. Refused at start if a name or path is wrong.
+    pub routes: BTreeMap<String, String>,
 }
 
 impl EmulatorConfig {
@@ -42,6 +56,10 @@ impl EmulatorConfig {
             faults: Faults::default(),
             one_element_as_object: true,
             retry_after_grace: Duration::from_millis(250),
+            routes: BTreeMap::new(),
+            rate_limit: RateLimitSettings::default(),
+            add_user_returns_identifier: true,
+            deletion_job_after: None,
         }
     }
 }
@@ -56,12 +74,53 @@ pub struct Faults {
     pub fault_rate: f64,
     /// Added to every API request, auth included.
     pub latency_ms: u64,
-    /// Requests per rolling minute before 429 with Retry-After; 0 means no limit.
+    /// Requests per rolling minute (authentication aside) before the limit is reached; 0 means
+    /// no limit. How it shows (headers, 429, Retry-After) is [`RateLimitSettings`].
     pub rate_limit_per_minute: u32,
     /// Every API request, auth included, answers 503 during this window.
     pub outage: Option<Outage>,
     /// Seed of the fault dice, so a run with faults can be replayed.
     pub seed: u64,
+}
+
+/// How the emulator signals its rate limit; changeable at run time. The only evidence is one
+/// production client that reads `X-Rate-Limit-Remaining` and `X-Rate-Limit-ResetWindow` and
+/// treats 0 remaining as "limit reached"; there is none of a 429 (maas360-api.md,
+/// Corrections), so the 429 is a switch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RateLimitSettings {
+    /// While a limit is set, every API answer carries `X-Rate-Limit-Remaining` (requests left
+    /// in the rolling minute) and `X-Rate-Limit-ResetWindow` (seconds until a slot frees).
+    pub headers: bool,
+    /// A request beyond the limit answers 429; when false it is served anyway and only the
+    /// headers (0 remaining) say the limit is reached.
+    pub reject: bool,
+    /// How a 429 says when to come back.
+    pub retry_after: RetryAfterStyle,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            headers: true,
+            reject: true,
+            retry_after: RetryAfterStyle::Seconds,
+        }
+    }
+}
+
+/// The form of a 429's `Retry-After` (RFC 9110 allows both).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryAfterStyle {
+    /// `Retry-After: 42`.
+    #[default]
+    Seconds,
+    /// `Retry-After: Fri, 31 Dec 1999 23:59:59 GMT`, rounded up to the whole second.
+    HttpDate,
+    /// No `Retry-After`; only `X-Rate-Limit-ResetWindow` says when.
+    Omitted,
 }
 
 /// A window relative to when the faults were set.

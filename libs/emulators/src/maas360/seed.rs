@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::state::Distribution;
+use super::state::{Device, Distribution};
 
 /// Initial directory contents.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -28,9 +28,10 @@ pub struct SeedUser {
     /// "Active" when absent.
     #[serde(default)]
     pub status: Option<String>,
-    /// Users without devices only show up in searches with `includeAllUsers=1` or `2`.
+    /// Enrolled devices. Users without devices only show up in searches with
+    /// `includeAllUsers=1` or `2`; an active device blocks deleting the user.
     #[serde(default)]
-    pub has_device: bool,
+    pub devices: Vec<Device>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -40,9 +41,10 @@ pub struct SeedGroup {
     #[serde(default)]
     pub group_identifier: Option<String>,
     pub name: String,
-    /// "User Group" when absent; see [`super::GROUP_TYPES`].
+    /// MaaS360's numeric `groupType`: 3 (a user group, the default) or 0–2 (device groups);
+    /// see [`super::USER_GROUP_TYPE`].
     #[serde(default)]
-    pub group_type: Option<String>,
+    pub group_type: Option<u8>,
     /// "Public" when absent.
     #[serde(default)]
     pub category: Option<String>,

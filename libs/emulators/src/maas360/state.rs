@@ -2,21 +2,23 @@
 //! uniqueness rules. Pure data; no HTTP here.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use tokio::time::Instant;
 
 use super::seed::{Seed, SeedError};
 
-/// Group types the emulator knows. MaaS360's real `groupType` codes are a gap
-/// (maas360-api.md §5.1), so these are the portal's names.
-pub const GROUP_TYPES: [&str; 4] = [
-    USER_GROUP,
-    "User Directory Group",
-    "Device Group",
-    "Smart Device Group",
-];
-const USER_GROUP: &str = "User Group";
+/// `groupType` of a user group in the group list (maas360-api.md, Corrections: numeric, 3 is a
+/// user group).
+pub const USER_GROUP_TYPE: u8 = 3;
+/// `groupType`s of the kinds of device group; which kind each is has no public evidence.
+pub const DEVICE_GROUP_TYPES: [u8; 3] = [0, 1, 2];
+
+/// The status a user shows while its deletion waits for the daily job. The real text is not
+/// public (\[inferred\]); the queue itself is (maas360-api.md, Corrections).
+pub const PENDING_DELETION: &str = "Pending Deletion";
 
 /// Caps that keep a runaway client from growing the emulator without limit.
 const MAX_USERS: usize = 200_000;
@@ -50,7 +52,37 @@ pub struct UserDump {
     pub domain: String,
     pub email: String,
     pub full_name: String,
+    /// "Active", "Inactive", or [`PENDING_DELETION`] while the deletion job has not run.
     pub status: String,
+    pub devices: Vec<Device>,
+    /// What reaches the user's devices through its groups, as `app:<id>` and `policy:<id>`:
+    /// everything its groups carry while it is active, nothing while it is deactivated or
+    /// pending deletion, so reactivating restores it (maas360-api.md, Corrections).
+    pub distributions: Vec<String>,
+}
+
+impl UserDump {
+    pub fn is_pending_deletion(&self) -> bool {
+        self.status == PENDING_DELETION
+    }
+}
+
+/// A device enrolled for a user.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Device {
+    /// The device's id (CSN); generated when a seed leaves it empty.
+    #[serde(default)]
+    pub csn: String,
+    #[serde(default)]
+    pub platform: String,
+    /// An active device blocks deleting its user (maas360-api.md, Corrections).
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,7 +90,8 @@ pub struct UserDump {
 pub struct GroupDump {
     pub group_identifier: String,
     pub name: String,
-    pub group_type: String,
+    /// 3 for a user group, 0–2 for device groups.
+    pub group_type: u8,
     pub category: String,
     pub apps: Vec<Distribution>,
     pub policies: Vec<Distribution>,
@@ -79,6 +112,14 @@ impl StateDump {
             .find(|g| g.name.eq_ignore_ascii_case(name))
     }
 
+    /// Users whose deletion is queued for the daily job.
+    pub fn pending_deletions(&self) -> Vec<&UserDump> {
+        self.users
+            .iter()
+            .filter(|u| u.is_pending_deletion())
+            .collect()
+    }
+
     /// Member user identifiers of a group; empty when it has none or does not exist.
     pub fn members(&self, group_identifier: &str) -> Vec<String> {
         self.memberships
@@ -97,6 +138,18 @@ pub(crate) enum Refusal {
     NotFound(String),
     #[error("{0}")]
     Invalid(String),
+    /// Deleting a user with an active device (maas360-api.md, Corrections).
+    #[error("{0}")]
+    ActiveDevice(String),
+}
+
+/// What a delete did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Deletion {
+    /// Queued for the daily job; the user stays visible, pending deletion.
+    Queued,
+    /// Gone now.
+    Deleted,
 }
 
 #[derive(Clone, Debug)]
@@ -107,14 +160,16 @@ struct User {
     email: String,
     full_name: String,
     active: bool,
-    has_device: bool,
+    /// 0 local, 1 user directory (maas360-api.md §4.1).
+    auth_type: u8,
+    devices: Vec<Device>,
 }
 
 #[derive(Clone, Debug)]
 struct Group {
     id: String,
     name: String,
-    group_type: String,
+    group_type: u8,
     category: String,
     apps: Vec<Distribution>,
     policies: Vec<Distribution>,
@@ -138,6 +193,9 @@ pub(crate) struct Directory {
     groups: BTreeMap<String, Group>,
     members: BTreeMap<String, BTreeSet<String>>,
     next_group: u64,
+    /// Users whose deletion is queued, with when it was asked for.
+    pending: BTreeMap<String, Instant>,
+    next_device: u64,
 }
 
 fn matches(value: &str, wanted: &str, exact: bool) -> bool {
@@ -172,8 +230,9 @@ impl Directory {
                     u.user_identifier.clone(),
                 )
                 .map_err(|e| SeedError::Invalid(format!("user {}: {e}", u.user_name)))?;
+            dir.set_devices(&id, u.devices.clone())
+                .map_err(|e| SeedError::Invalid(format!("user {}: {e}", u.user_name)))?;
             if let Some(user) = dir.users.get_mut(&id) {
-                user.has_device = u.has_device;
                 user.active = u
                     .status
                     .as_deref()
@@ -181,13 +240,16 @@ impl Directory {
             }
         }
         for g in &seed.groups {
-            let group_type = g
-                .group_type
-                .clone()
-                .unwrap_or_else(|| USER_GROUP.to_owned());
+            let group_type = g.group_type.unwrap_or(USER_GROUP_TYPE);
+            if group_type != USER_GROUP_TYPE && !DEVICE_GROUP_TYPES.contains(&group_type) {
+                return Err(SeedError::Invalid(format!(
+                    "group {}: groupType {group_type} is neither 3 (user group) nor 0-2 (device groups)",
+                    g.name
+                )));
+            }
             let category = g.category.clone().unwrap_or_else(|| "Public".to_owned());
             let id = dir
-                .create_group(&g.name, &group_type, &category, g.group_identifier.clone())
+                .create_group(&g.name, group_type, &category, g.group_identifier.clone())
                 .map_err(|e| SeedError::Invalid(format!("group {}: {e}", g.name)))?;
             if let Some(group) = dir.groups.get_mut(&id) {
                 group.apps.clone_from(&g.apps);
@@ -270,16 +332,55 @@ impl Directory {
                 email: email.to_owned(),
                 full_name: full_name.to_owned(),
                 active: true,
-                has_device: false,
+                auth_type: 0,
+                devices: Vec::new(),
             },
         );
         Ok(id)
     }
 
+    /// A user a write may change: present and not pending deletion.
     fn user_mut(&mut self, id: &str) -> Result<&mut User, Refusal> {
+        if self.pending.contains_key(id) {
+            return Err(Refusal::Invalid(format!("User {id} is pending deletion")));
+        }
         self.users
             .get_mut(id)
             .ok_or_else(|| Refusal::NotFound(format!("User not found: {id}")))
+    }
+
+    /// The addUser `authType` (0 local, 1 user directory; maas360-api.md §4.1, Corrections).
+    pub(crate) fn set_auth_type(&mut self, id: &str, auth_type: u8) -> Result<(), Refusal> {
+        if auth_type > 1 {
+            return Err(Refusal::Invalid(format!("Invalid authType: {auth_type}")));
+        }
+        self.user_mut(id)?.auth_type = auth_type;
+        Ok(())
+    }
+
+    /// Replaces a user's devices; a device without a CSN gets one.
+    pub(crate) fn set_devices(&mut self, id: &str, devices: Vec<Device>) -> Result<(), Refusal> {
+        let mut next = self.next_device;
+        let devices = devices
+            .into_iter()
+            .map(|mut d| {
+                if d.csn.trim().is_empty() {
+                    next += 1;
+                    d.csn = format!("EMU{next:08}");
+                }
+                if d.platform.is_empty() {
+                    "iOS".clone_into(&mut d.platform);
+                }
+                d
+            })
+            .collect();
+        let user = self
+            .users
+            .get_mut(id)
+            .ok_or_else(|| Refusal::NotFound(format!("User not found: {id}")))?;
+        user.devices = devices;
+        self.next_device = next;
+        Ok(())
     }
 
     pub(crate) fn edit_user(
@@ -334,20 +435,63 @@ impl Directory {
         Ok(())
     }
 
-    pub(crate) fn delete_user(&mut self, id: &str) -> Result<(), Refusal> {
-        self.users
-            .remove(id)
+    /// MaaS360 queues a deletion for a daily job and refuses it while the user has an active
+    /// device (maas360-api.md, Corrections). `now` deletes at once instead of queueing.
+    pub(crate) fn delete_user(
+        &mut self,
+        id: &str,
+        queued_at: Instant,
+        now: bool,
+    ) -> Result<Deletion, Refusal> {
+        let user = self
+            .users
+            .get(id)
             .ok_or_else(|| Refusal::NotFound(format!("User not found: {id}")))?;
+        if self.pending.contains_key(id) {
+            return Ok(Deletion::Queued);
+        }
+        let active = user.devices.iter().filter(|d| d.active).count();
+        if active > 0 {
+            return Err(Refusal::ActiveDevice(format!(
+                "Cannot delete user {id}: the user has {active} active device(s); retire or wipe them first"
+            )));
+        }
+        if now {
+            self.remove_user(id);
+            return Ok(Deletion::Deleted);
+        }
+        self.pending.insert(id.to_owned(), queued_at);
+        Ok(Deletion::Queued)
+    }
+
+    fn remove_user(&mut self, id: &str) {
+        self.users.remove(id);
+        self.pending.remove(id);
         for members in self.members.values_mut() {
             members.remove(id);
         }
-        Ok(())
+    }
+
+    /// The daily job: carries out the queued deletions asked for at least `older_than` ago
+    /// (all of them with zero) and says how many.
+    pub(crate) fn run_deletion_job(&mut self, older_than: Duration) -> usize {
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(_, queued)| now.saturating_duration_since(**queued) >= older_than)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &due {
+            self.remove_user(id);
+        }
+        due.len()
     }
 
     pub(crate) fn create_group(
         &mut self,
         name: &str,
-        group_type: &str,
+        group_type: u8,
         category: &str,
         id: Option<String>,
     ) -> Result<String, Refusal> {
@@ -390,7 +534,7 @@ impl Directory {
             Group {
                 id: id.clone(),
                 name: name.to_owned(),
-                group_type: group_type.to_owned(),
+                group_type,
                 category: category.to_owned(),
                 apps: Vec::new(),
                 policies: Vec::new(),
@@ -404,9 +548,9 @@ impl Directory {
             .groups
             .get(id)
             .ok_or_else(|| Refusal::NotFound(format!("Group not found: {id}")))?;
-        if group.group_type != USER_GROUP {
+        if group.group_type != USER_GROUP_TYPE {
             return Err(Refusal::Invalid(format!(
-                "Only local user groups can be deleted; {id} is a {}",
+                "Only local user groups can be deleted; {id} is a device group (type {})",
                 group.group_type
             )));
         }
@@ -422,9 +566,7 @@ impl Directory {
         group_ids: &[String],
         add: bool,
     ) -> Result<(), Refusal> {
-        if !self.users.contains_key(user_id) {
-            return Err(Refusal::NotFound(format!("User not found: {user_id}")));
-        }
+        self.user_mut(user_id)?;
         if group_ids.is_empty() {
             return Err(Refusal::Invalid(
                 "Missing required parameter: groupIds".to_owned(),
@@ -435,9 +577,9 @@ impl Directory {
                 .groups
                 .get(gid)
                 .ok_or_else(|| Refusal::NotFound(format!("Group not found: {gid}")))?;
-            if !group.group_type.starts_with("User") {
+            if group.group_type != USER_GROUP_TYPE {
                 return Err(Refusal::Invalid(format!(
-                    "Group {gid} is a {}, not a user group",
+                    "Group {gid} is a device group (type {}), not a user group",
                     group.group_type
                 )));
             }
@@ -463,8 +605,8 @@ impl Directory {
             .values()
             .filter(|u| match filter.include_all_users {
                 1 => true,
-                2 => !u.has_device,
-                _ => u.has_device,
+                2 => u.devices.is_empty(),
+                _ => !u.devices.is_empty(),
             })
             .filter(|u| {
                 filter
@@ -498,8 +640,8 @@ impl Directory {
             .filter_map(|id| self.users.get(id))
             .filter(|u| match include_all_users {
                 1 => true,
-                2 => !u.has_device,
-                _ => u.has_device,
+                2 => u.devices.is_empty(),
+                _ => !u.devices.is_empty(),
             })
             .collect();
         sort_users(&mut found);
@@ -522,16 +664,17 @@ impl Directory {
             "domain": u.domain,
             "emailAddress": u.email,
             "fullName": u.full_name,
-            "authType": 0,
-            "source": "Local",
-            "status": if u.active { "Active" } else { "Inactive" },
+            "authType": u.auth_type,
+            "source": if u.auth_type == 0 { "Local" } else { "User Directory" },
+            "status": self.status_of(u),
             "upn": format!("{}@{}", u.user_name, u.domain),
             "groups": {"group": groups},
         })
     }
 
-    /// All groups in the list shape of maas360-api.md §5.1; the distribution fields are
-    /// [inferred] (the mapping service needs them; real field names are a gap).
+    /// All groups in the list shape of maas360-api.md, Corrections:
+    /// `{"groupName","groupID","groupType"}` with a numeric type. Category and distributions
+    /// are [inferred] (the mapping service needs them; their real field names are a gap).
     pub(crate) fn groups_json(&self) -> Vec<Value> {
         let mut groups: Vec<&Group> = self.groups.values().collect();
         groups.sort_by_key(|g| g.name.to_lowercase());
@@ -551,17 +694,44 @@ impl Directory {
                     )
                     .collect();
                 json!({
-                    "groupIdentifier": g.id,
                     "groupName": g.name,
+                    "groupID": g.id,
                     "groupType": g.group_type,
                     "category": g.category,
-                    "description": "",
-                    "memberCount": self.members.get(&g.id).map_or(0, BTreeSet::len),
                     "apps": {"app": apps},
                     "policies": {"policy": policies},
                 })
             })
             .collect()
+    }
+
+    fn status_of(&self, u: &User) -> &'static str {
+        if self.pending.contains_key(&u.id) {
+            PENDING_DELETION
+        } else if u.active {
+            "Active"
+        } else {
+            "Inactive"
+        }
+    }
+
+    /// What a user's groups distribute to its devices: everything while it is active, nothing
+    /// while it is deactivated or pending deletion.
+    fn distributions_of(&self, u: &User) -> Vec<String> {
+        if self.status_of(u) != "Active" {
+            return Vec::new();
+        }
+        let mut found = BTreeSet::new();
+        for (gid, members) in &self.members {
+            if !members.contains(&u.id) {
+                continue;
+            }
+            if let Some(group) = self.groups.get(gid) {
+                found.extend(group.apps.iter().map(|d| format!("app:{}", d.id)));
+                found.extend(group.policies.iter().map(|d| format!("policy:{}", d.id)));
+            }
+        }
+        found.into_iter().collect()
     }
 
     pub(crate) fn dump(&self) -> StateDump {
@@ -576,7 +746,9 @@ impl Directory {
                     domain: u.domain.clone(),
                     email: u.email.clone(),
                     full_name: u.full_name.clone(),
-                    status: if u.active { "Active" } else { "Inactive" }.to_owned(),
+                    status: self.status_of(u).to_owned(),
+                    devices: u.devices.clone(),
+                    distributions: self.distributions_of(u),
                 })
                 .collect(),
             groups: self
@@ -585,7 +757,7 @@ impl Directory {
                 .map(|g| GroupDump {
                     group_identifier: g.id.clone(),
                     name: g.name.clone(),
-                    group_type: g.group_type.clone(),
+                    group_type: g.group_type,
                     category: g.category.clone(),
                     apps: g.apps.clone(),
                     policies: g.policies.clone(),
@@ -635,9 +807,9 @@ mod tests {
     #[test]
     fn group_names_unique_and_membership_checked() {
         let mut dir = Directory::default();
-        let gid = dir.create_group("Sales", USER_GROUP, "Public", None);
+        let gid = dir.create_group("Sales", USER_GROUP_TYPE, "Public", None);
         assert!(gid.is_ok());
-        let again = dir.create_group("sales", USER_GROUP, "Public", None);
+        let again = dir.create_group("sales", USER_GROUP_TYPE, "Public", None);
         assert!(matches!(again, Err(Refusal::AlreadyExists(_))));
         let missing = dir.change_membership("nobody", &["1".to_owned()], true);
         assert!(matches!(missing, Err(Refusal::NotFound(_))));

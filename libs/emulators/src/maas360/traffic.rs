@@ -5,45 +5,46 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use axum::http::StatusCode;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::config::Faults;
+use super::config::{Faults, RateLimitSettings};
 
 /// Recorded violations beyond this are dropped (and counted), so a misbehaving client in a
 /// long benchmark cannot exhaust memory.
 const MAX_VIOLATIONS: usize = 10_000;
 const RATE_WINDOW: Duration = Duration::from_secs(60);
 
-/// A request that arrived while a Retry-After the emulator gave was still running, earlier
-/// than the configured grace allows.
+/// [`Violation::kind`] of a request that arrived while a Retry-After was still running.
+pub const IGNORED_RETRY_AFTER: &str = "ignored_retry_after";
+
+/// Something a client did that MaaS360 does not expect: a request that arrived while a
+/// Retry-After the emulator gave was still running (earlier than the configured grace
+/// allows), or a protocol slip such as a password sent on token refresh.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Violation {
     pub route: String,
-    /// How long before the Retry-After ran out the request arrived.
+    /// [`IGNORED_RETRY_AFTER`] or a protocol slip such as `secret_on_refresh`.
+    pub kind: String,
+    /// What happened, in words.
+    pub detail: String,
+    /// For an ignored Retry-After: how long before it ran out the request arrived.
     pub early_by_ms: u64,
-    /// The Retry-After that was given, in seconds.
+    /// For an ignored Retry-After: the seconds that were given.
     pub retry_after_secs: u64,
 }
 
-/// A small, seeded PRNG (SplitMix64): reproducible fault dice without a `rand` dependency.
-#[derive(Clone, Debug)]
-struct SplitMix64(u64);
+/// A duration rounded up to whole seconds, as the headers carry it.
+fn whole_seconds(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
+}
 
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
+/// The fault dice: seeded from [`Faults::seed`], so a run with faults can be replayed.
+fn dice(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed)
 }
 
 /// The verdict on one incoming request.
@@ -70,8 +71,9 @@ struct RetryWindow {
 #[derive(Debug)]
 pub(crate) struct Traffic {
     faults: Faults,
+    signals: RateLimitSettings,
     set_at: Instant,
-    rng: SplitMix64,
+    rng: StdRng,
     /// Arrival times of admitted requests in the last minute; never longer than the limit.
     window: VecDeque<Instant>,
     /// The Retry-After window in force: when it opened, when it ends, the seconds given.
@@ -82,10 +84,11 @@ pub(crate) struct Traffic {
 }
 
 impl Traffic {
-    pub(crate) fn new(faults: Faults) -> Self {
+    pub(crate) fn new(faults: Faults, signals: RateLimitSettings) -> Self {
         Self {
-            rng: SplitMix64(faults.seed),
+            rng: dice(faults.seed),
             faults,
+            signals,
             set_at: Instant::now(),
             window: VecDeque::new(),
             retry_window: None,
@@ -101,11 +104,46 @@ impl Traffic {
 
     /// New faults apply from now: the outage window, the rate window and the dice restart.
     pub(crate) fn set_faults(&mut self, faults: Faults) {
-        self.rng = SplitMix64(faults.seed);
+        self.rng = dice(faults.seed);
         self.faults = faults;
         self.set_at = Instant::now();
         self.window.clear();
         self.retry_window = None;
+    }
+
+    pub(crate) fn rate_limit_settings(&self) -> &RateLimitSettings {
+        &self.signals
+    }
+
+    pub(crate) fn set_rate_limit_settings(&mut self, signals: RateLimitSettings) {
+        self.signals = signals;
+    }
+
+    /// `X-Rate-Limit-Remaining` and `X-Rate-Limit-ResetWindow` (seconds) as they stand now,
+    /// when a limit is set and the headers are on.
+    pub(crate) fn rate_headers(&mut self) -> Option<(u64, u64)> {
+        let limit = self.faults.rate_limit_per_minute;
+        if limit == 0 || !self.signals.headers {
+            return None;
+        }
+        let now = Instant::now();
+        self.forget_old(now);
+        let used = u64::try_from(self.window.len()).unwrap_or(u64::MAX);
+        let remaining = u64::from(limit).saturating_sub(used);
+        let reset = self.window.front().map_or(RATE_WINDOW, |oldest| {
+            (*oldest + RATE_WINDOW).saturating_duration_since(now)
+        });
+        Some((remaining, whole_seconds(reset)))
+    }
+
+    fn forget_old(&mut self, now: Instant) {
+        while self
+            .window
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= RATE_WINDOW)
+        {
+            self.window.pop_front();
+        }
     }
 
     pub(crate) fn latency(&self) -> Duration {
@@ -120,10 +158,16 @@ impl Traffic {
             } else if now >= window.opened + grace && now + grace < window.until {
                 // Requests within `grace` of the window opening were already in flight when
                 // the 429 went out; only later ones ignored it.
+                let early_by_ms =
+                    u64::try_from(window.until.duration_since(now).as_millis()).unwrap_or(u64::MAX);
                 self.record_violation(Violation {
                     route: route.to_owned(),
-                    early_by_ms: u64::try_from(window.until.duration_since(now).as_millis())
-                        .unwrap_or(u64::MAX),
+                    kind: IGNORED_RETRY_AFTER.to_owned(),
+                    detail: format!(
+                        "arrived {early_by_ms} ms before a Retry-After of {} s ran out",
+                        window.secs
+                    ),
+                    early_by_ms,
                     retry_after_secs: window.secs,
                 });
             }
@@ -145,13 +189,13 @@ impl Traffic {
             return rejection;
         }
         let rate = self.faults.fault_rate;
-        if rate > 0.0 && self.rng.next_f64() < rate {
-            let status = match self.rng.next_u64() % 3 {
+        if rate > 0.0 && self.rng.random::<f64>() < rate {
+            let status = match self.rng.random_range(0..3u8) {
                 0 => StatusCode::INTERNAL_SERVER_ERROR,
                 1 => StatusCode::BAD_GATEWAY,
                 _ => StatusCode::SERVICE_UNAVAILABLE,
             };
-            return if self.rng.next_u64().is_multiple_of(2) {
+            return if self.rng.random_bool(0.5) {
                 Admission::FailAfter(status)
             } else {
                 Admission::Reject {
@@ -169,21 +213,18 @@ impl Traffic {
         if limit == 0 {
             return None;
         }
-        while self
-            .window
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= RATE_WINDOW)
-        {
-            self.window.pop_front();
-        }
+        self.forget_old(now);
         if self.window.len() < limit {
             self.window.push_back(now);
             return None;
         }
+        if !self.signals.reject {
+            // Served anyway: the headers alone (0 remaining) say the limit is reached.
+            return None;
+        }
         let oldest = self.window.front().copied().unwrap_or(now);
         let wait = (oldest + RATE_WINDOW).saturating_duration_since(now);
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        let secs = secs.max(1);
+        let secs = whole_seconds(wait).max(1);
         let until = now + Duration::from_secs(secs);
         match &mut self.retry_window {
             // A later 429 inside the window extends it but does not reopen it, so a client
@@ -206,6 +247,17 @@ impl Traffic {
             retry_after: Some(secs),
             desc: "Request limit exceeded",
         })
+    }
+
+    /// Records a request that broke the protocol the evidence describes.
+    pub(crate) fn record_protocol_violation(&mut self, route: &str, kind: &str, detail: String) {
+        self.record_violation(Violation {
+            route: route.to_owned(),
+            kind: kind.to_owned(),
+            detail,
+            early_by_ms: 0,
+            retry_after_secs: 0,
+        });
     }
 
     fn record_violation(&mut self, violation: Violation) {
@@ -239,23 +291,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prng_is_reproducible_and_in_range() {
-        let mut a = SplitMix64(7);
-        let mut b = SplitMix64(7);
-        for _ in 0..100 {
-            let x = a.next_f64();
-            assert!((0.0..1.0).contains(&x));
-            assert_eq!(x.to_bits(), b.next_f64().to_bits());
-        }
+    fn the_same_seed_throws_the_same_faults() {
+        let faults = Faults {
+            fault_rate: 0.5,
+            seed: 7,
+            ..Faults::default()
+        };
+        let grace = Duration::from_millis(250);
+        let throw = |faults: &Faults| {
+            let mut t = Traffic::new(faults.clone(), RateLimitSettings::default());
+            (0..200)
+                .map(|_| t.admit("search_users", false, grace))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(throw(&faults), throw(&faults));
+        let other = Faults {
+            seed: 8,
+            ..faults.clone()
+        };
+        assert_ne!(throw(&faults), throw(&other));
     }
 
     #[test]
     fn fault_rate_is_roughly_honoured() {
-        let mut t = Traffic::new(Faults {
-            fault_rate: 0.5,
-            seed: 42,
-            ..Faults::default()
-        });
+        let mut t = Traffic::new(
+            Faults {
+                fault_rate: 0.5,
+                seed: 42,
+                ..Faults::default()
+            },
+            RateLimitSettings::default(),
+        );
         let grace = Duration::from_millis(250);
         let failed = (0..1000)
             .filter(|_| t.admit("search_users", false, grace) != Admission::Pass)
@@ -266,13 +332,21 @@ mod tests {
 
     #[tokio::test]
     async fn rate_limit_answers_429_and_then_records_violations() {
-        let mut t = Traffic::new(Faults {
-            rate_limit_per_minute: 2,
-            ..Faults::default()
-        });
+        let mut t = Traffic::new(
+            Faults {
+                rate_limit_per_minute: 2,
+                ..Faults::default()
+            },
+            RateLimitSettings::default(),
+        );
         let grace = Duration::from_millis(250);
+        assert_eq!(t.rate_headers(), Some((2, 60)));
         assert_eq!(t.admit("r", false, grace), Admission::Pass);
+        assert_eq!(t.rate_headers().map(|h| h.0), Some(1));
         assert_eq!(t.admit("r", false, grace), Admission::Pass);
+        let (remaining, reset) = t.rate_headers().unwrap_or_default();
+        assert_eq!(remaining, 0);
+        assert!((1..=60).contains(&reset), "{reset}");
         let third = t.admit("r", false, grace);
         assert!(matches!(third, Admission::Reject { retry_after: Some(s), .. } if s >= 1));
         assert!(t.violations().is_empty());

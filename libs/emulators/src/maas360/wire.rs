@@ -2,15 +2,16 @@
 //! or XML body; writing responses as XML (the default) or JSON (`Accept: application/json`),
 //! with MaaS360's XML-to-JSON habits when switched on.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::Request;
 use axum::http::header::{ACCEPT, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::shared::App;
+use super::routes::Operation;
+use super::state::Refusal;
 use super::xml::{leaf_elements, to_xml};
 
 /// Request bodies beyond this are refused; MaaS360 requests are a few hundred bytes.
@@ -33,7 +34,8 @@ pub(crate) fn format_of(headers: &HeaderMap) -> Format {
 
 /// A MaaS360 API request, with query and body parameters merged into one map.
 pub(crate) struct ApiRequest {
-    pub(crate) path: HashMap<String, String>,
+    pub(crate) operation: Operation,
+    pub(crate) path: BTreeMap<String, String>,
     pub(crate) headers: HeaderMap,
     pub(crate) params: BTreeMap<String, String>,
     pub(crate) format: Format,
@@ -63,31 +65,45 @@ impl ApiRequest {
         }
     }
 
-    /// A v1 write-operation answer: HTTP 200 and an actionResponse (maas360-api.md §3).
-    pub(crate) fn action(&self, outcome: Result<Map<String, Value>, String>) -> Reply {
+    /// An older write route's answer: HTTP 200 and `{"actionResponse":{"actionStatus":0|1,
+    /// "description":…}}` (maas360-api.md, Corrections), plus any `fields` on success.
+    pub(crate) fn action(&self, outcome: Result<Map<String, Value>, Refusal>) -> Reply {
         let body = match outcome {
             Ok(mut fields) => {
-                fields.insert("status".to_owned(), json!("Success"));
+                fields.insert("actionStatus".to_owned(), json!(0));
                 fields
                     .entry("description")
                     .or_insert_with(|| json!("Operation completed successfully"));
                 json!({ "actionResponse": fields })
             }
-            Err(description) => {
-                json!({"actionResponse": {"status": "Failure", "description": description}})
+            Err(refusal) => {
+                let mut fields = Map::new();
+                fields.insert("actionStatus".to_owned(), json!(1));
+                fields.insert("description".to_owned(), json!(refusal.to_string()));
+                if let Refusal::ActiveDevice(_) = refusal {
+                    // A code of our own, [inferred]: the real one is not public.
+                    fields.insert("errorCode".to_owned(), json!(ERR_ACTIVE_DEVICE));
+                }
+                json!({ "actionResponse": fields })
             }
         };
         self.reply(StatusCode::OK, body)
     }
 }
 
-impl FromRequest<App> for ApiRequest {
-    type Rejection = Reply;
+/// `errorCode` that comes with a refused deletion of a user with an active device.
+pub(crate) const ERR_ACTIVE_DEVICE: u32 = 1020;
 
-    async fn from_request(req: Request, app: &App) -> Result<Self, Self::Rejection> {
-        let (mut parts, body) = req.into_parts();
+impl ApiRequest {
+    /// Reads a request for `operation` whose path parameters the route table has decoded.
+    pub(crate) async fn read(
+        req: Request,
+        operation: Operation,
+        path: BTreeMap<String, String>,
+        quirks: bool,
+    ) -> Result<Self, Reply> {
+        let (parts, body) = req.into_parts();
         let format = format_of(&parts.headers);
-        let quirks = app.config().one_element_as_object;
         let bad = |detail: &str| Reply {
             status: StatusCode::BAD_REQUEST,
             body: json!({"errorCode": 400, "errorDesc": detail}),
@@ -95,10 +111,6 @@ impl FromRequest<App> for ApiRequest {
             format,
             quirks,
         };
-        let path = Path::<HashMap<String, String>>::from_request_parts(&mut parts, app)
-            .await
-            .map(|p| p.0)
-            .map_err(|_| bad("Malformed path"))?;
         let mut params = BTreeMap::new();
         if let Some(query) = parts.uri.query() {
             params.extend(form_pairs(query));
@@ -125,6 +137,7 @@ impl FromRequest<App> for ApiRequest {
             }
         }
         Ok(Self {
+            operation,
             path,
             headers: parts.headers,
             params,
@@ -212,7 +225,8 @@ fn percent_decode(text: &str) -> String {
 pub(crate) struct Reply {
     pub(crate) status: StatusCode,
     pub(crate) body: Value,
-    pub(crate) retry_after: Option<u64>,
+    /// The `Retry-After` header value, seconds or an HTTP date.
+    pub(crate) retry_after: Option<String>,
     pub(crate) format: Format,
     pub(crate) quirks: bool,
 }
@@ -247,10 +261,11 @@ impl IntoResponse for Reply {
         response
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-        if let Some(secs) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(secs));
+        if let Some(value) = self
+            .retry_after
+            .and_then(|v| HeaderValue::from_str(&v).ok())
+        {
+            response.headers_mut().insert(RETRY_AFTER, value);
         }
         response
     }

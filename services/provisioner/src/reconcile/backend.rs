@@ -66,9 +66,9 @@ impl From<Maas360Error> for BackendError {
     fn from(error: Maas360Error) -> Self {
         let retry_after = error.retry_after();
         match error {
-            Maas360Error::AlreadyExists { detail } => Self::AlreadyExists(detail),
-            Maas360Error::NotFound { detail } => Self::NotFound(detail),
-            other if other.is_retryable() && retry_after.is_some() => Self::Throttled {
+            Maas360Error::AlreadyExists { detail, .. } => Self::AlreadyExists(detail),
+            Maas360Error::NotFound { detail, .. } => Self::NotFound(detail),
+            other if other.is_rate_limited() => Self::Throttled {
                 detail: other.to_string(),
                 retry_after,
             },
@@ -177,7 +177,9 @@ impl DirectoryBackend for Maas360Client {
     }
 
     async fn delete_user(&self, id: &str) -> Result<(), BackendError> {
-        Ok(Maas360Client::delete_user(self, id).await?)
+        // Deleted or queued for MaaS360's daily job: either way done, never repeated.
+        Maas360Client::delete_user(self, id).await?;
+        Ok(())
     }
 
     async fn find_group(&self, name: &str) -> Result<Option<String>, BackendError> {

@@ -198,7 +198,7 @@ impl TenantConnection {
         })?;
         match client.authenticate().await {
             Ok(()) => Ok(()),
-            Err(Maas360Error::Auth { part, detail }) => Err(ProvisionerError::invalid(
+            Err(Maas360Error::Auth { part, detail, .. }) => Err(ProvisionerError::invalid(
                 "invalidValue",
                 format!("MaaS360 refused the {part}: {detail}"),
             )),
