@@ -47,10 +47,16 @@ pub(crate) async fn serve(config: DirsyncConfig, only: Option<Service>) -> anyho
             let listener = bind("the SCIM gateway", config.scim.listen)
                 .await
                 .map_err(anyhow::Error::msg)?;
+            dirsync_runtime::process::serve_metrics(&config)
+                .await
+                .map_err(anyhow::Error::msg)?;
             dirsync_scim_gateway::serve(&config.scim, listener, stopped(shutdown)).await?;
         }
         Some(service) => {
             let listener = bind("gRPC", config.grpc.listen)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            dirsync_runtime::process::serve_metrics(&config)
                 .await
                 .map_err(anyhow::Error::msg)?;
             let mut server = GrpcServer::new(timeout);

@@ -563,6 +563,7 @@ mod m0004_reliability {
         NextProbeAt,
         LastError,
         LastErrorAt,
+        PausedUntil,
         UpdatedAt,
     }
 
@@ -640,6 +641,11 @@ mod m0004_reliability {
                         .col(ColumnDef::new(Maas360Health::LastError).text().null())
                         .col(
                             ColumnDef::new(Maas360Health::LastErrorAt)
+                                .big_integer()
+                                .null(),
+                        )
+                        .col(
+                            ColumnDef::new(Maas360Health::PausedUntil)
                                 .big_integer()
                                 .null(),
                         )
