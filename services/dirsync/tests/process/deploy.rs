@@ -57,7 +57,7 @@ fn manifests_are_valid_kubernetes() {
         return;
     }
     for path in manifests() {
-        let output = Command::new("kubernetes-validate")
+        let output = validator()
             .args(["--strict", "--kubernetes-version", "1.30.0"])
             .arg(&path)
             .output()
