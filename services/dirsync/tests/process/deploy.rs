@@ -45,10 +45,16 @@ fn kind_of(document: &str) -> &str {
 #[test]
 fn manifests_are_valid_kubernetes() {
     let required = std::env::var("DIRSYNC_REQUIRE_TOOLS").is_ok_and(|value| value == "1");
-    let probe = Command::new("kubernetes-validate")
+    let validator = || {
+        let mut command = Command::new("python3");
+        command.args(["-m", "kubernetes_validate"]);
+        command
+    };
+    let installed = validator()
         .arg("--version")
-        .output();
-    if probe.is_err() {
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !installed {
         assert!(
             !required,
             "kubernetes-validate is not installed (pip install kubernetes-validate)"
