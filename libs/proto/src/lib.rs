@@ -1,5 +1,8 @@
 //! dirsync's wire contracts: the code generated from `proto/`, and the encoded
-//! file descriptor set that feeds gRPC reflection.
+//! file descriptor set that feeds gRPC reflection. No hand-written logic.
+//!
+//! Modules: one per proto package ([`common`], [`provisioner`], [`directory`], [`mapping`],
+//! each with its `v1`), plus [`FILE_DESCRIPTOR_SET`] and [`SERVICE_NAMES`].
 
 #![allow(unreachable_pub, missing_docs, clippy::all)]
 

@@ -1,7 +1,14 @@
 //! Opens the database a service stores its tables in (`sqlite://` for the
 //! embedded default, `postgres://` for clusters) and runs that service's
 //! migrations. Each service owns its tables and its migration history; in the
-//! all-in-one process they share one database, never each other's rows.
+//! all-in-one process they share one database, never each other's rows. It holds no entity:
+//! each service keeps its own.
+//!
+//! Modules:
+//! - the crate root: [`connect`], [`migrate`] (under an advisory lock on PostgreSQL),
+//!   [`single_writer`], [`redact`];
+//! - [`testing`] (feature `test-util`): a database of its own per test, a SQLite file or a
+//!   PostgreSQL schema, dropped at the end.
 
 #[cfg(feature = "test-util")]
 pub mod testing;

@@ -76,7 +76,7 @@ pub(crate) async fn serve(config: DirsyncConfig, only: Option<Service>) -> anyho
                         .await?
                         .register(&mut server)
                 }
-                Service::Mapping => dirsync_mapping::MappingServiceHandle::open(&config)
+                Service::Mapping => dirsync_mapping::Mapping::open(&config)
                     .await?
                     .register(&mut server),
                 Service::ScimGateway => unreachable!("handled above"),
@@ -151,7 +151,7 @@ pub(crate) async fn run_all(
         .await
         .context("starting the directory-reader")?
         .register(&mut server);
-    dirsync_mapping::MappingServiceHandle::open(&config)
+    dirsync_mapping::Mapping::open(&config)
         .await
         .context("starting the mapping service")?
         .register(&mut server);

@@ -116,7 +116,7 @@ pub async fn start_grpc_on(config: &DirsyncConfig, listener: TcpListener) -> Run
         .await
         .unwrap_or_else(|error| panic!("directory-reader: {error}"))
         .register(&mut server);
-    dirsync_mapping::MappingServiceHandle::open(config)
+    dirsync_mapping::Mapping::open(config)
         .await
         .unwrap_or_else(|error| panic!("mapping: {error}"))
         .register(&mut server);
