@@ -1,7 +1,7 @@
 //! SCIM 2.0 (RFC 7643 / RFC 7644) for the gateway that Microsoft Entra ID's
 //! provisioning service calls.
 //!
-//! This crate is pure: no I/O, no async, no clock, no randomness. It turns
+//! This crate is pure: no I/O, no async, no clock (callers pass times in), no randomness. It turns
 //! request bodies and query parameters into validated values, edits stored
 //! resources as JSON, and builds response bodies. The HTTP layer and the
 //! store live elsewhere.
@@ -19,6 +19,7 @@
 //! - [`filter`]: filter and attribute-path parsing and evaluation.
 //! - [`patch`]: the PATCH engine and the group membership planner.
 //! - [`resource`]: User/Group body normalisation and summaries.
+//! - [`meta`]: `meta` with RFC 3339 dates and weak ETag versions.
 //! - [`limits`]: bounds on attribute lengths and counts, checked before anything is stored.
 //! - [`projection`]: `attributes` / `excludedAttributes`.
 //! - [`list`]: ListResponse and paging.
@@ -34,6 +35,7 @@ pub mod error;
 pub mod filter;
 pub mod limits;
 pub mod list;
+pub mod meta;
 pub mod patch;
 pub mod projection;
 pub mod resource;

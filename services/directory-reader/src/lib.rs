@@ -31,7 +31,9 @@ impl DirectoryReader {
 
     pub fn register(&self, server: &mut GrpcServer) {
         server.add_service(
-            pb::directory_reader_service_server::DirectoryReaderServiceServer::new(DirectoryReaderApi),
+            pb::directory_reader_service_server::DirectoryReaderServiceServer::new(
+                DirectoryReaderApi,
+            ),
         );
     }
 }

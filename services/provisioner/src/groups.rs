@@ -224,12 +224,7 @@ fn filter_view(model: &group::Model, members: Option<&[pb::GroupMember]>) -> Val
         "schemas": [dirsync_scim::SCHEMA_GROUP],
         "id": model.id,
         "displayName": model.display_name,
-        "meta": {
-            "resourceType": "Group",
-            "created": listing::rfc3339(model.created_at),
-            "lastModified": listing::rfc3339(model.updated_at),
-            "version": format!("W/\"{}\"", model.version),
-        },
+        "meta": dirsync_scim::meta::meta("Group", model.created_at, model.updated_at, model.version, None),
     });
     if let Value::Object(map) = &mut view {
         if let Some(external_id) = &model.external_id {
@@ -342,52 +337,23 @@ impl GroupApi {
             .order_by_asc(group::Column::CreatedAt)
             .order_by_asc(group::Column::Id);
         let db = self.store.db();
-        let (rows, total) = if sql.exact {
-            let rows = if page.limit == 0 {
-                Vec::new()
-            } else {
-                query
-                    .clone()
-                    .offset(page.offset)
-                    .limit(page.limit)
-                    .all(db)
-                    .await?
-            };
-            // A first page that is not full is the whole result: Entra's
-            // matching queries need no second round trip for the count.
-            let total = if page.offset == 0 && (rows.len() as u64) < page.limit {
-                rows.len() as u64
-            } else {
-                query.count(db).await?
-            };
-            (rows, total)
-        } else {
-            let candidates = query.limit(listing::MAX_SCAN_ROWS + 1).all(db).await?;
-            if candidates.len() as u64 > listing::MAX_SCAN_ROWS {
-                return Err(listing::too_many());
-            }
-            let with_members = mentions_members(&request.filter);
-            let mut matched = Vec::new();
-            for row in candidates {
-                let members = if with_members {
-                    Some(all_members(db, &row.tenant_id, &row.id).await?)
-                } else {
-                    None
-                };
-                let keep = filter
-                    .as_ref()
-                    .is_none_or(|filter| filter.matches(&filter_view(&row, members.as_deref())));
-                if keep {
-                    matched.push(row);
+        let (rows, total) = match &filter {
+            Some(filter) if !sql.exact => {
+                let with_members = mentions_members(&request.filter);
+                let mut matched = Vec::new();
+                for row in listing::candidates(db, query).await? {
+                    let members = if with_members {
+                        Some(all_members(db, &row.tenant_id, &row.id).await?)
+                    } else {
+                        None
+                    };
+                    if filter.matches(&filter_view(&row, members.as_deref())) {
+                        matched.push(row);
+                    }
                 }
+                listing::page_of(matched, page)
             }
-            let total = matched.len() as u64;
-            let rows = matched
-                .into_iter()
-                .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
-                .take(usize::try_from(page.limit).unwrap_or(usize::MAX))
-                .collect();
-            (rows, total)
+            _ => listing::exact_page(db, query, page).await?,
         };
         let mut groups = Vec::with_capacity(rows.len());
         for row in rows {

@@ -22,8 +22,8 @@ mod groups;
 mod listing;
 mod maas360_reads;
 mod metrics;
-mod schema;
 mod reconcile;
+mod schema;
 mod store;
 mod tenants;
 mod users;
@@ -37,8 +37,8 @@ use dirsync_runtime::{DirsyncConfig, GrpcServer, StartError};
 use tokio::net::TcpListener;
 
 pub use error::{ProvisionerError, SCIM_TYPE_METADATA};
-pub use schema::Migrator;
 pub use reconcile::Reconciler;
+pub use schema::Migrator;
 pub use store::Store;
 
 /// Name of this service in logs and migration errors.

@@ -5,8 +5,8 @@
 //! can in SQL and the exact SCIM evaluator decides each remaining row.
 
 use dirsync_scim::{CompValue, CompareOp, Filter};
-use sea_orm::Condition;
 use sea_orm::sea_query::SimpleExpr;
+use sea_orm::{Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QuerySelect, Select};
 
 use crate::error::{ProvisionerError, Result};
 
@@ -134,6 +134,64 @@ pub(crate) fn translate(filter: &Filter, columns: &dyn ColumnMap) -> SqlFilter {
     }
 }
 
+/// One page of the rows `query` selects (tenant, an exact SQL filter and the order already
+/// applied), and how many match in all. A first page that is not full is the whole result, so
+/// Entra's matching queries cost one index seek and no count.
+pub(crate) async fn exact_page<E>(
+    db: &impl ConnectionTrait,
+    query: Select<E>,
+    page: Page,
+) -> Result<(Vec<E::Model>, u64)>
+where
+    E: EntityTrait,
+    E::Model: Send + Sync,
+{
+    let rows = if page.limit == 0 {
+        Vec::new()
+    } else {
+        query
+            .clone()
+            .offset(page.offset)
+            .limit(page.limit)
+            .all(db)
+            .await?
+    };
+    let total = if page.offset == 0 && (rows.len() as u64) < page.limit {
+        rows.len() as u64
+    } else {
+        query.count(db).await?
+    };
+    Ok((rows, total))
+}
+
+/// The rows SQL could only narrow, for the exact SCIM evaluator to decide: at most
+/// [`MAX_SCAN_ROWS`], else the filter is refused as too costly.
+pub(crate) async fn candidates<E>(
+    db: &impl ConnectionTrait,
+    query: Select<E>,
+) -> Result<Vec<E::Model>>
+where
+    E: EntityTrait,
+    E::Model: Send + Sync,
+{
+    let candidates = query.limit(MAX_SCAN_ROWS + 1).all(db).await?;
+    if candidates.len() as u64 > MAX_SCAN_ROWS {
+        return Err(too_many());
+    }
+    Ok(candidates)
+}
+
+/// One page of rows the evaluator kept, and how many it kept in all.
+pub(crate) fn page_of<T>(matched: Vec<T>, page: Page) -> (Vec<T>, u64) {
+    let total = matched.len() as u64;
+    let rows = matched
+        .into_iter()
+        .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(page.limit).unwrap_or(usize::MAX))
+        .collect();
+    (rows, total)
+}
+
 pub(crate) fn parse_filter(raw: &str) -> Result<Option<Filter>> {
     let raw = raw.trim();
     if raw.is_empty() {
@@ -152,13 +210,6 @@ pub(crate) fn too_many() -> ProvisionerError {
              filter on userName, externalId, id, displayName or the work email"
         ),
     )
-}
-
-/// RFC 3339 with milliseconds, as SCIM's `meta` dates.
-pub(crate) fn rfc3339(unix_ms: i64) -> String {
-    let time = std::time::UNIX_EPOCH
-        + std::time::Duration::from_millis(u64::try_from(unix_ms).unwrap_or(0));
-    humantime::format_rfc3339_millis(time).to_string()
 }
 
 #[cfg(test)]

@@ -47,15 +47,20 @@ impl TenantApi {
     }
 }
 
-/// A new bearer token and the hash that is stored in its place.
-fn new_token() -> (String, String) {
-    let token = format!(
-        "{TOKEN_PREFIX}{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
+/// A new bearer token (32 bytes from the operating system's random source, in hex) and the
+/// hash that is stored in its place.
+fn new_token() -> Result<(String, String)> {
+    use rand::TryRng as _;
+    let mut secret = [0u8; 32];
+    rand::rngs::SysRng
+        .try_fill_bytes(&mut secret)
+        .map_err(|error| {
+            ProvisionerError::Database(format!("cannot draw a token from the OS: {error}"))
+        })?;
+    let hex: String = secret.iter().map(|byte| format!("{byte:02x}")).collect();
+    let token = format!("{TOKEN_PREFIX}{hex}");
     let hash = hash_token(&token);
-    (token, hash)
+    Ok((token, hash))
 }
 
 pub(crate) fn hash_token(token: &str) -> String {
@@ -182,7 +187,7 @@ impl TenantApi {
         } else {
             0
         };
-        let (token, hash) = new_token();
+        let (token, hash) = new_token()?;
         scim_token::ActiveModel {
             token_hash: Set(hash),
             tenant_id: Set(tenant_id.to_owned()),
@@ -234,7 +239,7 @@ impl pb::tenant_service_server::TenantService for TenantApi {
             }
             None => None,
         };
-        let (token, hash) = new_token();
+        let (token, hash) = new_token()?;
         let now = now_ms();
         let write = self.store.write().await?;
         let model = tenant::ActiveModel {

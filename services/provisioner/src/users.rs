@@ -2,11 +2,9 @@
 //! normalised; the indexed columns are derived from it on every write.
 
 use dirsync_proto::provisioner::v1 as pb;
-use dirsync_scim::{Filter, UserSummary};
+use dirsync_scim::UserSummary;
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde_json::Value;
 use tonic::{Request, Response, Status};
 
@@ -89,12 +87,13 @@ fn filter_view(model: &user::Model) -> Value {
         map.insert("id".to_owned(), Value::String(model.id.clone()));
         map.insert(
             "meta".to_owned(),
-            serde_json::json!({
-                "resourceType": "User",
-                "created": listing::rfc3339(model.created_at),
-                "lastModified": listing::rfc3339(model.updated_at),
-                "version": format!("W/\"{}\"", model.version),
-            }),
+            dirsync_scim::meta::meta(
+                "User",
+                model.created_at,
+                model.updated_at,
+                model.version,
+                None,
+            ),
         );
     }
     view
@@ -191,46 +190,16 @@ impl UserApi {
             .order_by_asc(user::Column::CreatedAt)
             .order_by_asc(user::Column::Id);
         let db = self.store.db();
-
-        let (rows, total) = if sql.exact {
-            let rows = if page.limit == 0 {
-                Vec::new()
-            } else {
-                query
-                    .clone()
-                    .offset(page.offset)
-                    .limit(page.limit)
-                    .all(db)
+        let (rows, total) = match &filter {
+            Some(filter) if !sql.exact => {
+                let matched = listing::candidates(db, query)
                     .await?
-            };
-            // A first page that is not full is the whole result: Entra's
-            // matching queries need no second round trip for the count.
-            let total = if page.offset == 0 && (rows.len() as u64) < page.limit {
-                rows.len() as u64
-            } else {
-                query.count(db).await?
-            };
-            (rows, total)
-        } else {
-            let candidates = query.limit(listing::MAX_SCAN_ROWS + 1).all(db).await?;
-            if candidates.len() as u64 > listing::MAX_SCAN_ROWS {
-                return Err(listing::too_many());
+                    .into_iter()
+                    .filter(|row| filter.matches(&filter_view(row)))
+                    .collect();
+                listing::page_of(matched, page)
             }
-            let matched: Vec<user::Model> = candidates
-                .into_iter()
-                .filter(|row| {
-                    filter
-                        .as_ref()
-                        .is_none_or(|filter: &Filter| filter.matches(&filter_view(row)))
-                })
-                .collect();
-            let total = matched.len() as u64;
-            let rows = matched
-                .into_iter()
-                .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
-                .take(usize::try_from(page.limit).unwrap_or(usize::MAX))
-                .collect();
-            (rows, total)
+            _ => listing::exact_page(db, query, page).await?,
         };
         Ok(pb::ListUsersResponse {
             users: rows.into_iter().map(to_pb).collect(),

@@ -31,7 +31,7 @@ pub(crate) fn resource_response(
     location: Option<&str>,
 ) -> Response {
     let mut response = scim_response(status, body);
-    if let Ok(etag) = HeaderValue::from_str(&format!("W/\"{version}\"")) {
+    if let Ok(etag) = HeaderValue::from_str(&dirsync_scim::meta::etag(version)) {
         response.headers_mut().insert(header::ETAG, etag);
     }
     if let Some(location) = location.and_then(|l| HeaderValue::from_str(l).ok()) {
