@@ -119,6 +119,11 @@ impl Maas360Client {
         &self.inner.options
     }
 
+    /// The numeric `groupType` of MaaS360's user groups for this client (3 unless configured).
+    pub fn user_group_type(&self) -> i64 {
+        self.inner.options.user_group_type
+    }
+
     /// The routes this client calls.
     pub fn routes(&self) -> &RouteTable {
         &self.inner.options.routes

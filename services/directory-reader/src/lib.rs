@@ -63,9 +63,9 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'stati
 
 #[tonic::async_trait]
 impl pb::directory_reader_service_server::DirectoryReaderService for DirectoryReaderApi {
-    type StreamUsersStream = BoxStream<pb::DirectoryUser>;
-    type StreamGroupsStream = BoxStream<pb::DirectoryGroup>;
-    type StreamChangesStream = BoxStream<pb::DirectoryChange>;
+    type StreamUsersStream = BoxStream<pb::StreamUsersResponse>;
+    type StreamGroupsStream = BoxStream<pb::StreamGroupsResponse>;
+    type StreamChangesStream = BoxStream<pb::StreamChangesResponse>;
 
     async fn stream_users(
         &self,
@@ -98,7 +98,7 @@ impl pb::directory_reader_service_server::DirectoryReaderService for DirectoryRe
     async fn get_sync_state(
         &self,
         _: Request<pb::GetSyncStateRequest>,
-    ) -> Result<Response<pb::SyncState>, Status> {
+    ) -> Result<Response<pb::GetSyncStateResponse>, Status> {
         Err(unimplemented("GetSyncState"))
     }
 }

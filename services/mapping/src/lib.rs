@@ -60,14 +60,14 @@ impl pb::mapping_service_server::MappingService for MappingApi {
     async fn create_mapping(
         &self,
         _: Request<pb::CreateMappingRequest>,
-    ) -> Result<Response<pb::Mapping>, Status> {
+    ) -> Result<Response<pb::CreateMappingResponse>, Status> {
         Err(unimplemented("CreateMapping"))
     }
 
     async fn get_mapping(
         &self,
         _: Request<pb::GetMappingRequest>,
-    ) -> Result<Response<pb::Mapping>, Status> {
+    ) -> Result<Response<pb::GetMappingResponse>, Status> {
         Err(unimplemented("GetMapping"))
     }
 
@@ -95,7 +95,7 @@ impl pb::mapping_service_server::MappingService for MappingApi {
     async fn plan_migration(
         &self,
         _: Request<pb::PlanMigrationRequest>,
-    ) -> Result<Response<pb::MigrationPlan>, Status> {
+    ) -> Result<Response<pb::PlanMigrationResponse>, Status> {
         Err(unimplemented("PlanMigration"))
     }
 

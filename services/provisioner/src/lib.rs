@@ -26,6 +26,7 @@ mod reconcile;
 mod schema;
 mod store;
 mod tenants;
+mod user_fields;
 mod users;
 mod work;
 
@@ -36,7 +37,7 @@ use dirsync_proto::provisioner::v1 as pb;
 use dirsync_runtime::{DirsyncConfig, GrpcServer, StartError};
 use tokio::net::TcpListener;
 
-pub use error::{ProvisionerError, SCIM_TYPE_METADATA};
+pub use error::ProvisionerError;
 pub use reconcile::Reconciler;
 pub use schema::Migrator;
 pub use store::Store;

@@ -200,6 +200,17 @@ impl ListQuery {
         Ok(query)
     }
 
+    /// The provisioner's page size: SCIM's `count`, or 0 for the default page.
+    pub(crate) fn page_size(&self) -> i32 {
+        self.count
+            .map_or(0, |count| i32::try_from(count).unwrap_or(i32::MAX))
+    }
+
+    /// `count=0`: RFC 7644 asks only for `totalResults`.
+    pub(crate) fn count_only(&self) -> bool {
+        self.count == Some(0)
+    }
+
     pub(crate) fn project(&self, resource: &Value) -> Value {
         if self.attributes.is_empty() && self.excluded_attributes.is_empty() {
             resource.clone()

@@ -5,6 +5,10 @@ use dirsync_proto::provisioner::v1 as pb;
 use dirsync_scim::meta::meta;
 use serde_json::{Map, Value, json};
 
+fn unix_ms(time: Option<&prost_types::Timestamp>) -> i64 {
+    time.map_or(0, dirsync_proto::time::to_unix_ms)
+}
+
 pub(crate) fn user_location(base_url: &str, id: &str) -> String {
     format!("{base_url}/Users/{id}")
 }
@@ -32,8 +36,8 @@ pub(crate) fn user(base_url: &str, user: &pb::User) -> Value {
         "meta".to_owned(),
         meta(
             "User",
-            user.created_at_unix_ms,
-            user.updated_at_unix_ms,
+            unix_ms(user.create_time.as_ref()),
+            unix_ms(user.update_time.as_ref()),
             user.version,
             Some(&user_location(base_url, &user.id)),
         ),
@@ -74,8 +78,8 @@ pub(crate) fn group(base_url: &str, group: &pb::Group, with_members: bool) -> Va
         "meta".to_owned(),
         meta(
             "Group",
-            group.created_at_unix_ms,
-            group.updated_at_unix_ms,
+            unix_ms(group.create_time.as_ref()),
+            unix_ms(group.update_time.as_ref()),
             group.version,
             Some(&group_location(base_url, &group.id)),
         ),

@@ -32,8 +32,8 @@ fn millis(at: Option<&prost_types::Timestamp>) -> i64 {
 fn attempts(entries: &[pb::AuditEntry]) -> BTreeMap<(i32, String), BTreeMap<(String, i64), Span>> {
     let mut resources: BTreeMap<(i32, String), BTreeMap<(String, i64), Span>> = BTreeMap::new();
     for entry in entries {
-        let started = millis(entry.attempt_started_at.as_ref());
-        let at = millis(entry.at.as_ref());
+        let started = millis(entry.attempt_start_time.as_ref());
+        let at = millis(entry.time.as_ref());
         let span = resources
             .entry((entry.kind, entry.resource_id.clone()))
             .or_default()
@@ -129,11 +129,13 @@ async fn two_provisioners_share_the_work_and_one_takes_over_when_the_other_dies(
     }
     let before_kill = pb::work_service_client::WorkServiceClient::new(second_channel)
         .get_work_status(pb::GetWorkStatusRequest {
-            tenant_id: tenant_id.clone(),
+            tenant: tenant_id.clone(),
         })
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+        .status
+        .unwrap_or_default();
     assert!(
         before_kill.queue_depth > 0,
         "killed mid-drain, not after it: {before_kill:?}"

@@ -238,11 +238,13 @@ pub async fn wait_settled(channel: Channel, tenant_id: &str, within: Duration) -
     loop {
         let status = work
             .get_work_status(pb::GetWorkStatusRequest {
-                tenant_id: tenant_id.to_owned(),
+                tenant: tenant_id.to_owned(),
             })
             .await
             .unwrap()
-            .into_inner();
+            .into_inner()
+            .status
+            .unwrap_or_default();
         if status.queue_depth == 0 && status.in_flight == 0 {
             return status;
         }
