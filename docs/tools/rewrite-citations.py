@@ -127,8 +127,8 @@ CORRECTION_TOPICS = [
     (r"1002|invalid credentials", "2.2"),
     (r"X-Rate-Limit|rate.limit|limit reached|throttl|429|ResetWindow|Remaining", "7"),
     (r"active device|delet|queued|deactivat|reactivat|daily job", "4.5"),
-    (r"addUser|form fields|userIdentifier", "4.3"),
     (r"groupType|groupID|group list|user group|device group|searchByGroup", "5.1"),
+    (r"addUser|form fields|userIdentifier", "4.3"),
     (r"actionStatus|actionResponse|write route", "3.4"),
     (r"authType", "4.3"),
     (r"still no public evidence|gap", "10"),
@@ -141,7 +141,8 @@ MENTION = re.compile(
 # Documents whose section signs are not ours to rewrite.
 BLOCKER = re.compile(r"\bRFC\s*\d+|(?<![\w/.-])docs/(?:maas360|entra-scim|graph)\.md")
 SECTION = re.compile(r"§\s?(\d+(?:\.\d+)*)")
-CORRECTIONS = re.compile(r"Corrections(?:\s*\(([^)]*)\))?")
+# "Corrections" as a citation; the section's full title is prose, not a citation.
+CORRECTIONS = re.compile(r"Corrections(?! and further evidence)(?:\s*\(([^)]*)\))?")
 # A comment line continues the same citation; anything else ends it.
 COMMENT_START = re.compile(r"\s*(?://|#|\*|/\*|--|;)")
 
@@ -177,13 +178,15 @@ def correction_target(text, at, end, topic):
         for pattern, section in CORRECTION_TOPICS:
             if re.search(pattern, topic, re.IGNORECASE):
                 return section
-    # The citation's own line and the one before it, then a wider window.
+    # The citation's own line, then with the line before it, then a wider window.
     line_begin = text.rfind("\n", 0, at)
     previous_begin = text.rfind("\n", 0, line_begin) if line_begin > 0 else -1
     line_end = text.find("\n", end)
-    near = text[previous_begin + 1 : line_end if line_end >= 0 else len(text)]
+    line_end = line_end if line_end >= 0 else len(text)
+    own = text[line_begin + 1 : line_end]
+    near = text[previous_begin + 1 : line_end]
     wide = text[max(0, at - 400) : end + 200]
-    for window in (near, wide):
+    for window in (own, near, wide):
         for pattern, section in CORRECTION_TOPICS:
             if re.search(pattern, window, re.IGNORECASE):
                 return section
@@ -203,22 +206,24 @@ def rewrite(text, bare, markdown, report):
     tokens.sort(key=lambda token: token[0])
 
     edits = []  # (start, end, replacement)
-    owner = None  # (doc or None for a blocker, end of the last token of the citation)
+    # The citation being read: (doc, or None after a blocker; end of its last token; whether
+    # that token named the document; the last section written for it).
+    owner = None
     for start, end, kind, match in tokens:
         if kind == "mention":
             doc = OLD_NAMES[match.group(1)]
-            owner = (doc, end)
+            owner = (doc, end, True, None)
             edits.append((start, end, NEW_FILES[doc]))
             continue
         if kind == "blocker":
-            owner = (None, end)
+            owner = (None, end, False, None)
             continue
         doc = None
         qualify = False
         if owner and same_citation(text, owner[1], start, markdown):
             doc = owner[0]
             if doc is None:
-                owner = (None, end)
+                owner = (None, end, False, None)
                 continue
         elif bare:
             # A bare "Corrections" is a citation only in the forms the notes used.
@@ -238,16 +243,20 @@ def rewrite(text, bare, markdown, report):
                 report.append(f"line {line}: cannot place '{match.group(0)}'; left as it was")
                 continue
             replacement = f"§{section}"
-            # "maas360-api.md, Corrections" reads "docs/maas360.md §2.5".
-            lead = start
-            prefix = text[owner[1] : start] if owner and owner[0] == doc else None
-            if prefix is not None and re.fullmatch(r",\s*", prefix):
-                lead = owner[1]
-                replacement = " " + replacement
+            named_here = owner and owner[0] == doc and owner[2]
+            between = text[owner[1] : start] if owner else ""
+            if named_here and re.fullmatch(r",(\s*(//[/!]?|#|\*)?\s*)", text[owner[1] : start]):
+                # "maas360-api.md, Corrections" reads "docs/maas360.md §2.5".
+                edits.append((owner[1], owner[1] + 1, ""))
+            elif owner and owner[0] == doc and owner[3] == section and re.fullmatch(r"[;,]\s*", between):
+                # "§4.3; Corrections (addUser)": the section is already cited.
+                edits.append((owner[1], end, ""))
+                owner = (doc, end, False, section)
+                continue
             elif qualify:
                 replacement = f"{NEW_FILES[doc]} {replacement}"
-            edits.append((lead, end, replacement))
-            owner = (doc, end)
+            edits.append((start, end, replacement))
+            owner = (doc, end, False, section)
             continue
         new = map_section(doc, match.group(1))
         if new is None:
@@ -258,7 +267,7 @@ def rewrite(text, bare, markdown, report):
         if qualify:
             replacement = f"{NEW_FILES[doc]} {replacement}"
         edits.append((start, end, replacement))
-        owner = (doc, end)
+        owner = (doc, end, False, new)
 
     for match in re.finditer(r"/work/shared/reference/?", text):
         if not any(s <= match.start() < e for s, e, _ in edits):

@@ -20,8 +20,8 @@
 //! [`requests`] builds every body and URL without I/O, so the wire shapes are
 //! testable (and reusable by server-side tests).
 //!
-//! The facts behind the shapes are in `entra-scim.md` (sections cited in the
-//! code as §n).
+//! The facts behind the shapes are in `docs/entra-scim.md`, cited in the code as
+//! `docs/entra-scim.md §n`.
 
 mod directory;
 mod error;
