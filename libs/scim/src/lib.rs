@@ -23,6 +23,8 @@
 //! - [`projection`]: `attributes` / `excludedAttributes`.
 //! - [`list`]: ListResponse and paging.
 //! - [`discovery`]: ServiceProviderConfig, Schemas, ResourceTypes.
+//! - `values`: shaping incoming attribute values, shared by PATCH and POST/PUT.
+//! - `util`: case-insensitive JSON helpers.
 //!
 //! Nothing panics on input: all recursion over untrusted input is bounded
 //! (filters by [`filter::MAX_FILTER_DEPTH`] and friends, JSON by serde_json's
