@@ -7,7 +7,7 @@
 //! store live elsewhere.
 //!
 //! It follows the RFCs where Entra does, and Entra where it does not (see
-//! `entra-scim.md`, section 6): capitalised PATCH ops, string booleans,
+//! `docs/entra-scim.md §6`): capitalised PATCH ops, string booleans,
 //! filter-in-path `add` that creates the element, path-less values with
 //! dotted and URN keys, every `manager` shape, `Remove members` with a value
 //! array meaning "remove these", unknown URNs, `null`s and case-insensitive
@@ -24,6 +24,8 @@
 //! - [`projection`]: `attributes` / `excludedAttributes`.
 //! - [`list`]: ListResponse and paging.
 //! - [`discovery`]: ServiceProviderConfig, Schemas, ResourceTypes.
+//! - `values`: shaping incoming attribute values, shared by PATCH and POST/PUT.
+//! - `util`: case-insensitive JSON helpers.
 //!
 //! Nothing panics on input: all recursion over untrusted input is bounded
 //! (filters by [`filter::MAX_FILTER_DEPTH`] and friends, JSON by serde_json's
