@@ -9,3 +9,4 @@ mod crash;
 mod deploy;
 mod replicas;
 mod support;
+mod walkthrough;

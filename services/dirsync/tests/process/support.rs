@@ -56,16 +56,27 @@ pub struct Process {
     child: Child,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    dir: Option<PathBuf>,
     pub restarts: usize,
 }
 
 impl Process {
     pub fn spawn(args: &[&str], env: &[(String, String)]) -> Self {
+        Self::start(None, args, env)
+    }
+
+    /// Like [`Process::spawn`], in `dir` (where `serve` keeps its default SQLite store).
+    pub fn spawn_in(dir: &Path, args: &[&str], env: &[(String, String)]) -> Self {
+        Self::start(Some(dir.to_owned()), args, env)
+    }
+
+    fn start(dir: Option<PathBuf>, args: &[&str], env: &[(String, String)]) -> Self {
         let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
         Self {
-            child: spawn(&args, env),
+            child: spawn(dir.as_deref(), &args, env),
             args,
             env: env.to_vec(),
+            dir,
             restarts: 0,
         }
     }
@@ -79,7 +90,7 @@ impl Process {
     /// Starts the same command again (same ports, same store).
     pub fn restart(&mut self) {
         self.kill9();
-        self.child = spawn(&self.args, &self.env);
+        self.child = spawn(self.dir.as_deref(), &self.args, &self.env);
         self.restarts += 1;
     }
 
@@ -94,8 +105,11 @@ impl Drop for Process {
     }
 }
 
-fn spawn(args: &[String], env: &[(String, String)]) -> Child {
+fn spawn(dir: Option<&Path>, args: &[String], env: &[(String, String)]) -> Child {
     let mut command = Command::new(DIRSYNC);
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
     command
         .args(args)
         .env_remove("DIRSYNC_CONFIG")
