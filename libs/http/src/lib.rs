@@ -4,7 +4,8 @@
 //! - [`retry_after`]: the `Retry-After` header, as delay-seconds or as an HTTP date
 //!   (RFC 9110 §10.2.3);
 //! - [`Backoff`]: capped exponential backoff with jitter, so that clients that failed together
-//!   do not retry together.
+//!   do not retry together;
+//! - [`RateLimiter`]: a steady rate with a burst, and a pause every caller honours.
 //!
 //! What it is not: an HTTP client, or a retry loop. It does no I/O, and its parsing takes "now"
 //! from the caller ([`parse_retry_after`]; [`retry_after`] is the shorthand against the system
@@ -13,9 +14,12 @@
 //! Modules:
 //! - `retry_after`: [`retry_after`] and [`parse_retry_after`].
 //! - `backoff`: [`Backoff`].
+//! - `rate_limit`: [`RateLimiter`].
 
 mod backoff;
+mod rate_limit;
 mod retry_after;
 
 pub use backoff::Backoff;
+pub use rate_limit::RateLimiter;
 pub use retry_after::{parse as parse_retry_after, retry_after};

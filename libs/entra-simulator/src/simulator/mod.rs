@@ -27,8 +27,9 @@ use tokio::task::JoinSet;
 use crate::directory::Directory;
 use crate::error::SimulatorError;
 use crate::requests::{PatchShape, UserImage};
+use dirsync_http::RateLimiter;
 use jobs::{Effect, Job, JobContext, execute};
-use transport::{Pacer, RequestCounts, Transport};
+use transport::{RequestCounts, Transport};
 
 /// How the simulated provisioning job talks to the SCIM server.
 #[derive(Clone)]
@@ -190,11 +191,13 @@ impl Simulator {
         }
         let pacer = match config.requests_per_second {
             None => None,
-            Some(rate) => Some(Pacer::new(rate).ok_or_else(|| {
-                SimulatorError::InvalidConfig(format!(
+            // Evenly spaced requests, as Entra's gallery connectors pace them.
+            Some(rate) if rate.is_finite() && rate > 0.0 => Some(RateLimiter::new(rate, 1)),
+            Some(rate) => {
+                return Err(SimulatorError::InvalidConfig(format!(
                     "requests_per_second must be a positive number, got {rate}"
-                ))
-            })?),
+                )));
+            }
         };
         if config.token.is_empty() {
             return Err(SimulatorError::InvalidConfig(

@@ -12,13 +12,13 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AF
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 
+use dirsync_http::RateLimiter;
+
 use crate::requests::{SCIM_CONTENT_TYPE, error_detail};
 
 /// Longest `Retry-After` the simulator honours; a misbehaving server must not
 /// be able to stall a run indefinitely.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
-/// Longest single pacing wait, guarding against absurdly low rates.
-const MAX_PACING_WAIT: Duration = Duration::from_secs(3600);
 /// Replies Entra reads are small (one resource or one page); a larger body
 /// means a broken server, and must not exhaust memory.
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
@@ -35,7 +35,7 @@ pub(super) struct Transport {
     /// The SCIM base URL, without a query string.
     pub(super) base: Url,
     auth: HeaderValue,
-    pacer: Option<Pacer>,
+    pacer: Option<RateLimiter>,
     /// Set from `Retry-After`; no request starts before it.
     paused_until: Mutex<Option<Instant>>,
     /// Set on 401: the status and the server's detail. Every task stops at its next request.
@@ -60,7 +60,7 @@ impl Transport {
         client: reqwest::Client,
         base: Url,
         auth: HeaderValue,
-        pacer: Option<Pacer>,
+        pacer: Option<RateLimiter>,
     ) -> Self {
         Self {
             client,
@@ -166,53 +166,6 @@ impl Transport {
             }
         }
         Ok(Reply { status, body })
-    }
-}
-
-/// Token bucket with a capacity of one request, i.e. evenly spaced requests.
-pub(super) struct Pacer {
-    rate: f64,
-    state: tokio::sync::Mutex<PacerState>,
-}
-
-struct PacerState {
-    tokens: f64,
-    last: Instant,
-}
-
-impl Pacer {
-    /// `None` unless `rate` is a positive, finite number of requests per second.
-    pub(super) fn new(rate: f64) -> Option<Self> {
-        (rate.is_finite() && rate > 0.0).then(|| Self {
-            rate,
-            state: tokio::sync::Mutex::new(PacerState {
-                tokens: 1.0,
-                last: Instant::now(),
-            }),
-        })
-    }
-
-    async fn acquire(&self) {
-        let wait = {
-            let mut state = self.state.lock().await;
-            let now = Instant::now();
-            let refill = now.duration_since(state.last).as_secs_f64() * self.rate;
-            state.tokens = (state.tokens + refill).min(1.0);
-            state.last = now;
-            // Reserve the token even when it is not there yet, so concurrent
-            // callers queue behind each other instead of all waking together.
-            state.tokens -= 1.0;
-            if state.tokens < 0.0 {
-                Duration::try_from_secs_f64(-state.tokens / self.rate)
-                    .unwrap_or(MAX_PACING_WAIT)
-                    .min(MAX_PACING_WAIT)
-            } else {
-                Duration::ZERO
-            }
-        };
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
     }
 }
 

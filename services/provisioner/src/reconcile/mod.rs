@@ -14,7 +14,6 @@ pub(crate) mod breaker;
 pub(crate) mod connection;
 pub(crate) mod health;
 pub(crate) mod identity;
-mod limiter;
 mod queue;
 mod worker;
 
@@ -23,7 +22,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use dirsync_http::Backoff;
+use dirsync_http::{Backoff, RateLimiter};
 use dirsync_maas360::Maas360Client;
 use dirsync_runtime::config::ProvisionerConfig;
 use tokio::sync::{Mutex, Semaphore};
@@ -36,7 +35,6 @@ use backend::DirectoryBackend;
 use breaker::Breaker;
 use connection::TenantConnection;
 use identity::UsernameMapping;
-use limiter::RateLimiter;
 
 /// How often tenants' MaaS360 connections are read again, so a connection
 /// set through another replica takes effect here too.
@@ -73,7 +71,11 @@ impl TenantRuntime {
         Self {
             backend: Arc::new(client.clone()),
             client,
-            limiter: RateLimiter::new(settings.tenant_calls_per_second),
+            // Up to a second's worth of calls at once after a quiet spell, at most 50.
+            limiter: RateLimiter::new(
+                settings.tenant_calls_per_second,
+                settings.tenant_calls_per_second.clamp(1.0, 50.0) as u32,
+            ),
             breaker: Breaker::new(
                 settings.breaker_failure_threshold,
                 settings.breaker_cooldown,
