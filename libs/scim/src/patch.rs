@@ -866,7 +866,13 @@ pub fn plan_group_patch(request: &PatchRequest) -> Result<GroupPatch, ScimError>
     for (i, op) in request.operations.iter().enumerate() {
         plan_operation(&mut plan, op).map_err(|e| at_op(i, e))?;
     }
-    Ok(plan.finish())
+    let plan = plan.finish();
+    // The bounds a POSTed group's attributes meet (see `parse_group`).
+    crate::limits::check(&json!({
+        "displayName": plan.display_name,
+        "externalId": plan.external_id.clone().flatten(),
+    }))?;
+    Ok(plan)
 }
 
 fn plan_operation(plan: &mut Planner, op: &PatchOperation) -> Result<(), ScimError> {
@@ -1039,6 +1045,7 @@ fn non_empty_id(id: &str) -> Result<Vec<String>, ScimError> {
             "a member value must be a non-empty id",
         ));
     }
+    crate::limits::check_no_nul("a member id", id)?;
     Ok(vec![id.to_owned()])
 }
 
@@ -1423,6 +1430,20 @@ mod tests {
             {"op": "replace", "value": {"displayName": "N", "description": "d"}}
         ]));
         assert_eq!(g.display_name.as_deref(), Some("N"));
+    }
+
+    #[test]
+    fn group_values_meet_the_limits() {
+        for ops in [
+            json!([{"op": "add", "path": "members", "value": [{"value": "a\u{0}"}]}]),
+            json!([{"op": "replace", "path": "displayName", "value": "n\u{0}"}]),
+            json!([{"op": "replace", "path": "externalId", "value": "\u{0}"}]),
+            json!([{"op": "replace", "path": "externalId", "value": "e".repeat(300)}]),
+            json!([{"op": "replace", "path": "displayName", "value": "d".repeat(300)}]),
+        ] {
+            let e = plan_group_patch(&req(ops.clone())).unwrap_err();
+            assert_eq!(e.scim_type, Some(ScimType::InvalidValue), "{ops}");
+        }
     }
 
     #[test]
