@@ -390,11 +390,17 @@ fn apply_attr(
         return apply_sub(c, &key, def, kind, sub, value);
     }
     if let Some(d) = def.filter(|d| d.required) {
-        let ok = kind != PatchOpKind::Remove
-            && value
-                .and_then(Value::as_str)
-                .is_some_and(|s| !s.trim().is_empty());
-        if !ok {
+        // RFC 7644 §3.5.2.2: a required attribute removed or left unassigned is `mutability`.
+        if kind == PatchOpKind::Remove || value.is_none_or(is_blank) {
+            return Err(bad(
+                ScimType::Mutability,
+                format!("{} is required: it cannot be removed or emptied", d.name),
+            ));
+        }
+        if value
+            .and_then(Value::as_str)
+            .is_none_or(|s| s.trim().is_empty())
+        {
             return Err(bad(
                 ScimType::InvalidValue,
                 format!("{} is required and must stay a non-empty string", d.name),
@@ -979,15 +985,19 @@ fn plan_path(
         return Err(unsupported());
     }
     if name.eq_ignore_ascii_case("displayName") {
+        // RFC 7644 §3.5.2.2: a required attribute removed or left unassigned is `mutability`.
         let required = || {
             bad(
-                ScimType::InvalidValue,
-                "displayName is required and cannot be removed or emptied",
+                ScimType::Mutability,
+                "displayName is required: it cannot be removed or emptied",
             )
         };
         match (kind, value) {
             (PatchOpKind::Remove, _) | (_, None) => return Err(required()),
-            (_, Some(Value::String(s))) if s.trim().is_empty() => return Err(required()),
+            (_, Some(Value::String(s))) if s.is_empty() => return Err(required()),
+            (_, Some(Value::String(s))) if s.trim().is_empty() => {
+                return Err(bad(ScimType::InvalidValue, "displayName must not be blank"));
+            }
             (_, Some(Value::String(s))) => plan.plan.display_name = Some(s.clone()),
             (_, Some(_)) => {
                 return Err(bad(ScimType::InvalidValue, "displayName must be a string"));
@@ -1288,14 +1298,30 @@ mod tests {
 
     #[test]
     fn required_user_name_cannot_be_cleared() {
-        for ops in [
-            json!([{"op": "remove", "path": "userName"}]),
-            json!([{"op": "replace", "path": "userName", "value": ""}]),
-            json!([{"op": "replace", "value": {"USERNAME": null}}]),
-            json!([{"op": "replace", "path": "userName", "value": 5}]),
+        for (ops, scim_type) in [
+            (
+                json!([{"op": "remove", "path": "userName"}]),
+                ScimType::Mutability,
+            ),
+            (
+                json!([{"op": "replace", "path": "userName", "value": ""}]),
+                ScimType::Mutability,
+            ),
+            (
+                json!([{"op": "replace", "value": {"USERNAME": null}}]),
+                ScimType::Mutability,
+            ),
+            (
+                json!([{"op": "replace", "path": "userName", "value": "  "}]),
+                ScimType::InvalidValue,
+            ),
+            (
+                json!([{"op": "replace", "path": "userName", "value": 5}]),
+                ScimType::InvalidValue,
+            ),
         ] {
             let e = apply_patch(&mut base(), &req(ops.clone())).unwrap_err();
-            assert_eq!(e.scim_type, Some(ScimType::InvalidValue), "{ops}");
+            assert_eq!(e.scim_type, Some(scim_type), "{ops}");
             assert!(e.detail.contains("userName"));
         }
     }
@@ -1451,15 +1477,19 @@ mod tests {
         for (ops, t) in [
             (
                 json!([{"op": "replace", "path": "displayName", "value": ""}]),
+                ScimType::Mutability,
+            ),
+            (
+                json!([{"op": "replace", "path": "displayName", "value": " "}]),
                 ScimType::InvalidValue,
             ),
             (
                 json!([{"op": "replace", "path": "displayName"}]),
-                ScimType::InvalidValue,
+                ScimType::Mutability,
             ),
             (
                 json!([{"op": "remove", "path": "displayName"}]),
-                ScimType::InvalidValue,
+                ScimType::Mutability,
             ),
             (
                 json!([{"op": "replace", "path": "owners", "value": "d"}]),
