@@ -211,6 +211,20 @@ pub mod http {
     use hyper_util::rt::TokioExecutor;
     use serde_json::Value;
 
+    /// `text` percent-encoded for a query value (everything but RFC 3986's unreserved
+    /// characters), as a client that builds URLs properly sends it.
+    pub fn encode_query_value(text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        for byte in text.bytes() {
+            if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+                out.push(char::from(byte));
+            } else {
+                out.push_str(&format!("%{byte:02X}"));
+            }
+        }
+        out
+    }
+
     /// One response, read whole.
     #[derive(Debug)]
     pub struct Reply {

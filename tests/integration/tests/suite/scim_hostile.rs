@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dirsync_tests::http::{RawRequest, Reply, ScimClient};
+use dirsync_tests::http::{RawRequest, Reply, ScimClient, encode_query_value};
 use dirsync_tests::{Running, Stack, ephemeral_listener, spawn, start_grpc, test_config};
 use hyper::Method;
 use rand::rngs::StdRng;
@@ -475,20 +475,8 @@ fn patch(ops: Value) -> Vec<u8> {
         .into_bytes()
 }
 
-fn percent_encode(text: &str) -> String {
-    let mut out = String::new();
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 fn filter_query(filter: &str) -> String {
-    format!("filter={}", percent_encode(filter))
+    format!("filter={}", encode_query_value(filter))
 }
 
 /// Bodies that are not JSON at all (checked when the generator runs).
