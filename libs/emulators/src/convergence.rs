@@ -77,6 +77,13 @@ pub fn compare(expected: &Expected, state: &StateDump) -> Comparison {
                         user.mail, found.email
                     ));
                 }
+                // MaaS360's full name is Entra's display name (dirsync's identity rule).
+                if !user.display_name.is_empty() && found.full_name != user.display_name {
+                    mismatches.push(format!(
+                        "user {upn}: Entra displayName {:?}, MaaS360 fullName {:?}",
+                        user.display_name, found.full_name
+                    ));
+                }
             }
         }
     }

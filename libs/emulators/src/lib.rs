@@ -1,9 +1,10 @@
 //! Emulators of the external systems dirsync talks to, for tests, the demo and benchmarks.
 //!
-//! Each emulator is a real HTTP server on a real socket, faithful to the wire shapes that the
-//! research notes in `/work/shared/reference/` establish, with switchable fault injection so
-//! callers can be tested against throttling, outages and lost responses. None of them is a
-//! general implementation of the service it stands for: each serves what dirsync calls.
+//! Each emulator is a real HTTP server on a real socket, faithful to the wire shapes that
+//! `docs/maas360.md` and `docs/graph.md` establish (each has a section on what its emulator
+//! reproduces), with switchable fault injection so callers can be tested against throttling,
+//! outages and lost responses. None of them is a general implementation of the service it
+//! stands for: each serves what dirsync calls.
 //!
 //! Modules:
 //! - [`graph`]: Microsoft Graph and the Entra ID token endpoint (users, groups, members,

@@ -401,7 +401,7 @@ async fn tokens_must_be_well_formed_current_and_for_this_account() {
     .await;
     assert_eq!(ok.status, 200);
 
-    // IBM's own integration sends single quotes (maas360-api.md, Corrections).
+    // IBM's own integration sends single quotes (docs/maas360.md §2.4).
     let single = auth.replace('"', "'");
     let ok = http(
         handle.addr(),

@@ -4,12 +4,14 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 
+use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
+use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 
 use crate::names::{
     DEPARTMENTS, DOMAIN, GIVEN_NAMES, LOCATIONS, PROJECTS, SURNAMES, TEAM_SUFFIXES,
 };
-use crate::rng::SplitMix64;
 
 /// Most users belong to this many groups at generation time (inclusive).
 const MIN_GROUPS_PER_USER: usize = 1;
@@ -257,19 +259,35 @@ fn local_part(upn: &str) -> String {
     upn.split('@').next().unwrap_or(upn).to_owned()
 }
 
-fn pick_str(rng: &mut SplitMix64, items: &[&'static str], fallback: &'static str) -> &'static str {
-    rng.pick(items).copied().unwrap_or(fallback)
+/// A version-4-shaped GUID, like Entra object ids, drawn from the directory's seeded
+/// generator so that ids are as reproducible as everything else.
+fn random_guid(rng: &mut StdRng) -> String {
+    let high: u64 = rng.random();
+    let low: u64 = rng.random();
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:x}{:03x}-{:012x}",
+        high >> 32,
+        (high >> 16) & 0xffff,
+        high & 0x0fff,
+        8 + ((low >> 62) & 0x3),
+        (low >> 48) & 0x0fff,
+        low & 0xffff_ffff_ffff
+    )
 }
 
-fn pick_job(rng: &mut SplitMix64) -> (&'static str, &'static str) {
-    match rng.pick(DEPARTMENTS) {
+fn pick_str(rng: &mut StdRng, items: &[&'static str], fallback: &'static str) -> &'static str {
+    items.choose(rng).copied().unwrap_or(fallback)
+}
+
+fn pick_job(rng: &mut StdRng) -> (&'static str, &'static str) {
+    match DEPARTMENTS.choose(rng) {
         Some((dept, titles)) => (dept, pick_str(rng, titles, "Specialist")),
         None => ("General", "Specialist"),
     }
 }
 
 fn make_user(
-    rng: &mut SplitMix64,
+    rng: &mut StdRng,
     upns: &mut UpnAllocator,
     employee_number: u64,
     manager: Option<String>,
@@ -279,7 +297,7 @@ fn make_user(
     let (department, job_title) = pick_job(rng);
     let upn = upns.allocate(given, surname);
     DirectoryUser {
-        object_id: rng.guid(),
+        object_id: random_guid(rng),
         mail_nickname: local_part(&upn),
         mail: upn.clone(),
         user_principal_name: upn,
@@ -334,16 +352,12 @@ fn group_names(count: usize) -> Vec<String> {
 
 /// Weighted draw of a group index not yet in `chosen`. Callers guarantee that
 /// at least one index is free.
-fn pick_weighted(
-    rng: &mut SplitMix64,
-    cumulative: &[u64],
-    chosen: &BTreeSet<usize>,
-) -> Option<usize> {
+fn pick_weighted(rng: &mut StdRng, cumulative: &[u64], chosen: &BTreeSet<usize>) -> Option<usize> {
     let total = cumulative.last().copied().unwrap_or(0);
     if total > 0 {
         for _ in 0..16 {
-            let r = rng.next_u64() % total;
-            let idx = cumulative.partition_point(|&c| c <= r);
+            let drawn = rng.random_range(0..total);
+            let idx = cumulative.partition_point(|&bound| bound <= drawn);
             if idx < cumulative.len() && !chosen.contains(&idx) {
                 return Some(idx);
             }
@@ -378,9 +392,9 @@ const CHANGE_WEIGHTS: &[(ChangeKind, usize)] = &[
     (ChangeKind::NewUser, 2),
 ];
 
-fn pick_change_kind(rng: &mut SplitMix64) -> ChangeKind {
+fn pick_change_kind(rng: &mut StdRng) -> ChangeKind {
     let total: usize = CHANGE_WEIGHTS.iter().map(|(_, w)| w).sum();
-    let mut r = rng.below(total);
+    let mut r = rng.random_range(0..total);
     for (kind, weight) in CHANGE_WEIGHTS {
         if r < *weight {
             return *kind;
@@ -403,9 +417,10 @@ struct Batch {
 
 impl Directory {
     /// Builds a deterministic directory: the same arguments always give the
-    /// same users, groups and memberships.
+    /// same users, groups and memberships (for one version of `rand`, whose
+    /// `StdRng` algorithm may change between its major versions).
     pub fn generate(users: usize, groups: usize, seed: u64) -> Self {
-        let mut rng = SplitMix64::new(seed);
+        let mut rng = StdRng::seed_from_u64(seed);
         let mut dir = Directory::default();
         let mut upns = UpnAllocator::default();
         // About one user in eight can manage others; drawing a manager only
@@ -415,13 +430,13 @@ impl Directory {
             let manager = if i == 0 {
                 None
             } else {
-                let idx = rng.below(i.min(manager_pool));
+                let idx = rng.random_range(0..i.min(manager_pool));
                 dir.users.get(idx).map(|m| m.object_id.clone())
             };
             let mut user = make_user(&mut rng, &mut upns, 100_001 + i as u64, manager);
             // The root of the hierarchy stays enabled so there is always a
             // provisioned top manager.
-            if i > 0 && rng.chance(DISABLED_AT_START) {
+            if i > 0 && rng.random_bool(DISABLED_AT_START) {
                 user.account_enabled = false;
             } else {
                 dir.ever_enabled.insert(user.object_id.clone());
@@ -431,7 +446,7 @@ impl Directory {
 
         for name in group_names(groups) {
             dir.groups.push(DirectoryGroup {
-                object_id: rng.guid(),
+                object_id: random_guid(&mut rng),
                 display_name: name,
                 members: BTreeSet::new(),
             });
@@ -440,7 +455,7 @@ impl Directory {
         dir
     }
 
-    fn assign_initial_memberships(&mut self, rng: &mut SplitMix64) {
+    fn assign_initial_memberships(&mut self, rng: &mut StdRng) {
         let group_count = self.groups.len();
         if group_count == 0 {
             return;
@@ -449,7 +464,7 @@ impl Directory {
         let mut cumulative = Vec::with_capacity(group_count);
         let mut running = 0u64;
         for _ in 0..group_count {
-            let w = 1 + rng.below(12) as u64;
+            let w = rng.random_range(1..=12u64);
             running += w * w;
             cumulative.push(running);
         }
@@ -462,7 +477,7 @@ impl Directory {
 
         for user in &self.users {
             let wanted = rng
-                .range(MIN_GROUPS_PER_USER, MAX_GROUPS_PER_USER)
+                .random_range(MIN_GROUPS_PER_USER..=MAX_GROUPS_PER_USER)
                 .min(group_count);
             let mut chosen = BTreeSet::new();
             if let Some(&idx) = dept_group.get(&user.department) {
@@ -491,7 +506,7 @@ impl Directory {
     /// batches (as Entra's 40-minute cycles would); within a batch no user has
     /// its lifecycle changed twice.
     pub fn apply_changes(&mut self, count: usize, seed: u64) -> ChangeSummary {
-        let mut rng = SplitMix64::new(seed ^ 0x5EED_C4A1_6E5D_0001);
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x5EED_C4A1_6E5D_0001);
         let mut batch = Batch {
             upns: UpnAllocator::for_directory(self),
             next_employee_number: self.max_employee_number() + 1,
@@ -528,17 +543,13 @@ impl Directory {
 
     /// Index of a random user matching `pred`: a few blind draws first, since
     /// most predicates are common, then an exact scan for the rare ones.
-    fn find_user(
-        &self,
-        rng: &mut SplitMix64,
-        pred: impl Fn(&DirectoryUser) -> bool,
-    ) -> Option<usize> {
+    fn find_user(&self, rng: &mut StdRng, pred: impl Fn(&DirectoryUser) -> bool) -> Option<usize> {
         let n = self.users.len();
         if n == 0 {
             return None;
         }
         for _ in 0..16 {
-            let idx = rng.below(n);
+            let idx = rng.random_range(0..n);
             if self.users.get(idx).is_some_and(&pred) {
                 return Some(idx);
             }
@@ -546,7 +557,7 @@ impl Directory {
         let candidates: Vec<usize> = (0..n)
             .filter(|&i| self.users.get(i).is_some_and(&pred))
             .collect();
-        rng.pick(&candidates).copied()
+        candidates.choose(rng).copied()
     }
 
     fn groups_of(&self, user_id: &str) -> Vec<usize> {
@@ -562,7 +573,7 @@ impl Directory {
     fn try_change(
         &mut self,
         kind: ChangeKind,
-        rng: &mut SplitMix64,
+        rng: &mut StdRng,
         batch: &mut Batch,
     ) -> Option<Change> {
         match kind {
@@ -601,7 +612,7 @@ impl Directory {
         }
     }
 
-    fn rename_user(&mut self, rng: &mut SplitMix64, batch: &mut Batch) -> Option<Change> {
+    fn rename_user(&mut self, rng: &mut StdRng, batch: &mut Batch) -> Option<Change> {
         let idx = self.find_user(rng, |_| true)?;
         let user = self.users.get_mut(idx)?;
         let mut surname = pick_str(rng, SURNAMES, "Doe");
@@ -625,16 +636,16 @@ impl Directory {
         })
     }
 
-    fn change_display_name(&mut self, rng: &mut SplitMix64) -> Option<Change> {
+    fn change_display_name(&mut self, rng: &mut StdRng) -> Option<Change> {
         let idx = self.find_user(rng, |_| true)?;
         let user = self.users.get_mut(idx)?;
-        let initial = char::from(b'A' + (rng.below(26) as u8));
+        let initial = char::from(rng.random_range(b'A'..=b'Z'));
         let candidates = [
             format!("{} {initial}. {}", user.given_name, user.surname),
             format!("{}, {}", user.surname, user.given_name),
             format!("{} {} ({})", user.given_name, user.surname, user.department),
         ];
-        let new = rng.pick(&candidates)?.clone();
+        let new = candidates.choose(rng)?.clone();
         if new == user.display_name {
             return None;
         }
@@ -646,7 +657,7 @@ impl Directory {
         })
     }
 
-    fn change_job(&mut self, rng: &mut SplitMix64) -> Option<Change> {
+    fn change_job(&mut self, rng: &mut StdRng) -> Option<Change> {
         let idx = self.find_user(rng, |_| true)?;
         let user = self.users.get_mut(idx)?;
         let (department, job_title) = pick_job(rng);
@@ -662,7 +673,7 @@ impl Directory {
         })
     }
 
-    fn delete_user(&mut self, rng: &mut SplitMix64, batch: &mut Batch) -> Option<Change> {
+    fn delete_user(&mut self, rng: &mut StdRng, batch: &mut Batch) -> Option<Change> {
         let touched = &batch.lifecycle_touched;
         let idx = self.find_user(rng, |u| !touched.contains(&u.object_id))?;
         if idx >= self.users.len() {
@@ -690,7 +701,7 @@ impl Directory {
         Some(change)
     }
 
-    fn add_membership(&mut self, rng: &mut SplitMix64) -> Option<Change> {
+    fn add_membership(&mut self, rng: &mut StdRng) -> Option<Change> {
         if self.groups.is_empty() {
             return None;
         }
@@ -700,7 +711,7 @@ impl Directory {
             if self.groups_of(&user_id).len() >= MAX_GROUPS_PER_USER {
                 continue;
             }
-            let g = rng.below(self.groups.len());
+            let g = rng.random_range(0..self.groups.len());
             let group = self.groups.get_mut(g)?;
             if group.members.insert(user_id.clone()) {
                 return Some(Change::MemberAdded {
@@ -712,7 +723,7 @@ impl Directory {
         None
     }
 
-    fn remove_membership(&mut self, rng: &mut SplitMix64) -> Option<Change> {
+    fn remove_membership(&mut self, rng: &mut StdRng) -> Option<Change> {
         for _ in 0..16 {
             let idx = self.find_user(rng, |_| true)?;
             let user_id = self.users.get(idx)?.object_id.clone();
@@ -720,7 +731,7 @@ impl Directory {
             if groups.len() <= MIN_GROUPS_PER_USER {
                 continue;
             }
-            let g = *rng.pick(&groups)?;
+            let g = *groups.choose(rng)?;
             let group = self.groups.get_mut(g)?;
             group.members.remove(&user_id);
             return Some(Change::MemberRemoved {
@@ -731,7 +742,7 @@ impl Directory {
         None
     }
 
-    fn new_user(&mut self, rng: &mut SplitMix64, batch: &mut Batch) -> Change {
+    fn new_user(&mut self, rng: &mut StdRng, batch: &mut Batch) -> Change {
         let manager = self
             .find_user(rng, |u| u.account_enabled)
             .and_then(|i| self.users.get(i))
@@ -740,10 +751,10 @@ impl Directory {
         batch.next_employee_number += 1;
         let mut joined = Vec::new();
         if !self.groups.is_empty() {
-            let wanted = rng.range(1, 3).min(self.groups.len());
+            let wanted = rng.random_range(1..=3).min(self.groups.len());
             let mut chosen = BTreeSet::new();
             while chosen.len() < wanted {
-                chosen.insert(rng.below(self.groups.len()));
+                chosen.insert(rng.random_range(0..self.groups.len()));
             }
             for g in chosen {
                 if let Some(group) = self.groups.get_mut(g) {
@@ -830,6 +841,35 @@ impl Directory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_seed_same_guids() {
+        let mut first = StdRng::seed_from_u64(42);
+        let mut second = StdRng::seed_from_u64(42);
+        for _ in 0..100 {
+            assert_eq!(random_guid(&mut first), random_guid(&mut second));
+        }
+    }
+
+    #[test]
+    fn guid_shape() {
+        let mut rng = StdRng::seed_from_u64(1);
+        for _ in 0..100 {
+            let guid = random_guid(&mut rng);
+            assert_eq!(guid.len(), 36, "{guid}");
+            let parts: Vec<&str> = guid.split('-').collect();
+            assert_eq!(
+                parts.iter().map(|part| part.len()).collect::<Vec<_>>(),
+                [8, 4, 4, 4, 12]
+            );
+            assert!(parts[2].starts_with('4'));
+            assert!(matches!(
+                parts[3].chars().next(),
+                Some('8' | '9' | 'a' | 'b')
+            ));
+            assert!(guid.chars().all(|c| c == '-' || c.is_ascii_hexdigit()));
+        }
+    }
 
     fn membership_counts(dir: &Directory) -> HashMap<&str, usize> {
         let mut counts: HashMap<&str, usize> = HashMap::new();
@@ -1067,7 +1107,14 @@ mod tests {
             .position(|u| u.account_enabled && u.manager.is_some());
         let victim = victim.expect("an enabled user");
         dir.users[victim].account_enabled = false;
-        let disabled_upn = dir.users[victim].user_principal_name.clone();
+        let victim_id = dir.users[victim].object_id.clone();
+        let expected = dir.expected();
+        let disabled = expected
+            .users
+            .get(&dir.users[victim].user_principal_name)
+            .expect("a disabled user stays provisioned");
+        assert!(!disabled.active);
+        assert!(expected.active_user_count < expected.user_count);
         let summary = dir.apply_changes(30, 1);
         let deleted: Vec<&String> = summary
             .changes
@@ -1084,9 +1131,14 @@ mod tests {
         for upn in deleted {
             assert!(!expected.users.contains_key(upn));
         }
-        if let Some(u) = expected.users.get(&disabled_upn) {
-            assert!(!u.active);
-            assert!(expected.active_user_count < expected.user_count);
+        // The batch may rename, re-enable or delete the victim: expect what it is now.
+        if let Some(victim) = dir.users.iter().find(|u| u.object_id == victim_id)
+            && let Some(u) = expected.users.get(&victim.user_principal_name)
+        {
+            assert_eq!(u.active, victim.account_enabled);
+            if !victim.account_enabled {
+                assert!(expected.active_user_count < expected.user_count);
+            }
         }
         let members: usize = expected
             .groups

@@ -17,17 +17,28 @@
 //! Only a rejected bearer token (HTTP 401) stops a cycle, as it quarantines
 //! a real Entra job.
 //!
-//! [`requests`] builds every body and URL without I/O, so the wire shapes are
-//! testable (and reusable by server-side tests).
+//! What it is not: a SCIM server, a model of Entra's scoping rules or
+//! attribute-mapping expressions, or a load generator with Entra's timing (a
+//! cycle runs as fast as `requests_per_second` allows, not every 40 minutes).
 //!
-//! The facts behind the shapes are in `entra-scim.md` (sections cited in the
-//! code as §n).
+//! The facts behind the shapes are in `docs/entra-scim.md` (its §10 lists what
+//! the simulator reproduces), cited in the code as `docs/entra-scim.md §n`.
+//!
+//! Modules:
+//! - `directory`: [`Directory`], the synthetic tenant, its churn and
+//!   [`Expected`]; deterministic from a seed through `rand`'s `StdRng`.
+//! - `names`: the word lists names are drawn from.
+//! - [`requests`]: every body and URL Entra sends, and the parsing of what it
+//!   reads back, without I/O, so the wire shapes are testable (and reusable by
+//!   server-side tests).
+//! - `simulator`: [`Simulator`], the provisioning job: planning a cycle, its
+//!   jobs, and the transport (pacing, `Retry-After`, the 401 stop).
+//! - `error`: [`SimulatorError`].
 
 mod directory;
 mod error;
 mod names;
 pub mod requests;
-mod rng;
 mod simulator;
 
 pub use directory::{

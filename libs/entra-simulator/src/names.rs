@@ -2,7 +2,7 @@
 //!
 //! Names are plain ASCII apart from the occasional apostrophe or hyphen, so
 //! that display names look real while UPNs (which Entra cannot match when they
-//! hold special characters, reference §2) stay filter-safe.
+//! hold special characters, docs/entra-scim.md §2) stay filter-safe.
 
 pub(crate) const GIVEN_NAMES: &[&str] = &[
     "Ada",

@@ -1,7 +1,7 @@
 //! Pure construction of the requests Entra sends, and parsing of the replies
 //! it reads. No I/O here, so every wire shape can be unit-tested.
 //!
-//! Shapes follow `entra-scim.md` §4 (tutorial payloads) and the
+//! Shapes follow `docs/entra-scim.md` §4 (tutorial payloads) and the
 //! `aadOptscim062020` comparison in Microsoft's SCIM compatibility article
 //! (§1.4, §6 Q1/Q2/Q4/Q8/Q9).
 
@@ -14,7 +14,7 @@ pub const SCHEMA_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const SCHEMA_ENTERPRISE_USER: &str =
     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 pub const SCHEMA_GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-/// Entra lists this Microsoft-specific URN when it creates a group (§4.8).
+/// Entra lists this Microsoft-specific URN when it creates a group (docs/entra-scim.md §4.8).
 pub const SCHEMA_ADSCIM_GROUP: &str =
     "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group";
 pub const SCHEMA_PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -65,7 +65,7 @@ impl PatchShape {
 }
 
 /// The SCIM-side values of one user, as Entra last wrote them or as the target
-/// reported them. `None` means "not set"; Entra never writes `null` (§2), so a
+/// reported them. `None` means "not set"; Entra never writes `null` (docs/entra-scim.md §2), so a
 /// `None` in the desired image never produces an operation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserImage {
@@ -116,7 +116,7 @@ fn as_bool_lenient(v: &Value) -> Option<bool> {
 }
 
 impl UserImage {
-    /// The default Entra → SCIM attribute mapping (§5).
+    /// The default Entra → SCIM attribute mapping (docs/entra-scim.md §5).
     pub fn from_directory(user: &DirectoryUser) -> Self {
         Self {
             user_name: non_empty(&user.user_principal_name),
@@ -193,7 +193,7 @@ fn work_email(resource: &Value) -> Option<String> {
 }
 
 /// The manager id in a returned User, in any of the shapes servers use
-/// (complex object, bare string, one-element array; §6 Q8).
+/// (complex object, bare string, one-element array; docs/entra-scim.md §6 Q8).
 pub fn manager_from_resource(resource: &Value) -> Option<String> {
     let manager = get_ci(get_ci(resource, SCHEMA_ENTERPRISE_USER)?, "manager")?;
     let manager = match manager {
@@ -390,7 +390,7 @@ pub fn user_patch_body(shape: PatchShape, changes: &[AttributeChange]) -> Option
     Some(patch_body(ops))
 }
 
-/// `POST /Users` body (§4.1). The manager is not part of it: Entra writes
+/// `POST /Users` body (docs/entra-scim.md §4.1). The manager is not part of it: Entra writes
 /// references in a second round, once both users exist.
 pub fn user_create_body(desired: &UserImage) -> Value {
     let mut body = Map::new();
@@ -452,7 +452,7 @@ pub fn user_create_body(desired: &UserImage) -> Value {
 
 /// The reference-round PATCH for `manager`, or `None` if nothing changes.
 /// Setting sends the target id as a bare string under the enterprise URN
-/// path (§6 Q8); clearing uses the observed `manager[value eq "…"]` removal.
+/// path (docs/entra-scim.md §6 Q8); clearing uses the observed `manager[value eq "…"]` removal.
 pub fn manager_patch_body(
     shape: PatchShape,
     previous: Option<&str>,
@@ -471,7 +471,7 @@ pub fn manager_patch_body(
     Some(patch_body(vec![op]))
 }
 
-/// `POST /Groups` body (§4.8): created empty, members follow by PATCH.
+/// `POST /Groups` body (docs/entra-scim.md §4.8): created empty, members follow by PATCH.
 pub fn group_create_body(display_name: &str, external_id: &str) -> Value {
     json!({
         "schemas": [SCHEMA_GROUP, SCHEMA_ADSCIM_GROUP],
@@ -512,7 +512,7 @@ pub fn group_attributes_patch_body(
 }
 
 /// One PATCH adding these members (target user ids) in a single operation
-/// (§4.11; Entra puts an explicit `"$ref": null` on each).
+/// (docs/entra-scim.md §4.11; Entra puts an explicit `"$ref": null` on each).
 pub fn members_add_body(shape: PatchShape, member_ids: &[String]) -> Value {
     let value: Vec<Value> = member_ids
         .iter()
@@ -528,7 +528,7 @@ pub fn members_add_body(shape: PatchShape, member_ids: &[String]) -> Value {
 
 /// One PATCH removing these members: a value array under `path: members`
 /// without the flag (meaning "remove these", not "remove all"), one
-/// `members[value eq "…"]` operation per member with it (§4.12).
+/// `members[value eq "…"]` operation per member with it (docs/entra-scim.md §4.12).
 pub fn members_remove_body(shape: PatchShape, member_ids: &[String]) -> Value {
     let ops = match shape {
         PatchShape::Default => {
@@ -570,7 +570,7 @@ pub fn resource_url(base: &Url, collection: &str, id: &str) -> Option<Url> {
 }
 
 /// `GET /Users?filter=userName eq "<upn>"`, form-encoded (`+` for spaces) as
-/// in observed Entra traffic (§4.3).
+/// in observed Entra traffic (docs/entra-scim.md §4.3).
 pub fn user_query_url(base: &Url, user_name: &str) -> Option<Url> {
     let mut url = collection_url(base, "Users")?;
     url.query_pairs_mut().append_pair(
@@ -581,7 +581,7 @@ pub fn user_query_url(base: &Url, user_name: &str) -> Option<Url> {
 }
 
 /// `GET /Groups?excludedAttributes=members&filter=displayName eq "<name>"`
-/// (§4.9), parameters in Entra's order.
+/// (docs/entra-scim.md §4.9), parameters in Entra's order.
 pub fn group_query_url(base: &Url, display_name: &str) -> Option<Url> {
     let mut url = collection_url(base, "Groups")?;
     url.query_pairs_mut()
@@ -608,7 +608,7 @@ pub fn list_resources(body: &[u8]) -> Result<Vec<Value>, String> {
     }
 }
 
-/// The `id` of a returned resource. Entra requires a string (§10).
+/// The `id` of a returned resource. Entra requires a string (docs/entra-scim.md §9).
 pub fn resource_id(resource: &Value) -> Result<String, String> {
     match resource.get("id") {
         Some(Value::String(id)) if !id.is_empty() => Ok(id.clone()),

@@ -1,4 +1,4 @@
-//! Reading Entra ID's token-endpoint error bodies (graph-api.md §1.3): which part of the
+//! Reading Entra ID's token-endpoint error bodies (docs/graph.md §1.3): which part of the
 //! app's setup an AADSTS code refuses.
 
 use serde_json::Value;
@@ -72,17 +72,17 @@ fn code_in_description(description: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// The codes graph-api.md §1.3 and §1.1 name, plus a few (marked) that Entra is commonly
+/// The codes docs/graph.md §1.3 and §1.1 name, plus a few (marked) that Entra is commonly
 /// seen to return for the same parts and that the reference does not list.
 fn part_of_code(code: u64, kind: CredentialKind) -> Option<AuthPart> {
     Some(match code {
-        // graph-api.md §1.3: tenant not found. 900023 (not in the reference): the tenant id is
+        // docs/graph.md §1.3: tenant not found. 900023 (not in the reference): the tenant id is
         // neither a GUID nor a domain name.
         90002 | 900023 => AuthPart::Tenant,
-        // graph-api.md §1.3: application not found in the tenant. 7000112 (not in the reference):
+        // docs/graph.md §1.3: application not found in the tenant. 7000112 (not in the reference):
         // the application is disabled.
         700016 | 7000112 => AuthPart::Application,
-        // graph-api.md §1.3: invalid client secret. 7000222 (not in the reference): the secret
+        // docs/graph.md §1.3: invalid client secret. 7000222 (not in the reference): the secret
         // expired.
         7000215 | 7000222 => AuthPart::ClientSecret,
         // Not in the reference: the certificate is not registered / the signature does not
@@ -92,7 +92,7 @@ fn part_of_code(code: u64, kind: CredentialKind) -> Option<AuthPart> {
         // the assertion names another client (700021) or is malformed or has wrong claims
         // (50027).
         7000218 | 700021 | 50027 => credential_part(kind),
-        // graph-api.md §1.3 (invalid scope) and graph-api.md §1.1 (client credentials need a
+        // docs/graph.md §1.3 (invalid scope) and docs/graph.md §1.1 (client credentials need a
         // `/.default` scope).
         70011 | 1002012 => AuthPart::Scope,
         // Not in the reference: admin consent missing.

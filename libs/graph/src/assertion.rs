@@ -1,5 +1,5 @@
 //! The client assertion a certificate credential sends instead of a secret: a JWT signed
-//! RS256 with the certificate's private key (graph-api.md §1.2).
+//! RS256 with the certificate's private key (docs/graph.md §1.2).
 
 use std::time::{Duration, SystemTime};
 
@@ -13,10 +13,10 @@ use crate::Secret;
 use crate::credentials::Certificate;
 use crate::error::GraphError;
 
-/// `client_assertion_type` for a JWT bearer assertion (RFC 7523; graph-api.md §1.2).
+/// `client_assertion_type` for a JWT bearer assertion (RFC 7523; docs/graph.md §1.2).
 pub(crate) const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// How long an assertion is valid: graph-api.md §1.2 says about 5–10 minutes after `nbf`.
+/// How long an assertion is valid: docs/graph.md §1.2 says about 5–10 minutes after `nbf`.
 const ASSERTION_LIFETIME: Duration = Duration::from_secs(10 * 60);
 
 /// A signed assertion for one token request: `aud` is the token endpoint, `iss` = `sub` =

@@ -1,4 +1,4 @@
-//! Reading the members of many groups through JSON `$batch` (graph-api.md §5): up to 20
+//! Reading the members of many groups through JSON `$batch` (docs/graph.md §5): up to 20
 //! member reads per call, several calls in flight, each inner nextLink followed (batched
 //! again), throttled or failed items re-batched after the longest wait asked for.
 
@@ -16,7 +16,7 @@ use crate::paging::{LinkGuard, Page};
 use crate::retry::is_retryable_status;
 use crate::transport::{Payload, Reply, Request};
 
-/// A batch holds at most 20 requests (graph-api.md §5).
+/// A batch holds at most 20 requests (docs/graph.md §5).
 pub const MAX_BATCH_REQUESTS: usize = 20;
 
 /// The members of many groups.
@@ -168,7 +168,7 @@ impl GraphClient {
             .ok_or_else(|| {
                 GraphError::InvalidResponse("a $batch reply without responses".to_owned())
             })?;
-        // Answers may come in any order; they are matched by id (graph-api.md §5).
+        // Answers may come in any order; they are matched by id (docs/graph.md §5).
         let mut by_id = HashMap::with_capacity(responses.len());
         for response in responses {
             let Some(id) = response.get("id").and_then(Value::as_str) else {
@@ -180,7 +180,7 @@ impl GraphClient {
                 .and_then(|s| u16::try_from(s).ok())
                 .unwrap_or(0);
             // Inside a batch, Retry-After can be fractional and sits in the item's own
-            // headers, under any capitalisation (graph-api.md §5).
+            // headers, under any capitalisation (docs/graph.md §5).
             let retry_after = response
                 .get("headers")
                 .and_then(Value::as_object)

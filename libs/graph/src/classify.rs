@@ -6,7 +6,7 @@ use crate::aadsts::{CredentialKind, TokenError};
 use crate::error::{AuthPart, GraphError, is_resync_code};
 use crate::transport::Reply;
 
-/// `{"error": {"code", "message", "innerError": {...}}}` (graph-api.md §2.6): code and message.
+/// `{"error": {"code", "message", "innerError": {...}}}` (docs/graph.md §2.6): code and message.
 pub(crate) fn envelope(body: Option<&Value>) -> (String, String) {
     let error = body.and_then(|b| b.get("error"));
     let field = |name| {
@@ -36,7 +36,7 @@ pub(crate) fn graph_error(route: &str, reply: &Reply) -> GraphError {
             message,
         },
         // `Authorization_RequestDenied`: the app lacks a permission or its admin consent
-        // (graph-api.md §2.6, §8). Graph uses other codes for 403 elsewhere; all mean the same to a
+        // (docs/graph.md §2.6, §8). Graph uses other codes for 403 elsewhere; all mean the same to a
         // reader.
         403 => GraphError::Auth {
             part: AuthPart::Permission,
@@ -44,7 +44,7 @@ pub(crate) fn graph_error(route: &str, reply: &Reply) -> GraphError {
             message,
         },
         404 => GraphError::NotFound { code, message },
-        // graph-api.md §3.6: 410 Gone means "restart with a full sync", whatever the code; so do
+        // docs/graph.md §3.6: 410 Gone means "restart with a full sync", whatever the code; so do
         // the resync codes under any 4xx.
         410 => GraphError::DeltaExpired {
             status,
@@ -58,7 +58,7 @@ pub(crate) fn graph_error(route: &str, reply: &Reply) -> GraphError {
             message,
             location: reply.location.clone(),
         },
-        // graph-api.md §4.2: key on the status and Retry-After, never on the body code.
+        // docs/graph.md §4.2: key on the status and Retry-After, never on the body code.
         429 => GraphError::Throttled {
             retry_after: reply.retry_after,
             detail: format!("{message} ({code})"),

@@ -46,7 +46,7 @@ impl fmt::Debug for GraphClient {
     }
 }
 
-/// Direct members, or every member below the group (graph-api.md §2.3).
+/// Direct members, or every member below the group (docs/graph.md §2.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Membership {
     /// `/groups/{id}/members`.
@@ -217,9 +217,9 @@ impl GraphClient {
             .collect()
     }
 
-    /// One delta round over users (graph-api.md §3.1): every page up to the deltaLink,
+    /// One delta round over users (docs/graph.md §3.1): every page up to the deltaLink,
     /// merged per user. `select` ([`USER_FIELDS`] when empty) is sent only when the round does
-    /// not resume a deltaLink, which already encodes it (graph-api.md §3.2).
+    /// not resume a deltaLink, which already encodes it (docs/graph.md §3.2).
     pub async fn users_delta(
         &self,
         start: DeltaStart,
@@ -238,7 +238,7 @@ impl GraphClient {
     }
 
     /// One delta round over groups with membership tracking (`members` is always
-    /// selected, so changes come back in `members@delta`, graph-api.md §3.4), merged per group.
+    /// selected, so changes come back in `members@delta`, docs/graph.md §3.4), merged per group.
     pub async fn groups_delta(
         &self,
         start: DeltaStart,
@@ -260,7 +260,7 @@ impl GraphClient {
         })
     }
 
-    /// Follows nextLinks (pages may be empty, graph-api.md §3.1) until a page carries the
+    /// Follows nextLinks (pages may be empty, docs/graph.md §3.1) until a page carries the
     /// deltaLink.
     async fn delta_round(
         &self,

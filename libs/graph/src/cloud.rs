@@ -6,7 +6,7 @@ use reqwest::Url;
 use crate::error::GraphError;
 
 /// A Microsoft cloud. The authority and Graph host differ per national cloud, so both are
-/// configurable (graph-api.md §1.3, "National clouds").
+/// configurable (docs/graph.md §1.3, "National clouds").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Cloud {
     /// `login.microsoftonline.com` and `graph.microsoft.com`.
@@ -39,7 +39,7 @@ impl Cloud {
     }
 
     /// `{graph}/.default`: every application permission consented for Graph in this cloud
-    /// (graph-api.md §1.1).
+    /// (docs/graph.md §1.1).
     pub fn scope(&self) -> String {
         format!("{}/.default", self.graph_url().trim_end_matches('/'))
     }
@@ -48,7 +48,7 @@ impl Cloud {
 /// The URLs a client derives once from its cloud and tenant.
 #[derive(Clone, Debug)]
 pub(crate) struct Endpoints {
-    /// `{login}/{tenant}/oauth2/v2.0/token`; also the `aud` of a client assertion (graph-api.md
+    /// `{login}/{tenant}/oauth2/v2.0/token`; also the `aud` of a client assertion (docs/graph.md
     /// §1.2).
     pub(crate) token: Url,
     /// `{graph}/v1.0/`, with the trailing slash so relative joins stay under it.
@@ -105,7 +105,7 @@ impl Endpoints {
     }
 
     /// The path and query of a link under the API root, relative to it (`/groups/…?…`), as
-    /// `$batch` wants it (graph-api.md §5). The characters are the link's own.
+    /// `$batch` wants it (docs/graph.md §5). The characters are the link's own.
     pub(crate) fn relative(&self, url: &Url) -> Result<String, GraphError> {
         let full = url.as_str();
         let root = self.api_root.as_str();

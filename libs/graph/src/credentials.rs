@@ -1,5 +1,5 @@
 //! Who the client is: the tenant, the application (client) id, and its credential, a client
-//! secret or a certificate with its private key (graph-api.md §1.1, §1.2).
+//! secret or a certificate with its private key (docs/graph.md §1.1, §1.2).
 
 use std::fmt;
 use std::path::Path;
@@ -29,10 +29,10 @@ pub struct Credentials {
 /// How the application proves who it is.
 #[derive(Clone, Debug)]
 pub enum ClientCredential {
-    /// A client secret (`client_secret`, graph-api.md §1.1).
+    /// A client secret (`client_secret`, docs/graph.md §1.1).
     Secret(Secret),
     /// A certificate registered on the application; the client signs a JWT assertion with
-    /// its private key (`client_assertion`, graph-api.md §1.2).
+    /// its private key (`client_assertion`, docs/graph.md §1.2).
     Certificate(Certificate),
 }
 
@@ -107,7 +107,7 @@ impl Certificate {
         Self::from_pem(&read(cert)?, &read(key)?)
     }
 
-    /// `x5t`: the base64url SHA-1 thumbprint of the DER certificate (graph-api.md §1.2).
+    /// `x5t`: the base64url SHA-1 thumbprint of the DER certificate (docs/graph.md §1.2).
     pub fn thumbprint(&self) -> &str {
         &self.sha1_thumbprint
     }

@@ -1,8 +1,8 @@
-//! Delta rounds on `/users/delta` and `/groups/delta` (graph-api.md §3): where a round starts, the
+//! Delta rounds on `/users/delta` and `/groups/delta` (docs/graph.md §3): where a round starts, the
 //! typed changes it returns, and how the pages of one round are merged.
 //!
 //! Within a round Graph may repeat an object, split a large group's `members@delta` across pages
-//! and use any order (graph-api.md §3.4, §3.5). The merge keeps one change per object id, in order
+//! and use any order (docs/graph.md §3.4, §3.5). The merge keeps one change per object id, in order
 //! of first appearance; a later entry for the same object wins, and member changes of one group are
 //! unioned, a later entry for the same member winning.
 
@@ -19,14 +19,14 @@ pub enum DeltaStart {
     /// No token: every current object (and, for groups, every current member) comes back,
     /// then a deltaLink.
     Full,
-    /// `$deltatoken=latest`: no objects, only a deltaLink from now on (graph-api.md §3.1, "sync
+    /// `$deltatoken=latest`: no objects, only a deltaLink from now on (docs/graph.md §3.1, "sync
     /// from now").
     FromNow,
     /// A deltaLink a previous round returned, used verbatim.
     Resume(String),
 }
 
-/// Why Graph reports an object as removed (`@removed.reason`, graph-api.md §3.3).
+/// Why Graph reports an object as removed (`@removed.reason`, docs/graph.md §3.3).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum RemovalReason {
     /// Soft-deleted: restorable from deleted items for 30 days; a restore comes back later as

@@ -19,7 +19,7 @@ pub enum AuthPart {
     /// The requested scope is not `{graph}/.default` of this cloud (AADSTS70011, AADSTS1002012).
     Scope,
     /// The token works but the application lacks a Graph permission or its admin consent
-    /// (403 `Authorization_RequestDenied`, graph-api.md §2.6, §8).
+    /// (403 `Authorization_RequestDenied`, docs/graph.md §2.6, §8).
     Permission,
     /// Graph refused an access token the client had just obtained.
     AccessToken,
@@ -68,7 +68,7 @@ pub enum GraphError {
         detail: String,
     },
     /// The delta token expired or Graph wants a resync (410 Gone, `syncStateNotFound`,
-    /// `resyncRequired`, graph-api.md §3.6): drop the stored deltaLink, enumerate in full and
+    /// `resyncRequired`, docs/graph.md §3.6): drop the stored deltaLink, enumerate in full and
     /// reconcile deletions. `location` is the restart URL a 410 carries.
     #[error("delta token no longer valid (HTTP {status} {code}); a full resync is needed")]
     DeltaExpired {
@@ -126,7 +126,7 @@ impl GraphError {
 }
 
 /// The Graph error codes that mean "this delta token is gone, resync", compared
-/// case-insensitively because Graph itself spells them both ways (graph-api.md §3.6).
+/// case-insensitively because Graph itself spells them both ways (docs/graph.md §3.6).
 pub(crate) const RESYNC_CODES: [&str; 2] = ["syncStateNotFound", "resyncRequired"];
 
 pub(crate) fn is_resync_code(code: &str) -> bool {

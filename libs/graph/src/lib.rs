@@ -19,7 +19,7 @@
 //! transient, delta expired (run a full resync), not found, permanent. Secrets, tokens and
 //! assertions never appear in `Debug`, logs or errors.
 //!
-//! Facts are cited from `graph-api.md` (§n).
+//! Facts are cited from `docs/graph.md` as `docs/graph.md §n`.
 //!
 //! Modules:
 //! - `cloud`: [`Cloud`] and the token, API and scope URLs derived from it.

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use crate::error::GraphError;
 
 /// `$select` for users when the caller names nothing else: what provisioning reads
-/// (graph-api.md §6.1; `accountEnabled` is not in Graph's default set, graph-api.md §2.1).
+/// (docs/graph.md §6.1; `accountEnabled` is not in Graph's default set, docs/graph.md §2.1).
 pub const USER_FIELDS: &[&str] = &[
     "id",
     "userPrincipalName",
@@ -18,7 +18,7 @@ pub const USER_FIELDS: &[&str] = &[
     "accountEnabled",
 ];
 
-/// `$select` for groups when the caller names nothing else (graph-api.md §6.2).
+/// `$select` for groups when the caller names nothing else (docs/graph.md §6.2).
 pub const GROUP_FIELDS: &[&str] = &[
     "id",
     "displayName",
@@ -31,10 +31,10 @@ pub const GROUP_FIELDS: &[&str] = &[
 ];
 
 /// `$select` for member lists: the id is what membership needs; `@odata.type` always comes
-/// back (graph-api.md §2.3).
+/// back (docs/graph.md §2.3).
 pub const MEMBER_FIELDS: &[&str] = &["id", "displayName", "userPrincipalName"];
 
-/// A user (graph-api.md §6.1). `id` is the key: the UPN can change.
+/// A user (docs/graph.md §6.1). `id` is the key: the UPN can change.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
@@ -56,7 +56,7 @@ pub struct User {
     pub other: Map<String, Value>,
 }
 
-/// A group (graph-api.md §6.2).
+/// A group (docs/graph.md §6.2).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Group {
@@ -79,7 +79,7 @@ pub struct Group {
     pub other: Map<String, Value>,
 }
 
-/// What kind of directory object a member is, from its `@odata.type` (graph-api.md §2.3).
+/// What kind of directory object a member is, from its `@odata.type` (docs/graph.md §2.3).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum MemberKind {
     User,

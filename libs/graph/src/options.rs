@@ -6,7 +6,7 @@ use dirsync_http::Backoff;
 
 use crate::error::GraphError;
 
-/// The largest `$top` Graph accepts on users, groups and member lists (graph-api.md §2.1).
+/// The largest `$top` Graph accepts on users, groups and member lists (docs/graph.md §2.1).
 pub const MAX_PAGE_SIZE: u16 = 999;
 
 /// How the client paces itself. The defaults suit a background sync against the real Graph.
@@ -22,7 +22,7 @@ pub struct ClientOptions {
     pub backoff: Backoff,
     /// The longest Retry-After the client sleeps through; a longer one is handed to the
     /// caller as [`crate::GraphError::Throttled`] so it can schedule the retry itself.
-    /// Graph has been seen to ask for 315 s (graph-api.md §4.1).
+    /// Graph has been seen to ask for 315 s (docs/graph.md §4.1).
     pub max_retry_after: Duration,
     /// Renew the token this long before it expires (at most half its lifetime early), so no
     /// request starts with a token about to lapse.

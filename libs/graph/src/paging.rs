@@ -1,4 +1,4 @@
-//! One page of a Graph collection and the links that continue it (graph-api.md §2.1, §3.1).
+//! One page of a Graph collection and the links that continue it (docs/graph.md §2.1, §3.1).
 //! Links are followed verbatim: this module never builds or edits one.
 
 use serde_json::Value;

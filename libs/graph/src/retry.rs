@@ -1,10 +1,10 @@
 //! Sending a request until it gets an answer worth judging: 429, 500, 502, 503 and 504 and network
 //! failures are retried a bounded number of times, after `Retry-After` when Graph sends one and
-//! after a jittered backoff otherwise (graph-api.md §4.1).
+//! after a jittered backoff otherwise (docs/graph.md §4.1).
 //!
-//! Graph throttles per application and tenant (graph-api.md §4.2), so a Retry-After holds back
+//! Graph throttles per application and tenant (docs/graph.md §4.2), so a Retry-After holds back
 //! every request of the client, not only the one that got it: while requests keep arriving during
-//! the wait, Graph keeps counting them (graph-api.md §4.1).
+//! the wait, Graph keeps counting them (docs/graph.md §4.1).
 
 use std::sync::Mutex;
 use std::time::Duration;

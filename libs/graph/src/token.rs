@@ -1,4 +1,4 @@
-//! The app-only access token: requesting it (secret or certificate, graph-api.md §1),
+//! The app-only access token: requesting it (secret or certificate, docs/graph.md §1),
 //! caching it until shortly before it expires, renewing it once after a 401, with at most one
 //! request to the token endpoint in flight however many callers need a token.
 
@@ -168,7 +168,7 @@ fn lease_of(state: &State, held: &Held) -> Lease {
 
 impl Issuer<'_> {
     /// `POST {login}/{tenant}/oauth2/v2.0/token` with `grant_type=client_credentials`
-    /// (graph-api.md §1.1, §1.2): the token and its lifetime.
+    /// (docs/graph.md §1.1, §1.2): the token and its lifetime.
     async fn issue(&self) -> Result<(Secret, Duration), GraphError> {
         let credentials = self.credentials;
         let mut form = vec![
@@ -211,7 +211,7 @@ impl Issuer<'_> {
             .ok_or_else(|| {
                 GraphError::InvalidResponse("token response without access_token".to_owned())
             })?;
-        // `expires_in` is a number of seconds (graph-api.md §1.3); some proxies send it as a
+        // `expires_in` is a number of seconds (docs/graph.md §1.3); some proxies send it as a
         // string.
         let lifetime = match body.get("expires_in") {
             Some(Value::Number(n)) => n.as_u64(),

@@ -21,9 +21,9 @@ const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 #[derive(Clone, Debug)]
 pub(crate) enum Payload {
     None,
-    /// The token request (graph-api.md §1.1).
+    /// The token request (docs/graph.md §1.1).
     Form(Vec<(&'static str, String)>),
-    /// `$batch` (graph-api.md §5).
+    /// `$batch` (docs/graph.md §5).
     Json(Value),
 }
 

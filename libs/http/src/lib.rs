@@ -6,7 +6,13 @@
 //! - [`Backoff`]: capped exponential backoff with jitter, so that clients that failed together
 //!   do not retry together.
 //!
-//! No I/O and no clock of its own: callers pass "now", so the parsing is testable.
+//! What it is not: an HTTP client, or a retry loop. It does no I/O, and its parsing takes "now"
+//! from the caller ([`parse_retry_after`]; [`retry_after`] is the shorthand against the system
+//! clock), so it is testable.
+//!
+//! Modules:
+//! - `retry_after`: [`retry_after`] and [`parse_retry_after`].
+//! - `backoff`: [`Backoff`].
 
 mod backoff;
 mod retry_after;

@@ -119,6 +119,11 @@ impl Maas360Client {
         &self.inner.options
     }
 
+    /// The numeric `groupType` of MaaS360's user groups for this client (3 unless configured).
+    pub fn user_group_type(&self) -> i64 {
+        self.inner.options.user_group_type
+    }
+
     /// The routes this client calls.
     pub fn routes(&self) -> &RouteTable {
         &self.inner.options.routes
@@ -155,8 +160,8 @@ impl Maas360Client {
             .transport
             .execute(&call, Some(&lease.token))
             .await?;
-        // 401 with errorCode 1009, "Token invalid" or "Token expired." (maas360-api.md,
-        // Corrections); the code alone also counts, whatever the status.
+        // 401 with errorCode 1009, "Token invalid" or "Token expired." (docs/maas360.md
+        // §2.5); the code alone also counts, whatever the status.
         let refused = reply.status == StatusCode::UNAUTHORIZED
             || error_code(reply.body.as_ref()) == Some(TOKEN_REFUSED);
         if !refused {
@@ -194,7 +199,7 @@ impl Maas360Client {
         loop {
             let page = self.search_users(&search).await?;
             // Filter again here: `match=1` semantics are not documented well enough to trust
-            // alone (maas360-api.md §4.1).
+            // alone (docs/maas360.md §4.1).
             if let Some(user) = page.items.iter().find(|u| {
                 u.user_name.eq_ignore_ascii_case(user_name) && u.domain.eq_ignore_ascii_case(domain)
             }) {
@@ -238,12 +243,12 @@ impl Maas360Client {
 
     /// Creates a local user and returns its `userIdentifier`: from the answer if MaaS360 gives
     /// it, else by looking the user up by user name and domain (whether addUser answers with
-    /// it is unknown, maas360-api.md, Corrections).
+    /// it is unknown, docs/maas360.md §4.3).
     pub async fn add_user(&self, user: &NewUser) -> Result<String, Maas360Error> {
         require("user_name", &user.user_name)?;
         require("domain", &user.domain)?;
         require("email", &user.email)?;
-        // The form fields of maas360-api.md, Corrections (addUser); authType 0 is a local
+        // The form fields of docs/maas360.md §4.3; authType 0 is a local
         // user (§4.1), which is what a user created by API is.
         let mut form = vec![
             ("userName", user.user_name.clone()),
@@ -262,7 +267,7 @@ impl Maas360Client {
         if !id.is_empty() {
             return Ok(id);
         }
-        // Whether addUser returns the identifier is [inferred] (§4.3); look the user up instead.
+        // Whether addUser returns the identifier is [inferred] (docs/maas360.md §4.3); look the user up instead.
         match self.find_user(&user.user_name, &user.domain).await? {
             Some(found) if !found.user_identifier.is_empty() => Ok(found.user_identifier),
             _ => Err(Maas360Error::Permanent {
@@ -315,7 +320,7 @@ impl Maas360Client {
     /// Asks MaaS360 to delete a user. MaaS360 queues deletions for a daily job and refuses
     /// them while the user has an active device ([`Maas360Error::ActiveDevice`]); a queued
     /// deletion is [`DeleteOutcome::Queued`]: done as far as the caller goes, not to be
-    /// repeated (maas360-api.md, Corrections).
+    /// repeated (docs/maas360.md §4.5).
     pub async fn delete_user(&self, user_identifier: &str) -> Result<DeleteOutcome, Maas360Error> {
         require("user_identifier", user_identifier)?;
         let body = self
@@ -483,7 +488,7 @@ impl Maas360Client {
     }
 
     /// How many users a group has, with or without devices: the total `count` of a
-    /// smallest-page `searchByGroup` (maas360-api.md §3, §4.2).
+    /// smallest-page `searchByGroup` (docs/maas360.md §3, §4.2).
     pub async fn user_group_member_count(
         &self,
         group_identifier: &str,

@@ -6,11 +6,11 @@ use crate::routes::RouteTable;
 use crate::secret::Secret;
 
 /// The admin account and the provisioned web-services app of one MaaS360 customer
-/// (maas360-api.md §2.1).
+/// (docs/maas360.md §2.1).
 #[derive(Clone, Debug)]
 pub struct Credentials {
     /// Web-services root of the customer's instance, for example
-    /// `https://services.m3.maas360.com` (§1).
+    /// `https://services.m3.maas360.com` (docs/maas360.md §1).
     pub base_url: String,
     pub billing_id: String,
     pub admin_user: String,
@@ -32,7 +32,7 @@ pub enum AuthVersion {
     V2,
 }
 
-/// `groupType` of a user group (maas360-api.md, Corrections).
+/// `groupType` of a user group (docs/maas360.md §5.1).
 pub const USER_GROUP_TYPE: i64 = 3;
 
 /// Tuning for [`crate::Maas360Client`].
@@ -41,7 +41,7 @@ pub struct ClientOptions {
     pub auth_version: AuthVersion,
     /// Bound on each HTTP call, connect through last body byte.
     pub request_timeout: Duration,
-    /// How long MaaS360 honours a token; IBM documents 60 minutes (§2.5).
+    /// How long MaaS360 honours a token; IBM documents 60 minutes (docs/maas360.md §2.5).
     pub token_lifetime: Duration,
     /// Renew this long before `token_lifetime` runs out, so a long request never starts with a
     /// token about to lapse.
@@ -49,7 +49,7 @@ pub struct ClientOptions {
     /// Where each operation lives; the built-in defaults unless a routes file overrides them.
     pub routes: RouteTable,
     /// The `groupType` that marks a user group in the group list: 3 per the evidence
-    /// (maas360-api.md, Corrections); configurable in case a tenant says otherwise.
+    /// (docs/maas360.md §5.1); configurable in case a tenant says otherwise.
     pub user_group_type: i64,
 }
 

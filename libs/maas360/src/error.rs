@@ -39,8 +39,8 @@ pub enum Maas360Error {
     AlreadyExists { detail: String, status: Option<u16> },
     #[error("not found in MaaS360: {detail}")]
     NotFound { detail: String, status: Option<u16> },
-    /// MaaS360 refuses to delete a user while it has an active device (maas360-api.md,
-    /// Corrections): someone must retire or wipe the device first.
+    /// MaaS360 refuses to delete a user while it has an active device (docs/maas360.md
+    /// §4.5): someone must retire or wipe the device first.
     #[error("MaaS360 refused while the user has an active device: {detail}")]
     ActiveDevice { detail: String, status: Option<u16> },
     #[error("invalid MaaS360 client configuration: {0}")]

@@ -8,10 +8,14 @@
 //! reports MaaS360's rate-limit signals ([`Maas360Client::throttled_until`]) so the caller's
 //! workers can pause the tenant and back off.
 //!
-//! What it knows of MaaS360's API comes from `maas360-api.md` (its first section,
-//! "Corrections and further evidence", wins). Eight of the routes are guesses; every route is
-//! data in a [`RouteTable`] that a TOML routes file overrides without a rebuild (format in
-//! [`routes_file`] and `docs/maas360-routes.md`), and [`probe`] checks them against a tenant.
+//! What it is not: a scheduler or a retry loop (the provisioner decides when to try again), a
+//! store (it keeps only the token), or a complete MaaS360 SDK (only what dirsync writes and reads:
+//! no devices, apps or policies beyond what a group distributes).
+//!
+//! What it knows of MaaS360's API, with the evidence for each fact, is in `docs/maas360.md`.
+//! Eight of the routes are guesses; every route is data in a [`RouteTable`] that a TOML routes
+//! file overrides without a rebuild (format in [`routes_file`] and `docs/maas360-routes.md`),
+//! and [`probe`] checks them against a tenant.
 //!
 //! Modules:
 //! - `client`: [`Maas360Client`], the operations.

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::lenient::{list, nested_list, number, text_of};
 
-/// Filters for the user search API (maas360-api.md §4.1).
+/// Filters for the user search API (docs/maas360.md §4.1).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UserSearch {
     pub partial_user_name: Option<String>,
@@ -60,7 +60,7 @@ pub struct UserChanges {
 
 /// How a user deletion ended. MaaS360 queues deletions for a daily job (within 24 hours), so
 /// a queued deletion is a success the caller counts as done-pending and never repeats
-/// (maas360-api.md, Corrections).
+/// (docs/maas360.md §4.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeleteOutcome {
@@ -91,15 +91,15 @@ impl DeleteOutcome {
 /// A user or device group with what is distributed to it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Maas360Group {
-    /// The list's `groupID` (maas360-api.md, Corrections), the id `users_in_group` takes.
+    /// The list's `groupID` (docs/maas360.md §5.1), the id `users_in_group` takes.
     pub group_identifier: String,
     pub name: String,
     /// `groupType` as MaaS360 sent it: numeric, 3 for a user group and 0–2 for kinds of
-    /// device group (maas360-api.md, Corrections); see [`Maas360Group::type_code`].
+    /// device group (docs/maas360.md §5.1); see [`Maas360Group::type_code`].
     pub group_type: String,
-    /// "System", "Public" or "Private" (§5.2), when the list carries it (\[inferred\] field).
+    /// "System", "Public" or "Private" (docs/maas360.md §5.2), when the list carries it (\[inferred\] field).
     pub category: String,
-    /// When the list carries them (\[inferred\] field names, §5.2).
+    /// When the list carries them (\[inferred\] field names, docs/maas360.md §5.2).
     pub app_distributions: Vec<Distribution>,
     pub policy_distributions: Vec<Distribution>,
 }

@@ -1,4 +1,4 @@
-//! MaaS360 accepts only a few page sizes (maas360-api.md §3: 25, 50, 100, 200, 250).
+//! MaaS360 accepts only a few page sizes (docs/maas360.md §3: 25, 50, 100, 200, 250).
 
 /// The page sizes the search APIs accept, smallest first.
 pub const ALLOWED_PAGE_SIZES: [u32; 5] = [25, 50, 100, 200, 250];

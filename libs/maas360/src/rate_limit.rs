@@ -1,7 +1,7 @@
 //! MaaS360's rate-limit signals, read off every response so the caller can pause the tenant
 //! before it is refused: `X-Rate-Limit-Remaining` and `X-Rate-Limit-ResetWindow` (seconds),
-//! where 0 remaining means "limit reached" until the window resets (maas360-api.md,
-//! Corrections: one production client, no published numbers), and a 429's Retry-After.
+//! where 0 remaining means "limit reached" until the window resets (docs/maas360.md
+//! §7: one production client, no published numbers), and a 429's Retry-After.
 
 use std::sync::Mutex;
 use std::time::Duration;

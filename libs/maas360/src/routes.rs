@@ -1,10 +1,8 @@
 //! Every MaaS360 operation the client calls, as data: method, path template, how parameters
 //! travel and which answer means success, each default labelled with the evidence behind it.
 //!
-//! The evidence tags and sections follow `/work/shared/reference/maas360-api.md` (its first
-//! section, "Corrections and further evidence", wins where it disagrees with the rest). Eight of
-//! the routes are [`Evidence::Inferred`] or [`Evidence::Gap`]: guesses, not MaaS360's documented
-//! API. An operator corrects any of them without a rebuild through a routes file
+//! The evidence tags and sections follow `docs/maas360.md`. Eight of the routes are
+//! [`Evidence::Inferred`] or [`Evidence::Gap`]: guesses, not MaaS360's documented API. An operator corrects any of them without a rebuild through a routes file
 //! ([`RouteTable::from_toml`], format in [`crate::routes_file`] and `docs/maas360-routes.md`).
 
 use std::fmt;
@@ -111,11 +109,11 @@ impl FromStr for RouteName {
     }
 }
 
-/// The customer billing id; every MaaS360 path carries it (maas360-api.md §1).
+/// The customer billing id; every MaaS360 path carries it (docs/maas360.md §1).
 pub const BILLING_ID: &str = "billingID";
-/// A user's `userIdentifier` (maas360-api.md §4.1).
+/// A user's `userIdentifier` (docs/maas360.md §4.1).
 pub const USER_IDENTIFIER: &str = "userIdentifier";
-/// A group's `groupID`, as the group list returns it (maas360-api.md, Corrections).
+/// A group's `groupID`, as the group list returns it (docs/maas360.md §5.1).
 pub const GROUP_ID: &str = "groupID";
 /// Every placeholder a template may use.
 pub const PLACEHOLDERS: [&str; 3] = [BILLING_ID, USER_IDENTIFIER, GROUP_ID];
@@ -158,12 +156,12 @@ impl FromStr for Method {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Encoding {
-    /// In the query string (the search APIs, maas360-api.md §4.1).
+    /// In the query string (the search APIs, docs/maas360.md §4.1).
     Query,
-    /// `application/x-www-form-urlencoded` body (v1 POST operations, §3).
+    /// `application/x-www-form-urlencoded` body (v1 POST operations, docs/maas360.md §3).
     Form,
     /// A JSON object of string fields, wrapped in the route's [`Route::envelope`] if it has
-    /// one (authentication, §2.2; 2.0 operations, §3).
+    /// one (authentication, docs/maas360.md §2.2; 2.0 operations, §3).
     Json,
 }
 
@@ -196,11 +194,11 @@ pub enum Success {
     /// Any 2xx answer with a JSON body (reads).
     HttpOk,
     /// A 2xx answer whose `actionResponse` says `actionStatus` 0 (or `status` "Success"): the
-    /// older v1 write routes (maas360-api.md, Corrections; §3).
+    /// older v1 write routes (docs/maas360.md §3.4; §3).
     ActionStatus,
-    /// A 2xx answer without a non-zero `responseCode` (2.0 routes, §3).
+    /// A 2xx answer without a non-zero `responseCode` (2.0 routes, docs/maas360.md §3).
     ResponseCode,
-    /// An `authResponse` with `errorCode` 0 and an `authToken` (authentication, §2.2).
+    /// An `authResponse` with `errorCode` 0 and an `authToken` (authentication, docs/maas360.md §2.2).
     AuthToken,
 }
 
@@ -231,7 +229,7 @@ impl FromStr for Success {
     }
 }
 
-/// How well a route is established, in the tags of maas360-api.md.
+/// How well a route is established, in the tags of docs/maas360.md.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Evidence {
@@ -252,7 +250,7 @@ pub enum Evidence {
 }
 
 impl Evidence {
-    /// The tag as maas360-api.md writes it.
+    /// The tag as docs/maas360.md writes it.
     pub fn tag(self) -> &'static str {
         match self {
             Self::Ibm => "[IBM]",
@@ -285,7 +283,7 @@ pub struct Route {
     pub envelope: String,
     pub success: Success,
     pub evidence: Evidence,
-    /// Where the evidence is: a section of maas360-api.md, or the routes file that set it.
+    /// Where the evidence is: a section of docs/maas360.md, or the routes file that set it.
     pub source: String,
 }
 
@@ -351,7 +349,7 @@ fn default_route(name: RouteName) -> Route {
             envelope: AUTH_ENVELOPE,
             success: AuthToken,
             evidence: IbmCode,
-            source: "maas360-api.md §2.2",
+            source: "docs/maas360.md §2.2",
         },
         RouteName::AuthV2 => Spec {
             method: Post,
@@ -360,7 +358,7 @@ fn default_route(name: RouteName) -> Route {
             envelope: AUTH_ENVELOPE,
             success: AuthToken,
             evidence: Code,
-            source: "maas360-api.md §2.3",
+            source: "docs/maas360.md §2.3",
         },
         RouteName::RefreshToken => Spec {
             method: Post,
@@ -369,7 +367,7 @@ fn default_route(name: RouteName) -> Route {
             envelope: AUTH_ENVELOPE,
             success: AuthToken,
             evidence: Code,
-            source: "maas360-api.md, Corrections (token refresh)",
+            source: "docs/maas360.md §2.3",
         },
         RouteName::SearchUsers => Spec {
             method: Get,
@@ -378,7 +376,7 @@ fn default_route(name: RouteName) -> Route {
             envelope: "",
             success: HttpOk,
             evidence: Code,
-            source: "maas360-api.md §4.1",
+            source: "docs/maas360.md §4.1",
         },
         RouteName::UsersInGroup => Spec {
             method: Get,
@@ -387,7 +385,7 @@ fn default_route(name: RouteName) -> Route {
             envelope: "",
             success: HttpOk,
             evidence: Code,
-            source: "maas360-api.md §4.2; Corrections (group list)",
+            source: "docs/maas360.md §4.2; §5.1",
         },
         RouteName::AddUser => Spec {
             method: Post,
@@ -396,7 +394,7 @@ fn default_route(name: RouteName) -> Route {
             envelope: "",
             success: ActionStatus,
             evidence: Code,
-            source: "maas360-api.md §4.3; Corrections (addUser)",
+            source: "docs/maas360.md §4.3",
         },
         RouteName::EditUser => Spec {
             method: Post,
@@ -405,7 +403,7 @@ fn default_route(name: RouteName) -> Route {
             envelope: "",
             success: ActionStatus,
             evidence: Inferred,
-            source: "maas360-api.md §4.5",
+            source: "docs/maas360.md §4.5",
         },
         RouteName::DeactivateUser => Spec {
             method: Post,
@@ -414,7 +412,7 @@ fn default_route(name: RouteName) -> Route {
             envelope: "",
             success: ActionStatus,
             evidence: Inferred,
-            source: "maas360-api.md §4.5",
+            source: "docs/maas360.md §4.5",
         },
         RouteName::ReactivateUser => Spec {
             method: Post,
@@ -423,7 +421,7 @@ fn default_route(name: RouteName) -> Route {
             envelope: "",
             success: ActionStatus,
             evidence: Inferred,
-            source: "maas360-api.md §4.5",
+            source: "docs/maas360.md §4.5",
         },
         RouteName::DeleteUser => Spec {
             method: Post,
@@ -432,7 +430,7 @@ fn default_route(name: RouteName) -> Route {
             envelope: "",
             success: ActionStatus,
             evidence: Inferred,
-            source: "maas360-api.md §4.5; Corrections (deleting users)",
+            source: "docs/maas360.md §4.5",
         },
         RouteName::AddGroupsToUser => Spec {
             method: Post,
@@ -441,7 +439,7 @@ fn default_route(name: RouteName) -> Route {
             envelope: "",
             success: ActionStatus,
             evidence: Inferred,
-            source: "maas360-api.md §4.5",
+            source: "docs/maas360.md §4.5",
         },
         RouteName::RemoveGroupsFromUser => Spec {
             method: Post,
@@ -450,7 +448,7 @@ fn default_route(name: RouteName) -> Route {
             envelope: "",
             success: ActionStatus,
             evidence: Inferred,
-            source: "maas360-api.md §4.5",
+            source: "docs/maas360.md §4.5",
         },
         RouteName::ListGroups => Spec {
             method: Get,
@@ -459,7 +457,7 @@ fn default_route(name: RouteName) -> Route {
             envelope: "",
             success: HttpOk,
             evidence: IbmCode,
-            source: "maas360-api.md §5.1; Corrections (group list)",
+            source: "docs/maas360.md §5.1",
         },
         RouteName::CreateUserGroup => Spec {
             method: Post,
@@ -468,7 +466,7 @@ fn default_route(name: RouteName) -> Route {
             envelope: "",
             success: ResponseCode,
             evidence: Gap,
-            source: "maas360-api.md §5.7 (modelled on §5.3)",
+            source: "docs/maas360.md §5.4 (modelled on §5.3)",
         },
         RouteName::DeleteUserGroup => Spec {
             method: Delete,
@@ -477,7 +475,7 @@ fn default_route(name: RouteName) -> Route {
             envelope: "",
             success: ResponseCode,
             evidence: Gap,
-            source: "maas360-api.md §5.7",
+            source: "docs/maas360.md §5.4",
         },
     };
     Route {
@@ -542,9 +540,7 @@ mod tests {
                 name.is_auth(),
                 "{name}"
             );
-            assert!(
-                route.source.contains("maas360-api.md §") || route.source.contains("Corrections")
-            );
+            assert!(route.source.starts_with("docs/maas360.md §"));
         }
         let guesses = table.iter().filter(|r| r.evidence.is_guess()).count();
         assert_eq!(

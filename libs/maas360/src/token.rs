@@ -14,8 +14,8 @@ use crate::routes::{Route, RouteName};
 use crate::secret::Secret;
 use crate::transport::{Call, Transport, describe};
 
-/// `errorCode` of a refused user name or password: "Invalid credentials" (maas360-api.md,
-/// Corrections).
+/// `errorCode` of a refused user name or password: "Invalid credentials" (docs/maas360.md
+/// §2.2).
 const INVALID_CREDENTIALS: i64 = 1002;
 
 /// A token handed to one request, with the generation that lets a 401 tell whether someone
@@ -251,7 +251,7 @@ impl AuthContext<'_> {
         !held.token.expose().is_empty() && held.obtained.elapsed() < self.options.token_lifetime
     }
 
-    /// Full authentication: the `authRequest.maaS360AdminAuth` fields of maas360-api.md §2.2,
+    /// Full authentication: the `authRequest.maaS360AdminAuth` fields of docs/maas360.md §2.2,
     /// password and app access key included (2.0 takes the same, §2.3).
     async fn login(&self) -> Result<Issued, Maas360Error> {
         let c = self.credentials;
@@ -272,7 +272,7 @@ impl AuthContext<'_> {
     }
 
     /// The refresh route: billingID, userName, appID, appVersion, platformID and the refresh
-    /// token, with no password and no access key (maas360-api.md, Corrections).
+    /// token, with no password and no access key (docs/maas360.md §2.3).
     async fn refresh(&self, refresh: &Secret) -> Result<Issued, Maas360Error> {
         let c = self.credentials;
         let route = self.options.routes.get(RouteName::RefreshToken);
@@ -355,7 +355,7 @@ impl AuthContext<'_> {
                 detail: format!("{}: response is not JSON", route.name),
             });
         };
-        // Clients check errorCode, not the HTTP status: refusals come back as 200 (§2.2).
+        // Clients check errorCode, not the HTTP status: refusals come back as 200 (docs/maas360.md §2.2).
         if let Some(code) = code.filter(|c| *c != 0) {
             return Err(Maas360Error::Auth {
                 part: part(),
@@ -383,7 +383,7 @@ impl AuthContext<'_> {
 
 /// Which credential MaaS360 refused, from its `errorDesc` and `errorCode`. Only 1002
 /// ("Invalid credentials": the admin user or password) is documented; the other texts are not
-/// (the Error Codes chapter is a gap, maas360-api.md §11), so this reads keywords.
+/// (the Error Codes chapter is a gap, docs/maas360.md §10), so this reads keywords.
 pub(crate) fn refused_part(desc: &str, code: Option<i64>) -> String {
     let d = desc.to_ascii_lowercase();
     let part = if d.contains("refresh") {

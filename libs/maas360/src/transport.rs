@@ -103,7 +103,7 @@ impl Transport {
                 segments.push(value);
             }
             if route.template.ends_with('/') {
-                // Some clients send `.../authenticate/{billingID}/` (maas360-api.md §2.2).
+                // Some clients send `.../authenticate/{billingID}/` (docs/maas360.md §2.2).
                 segments.push("");
             }
         }
@@ -127,7 +127,7 @@ impl Transport {
             .request(method, call.url.clone())
             .header(ACCEPT, HeaderValue::from_static("application/json"));
         if let Some(token) = token {
-            // Single quotes, as IBM's own integration sends (maas360-api.md, Corrections).
+            // Single quotes, as IBM's own integration sends (docs/maas360.md §2.4).
             let mut value = HeaderValue::from_str(&format!("MaaS token='{}'", token.expose()))
                 .map_err(|_| Maas360Error::Permanent {
                     status: None,
@@ -238,7 +238,7 @@ impl Transport {
 }
 
 /// A JSON object of the fields, inside the dotted `envelope` keys if any:
-/// `authRequest.maaS360AdminAuth` gives `{"authRequest":{"maaS360AdminAuth":{…}}}` (§2.2).
+/// `authRequest.maaS360AdminAuth` gives `{"authRequest":{"maaS360AdminAuth":{…}}}` (docs/maas360.md §2.2).
 fn json_body(envelope: &str, params: &[(&'static str, String)]) -> Value {
     let fields: serde_json::Map<String, Value> = params
         .iter()
@@ -256,8 +256,8 @@ fn json_body(envelope: &str, params: &[(&'static str, String)]) -> Value {
 
 /// The objects of a body where MaaS360 puts an error: the known envelopes, the root, and the
 /// one object a resource route keys by its resource, as in
-/// `{"adminChanges":{"errorCode":1009,"errorDesc":"Token invalid"}}` (maas360-api.md,
-/// Corrections).
+/// `{"adminChanges":{"errorCode":1009,"errorDesc":"Token invalid"}}` (docs/maas360.md
+/// §2.5).
 fn error_holders(body: &Value) -> Vec<&Value> {
     let mut holders: Vec<&Value> = ["actionResponse", "authResponse", "response"]
         .into_iter()
@@ -297,11 +297,11 @@ pub(crate) fn error_code(body: Option<&Value>) -> Option<i64> {
         .find_map(|object| signed(object.get("errorCode")))
 }
 
-/// MaaS360's "Token invalid" / "Token expired." code on resource routes (maas360-api.md,
-/// Corrections; §2.5's 1007 came from a weak source).
+/// MaaS360's "Token invalid" / "Token expired." code on resource routes (docs/maas360.md §2.5;
+/// the 1007 one client uses came from a weak source).
 pub(crate) const TOKEN_REFUSED: i64 = 1009;
 
-/// `responseCode` of a 2.0 error body, top-level or under `response` (maas360-api.md §3).
+/// `responseCode` of a 2.0 error body, top-level or under `response` (docs/maas360.md §3).
 fn response_code(body: Option<&Value>) -> Option<i64> {
     let body = body?;
     signed(body.get("responseCode"))
@@ -329,8 +329,8 @@ fn mentions_missing(detail: &str) -> bool {
     )
 }
 
-/// The refusal MaaS360 gives while a user still has an active device (maas360-api.md,
-/// Corrections); the exact text is not public, so this reads keywords.
+/// The refusal MaaS360 gives while a user still has an active device (docs/maas360.md
+/// §4.5); the exact text is not public, so this reads keywords.
 fn mentions_active_device(detail: &str) -> bool {
     mentions(detail, &["device"]) && mentions(detail, &["active", "enrolled", "remove", "wipe"])
 }
@@ -410,7 +410,7 @@ pub(crate) fn classify(route: &Route, reply: Reply) -> Result<Value, Maas360Erro
             retry_after: limit_lifts,
             status: Some(code),
         },
-        // The reference advises backing off on 403 bodies that mention limits (§7).
+        // The reference advises backing off on 403 bodies that mention limits (docs/maas360.md §7).
         403 if mentions(&desc, &["limit"]) => Maas360Error::RateLimited {
             detail,
             retry_after: limit_lifts,
@@ -450,8 +450,8 @@ pub(crate) fn classify(route: &Route, reply: Reply) -> Result<Value, Maas360Erro
 }
 
 /// MaaS360 reports many failures with HTTP 200: a non-zero `errorCode`, an `actionResponse`
-/// whose `actionStatus` is 1 (or `status` "Failure"), a non-zero `responseCode` (§2.2, §3,
-/// Corrections). Then the route's own success rule must hold.
+/// whose `actionStatus` is 1 (or `status` "Failure"), a non-zero `responseCode` (docs/maas360.md §2.2, §3,
+/// §3.4). Then the route's own success rule must hold.
 fn check_success_body(route: &Route, code: u16, body: Value) -> Result<Value, Maas360Error> {
     let desc = describe(Some(&body));
     let detail = if desc.is_empty() {
@@ -492,7 +492,7 @@ fn check_success_body(route: &Route, code: u16, body: Value) -> Result<Value, Ma
     Ok(body)
 }
 
-/// `actionStatus` 0 ([IBM-code], Corrections) or `status` "Success" ([code], §3).
+/// `actionStatus` 0 ([IBM-code]) or `status` "Success" ([code]), docs/maas360.md §3.4.
 fn action_succeeded(action: &Value) -> bool {
     match signed(action.get("actionStatus")) {
         Some(status) => status == 0,

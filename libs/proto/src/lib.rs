@@ -1,26 +1,36 @@
-//! dirsync's wire contracts: the code generated from `proto/`, and the encoded
-//! file descriptor set that feeds gRPC reflection.
+//! dirsync's wire contracts: the code generated from `proto/`, the encoded file descriptor
+//! set that feeds gRPC reflection, and the wire form of errors. No service logic.
+//!
+//! Modules: one per proto package ([`common`], [`provisioner`], [`directory`], [`mapping`],
+//! each with its `v1`); [`errors`]: statuses with google.rpc details, for servers and clients;
+//! [`time`]: `Timestamp` from and to unix milliseconds. Also [`FILE_DESCRIPTOR_SET`] and
+//! [`SERVICE_NAMES`].
 
-#![allow(unreachable_pub, missing_docs, clippy::all)]
+pub mod errors;
+pub mod time;
 
+#[allow(unreachable_pub, missing_docs, clippy::all)]
 pub mod common {
     pub mod v1 {
         tonic::include_proto!("dirsync.common.v1");
     }
 }
 
+#[allow(unreachable_pub, missing_docs, clippy::all)]
 pub mod provisioner {
     pub mod v1 {
         tonic::include_proto!("dirsync.provisioner.v1");
     }
 }
 
+#[allow(unreachable_pub, missing_docs, clippy::all)]
 pub mod directory {
     pub mod v1 {
         tonic::include_proto!("dirsync.directory.v1");
     }
 }
 
+#[allow(unreachable_pub, missing_docs, clippy::all)]
 pub mod mapping {
     pub mod v1 {
         tonic::include_proto!("dirsync.mapping.v1");

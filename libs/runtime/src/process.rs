@@ -96,6 +96,10 @@ where
                 return ExitCode::FAILURE;
             }
         };
+        if let Err(message) = serve_metrics(&config).await {
+            tracing::error!("{message}");
+            return ExitCode::FAILURE;
+        }
         match run(config, listener).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
@@ -104,4 +108,21 @@ where
             }
         }
     })
+}
+
+/// Serves `/metrics` for the life of the process when `metrics.enabled` (a cluster's
+/// Prometheus scrapes each service's own process).
+pub async fn serve_metrics(config: &DirsyncConfig) -> Result<(), String> {
+    if !config.metrics.enabled {
+        return Ok(());
+    }
+    let listener = bind("metrics", config.metrics.listen).await?;
+    tokio::spawn(async move {
+        if let Err(error) =
+            crate::metrics::serve(listener, crate::shutdown::shutdown_signal()).await
+        {
+            tracing::warn!(%error, "metrics server stopped");
+        }
+    });
+    Ok(())
 }

@@ -33,6 +33,27 @@ pub enum ScimType {
     Sensitive,
 }
 
+impl std::str::FromStr for ScimType {
+    type Err = ();
+
+    /// The camelCase spelling RFC 7644 uses on the wire, back to the type.
+    fn from_str(text: &str) -> Result<Self, ()> {
+        Ok(match text {
+            "invalidFilter" => ScimType::InvalidFilter,
+            "tooMany" => ScimType::TooMany,
+            "uniqueness" => ScimType::Uniqueness,
+            "mutability" => ScimType::Mutability,
+            "invalidSyntax" => ScimType::InvalidSyntax,
+            "invalidPath" => ScimType::InvalidPath,
+            "noTarget" => ScimType::NoTarget,
+            "invalidValue" => ScimType::InvalidValue,
+            "invalidVers" => ScimType::InvalidVers,
+            "sensitive" => ScimType::Sensitive,
+            _ => return Err(()),
+        })
+    }
+}
+
 impl ScimType {
     /// The camelCase spelling RFC 7644 uses on the wire.
     pub fn as_str(&self) -> &'static str {

@@ -264,19 +264,19 @@ fn write_child(
 /// Errors are 400 `invalidFilter` whose detail names the (0-based, in
 /// characters) position and what was expected there.
 pub fn parse_filter(input: &str) -> Result<Filter, ScimError> {
-    let mut p = Parser::new(input, Mode::Filter)?;
-    p.skip_ws();
-    if p.peek().is_none() {
-        return Err(p.error(p.pos, "the filter is empty"));
+    let mut parser = Parser::new(input, Mode::Filter)?;
+    parser.skip_ws();
+    if parser.peek().is_none() {
+        return Err(parser.error(parser.pos, "the filter is empty"));
     }
-    let filter = p.parse_or()?;
-    p.skip_ws();
-    if p.peek().is_some() {
-        return Err(p.error(
-            p.pos,
+    let filter = parser.parse_or()?;
+    parser.skip_ws();
+    if parser.peek().is_some() {
+        return Err(parser.error(
+            parser.pos,
             format!(
                 "expected 'and', 'or' or the end of the filter but found {}",
-                p.found()
+                parser.found()
             ),
         ));
     }
@@ -288,25 +288,28 @@ pub fn parse_filter(input: &str) -> Result<Filter, ScimError> {
 ///
 /// Errors are 400 `invalidPath`.
 pub fn parse_attr_path(input: &str) -> Result<AttrPath, ScimError> {
-    let mut p = Parser::new(input, Mode::Path)?;
-    p.skip_ws();
-    let (start, word) = p.take_word();
-    let mut path = p.path_from_word(start, word)?;
-    if p.peek() == Some('[') {
-        let inner = p.parse_bracket()?;
+    let mut parser = Parser::new(input, Mode::Path)?;
+    parser.skip_ws();
+    let (start, word) = parser.take_word();
+    let mut path = parser.path_from_word(start, word)?;
+    if parser.peek() == Some('[') {
+        let inner = parser.parse_bracket()?;
         path.value_filter = Some(Box::new(inner));
-        if p.peek() == Some('.') {
-            p.pos += 1;
-            let (at, sub) = p.take_word();
+        if parser.peek() == Some('.') {
+            parser.pos += 1;
+            let (at, sub) = parser.take_word();
             if path.sub_attr.is_some() {
-                return Err(p.error(at, "a path can have only one sub-attribute"));
+                return Err(parser.error(at, "a path can have only one sub-attribute"));
             }
-            path.sub_attr = Some(p.check_name(at, sub)?);
+            path.sub_attr = Some(parser.check_name(at, sub)?);
         }
     }
-    p.skip_ws();
-    if p.peek().is_some() {
-        return Err(p.error(p.pos, format!("unexpected {} after the path", p.found())));
+    parser.skip_ws();
+    if parser.peek().is_some() {
+        return Err(parser.error(
+            parser.pos,
+            format!("unexpected {} after the path", parser.found()),
+        ));
     }
     Ok(path)
 }
@@ -757,12 +760,12 @@ impl Filter {
     /// filter, against one element of a multi-valued attribute).
     pub fn matches(&self, resource: &Value) -> bool {
         match self {
-            Filter::And(a, b) => a.matches(resource) && b.matches(resource),
-            Filter::Or(a, b) => a.matches(resource) || b.matches(resource),
+            Filter::And(left, right) => left.matches(resource) && right.matches(resource),
+            Filter::Or(left, right) => left.matches(resource) || right.matches(resource),
             Filter::Not(inner) => !inner.matches(resource),
             Filter::Present { path } => resolve(path, resource).into_iter().any(is_present),
             Filter::ValuePath { path, filter } => match lookup(path, resource) {
-                Some(Value::Array(items)) => items.iter().any(|e| filter.matches(e)),
+                Some(Value::Array(items)) => items.iter().any(|element| filter.matches(element)),
                 Some(single @ Value::Object(_)) => filter.matches(single),
                 _ => false,
             },
@@ -770,15 +773,15 @@ impl Filter {
                 let values = scalars(resolve(path, resource));
                 let exact = is_case_exact(path);
                 match (op, value) {
-                    (CompareOp::Eq, CompValue::Null) => values.iter().all(|v| v.is_null()),
-                    (CompareOp::Ne, CompValue::Null) => values.iter().any(|v| !v.is_null()),
+                    (CompareOp::Eq, CompValue::Null) => values.iter().all(|found| found.is_null()),
+                    (CompareOp::Ne, CompValue::Null) => values.iter().any(|found| !found.is_null()),
                     (_, CompValue::Null) => false,
                     // `ne` is the negation of `eq`, so it holds for a missing
                     // attribute and for a multi-valued one with no equal element.
                     (CompareOp::Ne, _) => !values
                         .iter()
-                        .any(|v| compare(CompareOp::Eq, v, value, exact)),
-                    _ => values.iter().any(|v| compare(*op, v, value, exact)),
+                        .any(|found| compare(CompareOp::Eq, found, value, exact)),
+                    _ => values.iter().any(|found| compare(*op, found, value, exact)),
                 }
             }
         }
@@ -790,14 +793,19 @@ impl Filter {
 /// looked up in the extensions, because Entra's legacy reference queries say
 /// `manager eq "…"` without the enterprise URN.
 fn lookup<'a>(path: &AttrPath, resource: &'a Value) -> Option<&'a Value> {
-    let obj = resource.as_object()?;
+    let fields = resource.as_object()?;
     match path.schema.as_deref() {
-        Some(urn) if !is_core_urn(urn) => get_ci(get_ci(obj, urn)?.as_object()?, &path.name),
-        Some(_) => get_ci(obj, &path.name),
-        None => get_ci(obj, &path.name).or_else(|| {
-            obj.iter()
-                .filter(|(k, _)| looks_like_urn(k))
-                .find_map(|(_, ext)| ext.as_object().and_then(|e| get_ci(e, &path.name)))
+        Some(urn) if !is_core_urn(urn) => get_ci(get_ci(fields, urn)?.as_object()?, &path.name),
+        Some(_) => get_ci(fields, &path.name),
+        None => get_ci(fields, &path.name).or_else(|| {
+            fields
+                .iter()
+                .filter(|(key, _)| looks_like_urn(key))
+                .find_map(|(_, extension)| {
+                    extension
+                        .as_object()
+                        .and_then(|attributes| get_ci(attributes, &path.name))
+                })
         }),
     }
 }
@@ -812,15 +820,15 @@ fn resolve<'a>(path: &AttrPath, resource: &'a Value) -> Vec<&'a Value> {
         Value::Array(items) => items.iter().collect(),
         other => vec![other],
     };
-    if let Some(vf) = &path.value_filter {
-        items.retain(|e| vf.matches(e));
+    if let Some(value_filter) = &path.value_filter {
+        items.retain(|element| value_filter.matches(element));
     }
     if let Some(sub) = &path.sub_attr {
         let mut out = Vec::new();
         for item in items {
-            match item.as_object().and_then(|o| get_ci(o, sub)) {
+            match item.as_object().and_then(|fields| get_ci(fields, sub)) {
                 Some(Value::Array(values)) => out.extend(values.iter()),
-                Some(v) => out.push(v),
+                Some(sub_value) => out.push(sub_value),
                 None => {}
             }
         }
@@ -833,13 +841,13 @@ fn resolve<'a>(path: &AttrPath, resource: &'a Value) -> Vec<&'a Value> {
 /// sub-attribute (RFC 7644 §3.4.2.2, e.g. `emails eq "x"`, `manager eq "id"`).
 fn scalars(values: Vec<&Value>) -> Vec<&Value> {
     let mut out = Vec::new();
-    for v in values {
-        match v {
-            Value::Object(o) => out.extend(get_ci(o, "value")),
+    for value in values {
+        match value {
+            Value::Object(fields) => out.extend(get_ci(fields, "value")),
             Value::Array(items) => {
                 for item in items {
                     match item {
-                        Value::Object(o) => out.extend(get_ci(o, "value")),
+                        Value::Object(fields) => out.extend(get_ci(fields, "value")),
                         Value::Array(_) => {}
                         other => out.push(other),
                     }

@@ -1,13 +1,13 @@
 //! SCIM 2.0 (RFC 7643 / RFC 7644) for the gateway that Microsoft Entra ID's
 //! provisioning service calls.
 //!
-//! This crate is pure: no I/O, no async, no clock, no randomness. It turns
+//! This crate is pure: no I/O, no async, no clock (callers pass times in), no randomness. It turns
 //! request bodies and query parameters into validated values, edits stored
 //! resources as JSON, and builds response bodies. The HTTP layer and the
 //! store live elsewhere.
 //!
 //! It follows the RFCs where Entra does, and Entra where it does not (see
-//! `entra-scim.md`, section 6): capitalised PATCH ops, string booleans,
+//! `docs/entra-scim.md §6`): capitalised PATCH ops, string booleans,
 //! filter-in-path `add` that creates the element, path-less values with
 //! dotted and URN keys, every `manager` shape, `Remove members` with a value
 //! array meaning "remove these", unknown URNs, `null`s and case-insensitive
@@ -19,10 +19,13 @@
 //! - [`filter`]: filter and attribute-path parsing and evaluation.
 //! - [`patch`]: the PATCH engine and the group membership planner.
 //! - [`resource`]: User/Group body normalisation and summaries.
+//! - [`meta`]: `meta` with RFC 3339 dates and weak ETag versions.
 //! - [`limits`]: bounds on attribute lengths and counts, checked before anything is stored.
 //! - [`projection`]: `attributes` / `excludedAttributes`.
 //! - [`list`]: ListResponse and paging.
 //! - [`discovery`]: ServiceProviderConfig, Schemas, ResourceTypes.
+//! - `values`: shaping incoming attribute values, shared by PATCH and POST/PUT.
+//! - `util`: case-insensitive JSON helpers.
 //!
 //! Nothing panics on input: all recursion over untrusted input is bounded
 //! (filters by [`filter::MAX_FILTER_DEPTH`] and friends, JSON by serde_json's
@@ -34,6 +37,7 @@ pub mod error;
 pub mod filter;
 pub mod limits;
 pub mod list;
+pub mod meta;
 pub mod patch;
 pub mod projection;
 pub mod resource;

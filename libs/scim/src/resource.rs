@@ -42,70 +42,78 @@ fn invalid(detail: impl Into<String>) -> ScimError {
 /// `userName` missing, empty or not a string is 400 `invalidValue`; a value over the bounds
 /// of [`crate::limits`] is 400 `invalidValue` naming the attribute.
 pub fn normalize_user(input: Value) -> Result<Value, ScimError> {
-    let Value::Object(obj) = input else {
+    let Value::Object(fields) = input else {
         return Err(ScimError::bad_request(
             ScimType::InvalidSyntax,
             "a User must be a JSON object",
         ));
     };
     let mut out = Obj::new();
-    let mut ent = Obj::new();
+    let mut enterprise = Obj::new();
     let mut schemas_in: Vec<String> = Vec::new();
     // Canonically spelled keys last, so that with both `UserName` and
     // `userName` present the canonical one wins regardless of map order.
-    let mut entries: Vec<(String, Value)> = obj.into_iter().filter(|(_, v)| !v.is_null()).collect();
-    entries.sort_by_key(|(k, _)| core_attr(k).is_some_and(|d| d.name == k));
-    for (key, v) in entries {
-        let v = drop_nulls(v);
+    let mut entries: Vec<(String, Value)> = fields
+        .into_iter()
+        .filter(|(_, value)| !value.is_null())
+        .collect();
+    entries.sort_by_key(|(key, _)| core_attr(key).is_some_and(|known| known.name == key));
+    for (key, value) in entries {
+        let value = drop_nulls(value);
         if key.eq_ignore_ascii_case("schemas") {
-            match v {
-                Value::Array(items) => {
-                    schemas_in.extend(items.iter().filter_map(|s| s.as_str().map(str::to_owned)))
-                }
-                Value::String(s) => schemas_in.push(s),
+            match value {
+                Value::Array(items) => schemas_in.extend(
+                    items
+                        .iter()
+                        .filter_map(|urn| urn.as_str().map(str::to_owned)),
+                ),
+                Value::String(urn) => schemas_in.push(urn),
                 _ => {}
             }
         } else if ["id", "meta", "groups"]
             .iter()
-            .any(|r| key.eq_ignore_ascii_case(r))
+            .any(|reserved| key.eq_ignore_ascii_case(reserved))
         {
             // server-owned
         } else if looks_like_urn(&key) {
-            put_urn_key(&mut out, &mut ent, &key, v)?;
+            put_urn_key(&mut out, &mut enterprise, &key, value)?;
         } else {
-            put_core(&mut out, &mut ent, &key, v)?;
+            put_core(&mut out, &mut enterprise, &key, value)?;
         }
     }
 
     match out.get("userName") {
-        Some(Value::String(s)) if !s.trim().is_empty() => {}
+        Some(Value::String(user_name)) if !user_name.trim().is_empty() => {}
         Some(_) => return Err(invalid("userName must be a non-empty string")),
         None => return Err(invalid("userName is required")),
     }
     out.entry("active").or_insert(Value::Bool(true));
 
     let mut schemas = vec![SCHEMA_USER.to_owned()];
-    let mut push = |s: &str| {
-        if !schemas.iter().any(|x| x.eq_ignore_ascii_case(s)) {
-            schemas.push(s.to_owned());
+    let mut push = |urn: &str| {
+        if !schemas
+            .iter()
+            .any(|listed| listed.eq_ignore_ascii_case(urn))
+        {
+            schemas.push(urn.to_owned());
         }
     };
-    for s in &schemas_in {
-        if !is_enterprise_urn(s) {
-            push(s);
+    for urn in &schemas_in {
+        if !is_enterprise_urn(urn) {
+            push(urn);
         }
     }
-    if !ent.is_empty() {
+    if !enterprise.is_empty() {
         push(SCHEMA_ENTERPRISE_USER);
-        out.insert(SCHEMA_ENTERPRISE_USER.to_owned(), Value::Object(ent));
+        out.insert(SCHEMA_ENTERPRISE_USER.to_owned(), Value::Object(enterprise));
     }
     let extension_keys: Vec<String> = out
         .iter()
-        .filter(|(k, v)| looks_like_urn(k) && v.is_object())
-        .map(|(k, _)| k.clone())
+        .filter(|(key, value)| looks_like_urn(key) && value.is_object())
+        .map(|(key, _)| key.clone())
         .collect();
-    for k in &extension_keys {
-        push(k);
+    for key in &extension_keys {
+        push(key);
     }
     out.insert(
         "schemas".to_owned(),
@@ -116,48 +124,57 @@ pub fn normalize_user(input: Value) -> Result<Value, ScimError> {
     Ok(user)
 }
 
-fn put_core(out: &mut Obj, ent: &mut Obj, key: &str, v: Value) -> Result<(), ScimError> {
+/// A core attribute into `out` (or `manager` into `enterprise`), shaped and checked.
+fn put_core(out: &mut Obj, enterprise: &mut Obj, key: &str, value: Value) -> Result<(), ScimError> {
     if key.eq_ignore_ascii_case("manager") {
-        return put_enterprise(ent, key, v);
+        return put_enterprise(enterprise, key, value);
     }
     let def = core_attr(key);
-    if def.is_some_and(|d| d.returned == Returned::Never) {
+    if def.is_some_and(|known| known.returned == Returned::Never) {
         return Ok(());
     }
-    let name = def.map_or(key, |d| d.name);
-    let v = prepare(def, name, &v)?;
-    if is_present(&v) || matches!(v, Value::String(_)) {
-        out.insert(name.to_owned(), v);
+    let name = def.map_or(key, |known| known.name);
+    let value = prepare(def, name, &value)?;
+    if is_present(&value) || matches!(value, Value::String(_)) {
+        out.insert(name.to_owned(), value);
     }
     Ok(())
 }
 
-fn put_enterprise(ent: &mut Obj, key: &str, v: Value) -> Result<(), ScimError> {
+/// An enterprise extension attribute; `manager` in its one stored shape, `{"value": id}`.
+fn put_enterprise(enterprise: &mut Obj, key: &str, value: Value) -> Result<(), ScimError> {
     if key.eq_ignore_ascii_case("manager") {
-        if let Some(id) = manager_id(Some(&v))? {
-            ent.insert("manager".to_owned(), json!({ "value": id }));
+        if let Some(id) = manager_id(Some(&value))? {
+            enterprise.insert("manager".to_owned(), json!({ "value": id }));
         }
         return Ok(());
     }
     let def = enterprise_attr(key);
-    let name = def.map_or(key, |d| d.name);
-    let v = prepare(def, name, &v)?;
-    if is_present(&v) || matches!(v, Value::String(_)) {
-        ent.insert(name.to_owned(), v);
+    let name = def.map_or(key, |known| known.name);
+    let value = prepare(def, name, &value)?;
+    if is_present(&value) || matches!(value, Value::String(_)) {
+        enterprise.insert(name.to_owned(), value);
     }
     Ok(())
 }
 
-fn put_urn_key(out: &mut Obj, ent: &mut Obj, key: &str, v: Value) -> Result<(), ScimError> {
+/// A key that starts with a schema URN: a whole schema's object, a flattened
+/// `urn:…:attr` key, or a custom extension kept as sent.
+fn put_urn_key(
+    out: &mut Obj,
+    enterprise: &mut Obj,
+    key: &str,
+    value: Value,
+) -> Result<(), ScimError> {
     if is_enterprise_urn(key) || is_core_urn(key) {
-        let Value::Object(attrs) = v else {
+        let Value::Object(attrs) = value else {
             return Err(invalid(format!("'{key}' must be an object")));
         };
-        for (k, v) in attrs {
+        for (attr, attr_value) in attrs {
             if is_enterprise_urn(key) {
-                put_enterprise(ent, &k, v)?;
+                put_enterprise(enterprise, &attr, attr_value)?;
             } else {
-                put_core(out, ent, &k, v)?;
+                put_core(out, enterprise, &attr, attr_value)?;
             }
         }
         return Ok(());
@@ -167,31 +184,31 @@ fn put_urn_key(out: &mut Obj, ent: &mut Obj, key: &str, v: Value) -> Result<(), 
         && let Some(schema) = path.schema.as_deref()
         && path.value_filter.is_none()
     {
-        let v = match &path.sub_attr {
-            Some(sub) => json!({ sub.as_str(): v }),
-            None => v,
+        let value = match &path.sub_attr {
+            Some(sub) => json!({ sub.as_str(): value }),
+            None => value,
         };
         if is_enterprise_urn(schema) {
-            return put_enterprise(ent, &path.name, v);
+            return put_enterprise(enterprise, &path.name, value);
         }
         if is_core_urn(schema) {
-            return put_core(out, ent, &path.name, v);
+            return put_core(out, enterprise, &path.name, value);
         }
         let ext_key = find_key(out, schema)
             .cloned()
             .unwrap_or_else(|| schema.to_owned());
-        let ext = out
+        let extension = out
             .entry(ext_key)
             .or_insert_with(|| Value::Object(Obj::new()));
-        if let Value::Object(ext) = ext {
-            ext.insert(path.name.clone(), coerce_primary(v));
+        if let Value::Object(extension) = extension {
+            extension.insert(path.name.clone(), coerce_primary(value));
         }
         return Ok(());
     }
     // A custom extension object (or anything else under a URN): as sent.
-    let v = coerce_primary(v);
-    if is_present(&v) {
-        out.insert(key.to_owned(), v);
+    let value = coerce_primary(value);
+    if is_present(&value) {
+        out.insert(key.to_owned(), value);
     }
     Ok(())
 }

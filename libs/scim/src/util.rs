@@ -6,23 +6,23 @@ use serde_json::{Map, Value};
 /// The key in `map` equal to `name` ignoring ASCII case. An exact match wins
 /// so that a resource holding both spellings behaves predictably.
 pub(crate) fn find_key<'a>(map: &'a Map<String, Value>, name: &str) -> Option<&'a String> {
-    if let Some((k, _)) = map.get_key_value(name) {
-        return Some(k);
+    if let Some((key, _)) = map.get_key_value(name) {
+        return Some(key);
     }
-    map.keys().find(|k| k.eq_ignore_ascii_case(name))
+    map.keys().find(|key| key.eq_ignore_ascii_case(name))
 }
 
 pub(crate) fn get_ci<'a>(map: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    find_key(map, name).and_then(|k| map.get(k))
+    find_key(map, name).and_then(|key| map.get(key))
 }
 
 /// Entra sends booleans as `"True"`/`"False"` (any case) without the
 /// `aadOptscim062020` flag.
-pub(crate) fn parse_bool_str(s: &str) -> Option<bool> {
-    let t = s.trim();
-    if t.eq_ignore_ascii_case("true") {
+pub(crate) fn parse_bool_str(text: &str) -> Option<bool> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("true") {
         Some(true)
-    } else if t.eq_ignore_ascii_case("false") {
+    } else if text.eq_ignore_ascii_case("false") {
         Some(false)
     } else {
         None
@@ -30,28 +30,28 @@ pub(crate) fn parse_bool_str(s: &str) -> Option<bool> {
 }
 
 /// A JSON boolean, or a string spelling one.
-pub(crate) fn as_bool_lenient(v: &Value) -> Option<bool> {
-    match v {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) => parse_bool_str(s),
+pub(crate) fn as_bool_lenient(value: &Value) -> Option<bool> {
+    match value {
+        Value::Bool(flag) => Some(*flag),
+        Value::String(text) => parse_bool_str(text),
         _ => None,
     }
 }
 
 /// Recursively drops `null` members and `null` array elements: Entra (and
 /// older Microsoft examples) send explicit nulls meaning "absent".
-pub(crate) fn drop_nulls(v: Value) -> Value {
-    match v {
+pub(crate) fn drop_nulls(value: Value) -> Value {
+    match value {
         Value::Object(map) => Value::Object(
             map.into_iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k, drop_nulls(v)))
+                .filter(|(_, member)| !member.is_null())
+                .map(|(key, member)| (key, drop_nulls(member)))
                 .collect(),
         ),
         Value::Array(items) => Value::Array(
             items
                 .into_iter()
-                .filter(|v| !v.is_null())
+                .filter(|item| !item.is_null())
                 .map(drop_nulls)
                 .collect(),
         ),
@@ -60,21 +60,21 @@ pub(crate) fn drop_nulls(v: Value) -> Value {
 }
 
 /// `pr` semantics (RFC 7644 §3.4.2.2): null, "", [] and {} are not present.
-pub(crate) fn is_present(v: &Value) -> bool {
-    match v {
+pub(crate) fn is_present(value: &Value) -> bool {
+    match value {
         Value::Null => false,
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => a.iter().any(is_present),
-        Value::Object(o) => !o.is_empty(),
+        Value::String(text) => !text.is_empty(),
+        Value::Array(items) => items.iter().any(is_present),
+        Value::Object(fields) => !fields.is_empty(),
         Value::Bool(_) | Value::Number(_) => true,
     }
 }
 
 /// A string or number rendered as a string; ids sometimes arrive as numbers.
-pub(crate) fn scalar_string(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
+pub(crate) fn scalar_string(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
         _ => None,
     }
 }
@@ -89,9 +89,11 @@ pub(crate) fn ensure_schema(root: &mut Map<String, Value>, urn: &str) {
         *entry = Value::Array(Vec::new());
     }
     if let Value::Array(list) = entry {
-        let present = list
-            .iter()
-            .any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(urn)));
+        let present = list.iter().any(|listed| {
+            listed
+                .as_str()
+                .is_some_and(|listed| listed.eq_ignore_ascii_case(urn))
+        });
         if !present {
             list.push(Value::String(urn.to_owned()));
         }
@@ -104,13 +106,18 @@ pub(crate) fn remove_schema(root: &mut Map<String, Value>, urn: &str) {
         return;
     };
     if let Some(Value::Array(list)) = root.get_mut(&key) {
-        list.retain(|s| !s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(urn)));
+        list.retain(|listed| {
+            !listed
+                .as_str()
+                .is_some_and(|listed| listed.eq_ignore_ascii_case(urn))
+        });
     }
 }
 
 /// Character offset of a byte offset, for error messages people can count.
-pub(crate) fn char_pos(s: &str, byte: usize) -> usize {
-    s.get(..byte).map_or(byte, |p| p.chars().count())
+pub(crate) fn char_pos(text: &str, byte: usize) -> usize {
+    text.get(..byte)
+        .map_or(byte, |prefix| prefix.chars().count())
 }
 
 #[cfg(test)]

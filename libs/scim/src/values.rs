@@ -13,8 +13,8 @@ fn invalid(detail: String) -> ScimError {
     ScimError::bad_request(ScimType::InvalidValue, detail)
 }
 
-fn kind_of(v: &Value) -> &'static str {
-    match v {
+fn kind_of(value: &Value) -> &'static str {
+    match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
         Value::Number(_) => "a number",
@@ -25,10 +25,10 @@ fn kind_of(v: &Value) -> &'static str {
 }
 
 /// `null` or `""`: both mean "clear" for Entra (gallery `SCIM_Null_Update_Test`).
-pub(crate) fn is_blank(v: &Value) -> bool {
-    match v {
+pub(crate) fn is_blank(value: &Value) -> bool {
+    match value {
         Value::Null => true,
-        Value::String(s) => s.is_empty(),
+        Value::String(text) => text.is_empty(),
         _ => false,
     }
 }
@@ -39,42 +39,42 @@ pub(crate) fn is_blank(v: &Value) -> bool {
 pub(crate) fn prepare(
     def: Option<&'static AttrDef>,
     name: &str,
-    v: &Value,
+    value: &Value,
 ) -> Result<Value, ScimError> {
-    let v = drop_nulls(v.clone());
-    let Some(d) = def else {
-        return Ok(coerce_primary(v));
+    let value = drop_nulls(value.clone());
+    let Some(def) = def else {
+        return Ok(coerce_primary(value));
     };
-    if d.multi {
-        let items = match v {
+    if def.multi {
+        let items = match value {
             Value::Array(items) => items,
             other => vec![other],
         };
         let mut out = Vec::with_capacity(items.len());
         for item in items {
-            let item = prepare_element(d, name, item)?;
+            let item = prepare_element(def, name, item)?;
             if is_present(&item) {
                 out.push(item);
             }
         }
         return Ok(Value::Array(out));
     }
-    prepare_single(d, name, v)
+    prepare_single(def, name, value)
 }
 
 /// One element of a multi-valued attribute.
 pub(crate) fn prepare_element(
-    d: &'static AttrDef,
+    def: &'static AttrDef,
     name: &str,
     item: Value,
 ) -> Result<Value, ScimError> {
-    if !d.is_complex() {
-        return prepare_scalar(d, name, item);
+    if !def.is_complex() {
+        return prepare_scalar(def, name, item);
     }
     match item {
-        Value::Object(o) => Ok(Value::Object(prepare_sub_map(d, name, o)?)),
+        Value::Object(fields) => Ok(Value::Object(prepare_sub_map(def, name, fields)?)),
         // A bare value for a complex multi-valued attribute, e.g. `"emails": ["a@b"]`.
-        s @ (Value::String(_) | Value::Number(_)) => Ok(json!({ "value": s })),
+        bare @ (Value::String(_) | Value::Number(_)) => Ok(json!({ "value": bare })),
         other => Err(invalid(format!(
             "elements of '{name}' must be objects, got {}",
             kind_of(&other)
@@ -82,12 +82,12 @@ pub(crate) fn prepare_element(
     }
 }
 
-fn prepare_single(d: &'static AttrDef, name: &str, v: Value) -> Result<Value, ScimError> {
-    if !d.is_complex() {
-        return prepare_scalar(d, name, v);
+fn prepare_single(def: &'static AttrDef, name: &str, value: Value) -> Result<Value, ScimError> {
+    if !def.is_complex() {
+        return prepare_scalar(def, name, value);
     }
-    match v {
-        Value::Object(o) => Ok(Value::Object(prepare_sub_map(d, name, o)?)),
+    match value {
+        Value::Object(fields) => Ok(Value::Object(prepare_sub_map(def, name, fields)?)),
         other => Err(invalid(format!(
             "'{name}' must be an object, got {}",
             kind_of(&other)
@@ -96,19 +96,20 @@ fn prepare_single(d: &'static AttrDef, name: &str, v: Value) -> Result<Value, Sc
 }
 
 fn prepare_sub_map(
-    d: &'static AttrDef,
+    def: &'static AttrDef,
     parent: &str,
-    o: Map<String, Value>,
+    fields: Map<String, Value>,
 ) -> Result<Map<String, Value>, ScimError> {
     let mut out = Map::new();
-    for (k, v) in o {
-        match d.sub_attr(&k) {
-            Some(sd) => {
-                let v = prepare_scalar(sd, &format!("{parent}.{}", sd.name), v)?;
-                out.insert(sd.name.to_owned(), v);
+    for (field, field_value) in fields {
+        match def.sub_attr(&field) {
+            Some(sub_def) => {
+                let field_value =
+                    prepare_scalar(sub_def, &format!("{parent}.{}", sub_def.name), field_value)?;
+                out.insert(sub_def.name.to_owned(), field_value);
             }
             None => {
-                out.insert(k, v);
+                out.insert(field, field_value);
             }
         }
     }
@@ -118,63 +119,66 @@ fn prepare_sub_map(
 /// A simple (non-complex) value. Booleans accept Entra's string spellings;
 /// string-like attributes accept strings and numbers (numbers are stored as
 /// sent, since values must not be reformatted).
-pub(crate) fn prepare_scalar(d: &AttrDef, name: &str, v: Value) -> Result<Value, ScimError> {
-    match d.ty {
-        AttrType::Boolean => as_bool_lenient(&v).map(Value::Bool).ok_or_else(|| {
+pub(crate) fn prepare_scalar(def: &AttrDef, name: &str, value: Value) -> Result<Value, ScimError> {
+    match def.ty {
+        AttrType::Boolean => as_bool_lenient(&value).map(Value::Bool).ok_or_else(|| {
             invalid(format!(
                 "'{name}' must be a boolean (true/false or \"True\"/\"False\"), got {}",
-                kind_of(&v)
+                kind_of(&value)
             ))
         }),
-        AttrType::Complex => match v {
-            Value::Object(_) => Ok(v),
+        AttrType::Complex => match value {
+            Value::Object(_) => Ok(value),
             other => Err(invalid(format!(
                 "'{name}' must be an object, got {}",
                 kind_of(&other)
             ))),
         },
-        AttrType::String | AttrType::Reference | AttrType::DateTime | AttrType::Binary => match v {
-            Value::String(_) | Value::Number(_) => Ok(v),
-            other => Err(invalid(format!(
-                "'{name}' must be a string, got {}",
-                kind_of(&other)
-            ))),
-        },
+        AttrType::String | AttrType::Reference | AttrType::DateTime | AttrType::Binary => {
+            match value {
+                Value::String(_) | Value::Number(_) => Ok(value),
+                other => Err(invalid(format!(
+                    "'{name}' must be a string, got {}",
+                    kind_of(&other)
+                ))),
+            }
+        }
     }
 }
 
 /// Value of a sub-attribute set through a path such as `name.givenName`.
 pub(crate) fn prepare_sub_value(
-    sd: Option<&'static AttrDef>,
+    sub_def: Option<&'static AttrDef>,
     name: &str,
-    v: &Value,
+    value: &Value,
 ) -> Result<Value, ScimError> {
-    match sd {
-        Some(sd) => prepare_scalar(sd, name, drop_nulls(v.clone())),
+    match sub_def {
+        Some(sub_def) => prepare_scalar(sub_def, name, drop_nulls(value.clone())),
         None if name
             .rsplit('.')
             .next()
-            .is_some_and(|n| n.eq_ignore_ascii_case("primary")) =>
+            .is_some_and(|last| last.eq_ignore_ascii_case("primary")) =>
         {
-            prepare_scalar(&crate::schema::PRIMARY, name, v.clone())
+            prepare_scalar(&crate::schema::PRIMARY, name, value.clone())
         }
-        None => Ok(coerce_primary(drop_nulls(v.clone()))),
+        None => Ok(coerce_primary(drop_nulls(value.clone()))),
     }
 }
 
 /// Coerces `"primary": "True"` anywhere inside a value of an attribute we do
 /// not know (custom extensions), since Entra sends every boolean as a string.
-pub(crate) fn coerce_primary(v: Value) -> Value {
-    match v {
-        Value::Object(o) => Value::Object(
-            o.into_iter()
-                .map(|(k, v)| {
-                    let v = if k.eq_ignore_ascii_case("primary") {
-                        as_bool_lenient(&v).map_or(v, Value::Bool)
+pub(crate) fn coerce_primary(value: Value) -> Value {
+    match value {
+        Value::Object(fields) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(field, field_value)| {
+                    let field_value = if field.eq_ignore_ascii_case("primary") {
+                        as_bool_lenient(&field_value).map_or(field_value, Value::Bool)
                     } else {
-                        coerce_primary(v)
+                        coerce_primary(field_value)
                     };
-                    (k, v)
+                    (field, field_value)
                 })
                 .collect(),
         ),
@@ -187,17 +191,17 @@ pub(crate) fn coerce_primary(v: Value) -> Value {
 /// (any key case), or a one-element array `[{"$ref": …, "value": id}]`.
 /// `Ok(None)` means "clear the manager" (null, "", empty array).
 pub(crate) fn manager_id(value: Option<&Value>) -> Result<Option<String>, ScimError> {
-    let Some(v) = value else {
+    let Some(value) = value else {
         return Ok(None);
     };
-    match v {
+    match value {
         Value::Null => Ok(None),
-        Value::String(s) => {
-            let s = s.trim();
-            Ok((!s.is_empty()).then(|| s.to_owned()))
+        Value::String(id) => {
+            let id = id.trim();
+            Ok((!id.is_empty()).then(|| id.to_owned()))
         }
-        Value::Number(n) => Ok(Some(n.to_string())),
-        Value::Object(o) => match get_ci(o, "value") {
+        Value::Number(number) => Ok(Some(number.to_string())),
+        Value::Object(fields) => match get_ci(fields, "value") {
             Some(inner @ (Value::Null | Value::String(_) | Value::Number(_))) => {
                 manager_id(Some(inner))
             }
@@ -223,14 +227,16 @@ pub(crate) fn manager_id(value: Option<&Value>) -> Result<Option<String>, ScimEr
 }
 
 /// Sets `sub` in a complex element, keeping an existing key's spelling.
-pub(crate) fn set_sub(item: &mut Value, sub: &str, v: Value) {
-    if let Value::Object(o) = item {
-        let key = find_key(o, sub).cloned().unwrap_or_else(|| sub.to_owned());
-        o.insert(key, v);
+pub(crate) fn set_sub(item: &mut Value, sub: &str, value: Value) {
+    if let Value::Object(fields) = item {
+        let key = find_key(fields, sub)
+            .cloned()
+            .unwrap_or_else(|| sub.to_owned());
+        fields.insert(key, value);
     } else {
-        let mut o = Map::new();
-        o.insert(sub.to_owned(), v);
-        *item = Value::Object(o);
+        let mut fields = Map::new();
+        fields.insert(sub.to_owned(), value);
+        *item = Value::Object(fields);
     }
 }
 
@@ -238,9 +244,9 @@ pub(crate) fn set_sub(item: &mut Value, sub: &str, v: Value) {
 /// data: it is what remains after clearing `emails[type eq "work"].value`.
 pub(crate) fn is_hollow(item: &Value) -> bool {
     match item {
-        Value::Object(o) => o
-            .keys()
-            .all(|k| k.eq_ignore_ascii_case("type") || k.eq_ignore_ascii_case("primary")),
+        Value::Object(fields) => fields.keys().all(|field| {
+            field.eq_ignore_ascii_case("type") || field.eq_ignore_ascii_case("primary")
+        }),
         other => !is_present(other),
     }
 }
@@ -248,9 +254,10 @@ pub(crate) fn is_hollow(item: &Value) -> bool {
 /// Keeps at most one `primary: true` in a multi-valued attribute: the last
 /// touched element that is primary wins (RFC 7643 §2.4).
 pub(crate) fn settle_primary(items: &mut [Value], touched: &[usize]) {
-    let is_primary = |v: &Value| {
-        v.as_object()
-            .and_then(|o| get_ci(o, "primary"))
+    let is_primary = |element: &Value| {
+        element
+            .as_object()
+            .and_then(|fields| get_ci(fields, "primary"))
             .and_then(Value::as_bool)
             == Some(true)
     };
@@ -258,18 +265,18 @@ pub(crate) fn settle_primary(items: &mut [Value], touched: &[usize]) {
         .iter()
         .rev()
         .copied()
-        .find(|&i| items.get(i).is_some_and(is_primary))
+        .find(|&index| items.get(index).is_some_and(is_primary))
     else {
         return;
     };
-    for (j, item) in items.iter_mut().enumerate() {
-        if j == winner || !is_primary(item) {
+    for (index, item) in items.iter_mut().enumerate() {
+        if index == winner || !is_primary(item) {
             continue;
         }
-        if let Some(o) = item.as_object_mut()
-            && let Some(k) = find_key(o, "primary").cloned()
+        if let Some(fields) = item.as_object_mut()
+            && let Some(key) = find_key(fields, "primary").cloned()
         {
-            o.insert(k, Value::Bool(false));
+            fields.insert(key, Value::Bool(false));
         }
     }
 }

@@ -1,5 +1,5 @@
-//! One test (at least) per Entra quirk in section 6 of
-//! `shared/reference/entra-scim.md`, using its payloads where it gives them.
+//! One test (at least) per Entra quirk in `docs/entra-scim.md §6`, using the
+//! payloads of its §4 where it gives them.
 #![allow(clippy::unwrap_used)]
 
 use dirsync_scim::{
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 const ENT: &str = SCHEMA_ENTERPRISE_USER;
 
-/// A stored user as the gateway would hold it after §4.1's POST.
+/// A stored user as the gateway would hold it after docs/entra-scim.md §4.1's POST.
 fn stored_user() -> Value {
     normalize_user(json!({
         "schemas": [SCHEMA_USER, ENT],
@@ -63,7 +63,7 @@ fn matches(filter: &str, resource: &Value) -> bool {
 
 #[test]
 fn q1_capitalised_op_values() {
-    // §4.5, second request.
+    // docs/entra-scim.md §4.5, second request.
     let u = patch(
         stored_user(),
         json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
@@ -95,7 +95,7 @@ fn q1_capitalised_op_values() {
 
 #[test]
 fn q2_string_booleans_in_patch() {
-    // §4.6 default form without the flag.
+    // docs/entra-scim.md §4.6 default form without the flag.
     let u = patch(
         stored_user(),
         json!({"Operations":[{"op":"Replace","path":"active","value":"False"}],
@@ -157,7 +157,7 @@ fn q2_string_booleans_in_filter_paths() {
 
 #[test]
 fn q3_replace_existing_filtered_element() {
-    // §4.5 first request.
+    // docs/entra-scim.md §4.5 first request.
     let u = patch(
         stored_user(),
         json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
@@ -456,7 +456,7 @@ fn q8_manager_removal() {
 
 #[test]
 fn q9_member_removal_with_value_array_removes_only_those() {
-    // §4.12 without the flag.
+    // docs/entra-scim.md §4.12 without the flag.
     let body = json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
         "Operations":[{"op":"Remove","path":"members",
                        "value":[{"$ref":null,"value":"f648f8d5ea4e4cd38e9c"}]}]});
@@ -465,7 +465,7 @@ fn q9_member_removal_with_value_array_removes_only_those() {
     assert_eq!(plan.remove_members, vec!["f648f8d5ea4e4cd38e9c"]);
     assert!(plan.add_members.is_empty());
 
-    // §4.12 with the flag.
+    // docs/entra-scim.md §4.12 with the flag.
     let body = json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
         "Operations":[{"op":"remove","path":"members[value eq \"7f4bc1a3-285e-48ae-8202-5accb43efb0e\"]"}]});
     let plan = plan_group_patch(&PatchRequest::parse(&body).unwrap()).unwrap();
@@ -486,7 +486,7 @@ fn q9_member_removal_with_value_array_removes_only_those() {
 
 #[test]
 fn q9_member_add_several_per_operation() {
-    // §4.11, with several members as gallery onboarding requires.
+    // docs/entra-scim.md §4.11, with several members as gallery onboarding requires.
     let body = json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
         "Operations":[{"op":"Add","path":"members",
                        "value":[{"$ref":null,"value":"f648f8d5ea4e4cd38e9c"},
@@ -565,7 +565,7 @@ fn q11_older_create_with_nulls_and_malformed_urn() {
 
 #[test]
 fn q11_group_with_adscim_urn() {
-    // §4.8.
+    // docs/entra-scim.md §4.8.
     let g = parse_group(
         &json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group",
             "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
@@ -710,7 +710,7 @@ fn q17_etag_not_advertised_and_q18_paging_echoes_start_index() {
         ),
         (Some(6), Some(2), Some(12))
     );
-    // §1.3 / §4.4: zero hits is still a ListResponse.
+    // docs/entra-scim.md §1.3 / §4.4: zero hits is still a ListResponse.
     assert_eq!(list_response(vec![], 0, 1)["Resources"], json!([]));
 }
 

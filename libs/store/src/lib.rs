@@ -1,7 +1,14 @@
 //! Opens the database a service stores its tables in (`sqlite://` for the
 //! embedded default, `postgres://` for clusters) and runs that service's
 //! migrations. Each service owns its tables and its migration history; in the
-//! all-in-one process they share one database, never each other's rows.
+//! all-in-one process they share one database, never each other's rows. It holds no entity:
+//! each service keeps its own.
+//!
+//! Modules:
+//! - the crate root: [`connect`], [`migrate`] (under an advisory lock on PostgreSQL),
+//!   [`single_writer`], [`redact`];
+//! - [`testing`] (feature `test-util`): a database of its own per test, a SQLite file or a
+//!   PostgreSQL schema, dropped at the end.
 
 #[cfg(feature = "test-util")]
 pub mod testing;
@@ -9,7 +16,9 @@ pub mod testing;
 use std::path::Path;
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait,
+};
 use sea_orm_migration::MigratorTrait;
 
 pub use sea_orm;
@@ -91,13 +100,27 @@ pub async fn connect(options: &StoreOptions) -> Result<DatabaseConnection, Store
 }
 
 /// Brings one service's tables up to date.
+///
+/// On PostgreSQL several replicas may start at once: the migrations run in one transaction
+/// holding an advisory lock on the schema, so one replica migrates and the others wait and
+/// then find the work done (PostgreSQL's DDL is transactional).
 pub async fn migrate<M: MigratorTrait>(
     db: &DatabaseConnection,
     service: &'static str,
 ) -> Result<(), StoreError> {
-    M::up(db, None)
+    let failed = |source| StoreError::Migrate { service, source };
+    if db.get_database_backend() == DbBackend::Postgres {
+        let txn = db.begin().await.map_err(failed)?;
+        txn.execute_unprepared(
+            "SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':dirsync-migrations'))",
+        )
         .await
-        .map_err(|source| StoreError::Migrate { service, source })?;
+        .map_err(failed)?;
+        M::up(&txn, None).await.map_err(failed)?;
+        txn.commit().await.map_err(failed)?;
+    } else {
+        M::up(db, None).await.map_err(failed)?;
+    }
     tracing::debug!(service, "migrations applied");
     Ok(())
 }

@@ -3,29 +3,20 @@
 //! the Graph client and the RPCs arrive with the Graph work, and until then
 //! every RPC answers UNIMPLEMENTED naming itself.
 
-mod migration;
+mod schema;
 
 use std::future::Future;
 use std::pin::Pin;
 
 use dirsync_proto::directory::v1 as pb;
-use dirsync_runtime::{DirsyncConfig, GrpcServer, ServeError};
-use dirsync_store::{StoreError, StoreOptions};
+use dirsync_runtime::{DirsyncConfig, GrpcServer, StartError};
 use tokio::net::TcpListener;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-pub use migration::Migrator;
+pub use schema::Migrator;
 
 pub const SERVICE: &str = "directory-reader";
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Serve(#[from] ServeError),
-}
 
 #[derive(Debug, Clone)]
 pub struct DirectoryReader {
@@ -34,20 +25,15 @@ pub struct DirectoryReader {
 
 impl DirectoryReader {
     pub async fn open(config: &DirsyncConfig) -> Result<Self, StartError> {
-        let db = dirsync_store::connect(&StoreOptions {
-            url: config.database.url.clone(),
-            schema: config.database.schema.clone(),
-            max_connections: config.database.max_connections,
-            connect_timeout: config.database.connect_timeout,
-        })
-        .await?;
-        dirsync_store::migrate::<Migrator>(&db, SERVICE).await?;
+        let db = dirsync_runtime::service::open_store::<Migrator>(config, SERVICE).await?;
         Ok(Self { _db: db })
     }
 
     pub fn register(&self, server: &mut GrpcServer) {
         server.add_service(
-            pb::directory_reader_service_server::DirectoryReaderServiceServer::new(DirectoryApi),
+            pb::directory_reader_service_server::DirectoryReaderServiceServer::new(
+                DirectoryReaderApi,
+            ),
         );
     }
 }
@@ -65,7 +51,7 @@ pub async fn run(
 }
 
 #[derive(Debug)]
-struct DirectoryApi;
+struct DirectoryReaderApi;
 
 fn unimplemented(rpc: &str) -> Status {
     Status::unimplemented(format!(
@@ -76,10 +62,10 @@ fn unimplemented(rpc: &str) -> Status {
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
-impl pb::directory_reader_service_server::DirectoryReaderService for DirectoryApi {
-    type StreamUsersStream = BoxStream<pb::DirectoryUser>;
-    type StreamGroupsStream = BoxStream<pb::DirectoryGroup>;
-    type StreamChangesStream = BoxStream<pb::DirectoryChange>;
+impl pb::directory_reader_service_server::DirectoryReaderService for DirectoryReaderApi {
+    type StreamUsersStream = BoxStream<pb::StreamUsersResponse>;
+    type StreamGroupsStream = BoxStream<pb::StreamGroupsResponse>;
+    type StreamChangesStream = BoxStream<pb::StreamChangesResponse>;
 
     async fn stream_users(
         &self,
@@ -112,7 +98,7 @@ impl pb::directory_reader_service_server::DirectoryReaderService for DirectoryAp
     async fn get_sync_state(
         &self,
         _: Request<pb::GetSyncStateRequest>,
-    ) -> Result<Response<pb::SyncState>, Status> {
+    ) -> Result<Response<pb::GetSyncStateResponse>, Status> {
         Err(unimplemented("GetSyncState"))
     }
 }

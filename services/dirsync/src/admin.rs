@@ -215,7 +215,7 @@ pub(crate) async fn tenant(
                 .ok_or_else(|| anyhow::anyhow!("--maas360-url is required"))?;
             let updated = client
                 .set_maas360_connection(pb::SetMaas360ConnectionRequest {
-                    tenant_id: tenant,
+                    tenant,
                     maas360: Some(connection),
                 })
                 .await
@@ -223,7 +223,7 @@ pub(crate) async fn tenant(
                 .into_inner();
             println!(
                 "MaaS360 connection of tenant {} set and checked.",
-                updated.name
+                updated.tenant.map(|tenant| tenant.name).unwrap_or_default()
             );
         }
         TenantCommand::List => {
@@ -232,10 +232,8 @@ pub(crate) async fn tenant(
             loop {
                 let listed = client
                     .list_tenants(pb::ListTenantsRequest {
-                        page: Some(dirsync_proto::common::v1::PageRequest {
-                            page_size: 200,
-                            page_token: page_token.clone(),
-                        }),
+                        page_size: 200,
+                        page_token: page_token.clone(),
                     })
                     .await
                     .map_err(explain)?
@@ -246,10 +244,7 @@ pub(crate) async fn tenant(
                         tenant.tenant_id, tenant.name, tenant.active_token_count
                     );
                 }
-                page_token = listed
-                    .page
-                    .map(|page| page.next_page_token)
-                    .unwrap_or_default();
+                page_token = listed.next_page_token;
                 if page_token.is_empty() {
                     break;
                 }
@@ -269,7 +264,7 @@ pub(crate) async fn token(
     match command {
         TokenCommand::Rotate { tenant } => {
             let issued = client
-                .rotate_scim_token(pb::RotateScimTokenRequest { tenant_id: tenant })
+                .rotate_scim_token(pb::RotateScimTokenRequest { tenant })
                 .await
                 .map_err(explain)?
                 .into_inner();
@@ -289,17 +284,17 @@ pub(crate) async fn status(
     server: &ServerArg,
     tenant: String,
 ) -> anyhow::Result<()> {
-    let channel = channel(config, server).await?;
-    let tenant_id = tenant_id_of(&channel, tenant).await?;
-    let mut work = pb::work_service_client::WorkServiceClient::new(channel);
+    let mut work = pb::work_service_client::WorkServiceClient::new(channel(config, server).await?);
     let status = work
         .get_work_status(pb::GetWorkStatusRequest {
-            tenant_id: tenant_id.clone(),
+            tenant: tenant.clone(),
         })
         .await
         .map_err(explain)?
-        .into_inner();
-    println!("tenant {tenant_id}");
+        .into_inner()
+        .status
+        .unwrap_or_default();
+    println!("tenant {}", status.tenant_id);
     println!("  in sync:     {}", status.in_sync);
     println!("  queued:      {}", status.queue_depth);
     println!("  in flight:   {}", status.in_flight);
@@ -314,7 +309,7 @@ pub(crate) async fn status(
         println!(
             "  last error:  {} ({})",
             health.last_error,
-            time(health.last_error_at.as_ref())
+            time(health.last_error_time.as_ref())
         );
     }
     let mut page_token = String::new();
@@ -322,18 +317,16 @@ pub(crate) async fn status(
     loop {
         let parked = work
             .list_parked(pb::ListParkedRequest {
-                tenant_id: tenant_id.clone(),
-                page: Some(dirsync_proto::common::v1::PageRequest {
-                    page_size: 200,
-                    page_token,
-                }),
+                tenant: tenant.clone(),
+                page_size: 200,
+                page_token,
             })
             .await
             .map_err(explain)?
             .into_inner();
         for resource in &parked.resources {
             if header {
-                println!("\nparked resources (retry with: dirsync retry {tenant_id}):");
+                println!("\nparked resources (retry with: dirsync retry {tenant}):");
                 header = false;
             }
             let kind = if resource.kind == dirsync_proto::common::v1::ResourceKind::Group as i32 {
@@ -346,10 +339,7 @@ pub(crate) async fn status(
                 resource.display, resource.resource_id, resource.attempts, resource.reason
             );
         }
-        page_token = parked
-            .page
-            .map(|page| page.next_page_token)
-            .unwrap_or_default();
+        page_token = parked.next_page_token;
         if page_token.is_empty() {
             break;
         }
@@ -377,7 +367,7 @@ fn reachability(health: Option<&pb::Maas360Health>) -> String {
         Ok(pb::Maas360Reachability::Unreachable) => format!(
             "unreachable since {}, next probe at {}",
             time(health.unreachable_since.as_ref()),
-            time(health.next_probe_at.as_ref())
+            time(health.next_probe_time.as_ref())
         ),
         _ => "no call made yet".to_owned(),
     }
@@ -452,7 +442,7 @@ pub(crate) async fn audit(
             .iter()
             .map(|entry| {
                 serde_json::json!({
-                    "at": time(entry.at.as_ref()),
+                    "at": time(entry.time.as_ref()),
                     "kind": kind(entry.kind),
                     "resource_id": entry.resource_id,
                     "route": entry.route,
@@ -460,7 +450,7 @@ pub(crate) async fn audit(
                     "outcome": entry.outcome,
                     "error": entry.error,
                     "worker": entry.worker,
-                    "attempt_started_at": time(entry.attempt_started_at.as_ref()),
+                    "attempt_started_at": time(entry.attempt_start_time.as_ref()),
                 })
             })
             .collect();
@@ -477,7 +467,7 @@ pub(crate) async fn audit(
     for entry in &entries {
         println!(
             "{:<20} {:<5} {:<32} {:<24} {:<14} {:<32} {}",
-            time(entry.at.as_ref()),
+            time(entry.time.as_ref()),
             kind(entry.kind),
             entry.resource_id,
             entry.route,
@@ -489,29 +479,15 @@ pub(crate) async fn audit(
     Ok(())
 }
 
-/// The id of a tenant named by id or name.
-async fn tenant_id_of(channel: &Channel, tenant: String) -> anyhow::Result<String> {
-    Ok(
-        pb::tenant_service_client::TenantServiceClient::new(channel.clone())
-            .get_tenant(pb::GetTenantRequest { tenant })
-            .await
-            .map_err(explain)?
-            .into_inner()
-            .tenant_id,
-    )
-}
-
 pub(crate) async fn retry(
     config: &DirsyncConfig,
     server: &ServerArg,
     tenant: String,
     resources: Vec<String>,
 ) -> anyhow::Result<()> {
-    let channel = channel(config, server).await?;
-    let tenant_id = tenant_id_of(&channel, tenant).await?;
-    let retried = pb::work_service_client::WorkServiceClient::new(channel)
+    let retried = pb::work_service_client::WorkServiceClient::new(channel(config, server).await?)
         .retry_parked(pb::RetryParkedRequest {
-            tenant_id,
+            tenant,
             resource_ids: resources,
         })
         .await

@@ -236,9 +236,12 @@ async fn bench_scim_at(
                 }
                 client
                     .create_user(pb::CreateUserRequest {
-                        tenant_id: tenant_id.clone(),
+                        tenant: tenant_id.clone(),
                         user: Some(pb::UserInput {
-                            scim_json: user_body(&format!("user{index}@bench.example"), index),
+                            source: Some(pb::user_input::Source::ScimJson(user_body(
+                                &format!("user{index}@bench.example"),
+                                index,
+                            ))),
                         }),
                     })
                     .await?;

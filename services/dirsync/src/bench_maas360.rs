@@ -111,16 +111,29 @@ pub(crate) async fn bench(base: &DirsyncConfig, args: Maas360BenchArgs) -> anyho
                 let name = format!("user{index}@bench.example");
                 let user = client
                     .create_user(pb::CreateUserRequest {
-                        tenant_id: tenant_id.clone(),
+                        tenant: tenant_id.clone(),
                         user: Some(pb::UserInput {
-                            scim_json: serde_json::json!({"userName": name, "displayName": format!("Bench {index}"),
-                                "emails": [{"type": "work", "value": name}]})
-                            .to_string(),
+                            source: Some(pb::user_input::Source::Fields(pb::UserFields {
+                                user_name: name.clone(),
+                                display_name: format!("Bench {index}"),
+                                emails: vec![pb::Email {
+                                    value: name,
+                                    r#type: "work".to_owned(),
+                                    primary: true,
+                                }],
+                                ..Default::default()
+                            })),
                         }),
                     })
                     .await?
                     .into_inner();
-                if let Some(slot) = user_ids.lock().await.get_mut(usize::try_from(index).unwrap_or(usize::MAX)) {
+                if let (Some(slot), Some(user)) = (
+                    user_ids
+                        .lock()
+                        .await
+                        .get_mut(usize::try_from(index).unwrap_or(usize::MAX)),
+                    user.user,
+                ) {
                     *slot = user.id;
                 }
             }
@@ -136,14 +149,16 @@ pub(crate) async fn bench(base: &DirsyncConfig, args: Maas360BenchArgs) -> anyho
         group_ids.push(
             groups
                 .create_group(pb::CreateGroupRequest {
-                    tenant_id: tenant_id.clone(),
+                    tenant: tenant_id.clone(),
                     display_name: format!("Bench group {index}"),
                     external_id: format!("g{index}"),
                     member_user_ids: Vec::new(),
                 })
                 .await?
                 .into_inner()
-                .id,
+                .group
+                .map(|group| group.id)
+                .unwrap_or_default(),
         );
     }
     // Memberships arrive as Entra sends them: group PATCHes of several members.
@@ -159,7 +174,7 @@ pub(crate) async fn bench(base: &DirsyncConfig, args: Maas360BenchArgs) -> anyho
         for chunk in members.chunks(10) {
             groups
                 .add_group_members(pb::AddGroupMembersRequest {
-                    tenant_id: tenant_id.clone(),
+                    tenant: tenant_id.clone(),
                     group_id: group.clone(),
                     user_ids: chunk.to_vec(),
                 })
@@ -176,7 +191,7 @@ pub(crate) async fn bench(base: &DirsyncConfig, args: Maas360BenchArgs) -> anyho
     let drain_started = Instant::now();
     tenants
         .set_maas360_connection(pb::SetMaas360ConnectionRequest {
-            tenant_id: tenant_id.clone(),
+            tenant: tenant_id.clone(),
             maas360: Some(connection),
         })
         .await
@@ -185,10 +200,12 @@ pub(crate) async fn bench(base: &DirsyncConfig, args: Maas360BenchArgs) -> anyho
     loop {
         let status = work
             .get_work_status(pb::GetWorkStatusRequest {
-                tenant_id: tenant_id.clone(),
+                tenant: tenant_id.clone(),
             })
             .await?
-            .into_inner();
+            .into_inner()
+            .status
+            .unwrap_or_default();
         if status.queue_depth == 0 && status.in_flight == 0 {
             anyhow::ensure!(status.parked == 0, "{} resources parked", status.parked);
             break;

@@ -324,11 +324,13 @@ async fn converge(running: &Running, label: &str, timeout: Duration) -> anyhow::
     loop {
         let status = work
             .get_work_status(pb::GetWorkStatusRequest {
-                tenant_id: running.tenant_id.clone(),
+                tenant: running.tenant_id.clone(),
             })
             .await
             .map_err(|status| anyhow::anyhow!("work status: {}", status.message()))?
-            .into_inner();
+            .into_inner()
+            .status
+            .unwrap_or_default();
         let total = status.in_sync + status.queue_depth + status.parked;
         bar.set(status.in_sync + status.parked, total);
         if status.queue_depth == 0 && status.in_flight == 0 {
@@ -392,12 +394,11 @@ fn print_summary(summary: &Summary, comparison: &Comparison) {
 
 fn print_next_steps(running: &Running) {
     let grpc = running.grpc_addr;
-    let tenant = &running.tenant_id;
     println!();
     println!("Still serving (Ctrl-C stops). Try:");
     println!("  grpcurl -plaintext {grpc} list");
     println!(
-        "  grpcurl -plaintext -d '{{\"tenant_id\":\"{tenant}\"}}' {grpc} dirsync.provisioner.v1.WorkService/GetWorkStatus"
+        "  grpcurl -plaintext -d '{{\"tenant\":\"demo\"}}' {grpc} dirsync.provisioner.v1.WorkService/GetWorkStatus"
     );
     println!(
         "  curl -s -H 'Authorization: Bearer {}' '{}/Users?count=2'",

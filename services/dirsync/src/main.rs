@@ -1,6 +1,13 @@
 //! `dirsync`: one binary for people. `serve` runs every service in one
 //! process on the embedded default; the admin commands talk gRPC to a running
 //! server.
+//!
+//! Modules:
+//! - [`serve`]: every service in one process, or one with `--only`.
+//! - [`admin`]: tenants, tokens, status, retry and audit over gRPC.
+//! - [`demo`]: the main job end to end on emulators, with [`progress`] bars.
+//! - [`emulate`]: the MaaS360 and Graph emulators as processes.
+//! - [`bench`], [`bench_maas360`]: figures, never assertions.
 
 mod admin;
 mod bench;

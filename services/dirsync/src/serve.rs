@@ -47,10 +47,16 @@ pub(crate) async fn serve(config: DirsyncConfig, only: Option<Service>) -> anyho
             let listener = bind("the SCIM gateway", config.scim.listen)
                 .await
                 .map_err(anyhow::Error::msg)?;
+            dirsync_runtime::process::serve_metrics(&config)
+                .await
+                .map_err(anyhow::Error::msg)?;
             dirsync_scim_gateway::serve(&config.scim, listener, stopped(shutdown)).await?;
         }
         Some(service) => {
             let listener = bind("gRPC", config.grpc.listen)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            dirsync_runtime::process::serve_metrics(&config)
                 .await
                 .map_err(anyhow::Error::msg)?;
             let mut server = GrpcServer::new(timeout);
@@ -70,7 +76,7 @@ pub(crate) async fn serve(config: DirsyncConfig, only: Option<Service>) -> anyho
                         .await?
                         .register(&mut server)
                 }
-                Service::Mapping => dirsync_mapping::MappingServiceHandle::open(&config)
+                Service::Mapping => dirsync_mapping::Mapping::open(&config)
                     .await?
                     .register(&mut server),
                 Service::ScimGateway => unreachable!("handled above"),
@@ -145,7 +151,7 @@ pub(crate) async fn run_all(
         .await
         .context("starting the directory-reader")?
         .register(&mut server);
-    dirsync_mapping::MappingServiceHandle::open(&config)
+    dirsync_mapping::Mapping::open(&config)
         .await
         .context("starting the mapping service")?
         .register(&mut server);

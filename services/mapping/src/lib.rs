@@ -3,43 +3,27 @@
 //! over to Entra-synced groups. Its contract and tables are in place; until
 //! the migration work lands, every RPC answers UNIMPLEMENTED naming itself.
 
-mod migration;
+mod schema;
 
 use std::future::Future;
 
 use dirsync_proto::mapping::v1 as pb;
-use dirsync_runtime::{DirsyncConfig, GrpcServer, ServeError};
-use dirsync_store::{StoreError, StoreOptions};
+use dirsync_runtime::{DirsyncConfig, GrpcServer, StartError};
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
-pub use migration::Migrator;
+pub use schema::Migrator;
 
 pub const SERVICE: &str = "mapping";
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Serve(#[from] ServeError),
-}
-
 #[derive(Debug, Clone)]
-pub struct MappingServiceHandle {
+pub struct Mapping {
     _db: sea_orm::DatabaseConnection,
 }
 
-impl MappingServiceHandle {
+impl Mapping {
     pub async fn open(config: &DirsyncConfig) -> Result<Self, StartError> {
-        let db = dirsync_store::connect(&StoreOptions {
-            url: config.database.url.clone(),
-            schema: config.database.schema.clone(),
-            max_connections: config.database.max_connections,
-            connect_timeout: config.database.connect_timeout,
-        })
-        .await?;
-        dirsync_store::migrate::<Migrator>(&db, SERVICE).await?;
+        let db = dirsync_runtime::service::open_store::<Migrator>(config, SERVICE).await?;
         Ok(Self { _db: db })
     }
 
@@ -55,7 +39,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
-    let mapping = MappingServiceHandle::open(config).await?;
+    let mapping = Mapping::open(config).await?;
     let mut server = GrpcServer::new(config.grpc.request_timeout);
     mapping.register(&mut server);
     server.serve(listener, shutdown).await?;
@@ -76,14 +60,14 @@ impl pb::mapping_service_server::MappingService for MappingApi {
     async fn create_mapping(
         &self,
         _: Request<pb::CreateMappingRequest>,
-    ) -> Result<Response<pb::Mapping>, Status> {
+    ) -> Result<Response<pb::CreateMappingResponse>, Status> {
         Err(unimplemented("CreateMapping"))
     }
 
     async fn get_mapping(
         &self,
         _: Request<pb::GetMappingRequest>,
-    ) -> Result<Response<pb::Mapping>, Status> {
+    ) -> Result<Response<pb::GetMappingResponse>, Status> {
         Err(unimplemented("GetMapping"))
     }
 
@@ -111,7 +95,7 @@ impl pb::mapping_service_server::MappingService for MappingApi {
     async fn plan_migration(
         &self,
         _: Request<pb::PlanMigrationRequest>,
-    ) -> Result<Response<pb::MigrationPlan>, Status> {
+    ) -> Result<Response<pb::PlanMigrationResponse>, Status> {
         Err(unimplemented("PlanMigration"))
     }
 

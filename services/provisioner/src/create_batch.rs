@@ -78,14 +78,18 @@ async fn run(store: Store, mut receiver: mpsc::Receiver<Pending>) {
 }
 
 fn taken(row: &user::Model) -> ProvisionerError {
-    ProvisionerError::AlreadyExists(format!(
-        "userName {} is already taken",
-        quoted(&row.user_name)
-    ))
+    ProvisionerError::already_exists(
+        "userName",
+        format!("userName {} is already taken", quoted(&row.user_name)),
+    )
 }
 
 fn unknown_tenant(row: &user::Model) -> ProvisionerError {
-    ProvisionerError::NotFound(format!("tenant {} not found", quoted(&row.tenant_id)))
+    ProvisionerError::not_found(
+        dirsync_proto::errors::ErrorReason::TenantNotFound,
+        "tenant",
+        &row.tenant_id,
+    )
 }
 
 /// The whole batch in one transaction; per-row answers for rows refused.
@@ -181,9 +185,8 @@ async fn write_one(store: &Store, row: &user::Model) -> Result<()> {
     user::Entity::insert(user::ActiveModel::from(row.clone()))
         .exec_without_returning(&write.txn)
         .await
-        .map_err(|error| match ProvisionerError::from(error) {
-            ProvisionerError::AlreadyExists(_) => taken(row),
-            other => other,
+        .map_err(|error| {
+            ProvisionerError::from(error).when_taken("userName", || taken(row).to_string())
         })?;
     mark_pending(
         &write.txn,

@@ -1,43 +1,130 @@
 //! The provisioner's one error vocabulary, and how it reads on the wire.
 //!
-//! A problem with the request is never INTERNAL or UNAVAILABLE: callers (the
-//! gateway, and Entra behind it) retry those, and a bad request retried for
-//! weeks helps nobody.
+//! A problem with the request is never INTERNAL or UNAVAILABLE: callers (the gateway, and
+//! Entra behind it) retry those, and a bad request retried for weeks helps nobody. Every
+//! refusal carries a stable reason ([`ErrorReason`]) that fixes its gRPC code, and the
+//! google.rpc details a client needs (the field at fault, what was not found, when to retry);
+//! see `dirsync_proto::errors`.
 
+use dirsync_proto::errors::{ApiError, ErrorReason, SCIM_TYPE_KEY};
+use dirsync_scim::{ScimError, ScimType};
 use sea_orm::{DbErr, SqlErr};
-use tonic::{Code, Status};
+use tonic::Status;
 
-/// gRPC metadata key carrying the SCIM `scimType` of an INVALID_ARGUMENT, so
-/// the gateway can answer in SCIM's own terms.
-pub const SCIM_TYPE_METADATA: &str = "dirsync-scim-type";
+pub(crate) use dirsync_proto::errors::quoted;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionerError {
+    /// The request, or the state it meets, is at fault; the reason says how.
     #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    AlreadyExists(String),
-    #[error("{message}")]
-    InvalidArgument {
-        message: String,
-        /// The SCIM scimType this maps to (`invalidFilter`, `invalidValue`, …).
-        scim_type: &'static str,
-    },
-    #[error("version conflict: expected {expected}, stored {actual}")]
-    VersionConflict { expected: i64, actual: i64 },
-    #[error("{0} is not implemented yet")]
-    Unimplemented(&'static str),
+    Refused(Box<ApiError>),
     #[error("database unavailable: {0}")]
     Unavailable(String),
     #[error("database error: {0}")]
     Database(String),
 }
 
+/// The reason a SCIM error type stands for (and back, through `scimType` metadata, at the
+/// gateway).
+fn reason_of(scim_type: ScimType) -> ErrorReason {
+    match scim_type {
+        ScimType::InvalidFilter => ErrorReason::InvalidFilter,
+        ScimType::TooMany => ErrorReason::TooMany,
+        ScimType::Uniqueness => ErrorReason::AlreadyExists,
+        ScimType::Mutability => ErrorReason::Mutability,
+        ScimType::InvalidSyntax => ErrorReason::InvalidSyntax,
+        ScimType::InvalidPath => ErrorReason::InvalidPath,
+        ScimType::NoTarget => ErrorReason::NoTarget,
+        ScimType::InvalidVers => ErrorReason::InvalidVersion,
+        ScimType::InvalidValue | ScimType::Sensitive => ErrorReason::InvalidValue,
+    }
+}
+
 impl ProvisionerError {
-    pub fn invalid(scim_type: &'static str, message: impl Into<String>) -> Self {
-        Self::InvalidArgument {
-            message: message.into(),
-            scim_type,
+    /// A malformed value in `field` (a `BadRequest` violation; SCIM `invalidValue`).
+    pub(crate) fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::scim_type(ScimType::InvalidValue, Some(field), message)
+    }
+
+    /// A refusal in SCIM's terms, for the gateway to answer with that `scimType`.
+    pub(crate) fn scim_type(
+        scim_type: ScimType,
+        field: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
+        let mut error =
+            ApiError::new(reason_of(scim_type), message).meta(SCIM_TYPE_KEY, scim_type.as_str());
+        if let Some(field) = field {
+            error = error.field(field);
+        }
+        Self::Refused(Box::new(error))
+    }
+
+    /// A SCIM library refusal of a document sent in `field`.
+    pub(crate) fn scim(error: ScimError, field: &str) -> Self {
+        Self::scim_type(
+            error.scim_type.unwrap_or(ScimType::InvalidValue),
+            Some(field),
+            error.detail,
+        )
+    }
+
+    /// `kind` `id` does not exist (`ResourceInfo` names it).
+    pub(crate) fn not_found(reason: ErrorReason, kind: &str, id: &str) -> Self {
+        Self::Refused(Box::new(
+            ApiError::new(reason, format!("{kind} {} not found", quoted(id))).resource(kind, id),
+        ))
+    }
+
+    /// A unique value taken (SCIM `uniqueness`).
+    pub(crate) fn already_exists(field: &str, message: impl Into<String>) -> Self {
+        Self::scim_type(ScimType::Uniqueness, Some(field), message)
+    }
+
+    /// The resource changed since the version the caller named.
+    pub(crate) fn version_conflict(expected: i64, actual: i64) -> Self {
+        Self::refused(
+            ErrorReason::VersionConflict,
+            format!("version conflict: expected {expected}, stored {actual}"),
+        )
+    }
+
+    pub(crate) fn refused(reason: ErrorReason, message: impl Into<String>) -> Self {
+        Self::Refused(Box::new(ApiError::new(reason, message)))
+    }
+
+    /// A MaaS360 read the caller asked for failed.
+    pub(crate) fn maas360(error: &dirsync_maas360::Maas360Error) -> Self {
+        let message = format!("MaaS360: {error}");
+        let api = if error.is_rate_limited() {
+            let api = ApiError::new(ErrorReason::Maas360Throttled, message);
+            match error.retry_after() {
+                Some(wait) => api.retry_after(wait),
+                None => api,
+            }
+        } else if error.is_retryable() {
+            ApiError::new(ErrorReason::Maas360Unavailable, message)
+        } else if matches!(error, dirsync_maas360::Maas360Error::NotFound { .. }) {
+            ApiError::new(ErrorReason::Maas360NotFound, message)
+        } else {
+            ApiError::new(ErrorReason::Maas360Refused, message)
+        };
+        Self::Refused(Box::new(api))
+    }
+
+    /// A unique-constraint failure, named for the caller: which field, which value.
+    pub(crate) fn when_taken(self, field: &str, message: impl FnOnce() -> String) -> Self {
+        match self.reason() {
+            Some(ErrorReason::AlreadyExists) => Self::already_exists(field, message()),
+            _ => self,
+        }
+    }
+
+    /// The reason this error stands for, when it is a refusal.
+    pub(crate) fn reason(&self) -> Option<ErrorReason> {
+        match self {
+            Self::Refused(error) => Some(error.reason()),
+            _ => None,
         }
     }
 }
@@ -46,7 +133,7 @@ impl From<DbErr> for ProvisionerError {
     fn from(error: DbErr) -> Self {
         // The database's own text may quote the client's value whole; callers name the field.
         if let Some(SqlErr::UniqueConstraintViolation(_)) = error.sql_err() {
-            return Self::AlreadyExists("the value is already taken".to_owned());
+            return Self::already_exists("", "the value is already taken");
         }
         match error {
             DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Self::Unavailable(error.to_string()),
@@ -55,73 +142,24 @@ impl From<DbErr> for ProvisionerError {
     }
 }
 
-/// Longest status message sent: a message travels in an HTTP/2 trailer, which a peer refuses
-/// (resetting the whole connection) past its header-list limit.
-const MAX_STATUS_MESSAGE: usize = 1024;
-
-fn bounded(message: &str) -> String {
-    if message.len() <= MAX_STATUS_MESSAGE {
-        return message.to_owned();
-    }
-    let mut end = MAX_STATUS_MESSAGE;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &message[..end])
-}
-
 impl From<ProvisionerError> for Status {
     fn from(error: ProvisionerError) -> Self {
-        let status = status_of(&error);
-        if status.message().len() <= MAX_STATUS_MESSAGE {
-            return status;
-        }
-        let mut bounded_status = Status::new(status.code(), bounded(status.message()));
-        *bounded_status.metadata_mut() = status.metadata().clone();
-        bounded_status
-    }
-}
-
-fn status_of(error: &ProvisionerError) -> Status {
-    match error {
-        ProvisionerError::NotFound(message) => Status::not_found(message.clone()),
-        ProvisionerError::AlreadyExists(message) => Status::already_exists(message.clone()),
-        ProvisionerError::InvalidArgument { message, scim_type } => {
-            let mut status = Status::invalid_argument(message.clone());
-            if let Ok(value) = scim_type.parse() {
-                status.metadata_mut().insert(SCIM_TYPE_METADATA, value);
+        match error {
+            ProvisionerError::Refused(error) => error.into_status(),
+            ProvisionerError::Unavailable(_) => {
+                tracing::warn!(error = %dirsync_proto::errors::bounded(&error.to_string()), "database unavailable");
+                ApiError::new(
+                    ErrorReason::DatabaseUnavailable,
+                    "the provisioner's database is unavailable; retry later",
+                )
+                .into_status()
             }
-            status
-        }
-        ProvisionerError::VersionConflict { .. } => Status::failed_precondition(error.to_string()),
-        ProvisionerError::Unimplemented(rpc) => {
-            Status::unimplemented(format!("{rpc} is not implemented yet"))
-        }
-        ProvisionerError::Unavailable(_) => {
-            tracing::warn!(error = %bounded(&error.to_string()), "database unavailable");
-            Status::unavailable("the provisioner's database is unavailable; retry later")
-        }
-        ProvisionerError::Database(_) => {
-            tracing::error!(error = %bounded(&error.to_string()), "database error");
-            Status::new(Code::Internal, "internal storage error")
+            ProvisionerError::Database(_) => {
+                tracing::error!(error = %dirsync_proto::errors::bounded(&error.to_string()), "database error");
+                ApiError::new(ErrorReason::Internal, "internal storage error").into_status()
+            }
         }
     }
 }
 
 pub(crate) type Result<T, E = ProvisionerError> = std::result::Result<T, E>;
-
-/// Longest piece of a client's value quoted back in an error message.
-const QUOTED_CHARS: usize = 64;
-
-/// A client-supplied value as an error message may quote it: in quotes, escaped, and cut to a
-/// bounded prefix. A status message travels in an HTTP/2 trailer; a 30 KB userName quoted whole
-/// broke the gateway's shared connection for every tenant.
-pub(crate) fn quoted(value: &str) -> String {
-    let mut chars = value.chars();
-    let prefix: String = chars.by_ref().take(QUOTED_CHARS).collect();
-    if chars.next().is_some() {
-        format!("{prefix:?}… ({} characters)", value.chars().count())
-    } else {
-        format!("{prefix:?}")
-    }
-}

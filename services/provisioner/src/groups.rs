@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 
-use dirsync_proto::common::v1 as common;
 use dirsync_proto::provisioner::v1 as pb;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
@@ -15,10 +14,11 @@ use serde_json::{Value, json};
 use tonic::{Request, Response, Status};
 
 use crate::entity::ResourceKind;
-use crate::entity::{group, group_member, tenant, user};
+use crate::entity::{group, group_member, user};
 use crate::error::{ProvisionerError, Result, quoted};
 use crate::listing::{self, ColumnMap, Limits, SqlFilter};
 use crate::store::{Store, WriteTxn, mark_pending, new_id, now_ms};
+use dirsync_proto::errors::ErrorReason;
 
 /// Ids per `IN (…)` list, well inside every backend's parameter limit.
 const ID_CHUNK: usize = 500;
@@ -52,13 +52,13 @@ struct Change {
 fn validate_display_name(name: &str) -> Result<String> {
     if name.trim().is_empty() {
         return Err(ProvisionerError::invalid(
-            "invalidValue",
+            "display_name",
             "displayName must not be empty",
         ));
     }
     if name.len() > MAX_DISPLAY_NAME {
         return Err(ProvisionerError::invalid(
-            "invalidValue",
+            "display_name",
             format!("displayName is longer than {MAX_DISPLAY_NAME} bytes"),
         ));
     }
@@ -80,8 +80,8 @@ fn to_pb(model: group::Model, member_count: u64, members: Vec<pb::GroupMember>) 
         display_name: model.display_name,
         external_id: model.external_id.unwrap_or_default(),
         version: model.version,
-        created_at_unix_ms: model.created_at,
-        updated_at_unix_ms: model.updated_at,
+        create_time: Some(dirsync_proto::time::from_unix_ms(model.created_at)),
+        update_time: Some(dirsync_proto::time::from_unix_ms(model.updated_at)),
         member_count,
         members,
     }
@@ -136,7 +136,7 @@ async fn check_users_exist(
         Ok(())
     } else {
         Err(ProvisionerError::invalid(
-            "invalidValue",
+            "members",
             format!(
                 "unknown member id(s): {}",
                 unknown
@@ -224,12 +224,7 @@ fn filter_view(model: &group::Model, members: Option<&[pb::GroupMember]>) -> Val
         "schemas": [dirsync_scim::SCHEMA_GROUP],
         "id": model.id,
         "displayName": model.display_name,
-        "meta": {
-            "resourceType": "Group",
-            "created": listing::rfc3339(model.created_at),
-            "lastModified": listing::rfc3339(model.updated_at),
-            "version": format!("W/\"{}\"", model.version),
-        },
+        "meta": dirsync_scim::meta::meta("Group", model.created_at, model.updated_at, model.version, None),
     });
     if let Value::Object(map) = &mut view {
         if let Some(external_id) = &model.external_id {
@@ -260,7 +255,7 @@ impl GroupApi {
         group::Entity::find_by_id((tenant_id.to_owned(), id.to_owned()))
             .one(db)
             .await?
-            .ok_or_else(|| ProvisionerError::NotFound(format!("group {} not found", quoted(id))))
+            .ok_or_else(|| ProvisionerError::not_found(ErrorReason::GroupNotFound, "group", id))
     }
 
     async fn render(&self, model: group::Model, include_members: bool) -> Result<pb::Group> {
@@ -275,11 +270,12 @@ impl GroupApi {
     }
 
     async fn create(&self, request: pb::CreateGroupRequest) -> Result<pb::Group> {
+        let tenant_id = self.store.tenant_id(&request.tenant).await?;
         let display_name = validate_display_name(&request.display_name)?;
         let members = dedup(request.member_user_ids);
         let now = now_ms();
         let row = group::Model {
-            tenant_id: request.tenant_id.clone(),
+            tenant_id,
             id: new_id(),
             display_name_key: display_name.to_lowercase(),
             display_name,
@@ -289,26 +285,14 @@ impl GroupApi {
             updated_at: now,
         };
         let write = self.store.write().await?;
-        if tenant::Entity::find_by_id(row.tenant_id.clone())
-            .one(&write.txn)
-            .await?
-            .is_none()
-        {
-            return Err(ProvisionerError::NotFound(format!(
-                "tenant {} not found",
-                quoted(&row.tenant_id)
-            )));
-        }
         check_users_exist(&write.txn, &row.tenant_id, &members).await?;
         group::Entity::insert(group::ActiveModel::from(row.clone()))
             .exec_without_returning(&write.txn)
             .await
-            .map_err(|error| match ProvisionerError::from(error) {
-                ProvisionerError::AlreadyExists(_) => ProvisionerError::AlreadyExists(format!(
-                    "a group named {} already exists",
-                    quoted(&row.display_name)
-                )),
-                other => other,
+            .map_err(|error| {
+                ProvisionerError::from(error).when_taken("display_name", || {
+                    format!("a group named {} already exists", quoted(&row.display_name))
+                })
             })?;
         insert_members(&write, &row.tenant_id, &row.id, &members).await?;
         mark_pending(
@@ -326,15 +310,18 @@ impl GroupApi {
     }
 
     async fn list(&self, request: pb::ListGroupsRequest) -> Result<pb::ListGroupsResponse> {
-        let page = self
-            .limits
-            .page(request.start_index, request.count, request.default_count);
+        let tenant_id = self.store.tenant_id(&request.tenant).await?;
+        let page = self.limits.page(listing::PageRequest {
+            page_size: request.page_size,
+            page_token: &request.page_token,
+            start_index: request.start_index,
+            count_only: request.count_only,
+        })?;
         let filter = listing::parse_filter(&request.filter)?;
         let sql = filter.as_ref().map_or(SqlFilter::everything(), |filter| {
             listing::translate(filter, &GroupColumns)
         });
-        let mut query =
-            group::Entity::find().filter(group::Column::TenantId.eq(request.tenant_id.clone()));
+        let mut query = group::Entity::find().filter(group::Column::TenantId.eq(tenant_id));
         if let Some(condition) = sql.condition.clone() {
             query = query.filter(condition);
         }
@@ -342,61 +329,34 @@ impl GroupApi {
             .order_by_asc(group::Column::CreatedAt)
             .order_by_asc(group::Column::Id);
         let db = self.store.db();
-        let (rows, total) = if sql.exact {
-            let rows = if page.limit == 0 {
-                Vec::new()
-            } else {
-                query
-                    .clone()
-                    .offset(page.offset)
-                    .limit(page.limit)
-                    .all(db)
-                    .await?
-            };
-            // A first page that is not full is the whole result: Entra's
-            // matching queries need no second round trip for the count.
-            let total = if page.offset == 0 && (rows.len() as u64) < page.limit {
-                rows.len() as u64
-            } else {
-                query.count(db).await?
-            };
-            (rows, total)
-        } else {
-            let candidates = query.limit(listing::MAX_SCAN_ROWS + 1).all(db).await?;
-            if candidates.len() as u64 > listing::MAX_SCAN_ROWS {
-                return Err(listing::too_many());
-            }
-            let with_members = mentions_members(&request.filter);
-            let mut matched = Vec::new();
-            for row in candidates {
-                let members = if with_members {
-                    Some(all_members(db, &row.tenant_id, &row.id).await?)
-                } else {
-                    None
-                };
-                let keep = filter
-                    .as_ref()
-                    .is_none_or(|filter| filter.matches(&filter_view(&row, members.as_deref())));
-                if keep {
-                    matched.push(row);
+        let (rows, total) = match &filter {
+            Some(filter) if !sql.exact => {
+                let with_members = mentions_members(&request.filter);
+                let mut matched = Vec::new();
+                for row in listing::candidates(db, query).await? {
+                    let members = if with_members {
+                        Some(all_members(db, &row.tenant_id, &row.id).await?)
+                    } else {
+                        None
+                    };
+                    if filter.matches(&filter_view(&row, members.as_deref())) {
+                        matched.push(row);
+                    }
                 }
+                listing::page_of(matched, page)
             }
-            let total = matched.len() as u64;
-            let rows = matched
-                .into_iter()
-                .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
-                .take(usize::try_from(page.limit).unwrap_or(usize::MAX))
-                .collect();
-            (rows, total)
+            _ => listing::exact_page(db, query, page).await?,
         };
+        let next_page_token = page.next_token(rows.len(), total);
         let mut groups = Vec::with_capacity(rows.len());
         for row in rows {
             groups.push(self.render(row, request.include_members).await?);
         }
         Ok(pb::ListGroupsResponse {
             groups,
-            total_results: total,
-            start_index: page.start_index,
+            next_page_token,
+            total_size: i64::try_from(total).unwrap_or(i64::MAX),
+            start_index: page.start_index(),
         })
     }
 
@@ -412,10 +372,10 @@ impl GroupApi {
         let write = self.store.write().await?;
         let current = self.load(&write.txn, tenant_id, id).await?;
         if change.expected_version != 0 && change.expected_version != current.version {
-            return Err(ProvisionerError::VersionConflict {
-                expected: change.expected_version,
-                actual: current.version,
-            });
+            return Err(ProvisionerError::version_conflict(
+                change.expected_version,
+                current.version,
+            ));
         }
         check_users_exist(&write.txn, tenant_id, &add).await?;
 
@@ -439,16 +399,14 @@ impl GroupApi {
             let value = Some(external_id.clone()).filter(|id| !id.is_empty());
             update = update.col_expr(group::Column::ExternalId, Expr::value(value));
         }
-        update
-            .exec(&write.txn)
-            .await
-            .map_err(|error| match ProvisionerError::from(error) {
-                ProvisionerError::AlreadyExists(_) => ProvisionerError::AlreadyExists(format!(
+        update.exec(&write.txn).await.map_err(|error| {
+            ProvisionerError::from(error).when_taken("display_name", || {
+                format!(
                     "a group named {} already exists",
                     quoted(display_name.as_deref().unwrap_or_default())
-                )),
-                other => other,
-            })?;
+                )
+            })
+        })?;
 
         // MaaS360 keeps group membership on the user (per-user group
         // add/remove), so each member whose groups change is queued.
@@ -488,10 +446,11 @@ impl GroupApi {
             .exec(&write.txn)
             .await?;
         if deleted.rows_affected == 0 {
-            return Err(ProvisionerError::NotFound(format!(
-                "group {} not found",
-                quoted(id)
-            )));
+            return Err(ProvisionerError::not_found(
+                ErrorReason::GroupNotFound,
+                "group",
+                id,
+            ));
         }
         let members = current_member_ids(&write.txn, tenant_id, id).await?;
         mark_users_pending(&write.txn, tenant_id, &members).await?;
@@ -565,21 +524,22 @@ impl pb::group_service_server::GroupService for GroupApi {
     async fn create_group(
         &self,
         request: Request<pb::CreateGroupRequest>,
-    ) -> Result<Response<pb::Group>, Status> {
-        Ok(Response::new(self.create(request.into_inner()).await?))
+    ) -> Result<Response<pb::CreateGroupResponse>, Status> {
+        let group = self.create(request.into_inner()).await?;
+        Ok(Response::new(pb::CreateGroupResponse {
+            group: Some(group),
+        }))
     }
 
     async fn get_group(
         &self,
         request: Request<pb::GetGroupRequest>,
-    ) -> Result<Response<pb::Group>, Status> {
+    ) -> Result<Response<pb::GetGroupResponse>, Status> {
         let request = request.into_inner();
-        let model = self
-            .load(self.store.db(), &request.tenant_id, &request.id)
-            .await?;
-        Ok(Response::new(
-            self.render(model, request.include_members).await?,
-        ))
+        let tenant_id = self.store.tenant_id(&request.tenant).await?;
+        let model = self.load(self.store.db(), &tenant_id, &request.id).await?;
+        let group = self.render(model, request.include_members).await?;
+        Ok(Response::new(pb::GetGroupResponse { group: Some(group) }))
     }
 
     async fn list_groups(
@@ -592,8 +552,9 @@ impl pb::group_service_server::GroupService for GroupApi {
     async fn update_group(
         &self,
         request: Request<pb::UpdateGroupRequest>,
-    ) -> Result<Response<pb::Group>, Status> {
+    ) -> Result<Response<pb::UpdateGroupResponse>, Status> {
         let request = request.into_inner();
+        let tenant_id = self.store.tenant_id(&request.tenant).await?;
         let change = Change {
             display_name: request.display_name,
             external_id: request.external_id,
@@ -602,9 +563,10 @@ impl pb::group_service_server::GroupService for GroupApi {
             add: request.add_member_user_ids,
             expected_version: request.expected_version,
         };
-        Ok(Response::new(
-            self.update(&request.tenant_id, &request.id, change).await?,
-        ))
+        let group = self.update(&tenant_id, &request.id, change).await?;
+        Ok(Response::new(pb::UpdateGroupResponse {
+            group: Some(group),
+        }))
     }
 
     async fn delete_group(
@@ -612,38 +574,41 @@ impl pb::group_service_server::GroupService for GroupApi {
         request: Request<pb::DeleteGroupRequest>,
     ) -> Result<Response<pb::DeleteGroupResponse>, Status> {
         let request = request.into_inner();
-        self.delete(&request.tenant_id, &request.id).await?;
+        let tenant_id = self.store.tenant_id(&request.tenant).await?;
+        self.delete(&tenant_id, &request.id).await?;
         Ok(Response::new(pb::DeleteGroupResponse {}))
     }
 
     async fn add_group_members(
         &self,
         request: Request<pb::AddGroupMembersRequest>,
-    ) -> Result<Response<pb::Group>, Status> {
+    ) -> Result<Response<pb::AddGroupMembersResponse>, Status> {
         let request = request.into_inner();
+        let tenant_id = self.store.tenant_id(&request.tenant).await?;
         let change = Change {
             add: request.user_ids,
             ..Change::default()
         };
-        Ok(Response::new(
-            self.update(&request.tenant_id, &request.group_id, change)
-                .await?,
-        ))
+        let group = self.update(&tenant_id, &request.group_id, change).await?;
+        Ok(Response::new(pb::AddGroupMembersResponse {
+            group: Some(group),
+        }))
     }
 
     async fn remove_group_members(
         &self,
         request: Request<pb::RemoveGroupMembersRequest>,
-    ) -> Result<Response<pb::Group>, Status> {
+    ) -> Result<Response<pb::RemoveGroupMembersResponse>, Status> {
         let request = request.into_inner();
+        let tenant_id = self.store.tenant_id(&request.tenant).await?;
         let change = Change {
             remove: request.user_ids,
             ..Change::default()
         };
-        Ok(Response::new(
-            self.update(&request.tenant_id, &request.group_id, change)
-                .await?,
-        ))
+        let group = self.update(&tenant_id, &request.group_id, change).await?;
+        Ok(Response::new(pb::RemoveGroupMembersResponse {
+            group: Some(group),
+        }))
     }
 
     async fn list_group_members(
@@ -651,32 +616,31 @@ impl pb::group_service_server::GroupService for GroupApi {
         request: Request<pb::ListGroupMembersRequest>,
     ) -> Result<Response<pb::ListGroupMembersResponse>, Status> {
         let request = request.into_inner();
-        let page = request.page.unwrap_or_default();
-        let size = match u64::from(page.page_size) {
-            0 => DEFAULT_MEMBER_PAGE,
-            size => Ord::min(size, MAX_MEMBER_PAGE),
+        let tenant_id = self.store.tenant_id(&request.tenant).await?;
+        let size = match u64::try_from(request.page_size) {
+            Ok(0) => DEFAULT_MEMBER_PAGE,
+            Ok(size) => Ord::min(size, MAX_MEMBER_PAGE),
+            Err(_) => {
+                return Err(ProvisionerError::invalid(
+                    "page_size",
+                    "page_size must not be negative",
+                )
+                .into());
+            }
         };
         let db = self.store.db();
-        self.load(db, &request.tenant_id, &request.group_id).await?;
-        let total = member_count(db, &request.tenant_id, &request.group_id).await?;
-        let members = members_page(
-            db,
-            &request.tenant_id,
-            &request.group_id,
-            &page.page_token,
-            size,
-        )
-        .await?;
+        self.load(db, &tenant_id, &request.group_id).await?;
+        let total = member_count(db, &tenant_id, &request.group_id).await?;
+        let members =
+            members_page(db, &tenant_id, &request.group_id, &request.page_token, size).await?;
         let next_page_token = match members.last() {
             Some(last) if members.len() as u64 == size => last.user_id.clone(),
             _ => String::new(),
         };
         Ok(Response::new(pb::ListGroupMembersResponse {
             members,
-            page: Some(common::PageInfo {
-                next_page_token,
-                total_size: total,
-            }),
+            next_page_token,
+            total_size: i64::try_from(total).unwrap_or(i64::MAX),
         }))
     }
 }

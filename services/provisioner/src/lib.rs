@@ -1,6 +1,19 @@
-//! The provisioner: the durable identity store (users, groups and memberships
-//! as Entra wants them), the tenants and their SCIM tokens, and the queue of
-//! resources MaaS360 has yet to confirm. Only the provisioner talks to MaaS360.
+//! The provisioner: the durable identity store (users, groups and memberships as Entra wants
+//! them), the tenants and their SCIM tokens, and the queue of resources MaaS360 has yet to
+//! confirm. Only the provisioner talks to MaaS360. It speaks no SCIM over HTTP (the gateway
+//! does) and reads no Graph (the directory-reader does).
+//!
+//! Modules:
+//! - [`tenants`]: tenants, SCIM tokens (and their revocation feed), MaaS360 connections.
+//! - [`users`], [`groups`]: the desired state Entra sends, with versions; each change marks
+//!   the resource for MaaS360 in the same transaction. [`listing`] turns SCIM filters into
+//!   indexed SQL; [`create_batch`] group-commits user creates on SQLite.
+//! - [`reconcile`]: the workers that make MaaS360 hold the desired state (leases, backoff,
+//!   circuit breaker, audit).
+//! - [`work`]: the queue as operators see it (status, parked, retry, audit);
+//!   [`maas360_reads`]: MaaS360's groups and their users, for the mapping service.
+//! - [`store`]: the connection and SQLite's single-writer gate; [`entity`] and [`schema`]:
+//!   tables and their migrations. [`error`]: the one error vocabulary; [`metrics`]: gauges.
 
 mod create_batch;
 mod entity;
@@ -9,10 +22,11 @@ mod groups;
 mod listing;
 mod maas360_reads;
 mod metrics;
-mod migration;
 mod reconcile;
+mod schema;
 mod store;
 mod tenants;
+mod user_fields;
 mod users;
 mod work;
 
@@ -20,25 +34,16 @@ use std::future::Future;
 use std::sync::Arc;
 
 use dirsync_proto::provisioner::v1 as pb;
-use dirsync_runtime::{DirsyncConfig, GrpcServer, ServeError};
-use dirsync_store::{StoreError, StoreOptions};
+use dirsync_runtime::{DirsyncConfig, GrpcServer, StartError};
 use tokio::net::TcpListener;
 
-pub use error::{ProvisionerError, SCIM_TYPE_METADATA};
-pub use migration::Migrator;
+pub use error::ProvisionerError;
 pub use reconcile::Reconciler;
+pub use schema::Migrator;
 pub use store::Store;
 
 /// Name of this service in logs and migration errors.
 pub const SERVICE: &str = "provisioner";
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Serve(#[from] ServeError),
-}
 
 /// The provisioner's gRPC services over one store.
 #[derive(Debug, Clone)]
@@ -54,8 +59,7 @@ pub struct Provisioner {
 impl Provisioner {
     /// Connects to the configured database and brings its tables up to date.
     pub async fn open(config: &DirsyncConfig) -> Result<Self, StartError> {
-        let db = dirsync_store::connect(&store_options(config)).await?;
-        dirsync_store::migrate::<Migrator>(&db, SERVICE).await?;
+        let db = dirsync_runtime::service::open_store::<Migrator>(config, SERVICE).await?;
         let store = Store::new(db);
         let reconciler = Arc::new(Reconciler::new(store.clone(), config.provisioner.clone()));
         let metrics = Arc::new(metrics::register(store.clone(), reconciler.clone()));
@@ -109,16 +113,6 @@ impl Provisioner {
         self.settings
             .reconcile
             .then(|| tokio::spawn(self.reconciler.clone().run(shutdown)))
-    }
-}
-
-/// The store settings of a dirsync configuration.
-pub fn store_options(config: &DirsyncConfig) -> StoreOptions {
-    StoreOptions {
-        url: config.database.url.clone(),
-        schema: config.database.schema.clone(),
-        max_connections: config.database.max_connections,
-        connect_timeout: config.database.connect_timeout,
     }
 }
 

@@ -1,16 +1,20 @@
-//! The MaaS360 reads the mapping service needs (user groups with their distributions, the
-//! users of a group), through the tenant's client and rate limiter: never from the store.
+//! The MaaS360 reads the mapping service needs (user groups with their member counts and
+//! distributions, the users of a group), through the tenant's client and rate limiter: never
+//! from the store.
 
 use std::sync::Arc;
 
-use dirsync_proto::common::v1 as common;
+use dirsync_maas360::{Maas360Error, Page};
+use dirsync_proto::errors::ErrorReason;
 use dirsync_proto::provisioner::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::error::{ProvisionerError, Result};
 use crate::reconcile::{Reconciler, TenantRuntime};
 use crate::store::Store;
-use crate::work::page_size;
+
+/// MaaS360 serves at most 250 items a page.
+const MAAS360_PAGE: u32 = 250;
 
 #[derive(Debug)]
 pub(crate) struct Maas360ReadApi {
@@ -24,50 +28,68 @@ impl Maas360ReadApi {
     }
 
     async fn runtime(&self, tenant: &str) -> Result<Arc<TenantRuntime>> {
-        let tenant = crate::tenants::find(self.store.db(), tenant).await?;
+        let tenant_id = self.store.tenant_id(tenant).await?;
         self.reconciler
             .tenant_runtimes()
             .await
-            .remove(&tenant.tenant_id)
+            .remove(&tenant_id)
             .ok_or_else(|| {
-                ProvisionerError::invalid(
-                    "invalidValue",
-                    format!("tenant {} has no usable MaaS360 connection", tenant.name),
+                ProvisionerError::refused(
+                    ErrorReason::NoMaas360Connection,
+                    "the tenant has no usable MaaS360 connection; set one with `dirsync tenant set-maas360`",
                 )
             })
     }
 }
 
-fn read_error(error: dirsync_maas360::Maas360Error) -> Status {
-    if error.is_retryable() {
-        Status::unavailable(format!("MaaS360 did not answer: {error}"))
+/// One MaaS360 call of a read, paced by the tenant's limiter like the workers' calls.
+async fn paced<T>(
+    runtime: &TenantRuntime,
+    call: impl std::future::Future<Output = Result<T, Maas360Error>>,
+) -> Result<T> {
+    runtime.limiter.acquire().await;
+    let result = call.await;
+    runtime.honour_rate_limit().await;
+    result.map_err(|error| ProvisionerError::maas360(&error))
+}
+
+/// The MaaS360 page a request asks for: 1-based page numbers travel as the page token.
+fn maas360_page(page_size: i32, page_token: &str) -> Result<(u32, u32)> {
+    let number = if page_token.is_empty() {
+        1
     } else {
-        Status::failed_precondition(format!("MaaS360 refused the read: {error}"))
-    }
+        page_token
+            .parse::<u32>()
+            .ok()
+            .filter(|number| *number >= 1)
+            .ok_or_else(|| {
+                ProvisionerError::invalid("page_token", "page_token is not one this server issued")
+            })?
+    };
+    let size = u32::try_from(crate::work::clamp_page_size(page_size)?)
+        .unwrap_or(MAAS360_PAGE)
+        .min(MAAS360_PAGE);
+    Ok((number, size))
 }
 
-/// The MaaS360 page a request asks for: 1-based page numbers travel as the
-/// page token, and MaaS360 serves at most 250 a page.
-fn maas360_page(page: Option<&common::PageRequest>) -> (u32, u32) {
-    let number = page
-        .and_then(|page| page.page_token.parse().ok())
-        .unwrap_or(1)
-        .max(1);
-    let size = u32::try_from(page_size(page)).unwrap_or(250).min(250);
-    (number, size)
-}
-
-fn page_info<T>(number: u32, page: &dirsync_maas360::Page<T>) -> common::PageInfo {
+fn next_token<T>(number: u32, page: &Page<T>) -> String {
     let seen = u64::from(number) * u64::from(page.page_size.max(1));
-    let next_page_token = if page.items.is_empty() || seen >= page.total {
+    if page.items.is_empty() || seen >= page.total {
         String::new()
     } else {
         (number + 1).to_string()
-    };
-    common::PageInfo {
-        next_page_token,
-        total_size: page.total,
     }
+}
+
+fn distributions(distributions: &[dirsync_maas360::Distribution]) -> Vec<pb::Distribution> {
+    distributions
+        .iter()
+        .map(|distribution| pb::Distribution {
+            id: distribution.id.clone(),
+            name: distribution.name.clone(),
+            platform: distribution.platform.clone(),
+        })
+        .collect()
 }
 
 #[tonic::async_trait]
@@ -77,39 +99,40 @@ impl pb::maas360_read_service_server::Maas360ReadService for Maas360ReadApi {
         request: Request<pb::ListMaas360UserGroupsRequest>,
     ) -> Result<Response<pb::ListMaas360UserGroupsResponse>, Status> {
         let request = request.into_inner();
-        let runtime = self.runtime(&request.tenant_id).await?;
-        let (number, size) = maas360_page(request.page.as_ref());
-        runtime.limiter.acquire().await;
-        let page = runtime
-            .client
-            .list_groups(number, size)
-            .await
-            .map_err(read_error)?;
-        let convert = |distributions: &[dirsync_maas360::Distribution]| {
-            distributions
-                .iter()
-                .map(|d| pb::Distribution {
-                    id: d.id.clone(),
-                    name: d.name.clone(),
-                    platform: d.platform.clone(),
-                })
-                .collect()
-        };
-        let groups = page
+        let runtime = self.runtime(&request.tenant).await?;
+        let (number, size) = maas360_page(request.page_size, &request.page_token)?;
+        let page = paced(&runtime, runtime.client.list_groups(number, size)).await?;
+        let user_group_type = runtime.client.user_group_type();
+        let mut groups = Vec::new();
+        // Device groups share MaaS360's group list; only user groups carry users.
+        for group in page
             .items
             .iter()
-            .map(|group| pb::Maas360UserGroup {
+            .filter(|group| group.type_code() == Some(user_group_type))
+        {
+            let user_count = paced(
+                &runtime,
+                runtime
+                    .client
+                    .user_group_member_count(&group.group_identifier),
+            )
+            .await?;
+            groups.push(pb::Maas360UserGroup {
                 group_id: group.group_identifier.clone(),
                 name: group.name.clone(),
                 group_type: group.group_type.clone(),
-                user_count: 0,
-                app_distributions: convert(&group.app_distributions),
-                policy_distributions: convert(&group.policy_distributions),
-            })
-            .collect();
+                user_count,
+                app_distributions: distributions(&group.app_distributions),
+                policy_distributions: distributions(&group.policy_distributions),
+                category: group.category.clone(),
+            });
+        }
         Ok(Response::new(pb::ListMaas360UserGroupsResponse {
+            next_page_token: next_token(number, &page),
+            // MaaS360's total counts every group type; the user groups among them are known
+            // only page by page.
+            total_size: 0,
             groups,
-            page: Some(page_info(number, &page)),
         }))
     }
 
@@ -118,14 +141,18 @@ impl pb::maas360_read_service_server::Maas360ReadService for Maas360ReadApi {
         request: Request<pb::ListMaas360GroupUsersRequest>,
     ) -> Result<Response<pb::ListMaas360GroupUsersResponse>, Status> {
         let request = request.into_inner();
-        let runtime = self.runtime(&request.tenant_id).await?;
-        let (number, size) = maas360_page(request.page.as_ref());
-        runtime.limiter.acquire().await;
-        let page = runtime
-            .client
-            .users_in_group(&request.group_id, number, size)
-            .await
-            .map_err(read_error)?;
+        let runtime = self.runtime(&request.tenant).await?;
+        if request.group_id.trim().is_empty() {
+            return Err(ProvisionerError::invalid("group_id", "group_id is required").into());
+        }
+        let (number, size) = maas360_page(request.page_size, &request.page_token)?;
+        let page = paced(
+            &runtime,
+            runtime
+                .client
+                .users_in_group(&request.group_id, number, size),
+        )
+        .await?;
         let users = page
             .items
             .iter()
@@ -139,7 +166,8 @@ impl pb::maas360_read_service_server::Maas360ReadService for Maas360ReadApi {
             .collect();
         Ok(Response::new(pb::ListMaas360GroupUsersResponse {
             users,
-            page: Some(page_info(number, &page)),
+            next_page_token: next_token(number, &page),
+            total_size: i64::try_from(page.total).unwrap_or(i64::MAX),
         }))
     }
 }

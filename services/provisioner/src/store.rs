@@ -23,7 +23,13 @@ pub struct Store {
     /// Tenants whose SCIM tokens were just rotated or revoked, for the
     /// gateways watching this provisioner.
     token_revocations: tokio::sync::broadcast::Sender<String>,
+    /// Tenant ids by id and by name: tenants are never renamed nor deleted, so a tenant
+    /// found once stays valid, and every request need not read it again.
+    tenant_ids: Arc<std::sync::RwLock<std::collections::HashMap<String, String>>>,
 }
+
+/// Tenant names and ids remembered before the cache starts over.
+const TENANT_CACHE: usize = 10_000;
 
 /// A write transaction; holds the SQLite write gate until it is dropped.
 pub(crate) struct WriteTxn<'a> {
@@ -49,7 +55,26 @@ impl Store {
             work_signal: Arc::new(Notify::new()),
             // A gateway that falls this far behind is told it lagged and drops its whole cache.
             token_revocations: tokio::sync::broadcast::channel(1024).0,
+            tenant_ids: Arc::default(),
         }
+    }
+
+    /// The id of the tenant a request names by id or by name.
+    pub(crate) async fn tenant_id(&self, tenant: &str) -> Result<String> {
+        let tenant = tenant.trim();
+        if let Ok(known) = self.tenant_ids.read()
+            && let Some(id) = known.get(tenant)
+        {
+            return Ok(id.clone());
+        }
+        let found = crate::tenants::find(&self.db, tenant).await?;
+        if let Ok(mut known) = self.tenant_ids.write() {
+            if known.len() >= TENANT_CACHE {
+                known.clear();
+            }
+            known.insert(tenant.to_owned(), found.tenant_id.clone());
+        }
+        Ok(found.tenant_id)
     }
 
     /// Tells every watching gateway that `tenant_id`'s earlier tokens are no longer valid.

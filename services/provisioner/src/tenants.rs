@@ -2,7 +2,6 @@
 //! once; only its SHA-256 is stored. (A slow password hash buys nothing for a
 //! secret with that much entropy, and would cost every SCIM request.)
 
-use dirsync_proto::common::v1 as common;
 use dirsync_proto::provisioner::v1 as pb;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -18,12 +17,11 @@ use crate::reconcile::Policy;
 use crate::reconcile::connection::{self, TenantConnection};
 use crate::reconcile::identity::UsernameMapping;
 use crate::store::{Store, new_id, now_ms};
+use dirsync_proto::errors::ErrorReason;
 use dirsync_runtime::config::ProvisionerConfig;
 
 const TOKEN_PREFIX: &str = "dsy_";
 const MAX_TENANT_NAME: usize = 128;
-const DEFAULT_PAGE: u64 = 100;
-const MAX_PAGE: u64 = 1000;
 
 #[derive(Debug)]
 pub(crate) struct TenantApi {
@@ -47,15 +45,20 @@ impl TenantApi {
     }
 }
 
-/// A new bearer token and the hash that is stored in its place.
-fn new_token() -> (String, String) {
-    let token = format!(
-        "{TOKEN_PREFIX}{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
+/// A new bearer token (32 bytes from the operating system's random source, in hex) and the
+/// hash that is stored in its place.
+fn new_token() -> Result<(String, String)> {
+    use rand::TryRng as _;
+    let mut secret = [0u8; 32];
+    rand::rngs::SysRng
+        .try_fill_bytes(&mut secret)
+        .map_err(|error| {
+            ProvisionerError::Database(format!("cannot draw a token from the OS: {error}"))
+        })?;
+    let hex: String = secret.iter().map(|byte| format!("{byte:02x}")).collect();
+    let token = format!("{TOKEN_PREFIX}{hex}");
     let hash = hash_token(&token);
-    (token, hash)
+    Ok((token, hash))
 }
 
 pub(crate) fn hash_token(token: &str) -> String {
@@ -67,19 +70,19 @@ fn validate_name(name: &str) -> Result<String> {
     let name = name.trim();
     if name.is_empty() {
         return Err(ProvisionerError::invalid(
-            "invalidValue",
+            "name",
             "tenant name must not be empty",
         ));
     }
     if name.len() > MAX_TENANT_NAME {
         return Err(ProvisionerError::invalid(
-            "invalidValue",
+            "name",
             format!("tenant name is longer than {MAX_TENANT_NAME} bytes"),
         ));
     }
     if name.chars().any(char::is_control) {
         return Err(ProvisionerError::invalid(
-            "invalidValue",
+            "name",
             "tenant name must not contain control characters",
         ));
     }
@@ -91,7 +94,7 @@ fn username_mapping_name(mapping: i32) -> Result<&'static str> {
         Ok(pb::UsernameMapping::Unspecified | pb::UsernameMapping::LocalPart) => Ok("local_part"),
         Ok(pb::UsernameMapping::Full) => Ok("full"),
         Err(_) => Err(ProvisionerError::invalid(
-            "invalidValue",
+            "policy.username_mapping",
             format!("unknown username_mapping {mapping}"),
         )),
     }
@@ -116,7 +119,7 @@ fn to_pb(model: tenant::Model, active_token_count: u32) -> pb::Tenant {
     pb::Tenant {
         tenant_id: model.tenant_id,
         name: model.name,
-        created_at_unix_ms: model.created_at,
+        create_time: Some(dirsync_proto::time::from_unix_ms(model.created_at)),
         active_token_count,
         maas360,
         policy: Some(pb::TenantPolicy {
@@ -132,7 +135,7 @@ pub(crate) async fn find(db: &impl ConnectionTrait, tenant: &str) -> Result<tena
     let tenant = tenant.trim();
     if tenant.is_empty() {
         return Err(ProvisionerError::invalid(
-            "invalidValue",
+            "tenant",
             "tenant is required (its id or its name)",
         ));
     }
@@ -146,7 +149,7 @@ pub(crate) async fn find(db: &impl ConnectionTrait, tenant: &str) -> Result<tena
         .filter(tenant::Column::Name.eq(tenant))
         .one(db)
         .await?
-        .ok_or_else(|| ProvisionerError::NotFound(format!("tenant {} not found", quoted(tenant))))
+        .ok_or_else(|| ProvisionerError::not_found(ErrorReason::TenantNotFound, "tenant", tenant))
 }
 
 impl TenantApi {
@@ -165,10 +168,11 @@ impl TenantApi {
             .await?
             .is_some();
         if !exists {
-            return Err(ProvisionerError::NotFound(format!(
-                "tenant {} not found",
-                quoted(tenant_id)
-            )));
+            return Err(ProvisionerError::not_found(
+                ErrorReason::TenantNotFound,
+                "tenant",
+                tenant_id,
+            ));
         }
         let now = now_ms();
         let revoked = if revoke_existing {
@@ -182,7 +186,7 @@ impl TenantApi {
         } else {
             0
         };
-        let (token, hash) = new_token();
+        let (token, hash) = new_token()?;
         scim_token::ActiveModel {
             token_hash: Set(hash),
             tenant_id: Set(tenant_id.to_owned()),
@@ -234,7 +238,7 @@ impl pb::tenant_service_server::TenantService for TenantApi {
             }
             None => None,
         };
-        let (token, hash) = new_token();
+        let (token, hash) = new_token()?;
         let now = now_ms();
         let write = self.store.write().await?;
         let model = tenant::ActiveModel {
@@ -255,12 +259,10 @@ impl pb::tenant_service_server::TenantService for TenantApi {
         }
         .insert(&write.txn)
         .await
-        .map_err(|error| match ProvisionerError::from(error) {
-            ProvisionerError::AlreadyExists(_) => ProvisionerError::AlreadyExists(format!(
-                "a tenant named {} already exists",
-                quoted(&name)
-            )),
-            other => other,
+        .map_err(|error| {
+            ProvisionerError::from(error).when_taken("name", || {
+                format!("a tenant named {} already exists", quoted(&name))
+            })
         })?;
         scim_token::ActiveModel {
             token_hash: Set(hash),
@@ -282,22 +284,21 @@ impl pb::tenant_service_server::TenantService for TenantApi {
     async fn get_tenant(
         &self,
         request: Request<pb::GetTenantRequest>,
-    ) -> Result<Response<pb::Tenant>, Status> {
+    ) -> Result<Response<pb::GetTenantResponse>, Status> {
         let tenant = request.into_inner().tenant;
         let model = self.find(tenant.trim()).await?;
         let tokens = active_token_count(self.store.db(), &model.tenant_id).await?;
-        Ok(Response::new(to_pb(model, tokens)))
+        Ok(Response::new(pb::GetTenantResponse {
+            tenant: Some(to_pb(model, tokens)),
+        }))
     }
 
     async fn list_tenants(
         &self,
         request: Request<pb::ListTenantsRequest>,
     ) -> Result<Response<pb::ListTenantsResponse>, Status> {
-        let page = request.into_inner().page.unwrap_or_default();
-        let size = match u64::from(page.page_size) {
-            0 => DEFAULT_PAGE,
-            size => size.min(MAX_PAGE),
-        };
+        let page = request.into_inner();
+        let size = crate::work::clamp_page_size(page.page_size)?;
         let db = self.store.db();
         let total = tenant::Entity::find()
             .count(db)
@@ -327,10 +328,8 @@ impl pb::tenant_service_server::TenantService for TenantApi {
         };
         Ok(Response::new(pb::ListTenantsResponse {
             tenants,
-            page: Some(common::PageInfo {
-                next_page_token,
-                total_size: total,
-            }),
+            next_page_token,
+            total_size: i64::try_from(total).unwrap_or(i64::MAX),
         }))
     }
 
@@ -339,7 +338,7 @@ impl pb::tenant_service_server::TenantService for TenantApi {
         request: Request<pb::IssueScimTokenRequest>,
     ) -> Result<Response<pb::IssueScimTokenResponse>, Status> {
         let request = request.into_inner();
-        let tenant = self.find(request.tenant_id.trim()).await?;
+        let tenant = self.find(&request.tenant).await?;
         Ok(Response::new(
             self.issue_token(&tenant.tenant_id, request.revoke_existing)
                 .await?,
@@ -349,11 +348,14 @@ impl pb::tenant_service_server::TenantService for TenantApi {
     async fn rotate_scim_token(
         &self,
         request: Request<pb::RotateScimTokenRequest>,
-    ) -> Result<Response<pb::IssueScimTokenResponse>, Status> {
-        let tenant = self.find(request.into_inner().tenant_id.trim()).await?;
-        Ok(Response::new(
-            self.issue_token(&tenant.tenant_id, true).await?,
-        ))
+    ) -> Result<Response<pb::RotateScimTokenResponse>, Status> {
+        let tenant = self.find(&request.into_inner().tenant).await?;
+        let issued = self.issue_token(&tenant.tenant_id, true).await?;
+        Ok(Response::new(pb::RotateScimTokenResponse {
+            tenant_id: issued.tenant_id,
+            scim_token: issued.scim_token,
+            revoked_tokens: issued.revoked_tokens,
+        }))
     }
 
     async fn resolve_scim_token(
@@ -425,12 +427,12 @@ impl pb::tenant_service_server::TenantService for TenantApi {
     async fn set_maas360_connection(
         &self,
         request: Request<pb::SetMaas360ConnectionRequest>,
-    ) -> Result<Response<pb::Tenant>, Status> {
+    ) -> Result<Response<pb::SetMaas360ConnectionResponse>, Status> {
         let request = request.into_inner();
-        let current = self.find(request.tenant_id.trim()).await?;
+        let current = self.find(&request.tenant).await?;
         let requested = request
             .maas360
-            .ok_or_else(|| ProvisionerError::invalid("invalidValue", "maas360 is required"))?;
+            .ok_or_else(|| ProvisionerError::invalid("maas360", "maas360 is required"))?;
         let connection = TenantConnection::from_request(
             &current.tenant_id,
             &requested,
@@ -456,6 +458,8 @@ impl pb::tenant_service_server::TenantService for TenantApi {
         write.commit().await?;
         tracing::info!(tenant_id = %updated.tenant_id, base_url = %connection.base_url, "MaaS360 connection set");
         let tokens = active_token_count(self.store.db(), &updated.tenant_id).await?;
-        Ok(Response::new(to_pb(updated, tokens)))
+        Ok(Response::new(pb::SetMaas360ConnectionResponse {
+            tenant: Some(to_pb(updated, tokens)),
+        }))
     }
 }

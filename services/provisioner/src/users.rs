@@ -2,11 +2,9 @@
 //! normalised; the indexed columns are derived from it on every write.
 
 use dirsync_proto::provisioner::v1 as pb;
-use dirsync_scim::{Filter, UserSummary};
+use dirsync_scim::UserSummary;
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde_json::Value;
 use tonic::{Request, Response, Status};
 
@@ -16,6 +14,9 @@ use crate::entity::{group, group_member, user};
 use crate::error::{ProvisionerError, Result, quoted};
 use crate::listing::{self, ColumnMap, Limits, SqlFilter};
 use crate::store::{Store, mark_pending, new_id, now_ms};
+use crate::user_fields;
+use dirsync_proto::errors::ErrorReason;
+use dirsync_scim::ScimType;
 
 #[derive(Debug)]
 pub(crate) struct UserApi {
@@ -40,23 +41,39 @@ struct UserDocument {
     summary: UserSummary,
 }
 
+/// The user a request writes, from its SCIM document or its typed fields: both go through the
+/// same normalisation, so both land in the same desired state.
 fn parse_user(input: Option<pb::UserInput>) -> Result<UserDocument> {
-    let input =
-        input.ok_or_else(|| ProvisionerError::invalid("invalidSyntax", "user is required"))?;
-    let value: Value = serde_json::from_str(&input.scim_json).map_err(|error| {
-        ProvisionerError::invalid("invalidSyntax", format!("user is not valid JSON: {error}"))
-    })?;
-    let document = dirsync_scim::normalize_user(value).map_err(scim_error)?;
-    let summary = UserSummary::from_resource(&document).map_err(scim_error)?;
+    let (value, field) = match input.and_then(|input| input.source) {
+        Some(pb::user_input::Source::ScimJson(json)) => {
+            let value: Value = serde_json::from_str(&json).map_err(|error| {
+                ProvisionerError::scim_type(
+                    ScimType::InvalidSyntax,
+                    Some("user.scim_json"),
+                    format!("user is not valid JSON: {error}"),
+                )
+            })?;
+            (value, "user.scim_json")
+        }
+        Some(pb::user_input::Source::Fields(fields)) => {
+            (user_fields::to_document(&fields), "user.fields")
+        }
+        None => {
+            return Err(ProvisionerError::scim_type(
+                ScimType::InvalidSyntax,
+                Some("user"),
+                "user is required: its SCIM document (scim_json) or its typed fields",
+            ));
+        }
+    };
+    let document = dirsync_scim::normalize_user(value)
+        .map_err(|error| ProvisionerError::scim(error, field))?;
+    let summary = UserSummary::from_resource(&document)
+        .map_err(|error| ProvisionerError::scim(error, field))?;
     Ok(UserDocument {
         json: document.to_string(),
         summary,
     })
-}
-
-pub(crate) fn scim_error(error: dirsync_scim::ScimError) -> ProvisionerError {
-    let scim_type = error.scim_type.map_or("invalidValue", |kind| kind.as_str());
-    ProvisionerError::invalid(scim_type, error.detail)
 }
 
 fn lower(value: &Option<String>) -> Option<String> {
@@ -64,19 +81,14 @@ fn lower(value: &Option<String>) -> Option<String> {
 }
 
 pub(crate) fn to_pb(model: user::Model) -> pb::User {
+    let document: Value = serde_json::from_str(&model.scim_json).unwrap_or(Value::Null);
     pb::User {
         tenant_id: model.tenant_id,
         id: model.id,
-        user_name: model.user_name,
-        external_id: model.external_id.unwrap_or_default(),
-        display_name: model.display_name.unwrap_or_default(),
-        active: model.active,
-        email: model.email.unwrap_or_default(),
-        given_name: model.given_name.unwrap_or_default(),
-        family_name: model.family_name.unwrap_or_default(),
+        fields: Some(user_fields::from_document(&document)),
         version: model.version,
-        created_at_unix_ms: model.created_at,
-        updated_at_unix_ms: model.updated_at,
+        create_time: Some(dirsync_proto::time::from_unix_ms(model.created_at)),
+        update_time: Some(dirsync_proto::time::from_unix_ms(model.updated_at)),
         scim_json: model.scim_json,
     }
 }
@@ -89,12 +101,13 @@ fn filter_view(model: &user::Model) -> Value {
         map.insert("id".to_owned(), Value::String(model.id.clone()));
         map.insert(
             "meta".to_owned(),
-            serde_json::json!({
-                "resourceType": "User",
-                "created": listing::rfc3339(model.created_at),
-                "lastModified": listing::rfc3339(model.updated_at),
-                "version": format!("W/\"{}\"", model.version),
-            }),
+            dirsync_scim::meta::meta(
+                "User",
+                model.created_at,
+                model.updated_at,
+                model.version,
+                None,
+            ),
         );
     }
     view
@@ -171,19 +184,22 @@ impl UserApi {
         user::Entity::find_by_id((tenant_id.to_owned(), id.to_owned()))
             .one(self.store.db())
             .await?
-            .ok_or_else(|| ProvisionerError::NotFound(format!("user {} not found", quoted(id))))
+            .ok_or_else(|| ProvisionerError::not_found(ErrorReason::UserNotFound, "user", id))
     }
 
     async fn list(&self, request: pb::ListUsersRequest) -> Result<pb::ListUsersResponse> {
-        let page = self
-            .limits
-            .page(request.start_index, request.count, request.default_count);
+        let tenant_id = self.store.tenant_id(&request.tenant).await?;
+        let page = self.limits.page(listing::PageRequest {
+            page_size: request.page_size,
+            page_token: &request.page_token,
+            start_index: request.start_index,
+            count_only: request.count_only,
+        })?;
         let filter = listing::parse_filter(&request.filter)?;
         let sql = filter.as_ref().map_or(SqlFilter::everything(), |filter| {
             listing::translate(filter, &UserColumns)
         });
-        let mut query =
-            user::Entity::find().filter(user::Column::TenantId.eq(request.tenant_id.clone()));
+        let mut query = user::Entity::find().filter(user::Column::TenantId.eq(tenant_id));
         if let Some(condition) = sql.condition.clone() {
             query = query.filter(condition);
         }
@@ -191,69 +207,41 @@ impl UserApi {
             .order_by_asc(user::Column::CreatedAt)
             .order_by_asc(user::Column::Id);
         let db = self.store.db();
-
-        let (rows, total) = if sql.exact {
-            let rows = if page.limit == 0 {
-                Vec::new()
-            } else {
-                query
-                    .clone()
-                    .offset(page.offset)
-                    .limit(page.limit)
-                    .all(db)
+        let (rows, total) = match &filter {
+            Some(filter) if !sql.exact => {
+                let matched = listing::candidates(db, query)
                     .await?
-            };
-            // A first page that is not full is the whole result: Entra's
-            // matching queries need no second round trip for the count.
-            let total = if page.offset == 0 && (rows.len() as u64) < page.limit {
-                rows.len() as u64
-            } else {
-                query.count(db).await?
-            };
-            (rows, total)
-        } else {
-            let candidates = query.limit(listing::MAX_SCAN_ROWS + 1).all(db).await?;
-            if candidates.len() as u64 > listing::MAX_SCAN_ROWS {
-                return Err(listing::too_many());
+                    .into_iter()
+                    .filter(|row| filter.matches(&filter_view(row)))
+                    .collect();
+                listing::page_of(matched, page)
             }
-            let matched: Vec<user::Model> = candidates
-                .into_iter()
-                .filter(|row| {
-                    filter
-                        .as_ref()
-                        .is_none_or(|filter: &Filter| filter.matches(&filter_view(row)))
-                })
-                .collect();
-            let total = matched.len() as u64;
-            let rows = matched
-                .into_iter()
-                .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
-                .take(usize::try_from(page.limit).unwrap_or(usize::MAX))
-                .collect();
-            (rows, total)
+            _ => listing::exact_page(db, query, page).await?,
         };
         Ok(pb::ListUsersResponse {
+            next_page_token: page.next_token(rows.len(), total),
             users: rows.into_iter().map(to_pb).collect(),
-            total_results: total,
-            start_index: page.start_index,
+            total_size: i64::try_from(total).unwrap_or(i64::MAX),
+            start_index: page.start_index(),
         })
     }
 
     async fn replace(&self, request: pb::ReplaceUserRequest) -> Result<pb::User> {
+        let tenant_id = self.store.tenant_id(&request.tenant).await?;
         let document = parse_user(request.user)?;
         let summary = &document.summary;
         let write = self.store.write().await?;
-        let current = user::Entity::find_by_id((request.tenant_id.clone(), request.id.clone()))
+        let current = user::Entity::find_by_id((tenant_id, request.id.clone()))
             .one(&write.txn)
             .await?
             .ok_or_else(|| {
-                ProvisionerError::NotFound(format!("user {} not found", quoted(&request.id)))
+                ProvisionerError::not_found(ErrorReason::UserNotFound, "user", &request.id)
             })?;
         if request.expected_version != 0 && request.expected_version != current.version {
-            return Err(ProvisionerError::VersionConflict {
-                expected: request.expected_version,
-                actual: current.version,
-            });
+            return Err(ProvisionerError::version_conflict(
+                request.expected_version,
+                current.version,
+            ));
         }
         let row = user::Model {
             user_name: summary.user_name.clone(),
@@ -295,18 +283,16 @@ impl UserApi {
             .filter(user::Column::Version.eq(current.version))
             .exec(&write.txn)
             .await
-            .map_err(|error| match ProvisionerError::from(error) {
-                ProvisionerError::AlreadyExists(_) => ProvisionerError::AlreadyExists(format!(
-                    "userName {} is already taken",
-                    quoted(&row.user_name)
-                )),
-                other => other,
+            .map_err(|error| {
+                ProvisionerError::from(error).when_taken("userName", || {
+                    format!("userName {} is already taken", quoted(&row.user_name))
+                })
             })?;
         if updated.rows_affected == 0 {
-            return Err(ProvisionerError::VersionConflict {
-                expected: current.version,
-                actual: current.version + 1,
-            });
+            return Err(ProvisionerError::version_conflict(
+                current.version,
+                current.version + 1,
+            ));
         }
         mark_pending(
             &write.txn,
@@ -328,10 +314,11 @@ impl UserApi {
             .exec(&write.txn)
             .await?;
         if deleted.rows_affected == 0 {
-            return Err(ProvisionerError::NotFound(format!(
-                "user {} not found",
-                quoted(id)
-            )));
+            return Err(ProvisionerError::not_found(
+                ErrorReason::UserNotFound,
+                "user",
+                id,
+            ));
         }
         let groups: Vec<String> = group_member::Entity::find()
             .select_only()
@@ -371,21 +358,21 @@ impl pb::user_service_server::UserService for UserApi {
     async fn create_user(
         &self,
         request: Request<pb::CreateUserRequest>,
-    ) -> Result<Response<pb::User>, Status> {
+    ) -> Result<Response<pb::CreateUserResponse>, Status> {
         let request = request.into_inner();
-        Ok(Response::new(
-            self.create(&request.tenant_id, request.user).await?,
-        ))
+        let tenant_id = self.store.tenant_id(&request.tenant).await?;
+        let user = self.create(&tenant_id, request.user).await?;
+        Ok(Response::new(pb::CreateUserResponse { user: Some(user) }))
     }
 
     async fn get_user(
         &self,
         request: Request<pb::GetUserRequest>,
-    ) -> Result<Response<pb::User>, Status> {
+    ) -> Result<Response<pb::GetUserResponse>, Status> {
         let request = request.into_inner();
-        Ok(Response::new(to_pb(
-            self.get(&request.tenant_id, &request.id).await?,
-        )))
+        let tenant_id = self.store.tenant_id(&request.tenant).await?;
+        let user = to_pb(self.get(&tenant_id, &request.id).await?);
+        Ok(Response::new(pb::GetUserResponse { user: Some(user) }))
     }
 
     async fn list_users(
@@ -398,8 +385,9 @@ impl pb::user_service_server::UserService for UserApi {
     async fn replace_user(
         &self,
         request: Request<pb::ReplaceUserRequest>,
-    ) -> Result<Response<pb::User>, Status> {
-        Ok(Response::new(self.replace(request.into_inner()).await?))
+    ) -> Result<Response<pb::ReplaceUserResponse>, Status> {
+        let user = self.replace(request.into_inner()).await?;
+        Ok(Response::new(pb::ReplaceUserResponse { user: Some(user) }))
     }
 
     async fn delete_user(
@@ -407,7 +395,8 @@ impl pb::user_service_server::UserService for UserApi {
         request: Request<pb::DeleteUserRequest>,
     ) -> Result<Response<pb::DeleteUserResponse>, Status> {
         let request = request.into_inner();
-        self.delete(&request.tenant_id, &request.id).await?;
+        let tenant_id = self.store.tenant_id(&request.tenant).await?;
+        self.delete(&tenant_id, &request.id).await?;
         Ok(Response::new(pb::DeleteUserResponse {}))
     }
 }

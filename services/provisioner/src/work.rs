@@ -13,35 +13,23 @@ use crate::entity::{ResourceKind, group, maas360_audit, sync_state, user};
 use crate::error::{ProvisionerError, Result};
 use crate::reconcile::health;
 use crate::store::{Store, now_ms};
-use crate::tenants;
 
 const DEFAULT_PAGE: u64 = 100;
 const MAX_PAGE: u64 = 1000;
 
-pub(crate) fn page_size(page: Option<&common::PageRequest>) -> u64 {
-    clamp_page_size(page.map_or(0, |page| page.page_size))
-}
-
-fn clamp_page_size(requested: u32) -> u64 {
-    match u64::from(requested) {
-        0 => DEFAULT_PAGE,
-        size => Ord::min(size, MAX_PAGE),
+/// The page size of a cursor-paged list: 0 is the default page, never "nothing".
+pub(crate) fn clamp_page_size(requested: i32) -> Result<u64> {
+    match u64::try_from(requested) {
+        Ok(0) => Ok(DEFAULT_PAGE),
+        Ok(size) => Ok(Ord::min(size, MAX_PAGE)),
+        Err(_) => Err(ProvisionerError::invalid(
+            "page_size",
+            "page_size must not be negative",
+        )),
     }
 }
 
-pub(crate) fn timestamp(unix_ms: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: unix_ms.div_euclid(1000),
-        nanos: i32::try_from(unix_ms.rem_euclid(1000) * 1_000_000).unwrap_or(0),
-    }
-}
-
-fn unix_ms(timestamp: &prost_types::Timestamp) -> i64 {
-    timestamp
-        .seconds
-        .saturating_mul(1000)
-        .saturating_add(i64::from(timestamp.nanos) / 1_000_000)
-}
+use dirsync_proto::time::{from_unix_ms as timestamp, to_unix_ms as unix_ms};
 
 fn resource_kind(kind: ResourceKind) -> common::ResourceKind {
     match kind {
@@ -97,9 +85,9 @@ impl WorkApi {
         Ok(pb::Maas360Health {
             reachability: reachability as i32,
             unreachable_since: record.unreachable_since.map(timestamp),
-            next_probe_at: record.next_probe_at.map(timestamp),
+            next_probe_time: record.next_probe_at.map(timestamp),
             last_error: record.last_error.unwrap_or_default(),
-            last_error_at: record.last_error_at.map(timestamp),
+            last_error_time: record.last_error_at.map(timestamp),
         })
     }
 
@@ -107,10 +95,10 @@ impl WorkApi {
         &self,
         request: pb::ListAuditEntriesRequest,
     ) -> Result<pb::ListAuditEntriesResponse> {
-        let tenant = tenants::find(self.store.db(), &request.tenant).await?;
-        let size = clamp_page_size(request.page_size);
-        let mut query = maas360_audit::Entity::find()
-            .filter(maas360_audit::Column::TenantId.eq(tenant.tenant_id.clone()));
+        let tenant_id = self.store.tenant_id(&request.tenant).await?;
+        let size = clamp_page_size(request.page_size)?;
+        let mut query =
+            maas360_audit::Entity::find().filter(maas360_audit::Column::TenantId.eq(tenant_id));
         if !request.resource_id.is_empty() {
             query = query.filter(maas360_audit::Column::ResourceId.eq(request.resource_id.clone()));
         }
@@ -122,10 +110,7 @@ impl WorkApi {
         }
         if !request.page_token.is_empty() {
             let before: i64 = request.page_token.parse().map_err(|_| {
-                ProvisionerError::invalid(
-                    "invalidValue",
-                    "page_token is not one this server issued",
-                )
+                ProvisionerError::invalid("page_token", "page_token is not one this server issued")
             })?;
             query = query.filter(maas360_audit::Column::Id.lt(before));
         }
@@ -146,9 +131,9 @@ impl WorkApi {
                 target: row.target,
                 outcome: row.outcome,
                 error: row.detail.unwrap_or_default(),
-                at: Some(timestamp(row.at)),
+                time: Some(timestamp(row.at)),
                 worker: row.worker.unwrap_or_default(),
-                attempt_started_at: row.attempt_started_at.map(timestamp),
+                attempt_start_time: row.attempt_started_at.map(timestamp),
             })
             .collect();
         let next_page_token = match (more, entries.last()) {
@@ -167,9 +152,8 @@ impl pb::work_service_server::WorkService for WorkApi {
     async fn get_work_status(
         &self,
         request: Request<pb::GetWorkStatusRequest>,
-    ) -> Result<Response<pb::WorkStatus>, Status> {
-        let tenant = tenants::find(self.store.db(), &request.into_inner().tenant_id).await?;
-        let tenant_id = tenant.tenant_id;
+    ) -> Result<Response<pb::GetWorkStatusResponse>, Status> {
+        let tenant_id = self.store.tenant_id(&request.into_inner().tenant).await?;
         let now = now_ms();
         let queued = Condition::all()
             .add(sync_state::Column::Pending.eq(true))
@@ -179,13 +163,16 @@ impl pb::work_service_server::WorkService for WorkApi {
             .add(sync_state::Column::LeaseUntil.gt(now));
         let parked = Condition::all().add(sync_state::Column::Parked.eq(true));
         let in_sync = Condition::all().add(sync_state::Column::Pending.eq(false));
-        Ok(Response::new(pb::WorkStatus {
+        let status = pb::WorkStatus {
             queue_depth: self.count(&tenant_id, queued).await?,
             in_flight: self.count(&tenant_id, in_flight).await?,
             parked: self.count(&tenant_id, parked).await?,
             in_sync: self.count(&tenant_id, in_sync).await?,
             maas360_health: Some(self.maas360_health(&tenant_id).await?),
             tenant_id,
+        };
+        Ok(Response::new(pb::GetWorkStatusResponse {
+            status: Some(status),
         }))
     }
 
@@ -194,11 +181,11 @@ impl pb::work_service_server::WorkService for WorkApi {
         request: Request<pb::ListParkedRequest>,
     ) -> Result<Response<pb::ListParkedResponse>, Status> {
         let request = request.into_inner();
-        let tenant = tenants::find(self.store.db(), &request.tenant_id).await?;
-        let size = page_size(request.page.as_ref());
-        let after = request.page.map(|page| page.page_token).unwrap_or_default();
+        let tenant_id = self.store.tenant_id(&request.tenant).await?;
+        let size = clamp_page_size(request.page_size)?;
+        let after = request.page_token;
         let base = sync_state::Entity::find()
-            .filter(sync_state::Column::TenantId.eq(tenant.tenant_id.clone()))
+            .filter(sync_state::Column::TenantId.eq(tenant_id))
             .filter(sync_state::Column::Parked.eq(true));
         let total = base
             .clone()
@@ -223,7 +210,7 @@ impl pb::work_service_server::WorkService for WorkApi {
                 display: self.display(row).await?,
                 attempts: u32::try_from(row.attempts).unwrap_or(0),
                 reason: row.last_error.clone().unwrap_or_default(),
-                parked_at_unix_ms: row.parked_at.unwrap_or_default(),
+                park_time: row.parked_at.map(timestamp),
             });
         }
         let next_page_token = match rows.last() {
@@ -232,10 +219,8 @@ impl pb::work_service_server::WorkService for WorkApi {
         };
         Ok(Response::new(pb::ListParkedResponse {
             resources,
-            page: Some(common::PageInfo {
-                next_page_token,
-                total_size: total,
-            }),
+            next_page_token,
+            total_size: i64::try_from(total).unwrap_or(i64::MAX),
         }))
     }
 
@@ -244,7 +229,7 @@ impl pb::work_service_server::WorkService for WorkApi {
         request: Request<pb::RetryParkedRequest>,
     ) -> Result<Response<pb::RetryParkedResponse>, Status> {
         let request = request.into_inner();
-        let tenant = tenants::find(self.store.db(), &request.tenant_id).await?;
+        let tenant_id = self.store.tenant_id(&request.tenant).await?;
         let write = self.store.write().await?;
         let mut update = sync_state::Entity::update_many()
             .col_expr(sync_state::Column::Parked, Expr::value(false))
@@ -254,7 +239,7 @@ impl pb::work_service_server::WorkService for WorkApi {
             )
             .col_expr(sync_state::Column::Attempts, Expr::value(0))
             .col_expr(sync_state::Column::NextAttemptAt, Expr::value(0))
-            .filter(sync_state::Column::TenantId.eq(tenant.tenant_id.clone()))
+            .filter(sync_state::Column::TenantId.eq(tenant_id.clone()))
             .filter(sync_state::Column::Parked.eq(true));
         if !request.resource_ids.is_empty() {
             update = update.filter(sync_state::Column::ResourceId.is_in(request.resource_ids));
@@ -265,7 +250,7 @@ impl pb::work_service_server::WorkService for WorkApi {
             .map_err(ProvisionerError::from)?
             .rows_affected;
         write.commit().await?;
-        tracing::info!(tenant = %tenant.tenant_id, requeued, "parked resources requeued");
+        tracing::info!(tenant = %tenant_id, requeued, "parked resources requeued");
         Ok(Response::new(pb::RetryParkedResponse { requeued }))
     }
 

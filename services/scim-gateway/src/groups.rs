@@ -21,6 +21,7 @@ use crate::http::{
 };
 use crate::render;
 use crate::upstream::{call, fresh};
+use crate::users::stored;
 
 async fn fetch(
     gateway: &Gateway,
@@ -29,11 +30,15 @@ async fn fetch(
     include_members: bool,
 ) -> Result<pb::Group, ScimError> {
     let request = pb::GetGroupRequest {
-        tenant_id,
+        tenant: tenant_id,
         id,
         include_members,
     };
-    call(fresh!(gateway.upstream.groups, get_group, request)).await
+    stored(
+        call(fresh!(gateway.upstream.groups, get_group, request))
+            .await?
+            .group,
+    )
 }
 
 pub(crate) async fn list(
@@ -44,11 +49,12 @@ pub(crate) async fn list(
     let query = ListQuery::parse(&raw, gateway.max_page_size)?;
     let with_members = query.wants("members");
     let request = pb::ListGroupsRequest {
-        tenant_id,
+        tenant: tenant_id,
         filter: query.filter.clone(),
+        page_size: query.page_size(),
+        page_token: String::new(),
         start_index: query.start_index,
-        count: query.count.unwrap_or(0),
-        default_count: query.count.is_none(),
+        count_only: query.count_only(),
         include_members: with_members,
     };
     let listed = call(fresh!(gateway.upstream.groups, list_groups, request)).await?;
@@ -61,7 +67,7 @@ pub(crate) async fn list(
         StatusCode::OK,
         &dirsync_scim::list_response(
             resources,
-            listed.total_results,
+            u64::try_from(listed.total_size).unwrap_or(0),
             u64::from(listed.start_index),
         ),
     ))
@@ -101,12 +107,16 @@ pub(crate) async fn create(
     let input = dirsync_scim::parse_group(&document)?;
     let has_members = !input.member_ids.is_empty();
     let request = pb::CreateGroupRequest {
-        tenant_id: tenant_id.clone(),
+        tenant: tenant_id.clone(),
         display_name: input.display_name,
         external_id: input.external_id.unwrap_or_default(),
         member_user_ids: input.member_ids,
     };
-    let created = call(fresh!(gateway.upstream.groups, create_group, request)).await?;
+    let created = stored(
+        call(fresh!(gateway.upstream.groups, create_group, request))
+            .await?
+            .group,
+    )?;
     let group = if has_members {
         fetch(&gateway, tenant_id, created.id.clone(), true).await?
     } else {
@@ -137,7 +147,7 @@ pub(crate) async fn replace(
     .await?;
     let input = dirsync_scim::parse_group(&document)?;
     let request = pb::UpdateGroupRequest {
-        tenant_id: tenant_id.clone(),
+        tenant: tenant_id.clone(),
         id: id.clone(),
         display_name: Some(input.display_name),
         external_id: Some(input.external_id.unwrap_or_default()),
@@ -173,7 +183,7 @@ pub(crate) async fn patch(
     let request = PatchRequest::parse(&body)?;
     let plan = dirsync_scim::plan_group_patch(&request)?;
     let request = pb::UpdateGroupRequest {
-        tenant_id,
+        tenant: tenant_id,
         id,
         display_name: plan.display_name,
         external_id: plan.external_id.map(Option::unwrap_or_default),
@@ -191,7 +201,10 @@ pub(crate) async fn delete(
     Extension(Tenant(tenant_id)): Extension<Tenant>,
     ResourceId(id): ResourceId,
 ) -> Result<Response, ApiError> {
-    let request = pb::DeleteGroupRequest { tenant_id, id };
+    let request = pb::DeleteGroupRequest {
+        tenant: tenant_id,
+        id,
+    };
     call(fresh!(gateway.upstream.groups, delete_group, request)).await?;
     Ok(no_content())
 }

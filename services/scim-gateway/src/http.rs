@@ -33,7 +33,7 @@ pub(crate) fn resource_response(
     location: Option<&str>,
 ) -> Response {
     let mut response = scim_response(status, body);
-    if let Ok(etag) = HeaderValue::from_str(&format!("W/\"{version}\"")) {
+    if let Ok(etag) = HeaderValue::from_str(&dirsync_scim::meta::etag(version)) {
         response.headers_mut().insert(header::ETAG, etag);
     }
     if let Some(location) = location.and_then(|l| HeaderValue::from_str(l).ok()) {
@@ -227,6 +227,17 @@ impl ListQuery {
             }
         }
         Ok(query)
+    }
+
+    /// The provisioner's page size: SCIM's `count`, or 0 for the default page.
+    pub(crate) fn page_size(&self) -> i32 {
+        self.count
+            .map_or(0, |count| i32::try_from(count).unwrap_or(i32::MAX))
+    }
+
+    /// `count=0`: RFC 7644 asks only for `totalResults`.
+    pub(crate) fn count_only(&self) -> bool {
+        self.count == Some(0)
     }
 
     pub(crate) fn project(&self, resource: &Value) -> Value {

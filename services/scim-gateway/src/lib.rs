@@ -3,6 +3,15 @@
 //! back. Entra forgives nothing, so the rules are strict: filter queries never
 //! 404, a problem with the request is a 4xx with the right `scimType`, and only
 //! a fault on our side is a 5xx (which Entra retries).
+//!
+//! Modules:
+//! - [`server`]: the HTTP/1.1 accept loop (header timeout, connection bound, paths as Entra
+//!   spells them); [`http`]: bodies, query parameters, SCIM responses and errors.
+//! - [`auth`]: bearer tokens, their cache, and the provisioner's revocation feed.
+//! - [`users`], [`groups`]: the SCIM resources; [`discovery`]: the discovery documents;
+//!   [`render`]: provisioner records as SCIM resources.
+//! - [`upstream`]: the provisioner's gRPC clients, retried on a broken connection, and its
+//!   statuses as SCIM errors.
 
 mod auth;
 mod discovery;

@@ -2,22 +2,11 @@
 //! `meta`, with RFC 3339 dates and a weak ETag version.
 
 use dirsync_proto::provisioner::v1 as pb;
+use dirsync_scim::meta::meta;
 use serde_json::{Map, Value, json};
 
-fn rfc3339(unix_ms: i64) -> String {
-    let time = std::time::UNIX_EPOCH
-        + std::time::Duration::from_millis(u64::try_from(unix_ms).unwrap_or(0));
-    humantime::format_rfc3339_millis(time).to_string()
-}
-
-fn meta(resource_type: &str, created: i64, modified: i64, version: i64, location: &str) -> Value {
-    json!({
-        "resourceType": resource_type,
-        "created": rfc3339(created),
-        "lastModified": rfc3339(modified),
-        "version": format!("W/\"{version}\""),
-        "location": location,
-    })
+fn unix_ms(time: Option<&prost_types::Timestamp>) -> i64 {
+    time.map_or(0, dirsync_proto::time::to_unix_ms)
 }
 
 pub(crate) fn user_location(base_url: &str, id: &str) -> String {
@@ -47,10 +36,10 @@ pub(crate) fn user(base_url: &str, user: &pb::User) -> Value {
         "meta".to_owned(),
         meta(
             "User",
-            user.created_at_unix_ms,
-            user.updated_at_unix_ms,
+            unix_ms(user.create_time.as_ref()),
+            unix_ms(user.update_time.as_ref()),
             user.version,
-            &user_location(base_url, &user.id),
+            Some(&user_location(base_url, &user.id)),
         ),
     );
     Value::Object(resource)
@@ -89,10 +78,10 @@ pub(crate) fn group(base_url: &str, group: &pb::Group, with_members: bool) -> Va
         "meta".to_owned(),
         meta(
             "Group",
-            group.created_at_unix_ms,
-            group.updated_at_unix_ms,
+            unix_ms(group.create_time.as_ref()),
+            unix_ms(group.update_time.as_ref()),
             group.version,
-            &group_location(base_url, &group.id),
+            Some(&group_location(base_url, &group.id)),
         ),
     );
     Value::Object(resource)

@@ -104,7 +104,8 @@ pub(crate) async fn serve(
 /// spelling Entra sends reaches the same route.
 fn normalize_path<B>(mut request: Request<B>) -> Request<B> {
     let path = request.uri().path();
-    if !(path.contains("//") || (path.len() > 1 && path.ends_with('/'))) {
+    let trailing_slash = path.len() > 1 && path.ends_with('/');
+    if !path.contains("//") && !trailing_slash {
         return request;
     }
     let mut normalized = String::with_capacity(path.len());

@@ -11,9 +11,6 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
-/// Must match the provisioner's metadata key for the SCIM error type.
-const SCIM_TYPE_METADATA: &str = "dirsync-scim-type";
-
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     #[error("invalid provisioner URL {url:?}: {reason}")]
@@ -108,22 +105,13 @@ where
     call_status(call).await.map_err(scim_error)
 }
 
+/// The `scimType` the provisioner named in the status's `ErrorInfo`.
 fn scim_type_of(status: &Status) -> ScimType {
-    match status
-        .metadata()
-        .get(SCIM_TYPE_METADATA)
-        .and_then(|value| value.to_str().ok())
-    {
-        Some("invalidFilter") => ScimType::InvalidFilter,
-        Some("tooMany") => ScimType::TooMany,
-        Some("uniqueness") => ScimType::Uniqueness,
-        Some("mutability") => ScimType::Mutability,
-        Some("invalidSyntax") => ScimType::InvalidSyntax,
-        Some("invalidPath") => ScimType::InvalidPath,
-        Some("noTarget") => ScimType::NoTarget,
-        Some("invalidVers") => ScimType::InvalidVers,
-        _ => ScimType::InvalidValue,
-    }
+    dirsync_proto::errors::read(status)
+        .metadata
+        .get(dirsync_proto::errors::SCIM_TYPE_KEY)
+        .and_then(|name| name.parse().ok())
+        .unwrap_or(ScimType::InvalidValue)
 }
 
 /// The SCIM error a provisioner status stands for. Only faults on our side

@@ -26,6 +26,18 @@ use crate::upstream::{call, call_status, fresh, scim_error};
 /// object at a time), so a few attempts settle any race.
 const MAX_PATCH_ATTEMPTS: usize = 8;
 
+/// A SCIM document as the provisioner's user input.
+fn scim_input(document: &Value) -> pb::UserInput {
+    pb::UserInput {
+        source: Some(pb::user_input::Source::ScimJson(document.to_string())),
+    }
+}
+
+/// The user a provisioner answer carries; its absence is a fault on our side.
+pub(crate) fn stored<T>(resource: Option<T>) -> Result<T, ScimError> {
+    resource.ok_or_else(|| ScimError::internal("the provisioner answered without the resource"))
+}
+
 /// `If-Match: W/"3"` as a version precondition; absent or `*` is none.
 fn if_match_version(headers: &HeaderMap) -> Result<i64, ScimError> {
     let Some(value) = headers.get(header::IF_MATCH) else {
@@ -53,11 +65,12 @@ pub(crate) async fn list(
 ) -> Result<Response, ApiError> {
     let query = ListQuery::parse(&raw, gateway.max_page_size)?;
     let request = pb::ListUsersRequest {
-        tenant_id,
+        tenant: tenant_id,
         filter: query.filter.clone(),
+        page_size: query.page_size(),
+        page_token: String::new(),
         start_index: query.start_index,
-        count: query.count.unwrap_or(0),
-        default_count: query.count.is_none(),
+        count_only: query.count_only(),
     };
     let listed = call(fresh!(gateway.upstream.users, list_users, request)).await?;
     let resources: Vec<Value> = listed
@@ -69,7 +82,7 @@ pub(crate) async fn list(
         StatusCode::OK,
         &dirsync_scim::list_response(
             resources,
-            listed.total_results,
+            u64::try_from(listed.total_size).unwrap_or(0),
             u64::from(listed.start_index),
         ),
     ))
@@ -82,8 +95,15 @@ pub(crate) async fn get(
     Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let query = ListQuery::parse(&raw, gateway.max_page_size)?;
-    let request = pb::GetUserRequest { tenant_id, id };
-    let user = call(fresh!(gateway.upstream.users, get_user, request)).await?;
+    let request = pb::GetUserRequest {
+        tenant: tenant_id,
+        id,
+    };
+    let user = stored(
+        call(fresh!(gateway.upstream.users, get_user, request))
+            .await?
+            .user,
+    )?;
     let resource = render::user(&gateway.base_url, &user);
     Ok(resource_response(
         StatusCode::OK,
@@ -107,12 +127,14 @@ pub(crate) async fn create(
     )
     .await?;
     let request = pb::CreateUserRequest {
-        tenant_id,
-        user: Some(pb::UserInput {
-            scim_json: document.to_string(),
-        }),
+        tenant: tenant_id,
+        user: Some(scim_input(&document)),
     };
-    let user = call(fresh!(gateway.upstream.users, create_user, request)).await?;
+    let user = stored(
+        call(fresh!(gateway.upstream.users, create_user, request))
+            .await?
+            .user,
+    )?;
     let location = render::user_location(&gateway.base_url, &user.id);
     Ok(resource_response(
         StatusCode::CREATED,
@@ -138,14 +160,16 @@ pub(crate) async fn replace(
     )
     .await?;
     let request = pb::ReplaceUserRequest {
-        tenant_id,
+        tenant: tenant_id,
         id,
-        user: Some(pb::UserInput {
-            scim_json: document.to_string(),
-        }),
+        user: Some(scim_input(&document)),
         expected_version,
     };
-    let user = call(fresh!(gateway.upstream.users, replace_user, request)).await?;
+    let user = stored(
+        call(fresh!(gateway.upstream.users, replace_user, request))
+            .await?
+            .user,
+    )?;
     Ok(resource_response(
         StatusCode::OK,
         &render::user(&gateway.base_url, &user),
@@ -171,11 +195,15 @@ pub(crate) async fn patch(
     .await?;
     let request = PatchRequest::parse(&body)?;
     let get = pb::GetUserRequest {
-        tenant_id: tenant_id.clone(),
+        tenant: tenant_id.clone(),
         id: id.clone(),
     };
     for _ in 0..MAX_PATCH_ATTEMPTS {
-        let current = call(fresh!(gateway.upstream.users, get_user, get)).await?;
+        let current = stored(
+            call(fresh!(gateway.upstream.users, get_user, get))
+                .await?
+                .user,
+        )?;
         if required_version != 0 && required_version != current.version {
             return Err(ScimError::precondition_failed(format!(
                 "If-Match names version {required_version}; the user is at version {}",
@@ -187,16 +215,15 @@ pub(crate) async fn patch(
             .map_err(|_| ScimError::internal("stored user document is unreadable"))?;
         dirsync_scim::apply_patch(&mut document, &request)?;
         let replace = pb::ReplaceUserRequest {
-            tenant_id: tenant_id.clone(),
+            tenant: tenant_id.clone(),
             id: id.clone(),
-            user: Some(pb::UserInput {
-                scim_json: document.to_string(),
-            }),
+            user: Some(scim_input(&document)),
             expected_version: current.version,
         };
         let replaced = call_status(fresh!(gateway.upstream.users, replace_user, replace)).await;
         match replaced {
-            Ok(user) => {
+            Ok(replaced) => {
+                let user = stored(replaced.user)?;
                 return Ok(resource_response(
                     StatusCode::OK,
                     &render::user(&gateway.base_url, &user),
@@ -218,7 +245,10 @@ pub(crate) async fn delete(
     Extension(Tenant(tenant_id)): Extension<Tenant>,
     ResourceId(id): ResourceId,
 ) -> Result<Response, ApiError> {
-    let request = pb::DeleteUserRequest { tenant_id, id };
+    let request = pb::DeleteUserRequest {
+        tenant: tenant_id,
+        id,
+    };
     call(fresh!(gateway.upstream.users, delete_user, request)).await?;
     Ok(no_content())
 }

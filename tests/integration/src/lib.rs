@@ -116,7 +116,7 @@ pub async fn start_grpc_on(config: &DirsyncConfig, listener: TcpListener) -> Run
         .await
         .unwrap_or_else(|error| panic!("directory-reader: {error}"))
         .register(&mut server);
-    dirsync_mapping::MappingServiceHandle::open(config)
+    dirsync_mapping::Mapping::open(config)
         .await
         .unwrap_or_else(|error| panic!("mapping: {error}"))
         .register(&mut server);
@@ -540,11 +540,13 @@ pub mod sync {
         pub async fn work_status(&self) -> pb::WorkStatus {
             pb::work_service_client::WorkServiceClient::new(self.stack.grpc.channel().await)
                 .get_work_status(pb::GetWorkStatusRequest {
-                    tenant_id: self.tenant_id.clone(),
+                    tenant: self.tenant_id.clone(),
                 })
                 .await
                 .unwrap_or_else(|error| panic!("work status: {error}"))
                 .into_inner()
+                .status
+                .unwrap_or_default()
         }
 
         /// Waits until nothing is queued or in flight (parked work may remain).

@@ -1,4 +1,4 @@
-//! The Graph reads under `/v1.0` (graph-api.md §2, §3), as plain functions over the state
+//! The Graph reads under `/v1.0` (docs/graph.md §2, §3), as plain functions over the state
 //! so that a top-level request and a `$batch` item take the same path: parse the target,
 //! name its route and the permissions it needs, then answer it.
 
@@ -17,13 +17,13 @@ use super::shared::Inner;
 use super::traffic::GraphViolation;
 use super::wire::GraphReply;
 
-/// Default page size of `/users`, `/groups` and member lists (graph-api.md §2.1).
+/// Default page size of `/users`, `/groups` and member lists (docs/graph.md §2.1).
 const DEFAULT_TOP: usize = 100;
-/// `$top` accepts 1–999 (graph-api.md §2.1).
+/// `$top` accepts 1–999 (docs/graph.md §2.1).
 const MAX_TOP: usize = 999;
 
 /// Permissions that allow reading users, groups and members, and the organization
-/// (graph-api.md §2.1, §2.2, §2.3; the organization's are general knowledge).
+/// (docs/graph.md §2.1, §2.2, §2.3; the organization's are general knowledge).
 const USER_READERS: &[&str] = &[
     "User.Read.All",
     "User.ReadWrite.All",
@@ -209,7 +209,7 @@ impl Target {
 pub(crate) struct ReadContext {
     /// `http://host:port`, the root of every link.
     pub(crate) base: String,
-    /// `ConsistencyLevel: eventual` was sent (graph-api.md §2.5).
+    /// `ConsistencyLevel: eventual` was sent (docs/graph.md §2.5).
     pub(crate) eventual: bool,
 }
 
@@ -326,7 +326,7 @@ fn context(ctx: &ReadContext, set: &str, select: Option<&[String]>) -> String {
 }
 
 /// Renders a user or group of a list: the selected properties that exist on its type, or the
-/// type's defaults; members carry their `@odata.type` (graph-api.md §2.3).
+/// type's defaults; members carry their `@odata.type` (docs/graph.md §2.3).
 fn render_object(
     inner: &Inner,
     id: &str,
@@ -384,7 +384,7 @@ fn single(inner: &Inner, ctx: &ReadContext, target: &Target, kind: Kind, id: &st
 }
 
 /// `/users`, `/groups`, `/groups/{id}/members`, `/groups/{id}/transitiveMembers`: pages in
-/// id order, continued by a `$skiptoken` that repeats the original options (graph-api.md §2.1).
+/// id order, continued by a `$skiptoken` that repeats the original options (docs/graph.md §2.1).
 fn list(inner: &mut Inner, ctx: &ReadContext, target: &Target) -> GraphReply {
     if target.option("$skip").is_some() {
         return bad_request("'$skip' is not supported by the service.");
@@ -506,7 +506,7 @@ fn list(inner: &mut Inner, ctx: &ReadContext, target: &Target) -> GraphReply {
         .is_some_and(|c| c.eq_ignore_ascii_case("true"))
         && ctx.eventual
     {
-        // graph-api.md §2.5: counted only with ConsistencyLevel: eventual, silently ignored without
+        // docs/graph.md §2.5: counted only with ConsistencyLevel: eventual, silently ignored without
         // it.
         let count = match &target.route {
             Route::Users => inner.tenant.user_count(),
@@ -527,7 +527,7 @@ fn list(inner: &mut Inner, ctx: &ReadContext, target: &Target) -> GraphReply {
     GraphReply::ok(Value::Object(body))
 }
 
-/// The answer to an expired, unknown or foreign delta token (graph-api.md §3.6).
+/// The answer to an expired, unknown or foreign delta token (docs/graph.md §3.6).
 fn resync(inner: &Inner, ctx: &ReadContext, kind: Kind) -> GraphReply {
     let resource = if kind == Kind::User {
         "users"
@@ -574,7 +574,7 @@ fn delta_read(
         }
         let mut select = parse_select(target.option("$select"), &allowed, kind.type_name())?
             .unwrap_or_else(|| kind.defaults().iter().map(|s| (*s).to_owned()).collect());
-        // Older docs expand members instead of selecting them; both mean the same (graph-api.md
+        // Older docs expand members instead of selecting them; both mean the same (docs/graph.md
         // §3.2).
         if let Some(expand) = target.option("$expand") {
             if kind == Kind::Group && expand.trim() == "members" {
@@ -594,7 +594,7 @@ fn delta_read(
     };
     let cursor = match (skiptoken, deltatoken) {
         (None, Some(latest)) if latest.eq_ignore_ascii_case("latest") => {
-            // "Sync from now": no objects, a deltaLink at the current position (graph-api.md §3.1).
+            // "Sync from now": no objects, a deltaLink at the current position (docs/graph.md §3.1).
             let select = match fresh_select() {
                 Ok(select) => select,
                 Err(reply) => return reply,
@@ -692,7 +692,7 @@ fn delta_read(
     let mut next = page.next;
     let link_name = match &mut next.phase {
         Phase::Done { position } => {
-            // Replays on demand: the next round starts a little earlier (graph-api.md §3.5).
+            // Replays on demand: the next round starts a little earlier (docs/graph.md §3.5).
             *position = position
                 .saturating_sub(inner.delta_replay)
                 .max(inner.tenant.log.first());

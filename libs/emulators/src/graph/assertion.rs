@@ -1,4 +1,4 @@
-//! Checking a client assertion (graph-api.md §1.2): a JWT naming a registered certificate by
+//! Checking a client assertion (docs/graph.md §1.2): a JWT naming a registered certificate by
 //! thumbprint and signed with its key. RS256 with `x5t` (SHA-1) and PS256 with `x5t#S256`
 //! (SHA-256) both circulate, so both are accepted; the signature is verified against the
 //! certificate's public key.

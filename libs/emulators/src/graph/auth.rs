@@ -1,7 +1,7 @@
 //! The Entra ID token endpoint, `POST /{tenant}/oauth2/v2.0/token`, client-credentials
-//! grant only (graph-api.md §1): a client secret in the form or in Basic auth, or a client
+//! grant only (docs/graph.md §1): a client secret in the form or in Basic auth, or a client
 //! assertion signed by a registered certificate; each refused part answered with Entra's
-//! error body and AADSTS code (graph-api.md §1.3).
+//! error body and AADSTS code (docs/graph.md §1.3).
 
 use std::time::SystemTime;
 
@@ -19,7 +19,7 @@ use super::config::GraphEmulatorConfig;
 use super::shared::App;
 use super::wire::aad_timestamp;
 
-/// `client_assertion_type` of a JWT assertion (graph-api.md §1.2).
+/// `client_assertion_type` of a JWT assertion (docs/graph.md §1.2).
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Graph's application id: `{it}/.default` names Graph in every cloud.
 const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
@@ -42,7 +42,7 @@ impl Refusal {
         }
     }
 
-    /// Entra's error body (graph-api.md §1.3): the description carries the code, then trace and
+    /// Entra's error body (docs/graph.md §1.3): the description carries the code, then trace and
     /// correlation ids and a timestamp on their own lines.
     fn into_response(self) -> Response {
         let trace_id = uuid::Uuid::new_v4().to_string();
@@ -71,7 +71,7 @@ fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-/// `Authorization: Basic base64(client_id:client_secret)` (RFC 6749 §2.3.1; graph-api.md §1.1).
+/// `Authorization: Basic base64(client_id:client_secret)` (RFC 6749 §2.3.1; docs/graph.md §1.1).
 fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get("authorization")?.to_str().ok()?;
     let encoded = value
@@ -254,7 +254,7 @@ fn check(
 
 /// The Entra refusal for each way an assertion fails. AADSTS700027 (certificate), 700024
 /// (validity), 700021 (client id) and 50027 (malformed) are general knowledge, not in
-/// graph-api.md.
+/// docs/graph.md.
 fn assertion_refusal(error: AssertionError, audience: &str) -> Refusal {
     let unauthorized = |code, message: String| {
         Refusal::new(StatusCode::UNAUTHORIZED, "invalid_client", code, message)

@@ -1,4 +1,4 @@
-//! `POST /v1.0/$batch` (graph-api.md §5): up to 20 relative GETs, each authorised,
+//! `POST /v1.0/$batch` (docs/graph.md §5): up to 20 relative GETs, each authorised,
 //! throttled and counted on its own like a top-level read; answers matched by id, in a
 //! shuffled order; `dependsOn` honoured (424 after a failed dependency).
 
@@ -12,7 +12,7 @@ use super::api::{ReadContext, Target};
 use super::shared::{App, Inner};
 use super::wire::{GraphReply, RequestIds};
 
-/// At most 20 requests per batch (graph-api.md §5).
+/// At most 20 requests per batch (docs/graph.md §5).
 pub(crate) const MAX_REQUESTS: usize = 20;
 
 fn invalid(message: impl Into<String>) -> GraphReply {
@@ -128,7 +128,7 @@ fn item(
         )
         .finish(&ids));
     }
-    // Relative URLs only; the leading slash is optional (graph-api.md §5).
+    // Relative URLs only; the leading slash is optional (docs/graph.md §5).
     if url.contains("://") || url.is_empty() {
         return Ok(invalid("A batch request URL must be relative, e.g. /users.").finish(&ids));
     }

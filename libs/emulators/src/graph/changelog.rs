@@ -1,5 +1,5 @@
 //! The append-only change log delta rounds read: every change to the tenant as one entry,
-//! a delta token being a position in it (graph-api.md §3).
+//! a delta token being a position in it (docs/graph.md §3).
 //!
 //! Each entry links to the next entry about the same object (or the same group member), so a
 //! round can tell in constant time per link whether a later change supersedes an entry and

@@ -17,32 +17,32 @@ pub struct GraphEmulatorConfig {
     pub client_id: String,
     pub client_secret: String,
     /// DER certificates registered on the application: client assertions signed with their
-    /// keys are accepted (graph-api.md §1.2).
+    /// keys are accepted (docs/graph.md §1.2).
     pub certificates: Vec<Vec<u8>>,
     /// Application permissions with admin consent; a token carries those granted when it was
-    /// issued. Reads need one of the permissions graph-api.md §2.1–§2.3 name, else 403.
+    /// issued. Reads need one of the permissions docs/graph.md §2.1–§2.3 name, else 403.
     pub app_roles: BTreeSet<String>,
-    /// `expires_in` of an access token; Entra gives about an hour (graph-api.md §1.3).
+    /// `expires_in` of an access token; Entra gives about an hour (docs/graph.md §1.3).
     pub token_lifetime: Duration,
-    /// A delta token older than this is refused as expired; 7 days in Entra (graph-api.md §3.6).
+    /// A delta token older than this is refused as expired; 7 days in Entra (docs/graph.md §3.6).
     pub delta_token_ttl: Duration,
-    /// How an expired delta token is refused (graph-api.md §3.6 documents both).
+    /// How an expired delta token is refused (docs/graph.md §3.6 documents both).
     pub delta_expiry: DeltaExpiry,
-    /// Objects per delta page (delta takes no `$top`, graph-api.md §3.2).
+    /// Objects per delta page (delta takes no `$top`, docs/graph.md §3.2).
     pub delta_page_size: usize,
-    /// Members per delta page: a group with more is split across pages (graph-api.md §3.4).
+    /// Members per delta page: a group with more is split across pages (docs/graph.md §3.4).
     pub delta_members_per_page: usize,
     /// Change-log entries one delta page reads at most; a page that finds nothing to report
-    /// within them is empty but still carries a nextLink (graph-api.md §3.1).
+    /// within them is empty but still carries a nextLink (docs/graph.md §3.1).
     pub delta_scan_per_page: usize,
     /// Replays: each deltaLink points this many change-log entries back, so the next round
-    /// delivers those changes again, as Graph may (graph-api.md §3.5). 0 for none.
+    /// delivers those changes again, as Graph may (docs/graph.md §3.5). 0 for none.
     pub delta_replay: u64,
     pub throttle: Throttle,
     /// Tolerance when recording Retry-After violations: requests within this long after a
     /// throttled answer (already in flight) or of the end of the wait are not violations.
     pub retry_after_grace: Duration,
-    /// Answer `$batch` items in a shuffled order, as Graph may (graph-api.md §5).
+    /// Answer `$batch` items in a shuffled order, as Graph may (docs/graph.md §5).
     pub shuffle_batch: bool,
     /// Root used in nextLinks, deltaLinks and `@odata.context`; the request's `Host` when
     /// `None`.
@@ -105,7 +105,7 @@ impl GraphEmulatorConfig {
     }
 }
 
-/// The answer to an expired or unknown delta token (graph-api.md §3.6).
+/// The answer to an expired or unknown delta token (docs/graph.md §3.6).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum DeltaExpiry {
@@ -117,7 +117,7 @@ pub enum DeltaExpiry {
 }
 
 /// Throttling injected into Graph reads (not the token endpoint, not the `$batch` envelope:
-/// each batch item is judged on its own, as Graph does, graph-api.md §5); changeable at run time.
+/// each batch item is judged on its own, as Graph does, docs/graph.md §5); changeable at run time.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Throttle {
@@ -129,7 +129,7 @@ pub struct Throttle {
     /// 429, or 503/504 to inject a transient outage instead.
     pub status: u16,
     /// The Retry-After given; fractional values are sent as such (Graph does so in `$batch`,
-    /// graph-api.md §4.1). Zero sends no Retry-After at all.
+    /// docs/graph.md §4.1). Zero sends no Retry-After at all.
     pub retry_after_secs: f64,
     /// Send Retry-After as an HTTP date rather than as seconds.
     pub http_date: bool,

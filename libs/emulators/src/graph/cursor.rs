@@ -1,5 +1,5 @@
 //! The opaque `$skiptoken` and `$deltatoken` values: what a nextLink or deltaLink carries so
-//! that the next request can continue (graph-api.md §2.1, §3.1). They are base64url JSON,
+//! that the next request can continue (docs/graph.md §2.1, §3.1). They are base64url JSON,
 //! never meant to be read by a client, and self-contained: the emulator keeps no per-link
 //! state, so any number of readers can page at once without a table to bound.
 //!
@@ -50,7 +50,7 @@ pub(crate) struct DeltaCursor {
     /// `users` or `groups`.
     #[serde(rename = "r")]
     pub(crate) resource: String,
-    /// The tracked properties, fixed by the round's first request (graph-api.md §3.2).
+    /// The tracked properties, fixed by the round's first request (docs/graph.md §3.2).
     #[serde(rename = "s")]
     pub(crate) select: Vec<String>,
     /// The emulator's delta epoch when the round began; expiring tokens bumps it.
@@ -95,7 +95,7 @@ pub(crate) enum Phase {
 
 impl DeltaCursor {
     /// `/v1.0/{resource}/delta?$deltatoken=…` for a finished round, `…?$skiptoken=…` within one:
-    /// options given on the first request are inside the token, not repeated (graph-api.md §3.1).
+    /// options given on the first request are inside the token, not repeated (docs/graph.md §3.1).
     pub(crate) fn link(&self) -> String {
         let name = match self.phase {
             Phase::Done { .. } => "$deltatoken",

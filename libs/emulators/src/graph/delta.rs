@@ -1,8 +1,8 @@
-//! Delta pages for `/users/delta` and `/groups/delta` (graph-api.md §3): the initial round
-//! enumerates the tenant (a large group's members split across pages, graph-api.md §3.4), later
+//! Delta pages for `/users/delta` and `/groups/delta` (docs/graph.md §3): the initial round
+//! enumerates the tenant (a large group's members split across pages, docs/graph.md §3.4), later
 //! rounds read the change log from the deltaLink's position, reporting each object once per round
 //! with its current selected properties, `@removed` for deletions (`changed` soft, `deleted` hard,
-//! graph-api.md §3.3), and `members@delta` for membership changes (graph-api.md §3.4).
+//! docs/graph.md §3.3), and `members@delta` for membership changes (docs/graph.md §3.4).
 
 use std::collections::HashMap;
 

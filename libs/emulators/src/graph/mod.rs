@@ -1,5 +1,5 @@
 //! A Microsoft Graph emulator: the Entra ID token endpoint and the Graph reads
-//! `dirsync-graph` makes (graph-api.md §8's checklist), served over real HTTP.
+//! `dirsync-graph` makes (docs/graph.md §8's checklist), served over real HTTP.
 //!
 //! - Token endpoint `POST /{tenant}/oauth2/v2.0/token`, client credentials only: the
 //!   configured tenant (id or domain), client id and secret (form or Basic auth), or a client

@@ -1,5 +1,5 @@
 //! Users and groups as the emulator stores them, and their Graph properties: which exist,
-//! which come back by default, how each renders (graph-api.md §2.1, §6).
+//! which come back by default, how each renders (docs/graph.md §2.1, §6).
 
 use std::collections::BTreeMap;
 
@@ -27,7 +27,7 @@ pub(crate) const USER_PROPERTIES: &[&str] = &[
     "userType",
 ];
 
-/// What `/users` returns without `$select` (graph-api.md §2.1): `accountEnabled` is not among them.
+/// What `/users` returns without `$select` (docs/graph.md §2.1): `accountEnabled` is not among them.
 pub(crate) const USER_DEFAULT: &[&str] = &[
     "businessPhones",
     "displayName",
@@ -246,7 +246,7 @@ impl GroupRecord {
         })
     }
 
-    /// Security groups need a mailNickname too (graph-api.md §6.2); derived from the name.
+    /// Security groups need a mailNickname too (docs/graph.md §6.2); derived from the name.
     fn mail_nickname(&self) -> String {
         let nickname: String = self
             .display_name
@@ -271,7 +271,7 @@ impl GroupRecord {
 }
 
 /// Renders `names` of an object whose properties `property` answers. In delta replies
-/// properties that were never set are omitted (graph-api.md §2.1, §3.2), elsewhere they are `null`.
+/// properties that were never set are omitted (docs/graph.md §2.1, §3.2), elsewhere they are `null`.
 pub(crate) fn render(
     names: &[&str],
     property: impl Fn(&str) -> Option<Value>,

@@ -165,7 +165,7 @@ pub(crate) fn admitted_read(
             status,
             retry_after,
         } => {
-            // graph-api.md §4.2 found no directory 429 body; this code is the one commonly
+            // docs/graph.md §4.2 found no directory 429 body; this code is the one commonly
             // reported, unverified there. Clients must key on the status.
             let (code, message) = match status {
                 StatusCode::TOO_MANY_REQUESTS => (
@@ -385,7 +385,7 @@ impl GraphEmulatorHandle {
     }
 
     /// From now on each deltaLink points `entries` change-log entries back, so the next round
-    /// delivers them again (replays, graph-api.md §3.5); 0 turns replays off.
+    /// delivers them again (replays, docs/graph.md §3.5); 0 turns replays off.
     pub fn set_delta_replay(&self, entries: u64) {
         self.app.with(|i| i.delta_replay = entries);
     }

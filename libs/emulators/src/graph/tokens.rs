@@ -1,5 +1,5 @@
 //! Access tokens the emulator has issued: opaque strings (a reader must never parse them,
-//! graph-api.md §8), each with its expiry and the permissions granted when it was issued.
+//! docs/graph.md §8), each with its expiry and the permissions granted when it was issued.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! What happens to a Graph read before it reaches the directory: injected throttling with
-//! Retry-After (graph-api.md §4.1), the record of clients that came back too early or
+//! Retry-After (docs/graph.md §4.1), the record of clients that came back too early or
 //! rebuilt a link, and the per-route counts.
 
 use std::collections::BTreeMap;

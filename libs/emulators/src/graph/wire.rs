@@ -1,6 +1,6 @@
 //! Graph's wire habits: the error envelope with `innerError`, the `request-id` and
 //! `client-request-id` headers on every answer, the OData content type, and the date formats
-//! Graph and Entra ID write (graph-api.md §2.1, §2.6, §1.3).
+//! Graph and Entra ID write (docs/graph.md §2.1, §2.6, §1.3).
 
 use std::time::SystemTime;
 
@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-/// The content type Graph answers collections with (graph-api.md §2.1).
+/// The content type Graph answers collections with (docs/graph.md §2.1).
 pub(crate) const ODATA_JSON: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
 
 /// The ids that tie an answer to its request: a fresh `request-id`, and the caller's
@@ -132,14 +132,14 @@ impl IntoResponse for GraphReply {
     }
 }
 
-/// `2025-02-13T10:17:06`, as in `innerError.date` (graph-api.md §2.6).
+/// `2025-02-13T10:17:06`, as in `innerError.date` (docs/graph.md §2.6).
 pub(crate) fn iso_date(at: SystemTime) -> String {
     DateTime::<Utc>::from(at)
         .format("%Y-%m-%dT%H:%M:%S")
         .to_string()
 }
 
-/// `2016-01-09 02:02:12Z`, as in Entra's error `timestamp` (graph-api.md §1.3).
+/// `2016-01-09 02:02:12Z`, as in Entra's error `timestamp` (docs/graph.md §1.3).
 pub(crate) fn aad_timestamp(at: SystemTime) -> String {
     DateTime::<Utc>::from(at)
         .format("%Y-%m-%d %H:%M:%SZ")

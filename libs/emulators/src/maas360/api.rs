@@ -10,16 +10,16 @@ use super::state::{Deletion, Refusal, USER_GROUP_TYPE, UserFilter};
 use super::tokens::TokenCheck;
 use super::wire::{ApiRequest, Reply};
 
-/// Page sizes the search APIs accept (maas360-api.md §3).
+/// Page sizes the search APIs accept (docs/maas360.md §3).
 const ALLOWED_PAGE_SIZES: [u32; 5] = [25, 50, 100, 200, 250];
 
 /// Authentication refused for the admin user name or password: "Invalid credentials", HTTP
-/// 200 (maas360-api.md, Corrections).
+/// 200 (docs/maas360.md §2.2).
 const ERR_INVALID_CREDENTIALS: u32 = 1002;
 /// An invalid or expired token on a resource route: HTTP 401, "Token invalid" or
-/// "Token expired." (maas360-api.md, Corrections).
+/// "Token expired." (docs/maas360.md §2.5).
 const ERR_TOKEN: u32 = 1009;
-// Codes of our own choosing, [inferred]: MaaS360's "Error Codes" chapter is a gap (§11). The
+// Codes of our own choosing, [inferred]: MaaS360's "Error Codes" chapter is a gap (docs/maas360.md §10). The
 // texts name the part that is wrong so a client can say which.
 const ERR_BILLING: u32 = 1001;
 const ERR_APP: u32 = 1003;
@@ -29,7 +29,7 @@ const ERR_BILLING_MISMATCH: u32 = 1008;
 const ERR_BAD_REQUEST: u32 = 1010;
 const ERR_NOT_FOUND: u32 = 1011;
 
-/// 2.0 `responseCode` for a duplicate, as seen for custom attributes [code] (§3).
+/// 2.0 `responseCode` for a duplicate, as seen for custom attributes [code] (docs/maas360.md §3).
 const RESPONSE_DUPLICATE: u32 = 7;
 const RESPONSE_NOT_FOUND: u32 = 4;
 const RESPONSE_INVALID: u32 = 1;
@@ -60,7 +60,7 @@ fn error(req: &ApiRequest, status: StatusCode, code: u32, desc: &str) -> Reply {
 }
 
 /// An error keyed by the resource, the way MaaS360 wraps a token refusal:
-/// `{"users":{"errorCode":1009,"errorDesc":"Token invalid"}}` (maas360-api.md, Corrections).
+/// `{"users":{"errorCode":1009,"errorDesc":"Token invalid"}}` (docs/maas360.md §2.5).
 fn resource_error(req: &ApiRequest, status: StatusCode, code: u32, desc: &str) -> Reply {
     let mut body = Map::new();
     body.insert(
@@ -70,7 +70,7 @@ fn resource_error(req: &ApiRequest, status: StatusCode, code: u32, desc: &str) -
     req.reply(status, Value::Object(body))
 }
 
-/// Refusals of the authentication routes: HTTP 200 with a non-zero errorCode (§2.2).
+/// Refusals of the authentication routes: HTTP 200 with a non-zero errorCode (docs/maas360.md §2.2).
 fn auth_refusal(req: &ApiRequest, code: u32, desc: &str) -> Reply {
     req.reply(
         StatusCode::OK,
@@ -107,8 +107,8 @@ fn check_app(app: &App, req: &ApiRequest) -> Option<(u32, &'static str)> {
 }
 
 /// Authentication 1.0 and 2.0: the full credentials, password and app access key included.
-/// A refresh token here is not a password (refresh has its own route, maas360-api.md,
-/// Corrections), so it is ignored.
+/// A refresh token here is not a password (refresh has its own route, docs/maas360.md
+/// §2.3), so it is ignored.
 fn authenticate(app: &App, req: &ApiRequest, v2: bool) -> Reply {
     let c = app.config();
     let field = |name: &str| req.params.get(name).map_or("", String::as_str);
@@ -128,7 +128,7 @@ fn authenticate(app: &App, req: &ApiRequest, v2: bool) -> Reply {
 }
 
 /// `POST /auth-apis/auth/2.0/refreshToken/customer/{billingID}` with billingID, userName,
-/// appID, appVersion, platformID and refreshToken (maas360-api.md, Corrections). A password or
+/// appID, appVersion, platformID and refreshToken (docs/maas360.md §2.3). A password or
 /// access key sent along is recorded as a violation: the refresh call must not need them.
 fn refresh_token(app: &App, req: &ApiRequest) -> Reply {
     let sent: Vec<&str> = ["password", "appAccessKey"]
@@ -174,8 +174,8 @@ fn issue(app: &App, req: &ApiRequest, grant: &str, with_refresh: bool) -> Reply 
     req.reply(StatusCode::OK, json!({ "authResponse": response }))
 }
 
-/// `MaaS token="…"` (IBM's documentation, §2.4) or `MaaS token='…'` (IBM's own integration,
-/// maas360-api.md, Corrections); the quotes must match. Also says which quotes were used.
+/// `MaaS token="…"` (IBM's documentation, docs/maas360.md §2.4) or `MaaS token='…'` (IBM's own integration,
+/// docs/maas360.md §2.4); the quotes must match. Also says which quotes were used.
 fn maas_token(header: &str) -> Option<(&str, &'static str)> {
     let quoted = header.strip_prefix("MaaS token=")?;
     [('"', "double"), ('\'', "single")]
@@ -258,7 +258,7 @@ fn paging(req: &ApiRequest, default_size: u32) -> Result<(u32, u32), Reply> {
 }
 
 /// The search envelope `{"<outer>":{"count","pageNumber","pageSize","<inner>":[…]}}`, where
-/// `count` is the total across pages (§3).
+/// `count` is the total across pages (docs/maas360.md §3).
 fn page(outer: &str, inner: &str, all: Vec<Value>, number: u32, size: u32) -> Value {
     let total = all.len();
     let skip = usize::try_from(u64::from(number - 1) * u64::from(size)).unwrap_or(usize::MAX);
@@ -327,7 +327,7 @@ fn users_in_group(app: &App, req: &ApiRequest) -> Reply {
     }
 }
 
-/// The form fields of maas360-api.md, Corrections (addUser): `userName, domain, email,
+/// The form fields of docs/maas360.md §4.3: `userName, domain, email,
 /// fullName, authType, …`; also the XML fields of the TS client (§4.3). Whether MaaS360 answers
 /// with the new `userIdentifier` is unknown, so [`EmulatorConfig::add_user_returns_identifier`]
 /// can leave it out.
@@ -385,7 +385,7 @@ fn add_user(app: &App, req: &ApiRequest) -> Reply {
 }
 
 /// [inferred] edit, deactivate, reactivate, delete and per-user group changes: the paths are
-/// not confirmed (§4.5); answers follow the v1 actionResponse convention.
+/// not confirmed (docs/maas360.md §4.5); answers follow the v1 actionResponse convention.
 fn edit_user(app: &App, req: &ApiRequest) -> Reply {
     if let Err(reply) = authorize(app, req) {
         return reply;
@@ -408,7 +408,7 @@ fn reactivate_user(app: &App, req: &ApiRequest) -> Reply {
 }
 
 /// Queued for the daily job (or done at once when the job runs without delay), refused while
-/// the user has an active device (maas360-api.md, Corrections). The success texts are
+/// the user has an active device (docs/maas360.md §4.5). The success texts are
 /// [inferred].
 fn delete_user(app: &App, req: &ApiRequest) -> Reply {
     if let Err(reply) = authorize(app, req) {
@@ -476,7 +476,7 @@ fn list_groups(app: &App, req: &ApiRequest) -> Reply {
     req.reply(StatusCode::OK, page("groups", "group", all, number, size))
 }
 
-/// A 2.0-style answer: non-200 with `{"response":{"responseCode":…}}` on failure (§3, §5.3).
+/// A 2.0-style answer: non-200 with `{"response":{"responseCode":…}}` on failure (docs/maas360.md §3, §5.3).
 fn response_failure(req: &ApiRequest, refusal: &Refusal) -> Reply {
     let (status, code) = match refusal {
         Refusal::AlreadyExists(_) => (StatusCode::BAD_REQUEST, RESPONSE_DUPLICATE),
@@ -491,7 +491,7 @@ fn response_failure(req: &ApiRequest, refusal: &Refusal) -> Reply {
     )
 }
 
-/// [gap] emulator-only: creating a local user group by API is not documented (§5.7).
+/// [gap] emulator-only: creating a local user group by API is not documented (docs/maas360.md §5.4).
 fn create_user_group(app: &App, req: &ApiRequest) -> Reply {
     if let Err(reply) = authorize(app, req) {
         return reply;
@@ -507,7 +507,7 @@ fn create_user_group(app: &App, req: &ApiRequest) -> Reply {
     }
 }
 
-/// [gap] emulator-only: deleting a local user group by API is not documented (§5.7).
+/// [gap] emulator-only: deleting a local user group by API is not documented (docs/maas360.md §5.4).
 fn delete_user_group(app: &App, req: &ApiRequest) -> Reply {
     if let Err(reply) = authorize(app, req) {
         return reply;

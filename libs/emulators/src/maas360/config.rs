@@ -19,16 +19,16 @@ pub struct EmulatorConfig {
     pub token_ttl: Duration,
     pub faults: Faults,
     /// Mimic MaaS360's XML-to-JSON conversion in JSON responses: one-element lists become
-    /// objects, empty lists disappear and numbers become strings (maas360-api.md §3).
+    /// objects, empty lists disappear and numbers become strings (docs/maas360.md §3).
     pub one_element_as_object: bool,
     /// Tolerance when recording Retry-After violations: requests within this long after a
     /// Retry-After window opens (already in flight when the 429 went out) or within this long
     /// of its end are not violations.
     pub retry_after_grace: Duration,
     /// Whether addUser answers with the new `userIdentifier`; unknown for MaaS360
-    /// (maas360-api.md, Corrections), so a client must cope without it.
+    /// (docs/maas360.md §4.3), so a client must cope without it.
     pub add_user_returns_identifier: bool,
-    /// User deletions are queued for a daily job (maas360-api.md, Corrections): the user stays
+    /// User deletions are queued for a daily job (docs/maas360.md §4.5): the user stays
     /// visible, pending deletion, until `POST /_emulator/run-deletion-job` runs it, or, when
     /// this is set, until it has waited this long (`Duration::ZERO`: deleted at once).
     pub deletion_job_after: Option<Duration>,
@@ -85,8 +85,8 @@ pub struct Faults {
 
 /// How the emulator signals its rate limit; changeable at run time. The only evidence is one
 /// production client that reads `X-Rate-Limit-Remaining` and `X-Rate-Limit-ResetWindow` and
-/// treats 0 remaining as "limit reached"; there is none of a 429 (maas360-api.md,
-/// Corrections), so the 429 is a switch.
+/// treats 0 remaining as "limit reached"; there is none of a 429 (docs/maas360.md
+/// §7), so the 429 is a switch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RateLimitSettings {

@@ -1,5 +1,5 @@
 //! A MaaS360 web-services emulator: the routes and wire shapes `dirsync-maas360` uses
-//! (maas360-api.md §10), served over real HTTP.
+//! (docs/maas360.md §9), served over real HTTP.
 //!
 //! - Auth 1.0 and 2.0 with expiring tokens, and refresh tokens redeemed through their own route
 //!   (no password, no access key; sending them is recorded as a violation). Refused credentials

@@ -1,4 +1,4 @@
-//! The MaaS360 paths the emulator serves, with the evidence behind each (maas360-api.md), and
+//! The MaaS360 paths the emulator serves, with the evidence behind each (docs/maas360.md), and
 //! the matching of a request to one of them.
 //!
 //! This table is written out on purpose, not imported from `dirsync-maas360`: an emulator that
@@ -94,21 +94,21 @@ impl Operation {
     /// Where MaaS360 serves the operation, as far as the evidence goes.
     fn default_path(self) -> &'static str {
         match self {
-            // [IBM-code][code] maas360-api.md §2.2.
+            // [IBM-code][code] docs/maas360.md §2.2.
             Self::AuthV1 => "/auth-apis/auth/1.0/authenticate/{billingID}",
-            // [code] maas360-api.md §2.3.
+            // [code] docs/maas360.md §2.3.
             Self::AuthV2 => "/auth-apis/auth/2.0/authenticate/customer/{billingID}",
-            // [code, production] maas360-api.md, Corrections (token refresh).
+            // [code, production] docs/maas360.md §2.3.
             Self::RefreshToken => "/auth-apis/auth/2.0/refreshToken/customer/{billingID}",
-            // [code ×6] maas360-api.md §4.1.
+            // [code ×6] docs/maas360.md §4.1.
             Self::SearchUsers => "/user-apis/user/1.0/search/{billingID}",
-            // [code ×3] maas360-api.md §4.2; the path takes the list's groupID (Corrections).
+            // [code ×3] docs/maas360.md §4.2; the path takes the list's groupID (§5.1).
             Self::UsersInGroup => {
                 "/user-apis/user/1.0/searchByGroup/customer/{billingID}/groupIdentifier/{groupID}"
             }
-            // [code] maas360-api.md §4.3; form fields per Corrections (addUser).
+            // [code] docs/maas360.md §4.3; form fields per §4.3.
             Self::AddUser => "/user-apis/user/1.0/addUser/customer/{billingID}",
-            // [inferred] maas360-api.md §4.5: no public evidence of the user write paths.
+            // [inferred] docs/maas360.md §4.5: no public evidence of the user write paths.
             Self::EditUser => {
                 "/user-apis/user/1.0/editUser/customer/{billingID}/user/{userIdentifier}"
             }
@@ -127,10 +127,10 @@ impl Operation {
             Self::RemoveGroupsFromUser => {
                 "/user-apis/user/1.0/removeGroups/customer/{billingID}/user/{userIdentifier}"
             }
-            // [IBM-code][code ×4] maas360-api.md §5.1; shape per Corrections (group list).
+            // [IBM-code][code ×4] docs/maas360.md §5.1; shape per §5.1.
             Self::ListGroups => "/group-apis/group/1.0/groups/customer/{billingID}",
             // [gap] emulator-only: no source shows a user-group create or delete API
-            // (maas360-api.md §5.7); modelled on deviceGroups 2.0 (§5.3).
+            // (docs/maas360.md §5.4); modelled on deviceGroups 2.0 (§5.3).
             Self::CreateUserGroup => "/group-apis/group/2.0/userGroups/customer/{billingID}",
             Self::DeleteUserGroup => {
                 "/group-apis/group/2.0/userGroups/customer/{billingID}/groupIdentifier/{groupID}"
@@ -156,13 +156,13 @@ impl Operation {
         matches!(self, Self::AuthV1 | Self::AuthV2 | Self::RefreshToken)
     }
 
-    /// Clients send `.../authenticate/{billingID}/` too ([IBM-code], §2.2).
+    /// Clients send `.../authenticate/{billingID}/` too ([IBM-code], docs/maas360.md §2.2).
     fn accepts_trailing_slash(self) -> bool {
         self == Self::AuthV1
     }
 
     /// The key a token refusal is wrapped in, named after the resource as MaaS360 does:
-    /// `{"adminChanges":{"errorCode":1009,…}}` (maas360-api.md, Corrections). Which key each
+    /// `{"adminChanges":{"errorCode":1009,…}}` (docs/maas360.md §2.5). Which key each
     /// of these routes uses is [inferred]: the root element of its normal answer.
     pub(crate) fn resource(self) -> &'static str {
         match self {

@@ -83,7 +83,7 @@ async fn run(
 async fn api(State(app): State<App>, req: Request) -> Response {
     let mut response = route_and_answer(&app, req).await;
     // Every MaaS360 answer carries the rate-limit headers while a limit is set
-    // (maas360-api.md, Corrections).
+    // (docs/maas360.md §7).
     if let Some((remaining, reset)) = app.with(|i| i.traffic.rate_headers()) {
         let headers = response.headers_mut();
         headers.insert(RATE_LIMIT_REMAINING, HeaderValue::from(remaining));
@@ -92,9 +92,9 @@ async fn api(State(app): State<App>, req: Request) -> Response {
     response
 }
 
-/// Requests left in the current window (maas360-api.md, Corrections).
+/// Requests left in the current window (docs/maas360.md §7).
 const RATE_LIMIT_REMAINING: HeaderName = HeaderName::from_static("x-rate-limit-remaining");
-/// Seconds until the window resets (maas360-api.md, Corrections).
+/// Seconds until the window resets (docs/maas360.md §7).
 const RATE_LIMIT_RESET_WINDOW: HeaderName = HeaderName::from_static("x-rate-limit-resetwindow");
 
 async fn route_and_answer(app: &App, req: Request) -> Response {

@@ -10,14 +10,14 @@ use tokio::time::Instant;
 
 use super::seed::{Seed, SeedError};
 
-/// `groupType` of a user group in the group list (maas360-api.md, Corrections: numeric, 3 is a
+/// `groupType` of a user group in the group list (docs/maas360.md §5.1: numeric, 3 is a
 /// user group).
 pub const USER_GROUP_TYPE: u8 = 3;
 /// `groupType`s of the kinds of device group; which kind each is has no public evidence.
 pub const DEVICE_GROUP_TYPES: [u8; 3] = [0, 1, 2];
 
 /// The status a user shows while its deletion waits for the daily job. The real text is not
-/// public (\[inferred\]); the queue itself is (maas360-api.md, Corrections).
+/// public (\[inferred\]); the queue itself is (docs/maas360.md §4.5).
 pub const PENDING_DELETION: &str = "Pending Deletion";
 
 /// Caps that keep a runaway client from growing the emulator without limit.
@@ -57,7 +57,7 @@ pub struct UserDump {
     pub devices: Vec<Device>,
     /// What reaches the user's devices through its groups, as `app:<id>` and `policy:<id>`:
     /// everything its groups carry while it is active, nothing while it is deactivated or
-    /// pending deletion, so reactivating restores it (maas360-api.md, Corrections).
+    /// pending deletion, so reactivating restores it (docs/maas360.md §4.5).
     pub distributions: Vec<String>,
 }
 
@@ -76,7 +76,7 @@ pub struct Device {
     pub csn: String,
     #[serde(default)]
     pub platform: String,
-    /// An active device blocks deleting its user (maas360-api.md, Corrections).
+    /// An active device blocks deleting its user (docs/maas360.md §4.5).
     #[serde(default = "yes")]
     pub active: bool,
 }
@@ -138,7 +138,7 @@ pub(crate) enum Refusal {
     NotFound(String),
     #[error("{0}")]
     Invalid(String),
-    /// Deleting a user with an active device (maas360-api.md, Corrections).
+    /// Deleting a user with an active device (docs/maas360.md §4.5).
     #[error("{0}")]
     ActiveDevice(String),
 }
@@ -160,7 +160,7 @@ struct User {
     email: String,
     full_name: String,
     active: bool,
-    /// 0 local, 1 user directory (maas360-api.md §4.1).
+    /// 0 local, 1 user directory (docs/maas360.md §4.1).
     auth_type: u8,
     devices: Vec<Device>,
 }
@@ -175,7 +175,7 @@ struct Group {
     policies: Vec<Distribution>,
 }
 
-/// Search filters of the user search API (maas360-api.md §4.1).
+/// Search filters of the user search API (docs/maas360.md §4.1).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct UserFilter {
     pub(crate) partial_user_name: Option<String>,
@@ -349,7 +349,7 @@ impl Directory {
             .ok_or_else(|| Refusal::NotFound(format!("User not found: {id}")))
     }
 
-    /// The addUser `authType` (0 local, 1 user directory; maas360-api.md §4.1, Corrections).
+    /// The addUser `authType` (0 local, 1 user directory; docs/maas360.md §4.1, §4.3).
     pub(crate) fn set_auth_type(&mut self, id: &str, auth_type: u8) -> Result<(), Refusal> {
         if auth_type > 1 {
             return Err(Refusal::Invalid(format!("Invalid authType: {auth_type}")));
@@ -436,7 +436,7 @@ impl Directory {
     }
 
     /// MaaS360 queues a deletion for a daily job and refuses it while the user has an active
-    /// device (maas360-api.md, Corrections). `now` deletes at once instead of queueing.
+    /// device (docs/maas360.md §4.5). `now` deletes at once instead of queueing.
     pub(crate) fn delete_user(
         &mut self,
         id: &str,
@@ -648,7 +648,7 @@ impl Directory {
         found.into_iter().map(|u| self.user_json(u)).collect()
     }
 
-    /// A user in the search response shape of maas360-api.md §4.1 (canonical form: real
+    /// A user in the search response shape of docs/maas360.md §4.1 (canonical form: real
     /// arrays and numbers; the XML-to-JSON habits are applied later).
     fn user_json(&self, u: &User) -> Value {
         let groups: Vec<Value> = self
@@ -672,7 +672,7 @@ impl Directory {
         })
     }
 
-    /// All groups in the list shape of maas360-api.md, Corrections:
+    /// All groups in the list shape of docs/maas360.md §5.1:
     /// `{"groupName","groupID","groupType"}` with a numeric type. Category and distributions
     /// are [inferred] (the mapping service needs them; their real field names are a gap).
     pub(crate) fn groups_json(&self) -> Vec<Value> {

@@ -32,7 +32,7 @@ pub(crate) enum TokenCheck {
     OtherAccount,
 }
 
-/// A token shaped like the documented examples: a UUID plus a short suffix (§2.2).
+/// A token shaped like the documented examples: a UUID plus a short suffix (docs/maas360.md §2.2).
 fn new_token() -> String {
     let suffix: String = uuid::Uuid::new_v4()
         .simple()

@@ -66,7 +66,7 @@ impl ApiRequest {
     }
 
     /// An older write route's answer: HTTP 200 and `{"actionResponse":{"actionStatus":0|1,
-    /// "description":…}}` (maas360-api.md, Corrections), plus any `fields` on success.
+    /// "description":…}}` (docs/maas360.md §3.4), plus any `fields` on success.
     pub(crate) fn action(&self, outcome: Result<Map<String, Value>, Refusal>) -> Reply {
         let body = match outcome {
             Ok(mut fields) => {

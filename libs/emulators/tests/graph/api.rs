@@ -57,7 +57,7 @@ async fn lists_page_by_100_with_links_that_repeat_the_query() {
             .as_str()
             .is_some_and(|c| c.ends_with("/v1.0/$metadata#users"))
     );
-    // The default set: no accountEnabled (graph-api.md §2.1), unset properties as null.
+    // The default set: no accountEnabled (docs/graph.md §2.1), unset properties as null.
     let user = &first.body["value"][0];
     assert!(user.get("accountEnabled").is_none());
     assert!(user.get("mobilePhone").is_some_and(|v| v.is_null()));

@@ -1,4 +1,4 @@
-//! `$batch` on the wire (graph-api.md §5).
+//! `$batch` on the wire (docs/graph.md §5).
 
 use dirsync_emulators::graph::{GraphEmulatorConfig, GraphSeed, Throttle};
 use reqwest::StatusCode;

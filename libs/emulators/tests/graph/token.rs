@@ -1,4 +1,4 @@
-//! The token endpoint: accepted forms and Entra's refusals (graph-api.md §1).
+//! The token endpoint: accepted forms and Entra's refusals (docs/graph.md §1).
 
 use dirsync_emulators::graph::{GraphEmulatorConfig, GraphSeed};
 use reqwest::StatusCode;

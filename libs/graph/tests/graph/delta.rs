@@ -86,7 +86,7 @@ async fn user_rounds_report_creates_updates_soft_and_hard_deletes() {
     ok(handle.hard_delete_user(&user(3)), "purge");
     ok(handle.soft_delete_user(&user(4)), "soft delete");
     ok(handle.restore_user(&user(4)), "restore");
-    // Not a tracked property: the user must not appear (graph-api.md §3.2).
+    // Not a tracked property: the user must not appear (docs/graph.md §3.2).
     ok(
         handle.update_user(&user(5), &change("jobTitle", json!("Chief Tester"))),
         "job",
@@ -289,7 +289,7 @@ async fn replayed_changes_arrive_again_with_the_current_state() {
         "rename",
     );
     ok(handle.soft_delete_user(&b), "soft delete");
-    // Every deltaLink now points back over the last change-log entries (graph-api.md §3.5).
+    // Every deltaLink now points back over the last change-log entries (docs/graph.md §3.5).
     handle.set_delta_replay(50);
     let first = users_round(&client, DeltaStart::Resume(start.delta_link)).await;
     let replayed = users_round(&client, DeltaStart::Resume(first.delta_link.clone())).await;

@@ -58,7 +58,7 @@ async fn select_returns_the_named_properties_and_nothing_else() {
         );
         assert!(!user.other.contains_key("jobTitle"));
     }
-    // Graph's default set has no accountEnabled (graph-api.md §2.1); the client's has.
+    // Graph's default set has no accountEnabled (docs/graph.md §2.1); the client's has.
     let users = ok(client.users(&[]).await, "users");
     assert!(users.iter().all(|u| u.account_enabled.is_some()));
     let groups = ok(client.groups(&["id", "displayName"]).await, "groups");

@@ -14,6 +14,9 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub last_error: Option<String>,
     pub last_error_at: Option<i64>,
+    /// Unix ms until which MaaS360 asked the tenant not to call (a 429's Retry-After), so a
+    /// process started meanwhile waits too.
+    pub paused_until: Option<i64>,
     pub updated_at: i64,
 }
 

@@ -150,7 +150,6 @@ fn health_of(state: &State) -> Health {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-
     use super::*;
 
     fn at(secs: u64) -> SystemTime {

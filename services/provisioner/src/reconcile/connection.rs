@@ -50,7 +50,10 @@ pub(crate) fn reference_text(
     field: &str,
 ) -> Result<String> {
     let invalid = |reason: &str| {
-        ProvisionerError::invalid("invalidValue", format!("maas360.{field}: {reason}"))
+        ProvisionerError::invalid(
+            &format!("maas360.{field}"),
+            format!("maas360.{field}: {reason}"),
+        )
     };
     match reference.and_then(|reference| reference.source.as_ref()) {
         Some(pb::secret_reference::Source::Env(name)) => {
@@ -160,7 +163,7 @@ impl TenantConnection {
             let value = value.trim();
             if value.is_empty() {
                 Err(ProvisionerError::invalid(
-                    "invalidValue",
+                    &format!("maas360.{field}"),
                     format!("maas360.{field} is required"),
                 ))
             } else {
@@ -170,7 +173,7 @@ impl TenantConnection {
         let base_url = required(&connection.base_url, "base_url")?;
         if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
             return Err(ProvisionerError::invalid(
-                "invalidValue",
+                "maas360.base_url",
                 "maas360.base_url must be an http(s) URL",
             ));
         }
@@ -194,20 +197,23 @@ impl TenantConnection {
     /// One authentication call; a refusal says which part was refused.
     pub(crate) async fn check(&self, settings: &ProvisionerConfig) -> Result<()> {
         let client = self.client(settings).map_err(|error| {
-            ProvisionerError::invalid("invalidValue", format!("MaaS360 connection: {error}"))
+            ProvisionerError::invalid("maas360", format!("MaaS360 connection: {error}"))
         })?;
         match client.authenticate().await {
             Ok(()) => Ok(()),
             Err(Maas360Error::Auth { part, detail, .. }) => Err(ProvisionerError::invalid(
-                "invalidValue",
+                "maas360",
                 format!("MaaS360 refused the {part}: {detail}"),
             )),
-            Err(error) if error.is_retryable() => Err(ProvisionerError::Unavailable(format!(
-                "MaaS360 at {} did not answer the authentication check: {error}",
-                self.base_url
-            ))),
+            Err(error) if error.is_retryable() => Err(ProvisionerError::refused(
+                dirsync_proto::errors::ErrorReason::Maas360Unavailable,
+                format!(
+                    "MaaS360 at {} did not answer the authentication check: {error}",
+                    self.base_url
+                ),
+            )),
             Err(error) => Err(ProvisionerError::invalid(
-                "invalidValue",
+                "maas360",
                 format!("MaaS360 authentication failed: {error}"),
             )),
         }

@@ -25,6 +25,7 @@ pub(crate) async fn record(store: &Store, tenant_id: &str, health: &Health) -> R
         next_probe_at: Set(health.next_probe_at.map(unix_ms)),
         last_error: Set(health.last_error.as_ref().map(|(error, _)| error.clone())),
         last_error_at: Set(health.last_error.as_ref().map(|(_, at)| unix_ms(*at))),
+        paused_until: Set(None),
         updated_at: Set(now_ms()),
     };
     let mut columns = vec![
@@ -56,4 +57,48 @@ pub(crate) async fn read(store: &Store, tenant_id: &str) -> Result<Option<maas36
     Ok(maas360_health::Entity::find_by_id(tenant_id.to_owned())
         .one(store.db())
         .await?)
+}
+
+/// Records that MaaS360 asked the tenant not to call before `until`.
+pub(crate) async fn record_pause(store: &Store, tenant_id: &str, until: SystemTime) -> Result<()> {
+    let until = unix_ms(until);
+    let row = maas360_health::ActiveModel {
+        tenant_id: Set(tenant_id.to_owned()),
+        reachable: Set(true),
+        unreachable_since: Set(None),
+        next_probe_at: Set(None),
+        last_error: Set(None),
+        last_error_at: Set(None),
+        paused_until: Set(Some(until)),
+        updated_at: Set(now_ms()),
+    };
+    let write = store.write().await?;
+    maas360_health::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(maas360_health::Column::TenantId)
+                .update_columns([
+                    maas360_health::Column::PausedUntil,
+                    maas360_health::Column::UpdatedAt,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(&write.txn)
+        .await?;
+    write.commit().await
+}
+
+/// Tenants MaaS360 asked to pause, and until when (unix ms), for pauses not over yet.
+pub(crate) async fn pauses(store: &Store) -> Result<Vec<(String, i64)>> {
+    use sea_orm::{ColumnTrait, QueryFilter, QuerySelect};
+    Ok(maas360_health::Entity::find()
+        .select_only()
+        .column(maas360_health::Column::TenantId)
+        .column(maas360_health::Column::PausedUntil)
+        .filter(maas360_health::Column::PausedUntil.gt(now_ms()))
+        .into_tuple::<(String, Option<i64>)>()
+        .all(store.db())
+        .await?
+        .into_iter()
+        .filter_map(|(tenant, until)| until.map(|until| (tenant, until)))
+        .collect())
 }

@@ -74,12 +74,16 @@ impl RateLimiter {
 
     /// Holds every caller back for `duration` (MaaS360's Retry-After).
     pub(crate) async fn pause(&self, duration: Duration) {
+        self.pause_until(Instant::now() + duration).await;
+    }
+
+    /// Holds every caller back until `until` (MaaS360 said its limit is reached until then).
+    pub(crate) async fn pause_until(&self, until: Instant) {
         let mut bucket = self.state.lock().await;
-        let until = Instant::now() + duration;
         if bucket.paused_until.is_none_or(|current| current < until) {
             bucket.paused_until = Some(until);
+            bucket.tokens = 0.0;
         }
-        bucket.tokens = 0.0;
     }
 }
 

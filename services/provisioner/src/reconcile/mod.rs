@@ -103,6 +103,23 @@ impl TenantRuntime {
         }
     }
 
+    /// MaaS360's rate-limit signals of the latest answers (`X-Rate-Limit-Remaining: 0` with its
+    /// reset window, or a 429's Retry-After) hold every worker of the tenant back.
+    pub(crate) async fn honour_rate_limit(&self) {
+        if let Some(until) = self.client.throttled_until() {
+            self.limiter.pause_until(until).await;
+        }
+    }
+
+    /// MaaS360 asked the tenant to wait `wait`: every worker here holds back, and the pause is
+    /// recorded so that a process started meanwhile (a restart, another replica) waits too.
+    pub(crate) async fn report_throttled(&self, store: &Store, tenant_id: &str, wait: Duration) {
+        self.limiter.pause(wait).await;
+        if let Err(error) = health::record_pause(store, tenant_id, SystemTime::now() + wait).await {
+            tracing::warn!(tenant = %tenant_id, %error, "cannot record MaaS360's pause");
+        }
+    }
+
     /// A call of this tenant failed transiently.
     pub(crate) async fn report_failure(&self, store: &Store, tenant_id: &str, detail: &str) {
         let Some(health) = self.breaker.record_failure(detail, SystemTime::now()) else {
@@ -186,6 +203,23 @@ impl Reconciler {
             match connection::load_all(&self.store).await {
                 Ok(connections) => cache.refresh(connections, &self.settings),
                 Err(error) => tracing::warn!(%error, "cannot read tenants' MaaS360 connections"),
+            }
+            // Pauses MaaS360 asked of another process (or of this one before a restart).
+            match health::pauses(&self.store).await {
+                Ok(pauses) => {
+                    for (tenant_id, until) in pauses {
+                        if let Some((_, runtime)) = cache.tenants.get(&tenant_id) {
+                            let wait = Duration::from_millis(
+                                u64::try_from(until.saturating_sub(now_ms())).unwrap_or(0),
+                            );
+                            runtime
+                                .limiter
+                                .pause_until(tokio::time::Instant::now() + wait)
+                                .await;
+                        }
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "cannot read MaaS360 pauses"),
             }
         }
         cache

@@ -150,6 +150,7 @@ impl<'a> Attempt<'a> {
         }
         self.runtime.limiter.acquire().await;
         let result = call.await;
+        self.runtime.honour_rate_limit().await;
         let tenant_id = &self.lease.row.tenant_id;
         match &result {
             Err(BackendError::Unavailable(detail)) => {
@@ -161,7 +162,9 @@ impl<'a> Attempt<'a> {
                 retry_after: Some(wait),
                 ..
             }) => {
-                self.runtime.limiter.pause(*wait).await;
+                self.runtime
+                    .report_throttled(self.store, tenant_id, *wait)
+                    .await;
                 self.runtime.report_success(self.store, tenant_id).await;
             }
             _ => self.runtime.report_success(self.store, tenant_id).await,
@@ -680,7 +683,9 @@ async fn follow_rename(attempt: &mut Attempt<'_>, id: &str, old: &str, name: &st
 /// The probe of an open breaker: one cheap read.
 pub(crate) async fn probe(store: &Store, tenant_id: &str, runtime: &TenantRuntime) {
     runtime.limiter.acquire().await;
-    match runtime.backend.probe().await {
+    let probed = runtime.backend.probe().await;
+    runtime.honour_rate_limit().await;
+    match probed {
         Err(BackendError::Unavailable(detail)) => {
             tracing::info!(tenant = %tenant_id, %detail, "MaaS360 still unreachable");
             runtime.report_failure(store, tenant_id, &detail).await;

@@ -125,8 +125,8 @@ async fn pushed_users_groups_and_memberships_end_up_in_maas360_exactly() {
     );
     let groups = reads
         .list_maas360_user_groups(pb::ListMaas360UserGroupsRequest {
-            tenant_id: sync.tenant_id.clone(),
-            page: None,
+            tenant: sync.tenant_id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -142,18 +142,16 @@ async fn pushed_users_groups_and_memberships_end_up_in_maas360_exactly() {
     loop {
         let page = reads
             .list_maas360_group_users(pb::ListMaas360GroupUsersRequest {
-                tenant_id: sync.tenant_id.clone(),
+                tenant: sync.tenant_id.clone(),
                 group_id: sales.group_id.clone(),
-                page: Some(dirsync_proto::common::v1::PageRequest {
-                    page_size: 25,
-                    page_token,
-                }),
+                page_size: 25,
+                page_token,
             })
             .await
             .unwrap()
             .into_inner();
         members.extend(page.users.into_iter().map(|u| u.username));
-        page_token = page.page.unwrap().next_page_token;
+        page_token = page.next_page_token;
         if page_token.is_empty() {
             break;
         }
@@ -197,12 +195,18 @@ async fn converges_through_5xx_429_and_latency_without_loss_or_duplicates() {
 #[tokio::test]
 async fn rate_limited_work_honours_retry_after() {
     // 41 calls (an authentication and one create per user) against a limit
-    // of 30 a minute: some wait for MaaS360's Retry-After.
+    // of 30 a minute, signalled only by 429 with Retry-After (no rate-limit
+    // headers to pace by): some wait for MaaS360's Retry-After.
     let faults = Faults {
         rate_limit_per_minute: 30,
         ..Faults::default()
     };
     let sync = SyncStack::start(faults).await;
+    sync.emulator
+        .set_rate_limit_settings(dirsync_emulators::maas360::RateLimitSettings {
+            headers: false,
+            ..Default::default()
+        });
     for index in 0..40 {
         create_user(&sync.scim, index).await;
     }
@@ -298,7 +302,7 @@ async fn an_outage_parks_nothing_and_work_resumes_by_itself_when_maas360_answers
     };
     let health = unreachable.maas360_health.clone().unwrap_or_default();
     assert!(health.unreachable_since.is_some(), "{health:?}");
-    assert!(health.next_probe_at.is_some(), "{health:?}");
+    assert!(health.next_probe_time.is_some(), "{health:?}");
     assert!(
         health.last_error.contains("503"),
         "the last error says why: {health:?}"
@@ -356,7 +360,7 @@ async fn an_outage_parks_nothing_and_work_resumes_by_itself_when_maas360_answers
         audit
             .entries
             .iter()
-            .all(|entry| !entry.worker.is_empty() && entry.attempt_started_at.is_some())
+            .all(|entry| !entry.worker.is_empty() && entry.attempt_start_time.is_some())
     );
     sync.stop().await;
 }
@@ -373,8 +377,8 @@ async fn a_user_maas360_cannot_take_is_parked_until_entra_fixes_it() {
     assert_eq!(status.parked, 1);
     let parked = pb::work_service_client::WorkServiceClient::new(sync.stack.grpc.channel().await)
         .list_parked(pb::ListParkedRequest {
-            tenant_id: sync.tenant_id.clone(),
-            page: None,
+            tenant: sync.tenant_id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -447,11 +451,12 @@ async fn quick_updates_to_one_user_become_one_write() {
         .await
         .unwrap()
         .into_inner()
-        .maas360
+        .tenant
+        .and_then(|tenant| tenant.maas360)
         .unwrap();
     tenants
         .set_maas360_connection(pb::SetMaas360ConnectionRequest {
-            tenant_id: later.clone(),
+            tenant: later.clone(),
             maas360: Some(connection),
         })
         .await
@@ -462,11 +467,13 @@ async fn quick_updates_to_one_user_become_one_write() {
         let status = work
             .clone()
             .get_work_status(pb::GetWorkStatusRequest {
-                tenant_id: later.clone(),
+                tenant: later.clone(),
             })
             .await
             .unwrap()
-            .into_inner();
+            .into_inner()
+            .status
+            .unwrap_or_default();
         if status.queue_depth == 0 && status.in_flight == 0 {
             break;
         }
@@ -503,12 +510,13 @@ async fn bad_maas360_credentials_are_refused_naming_the_part() {
         .await
         .unwrap()
         .into_inner()
-        .maas360
+        .tenant
+        .and_then(|tenant| tenant.maas360)
         .unwrap();
     connection.billing_id = "99999999".to_owned();
     let refused = tenants
         .set_maas360_connection(pb::SetMaas360ConnectionRequest {
-            tenant_id: sync.tenant_id.clone(),
+            tenant: sync.tenant_id.clone(),
             maas360: Some(connection.clone()),
         })
         .await
@@ -526,7 +534,7 @@ async fn bad_maas360_credentials_are_refused_naming_the_part() {
     });
     let missing = tenants
         .set_maas360_connection(pb::SetMaas360ConnectionRequest {
-            tenant_id: sync.tenant_id.clone(),
+            tenant: sync.tenant_id.clone(),
             maas360: Some(connection),
         })
         .await

@@ -47,7 +47,7 @@ async fn a_rotated_token_stops_working() {
     let (tenant_id, scim) = stack.tenant("rotating").await;
     assert_eq!(scim.get("/Users").await.status, 200);
     let rotated = pb::tenant_service_client::TenantServiceClient::new(stack.grpc.channel().await)
-        .rotate_scim_token(pb::RotateScimTokenRequest { tenant_id })
+        .rotate_scim_token(pb::RotateScimTokenRequest { tenant: tenant_id })
         .await
         .unwrap()
         .into_inner();

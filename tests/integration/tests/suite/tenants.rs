@@ -1,7 +1,6 @@
 //! Tenants and SCIM tokens over gRPC: tokens shown once and stored only as
 //! hashes, rotation revokes, bad input is INVALID_ARGUMENT.
 
-use dirsync_proto::common::v1::PageRequest;
 use dirsync_proto::provisioner::v1 as pb;
 use sea_orm::{ConnectionTrait, Statement};
 use tonic::Code;
@@ -50,13 +49,15 @@ async fn create_resolve_rotate_and_list() {
         })
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+        .tenant
+        .unwrap();
     assert_eq!(by_name.tenant_id, tenant.tenant_id);
 
     // A second token leaves the first valid; rotation revokes both.
     let second = client
         .issue_scim_token(pb::IssueScimTokenRequest {
-            tenant_id: tenant.tenant_id.clone(),
+            tenant: tenant.tenant_id.clone(),
             revoke_existing: false,
         })
         .await
@@ -72,7 +73,7 @@ async fn create_resolve_rotate_and_list() {
     );
     let rotated = client
         .rotate_scim_token(pb::RotateScimTokenRequest {
-            tenant_id: "acme".to_owned(),
+            tenant: "acme".to_owned(),
         })
         .await
         .unwrap()
@@ -113,17 +114,15 @@ async fn create_resolve_rotate_and_list() {
     loop {
         let page = client
             .list_tenants(pb::ListTenantsRequest {
-                page: Some(PageRequest {
-                    page_size: 2,
-                    page_token,
-                }),
+                page_size: 2,
+                page_token,
             })
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(page.page.as_ref().unwrap().total_size, 5);
+        assert_eq!(page.total_size, 5);
         seen.extend(page.tenants.into_iter().map(|tenant| tenant.name));
-        page_token = page.page.unwrap().next_page_token;
+        page_token = page.next_page_token;
         if page_token.is_empty() {
             break;
         }
@@ -199,7 +198,7 @@ async fn bad_tenant_requests_are_refused_precisely() {
 
     let rotate_missing = client
         .rotate_scim_token(pb::RotateScimTokenRequest {
-            tenant_id: "nope".to_owned(),
+            tenant: "nope".to_owned(),
         })
         .await
         .unwrap_err();

@@ -205,6 +205,22 @@ fn serve_then_create_list_and_rotate_tenants() {
         metrics.contains("# TYPE dirsync_queue_depth gauge"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("# TYPE dirsync_maas360_breaker_open gauge"),
+        "{metrics}"
+    );
+
+    // A tenant with no MaaS360 calls yet: its status says so, its audit is empty.
+    let status = stdout(&server.admin(&["status", "acme"]));
+    assert!(status.contains("MaaS360:     no call made yet"), "{status}");
+    let audit = stdout(&server.admin(&["audit", "acme", "--json", "--since", "1h"]));
+    let audit: serde_json::Value = serde_json::from_str(audit.trim()).unwrap();
+    assert_eq!(audit["entries"], serde_json::json!([]), "{audit}");
+    let table = stdout(&server.admin(&["audit", "acme"]));
+    assert!(table.starts_with("WHEN (UTC)"), "{table}");
+    let unknown = server.admin(&["audit", "nobody"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("not found"));
 
     let rotated = stdout(&server.admin(&["token", "rotate", "acme"]));
     assert!(rotated.contains("1 earlier token(s) revoked"), "{rotated}");
