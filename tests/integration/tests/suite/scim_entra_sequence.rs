@@ -1,4 +1,4 @@
-//! Microsoft's documented request sequence (entra-scim.md §4, from the
+//! Microsoft's documented request sequence (docs/entra-scim.md §4, from the
 //! provisioning tutorial), end to end against the gateway, with the exact
 //! payloads and the answers Entra expects.
 

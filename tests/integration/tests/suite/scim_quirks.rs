@@ -1,4 +1,4 @@
-//! Entra's quirks (entra-scim.md §6) over HTTP: what arrives on the wire, and
+//! Entra's quirks (docs/entra-scim.md §6) over HTTP: what arrives on the wire, and
 //! what the gateway must store and answer.
 
 use dirsync_tests::Stack;
