@@ -1006,9 +1006,8 @@ impl Generator {
     fn odd_unicode(&mut self) -> Case {
         let (variant, request, expect) = match self.rng.random_range(0..11) {
             0 => {
-                let (variant, odd) = self.pick(ODD_NAMES);
+                let (_, odd) = self.pick(ODD_NAMES);
                 let name = format!("{odd}{}", self.unique("odd"));
-                let _ = variant;
                 (
                     "odd_user_name",
                     RawRequest::new(Method::POST, "/Users").scim_body(
