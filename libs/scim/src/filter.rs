@@ -596,17 +596,26 @@ impl<'a> Parser<'a> {
 
     fn parse_value(&mut self) -> Result<CompValue, ScimError> {
         self.skip_ws();
-        match self.peek() {
-            Some('"') => self.parse_string().map(CompValue::Str),
+        let start = self.pos;
+        let value = match self.peek() {
+            Some('"') => self.parse_string().map(CompValue::Str)?,
             Some(c) if is_word_char(c) => {
                 let (_, word) = self.take_word();
-                Ok(bare_value(word))
+                bare_value(word)
             }
-            _ => Err(self.error(
-                self.pos,
-                format!("expected a value but found {}", self.found()),
-            )),
+            _ => {
+                return Err(self.error(
+                    self.pos,
+                    format!("expected a value but found {}", self.found()),
+                ));
+            }
+        };
+        // No stored value holds a NUL (see `limits::check_no_nul`), and PostgreSQL cannot even
+        // compare one.
+        if matches!(&value, CompValue::Str(text) if text.contains('\0')) {
+            return Err(self.error(start, "the value contains the NUL character (U+0000)"));
         }
+        Ok(value)
     }
 
     fn parse_string(&mut self) -> Result<String, ScimError> {
@@ -1200,6 +1209,15 @@ mod tests {
                 .detail
                 .contains("invalid string literal")
         );
+    }
+
+    #[test]
+    fn nul_in_a_value_is_refused() {
+        assert!(err("userName eq \"\\u0000\"").detail.contains("NUL"));
+        assert!(err("userName eq a\u{0}b").detail.contains("NUL"));
+        let e = parse_attr_path("members[value eq \"\\u0000\"]").unwrap_err();
+        assert_eq!(e.scim_type, Some(ScimType::InvalidPath));
+        parse_filter("userName eq \"tab\\tx\"").unwrap();
     }
 
     #[test]

@@ -52,6 +52,18 @@ fn short_limit(path: &str) -> bool {
     )
 }
 
+/// Refuses a value holding the NUL character. No store keeps one as sent (PostgreSQL's text
+/// cannot hold it at all), and MaaS360 has no use for it; `what` names the value.
+pub fn check_no_nul(what: &str, value: &str) -> Result<(), ScimError> {
+    if value.contains('\0') {
+        return Err(ScimError::bad_request(
+            ScimType::InvalidValue,
+            format!("{what} contains the NUL character (U+0000)"),
+        ));
+    }
+    Ok(())
+}
+
 fn too_long(path: &str, limit: usize, chars: usize) -> ScimError {
     ScimError::bad_request(
         ScimType::InvalidValue,
@@ -59,7 +71,8 @@ fn too_long(path: &str, limit: usize, chars: usize) -> ScimError {
     )
 }
 
-/// Checks a normalised resource (or any JSON value under `path`) against the bounds above.
+/// Checks a normalised resource (or any JSON value under `path`) against the bounds above, and
+/// that no string in it holds the NUL character.
 pub fn check(resource: &Value) -> Result<(), ScimError> {
     check_value("", resource)
 }
@@ -77,7 +90,7 @@ fn check_value(path: &str, value: &Value) -> Result<(), ScimError> {
             if chars > limit {
                 return Err(too_long(path, limit, text.chars().count()));
             }
-            Ok(())
+            check_no_nul(if path.is_empty() { "a value" } else { path }, text)
         }
         Value::Array(items) => {
             if items.len() > MAX_VALUES {
@@ -162,6 +175,22 @@ mod tests {
         assert!(error.detail.starts_with("department"), "{}", error.detail);
         let error = check(&json!({"emails": [{"value": "e".repeat(300)}]})).unwrap_err();
         assert!(error.detail.contains("emails.value"), "{}", error.detail);
+    }
+
+    #[test]
+    fn nul_is_refused_by_name() {
+        for (body, name) in [
+            (json!({"userName": "a\u{0}b"}), "userName"),
+            (json!({"name": {"givenName": "\u{0}"}}), "name.givenName"),
+            (json!({"emails": [{"value": "x\u{0}"}]}), "emails.value"),
+            (json!({"urn:x:custom:2.0:User": {"tag": "\u{0}"}}), "tag"),
+        ] {
+            let error = check(&body).unwrap_err();
+            assert_eq!(error.scim_type, Some(ScimType::InvalidValue));
+            assert!(error.detail.starts_with(name), "{}", error.detail);
+            assert!(error.detail.contains("NUL"), "{}", error.detail);
+        }
+        check(&json!({"userName": "tab\tand\u{1}control"})).unwrap();
     }
 
     #[test]

@@ -351,6 +351,7 @@ pub fn parse_group(input: &Value) -> Result<GroupInput, ScimError> {
             .ok_or_else(|| {
                 invalid("each member needs a non-empty 'value' holding the member id")
             })?;
+        crate::limits::check_no_nul("a member id", &id)?;
         if seen.insert(id.clone()) {
             member_ids.push(id);
         }

@@ -424,6 +424,9 @@ pub(crate) static GROUP_ATTRS: &[AttrDef] = &[
     EXTERNAL_ID,
 ];
 
+/// Only the manager's id is kept (Entra reads `manager` back as `{"value": id}`), so `$ref`
+/// is published readOnly: a client's `$ref` is ignored, as RFC 7644 §3.3 has it for
+/// readOnly attributes, instead of silently dropped from a readWrite one.
 const MANAGER_SUBS: &[AttrDef] = &[
     string(
         "value",
@@ -434,7 +437,8 @@ const MANAGER_SUBS: &[AttrDef] = &[
         AttrType::Reference,
         "The URI of the SCIM resource representing the User's manager.",
     )
-    .refs(&["User"]),
+    .refs(&["User"])
+    .mutability(Mutability::ReadOnly),
     string("displayName", "The displayName of the User's manager.")
         .mutability(Mutability::ReadOnly),
 ];

@@ -4,7 +4,10 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use sea_orm::{
+    DatabaseConnection, DatabaseTransaction, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
+};
 use tokio::sync::{Mutex, MutexGuard, Notify};
 
 use crate::entity::ResourceKind;
@@ -97,7 +100,21 @@ impl Store {
             Some(gate) => Some(gate.lock().await),
             None => None,
         };
-        let txn = self.db.begin().await?;
+        // On SQLite the transaction takes the write lock as it begins. A transaction dropped
+        // without a commit (a refused insert, a cancelled request) is rolled back only after
+        // the gate is released, so the next writer may still find the lock held: at BEGIN it
+        // waits for it (busy timeout), while a deferred transaction that has already read is
+        // refused at once ("database is locked").
+        let txn = if gate.is_some() {
+            self.db
+                .begin_with_options(TransactionOptions {
+                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                    ..TransactionOptions::default()
+                })
+                .await?
+        } else {
+            self.db.begin().await?
+        };
         Ok(WriteTxn {
             txn,
             _gate: gate,

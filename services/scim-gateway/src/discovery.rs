@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use dirsync_scim::ScimError;
 
 use crate::Gateway;
-use crate::http::{error_response, scim_response};
+use crate::http::{ResourceId, error_response, scim_response};
 
 pub(crate) async fn service_provider_config(State(gateway): State<Arc<Gateway>>) -> Response {
     scim_response(
@@ -33,7 +33,7 @@ pub(crate) async fn schemas(State(gateway): State<Arc<Gateway>>) -> Response {
 
 pub(crate) async fn schema(
     State(gateway): State<Arc<Gateway>>,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
 ) -> Response {
     match dirsync_scim::schema_by_id(&gateway.base_url, &id) {
         Some(schema) => scim_response(StatusCode::OK, &schema),
@@ -52,7 +52,7 @@ pub(crate) async fn resource_types(State(gateway): State<Arc<Gateway>>) -> Respo
 
 pub(crate) async fn resource_type(
     State(gateway): State<Arc<Gateway>>,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
 ) -> Response {
     match dirsync_scim::resource_type_by_id(&gateway.base_url, &id) {
         Some(resource_type) => scim_response(StatusCode::OK, &resource_type),

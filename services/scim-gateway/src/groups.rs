@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use dirsync_proto::provisioner::v1 as pb;
@@ -16,7 +16,9 @@ use serde_json::Value;
 
 use crate::Gateway;
 use crate::auth::Tenant;
-use crate::http::{ApiError, ListQuery, json_body, no_content, resource_response, scim_response};
+use crate::http::{
+    ApiError, ListQuery, ResourceId, json_body, no_content, resource_response, scim_response,
+};
 use crate::render;
 use crate::upstream::{call, fresh};
 use crate::users::stored;
@@ -74,7 +76,7 @@ pub(crate) async fn list(
 pub(crate) async fn get(
     State(gateway): State<Arc<Gateway>>,
     Extension(Tenant(tenant_id)): Extension<Tenant>,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
     Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let query = ListQuery::parse(&raw, gateway.max_page_size)?;
@@ -132,7 +134,7 @@ pub(crate) async fn create(
 pub(crate) async fn replace(
     State(gateway): State<Arc<Gateway>>,
     Extension(Tenant(tenant_id)): Extension<Tenant>,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -167,7 +169,7 @@ pub(crate) async fn replace(
 pub(crate) async fn patch(
     State(gateway): State<Arc<Gateway>>,
     Extension(Tenant(tenant_id)): Extension<Tenant>,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -197,7 +199,7 @@ pub(crate) async fn patch(
 pub(crate) async fn delete(
     State(gateway): State<Arc<Gateway>>,
     Extension(Tenant(tenant_id)): Extension<Tenant>,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
 ) -> Result<Response, ApiError> {
     let request = pb::DeleteGroupRequest {
         tenant: tenant_id,

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use axum::body::{Body, Bytes};
-use axum::extract::Request;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequestParts, Path, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -38,6 +40,33 @@ pub(crate) fn resource_response(
         response.headers_mut().insert(header::LOCATION, location);
     }
     response
+}
+
+/// The `{id}` of a resource path, for handlers. A percent-encoded id that does not decode to
+/// UTF-8, or holds a NUL, names no resource: it is a SCIM 404 like any other unknown id, not
+/// axum's plain-text rejection (nor a database error).
+#[derive(Debug)]
+pub(crate) struct ResourceId(pub(crate) String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ResourceId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            // No resource has a NUL in its id (and PostgreSQL cannot even look one up).
+            Ok(Path(id)) if id.contains('\0') => Err(ApiError(ScimError::not_found(
+                "no such resource: the id contains the NUL character",
+            ))),
+            Ok(Path(id)) => Ok(Self(id)),
+            Err(PathRejection::FailedToDeserializePathParams(rejection)) => Err(ApiError(
+                ScimError::not_found(format!("no such resource: {}", rejection.body_text())),
+            )),
+            Err(rejection) => {
+                tracing::error!(%rejection, "a resource route has no id");
+                Err(ApiError(ScimError::internal("internal error")))
+            }
+        }
+    }
 }
 
 /// A handler's failure, answered as a SCIM error body with its status.

@@ -130,6 +130,9 @@ pub fn router(config: &ScimConfig) -> Result<Router, GatewayError> {
     Ok(Router::new()
         .nest(SCIM_PREFIX, scim)
         .route("/healthz", get(|| async { "ok" }))
+        // A tenant URL entered wrongly (`/scim/v1`, no prefix) is refused in SCIM's terms too.
+        .fallback(http::not_found)
+        .method_not_allowed_fallback(http::method_not_allowed)
         // Bodies are read with the configured limit in the handlers, which
         // answer 413 as a SCIM error rather than axum's plain text.
         .layer(DefaultBodyLimit::disable())

@@ -23,6 +23,12 @@ const MAX_CONNECTIONS: usize = 4096;
 /// Largest request head (request line and headers) hyper buffers; the router answers a SCIM
 /// error for anything over `http::MAX_HEADER_BYTES` below this.
 const MAX_HEAD_BUFFER: usize = 256 * 1024;
+/// Most headers in one request head. hyper refuses a head with more (and with its own
+/// bodiless 431) before the router sees it; every line takes at least 4 bytes (`a:` and CRLF),
+/// so a head with more headers than this is over `http::MAX_HEADER_BYTES` anyway, and any head
+/// within that limit reaches the router, which answers a SCIM error where it must. (hyper's
+/// default, 100, refused a request with 101 small headers without one.)
+const MAX_HEADERS: usize = crate::http::MAX_HEADER_BYTES / 4;
 /// How long shutdown waits for requests in progress.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -40,7 +46,8 @@ pub(crate) async fn serve(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout)
-        .max_buf_size(MAX_HEAD_BUFFER);
+        .max_buf_size(MAX_HEAD_BUFFER)
+        .max_headers(MAX_HEADERS);
     let http = Arc::new(http);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let (stop, stopping) = watch::channel(false);

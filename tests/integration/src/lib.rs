@@ -211,6 +211,20 @@ pub mod http {
     use hyper_util::rt::TokioExecutor;
     use serde_json::Value;
 
+    /// `text` percent-encoded for a query value (everything but RFC 3986's unreserved
+    /// characters), as a client that builds URLs properly sends it.
+    pub fn encode_query_value(text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        for byte in text.bytes() {
+            if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+                out.push(char::from(byte));
+            } else {
+                out.push_str(&format!("%{byte:02X}"));
+            }
+        }
+        out
+    }
+
     /// One response, read whole.
     #[derive(Debug)]
     pub struct Reply {
@@ -223,6 +237,50 @@ pub mod http {
     impl Reply {
         pub fn header(&self, name: &str) -> Option<&str> {
             self.headers.get(name).and_then(|value| value.to_str().ok())
+        }
+    }
+
+    /// One request for [`ScimClient::try_send`]: the path is relative to the client's base
+    /// (query included); the body is raw bytes, so it may be anything at all.
+    #[derive(Debug, Clone)]
+    pub struct RawRequest {
+        pub method: Method,
+        pub path: String,
+        pub body: Option<Vec<u8>>,
+        /// Sent only when set.
+        pub content_type: Option<String>,
+        /// Extra headers; values are bytes, so they may be anything a header may hold.
+        pub headers: Vec<(String, Vec<u8>)>,
+        /// Whether to send `Accept: application/scim+json`, as Entra does.
+        pub accept: bool,
+    }
+
+    impl RawRequest {
+        pub fn new(method: Method, path: impl Into<String>) -> Self {
+            Self {
+                method,
+                path: path.into(),
+                body: None,
+                content_type: None,
+                headers: Vec::new(),
+                accept: true,
+            }
+        }
+
+        /// A body sent as `application/scim+json`.
+        pub fn scim_body(self, body: impl Into<Vec<u8>>) -> Self {
+            self.body(body, "application/scim+json")
+        }
+
+        pub fn body(mut self, body: impl Into<Vec<u8>>, content_type: &str) -> Self {
+            self.body = Some(body.into());
+            self.content_type = Some(content_type.to_owned());
+            self
+        }
+
+        pub fn header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+            self.headers.push((name.into(), value.into()));
+            self
         }
     }
 
@@ -241,6 +299,19 @@ pub mod http {
                 client: Client::builder(TokioExecutor::new()).build(connector),
                 base: base.into(),
                 token,
+            }
+        }
+
+        /// The bearer token this client sends, if any.
+        pub fn token(&self) -> Option<&str> {
+            self.token.as_deref()
+        }
+
+        /// The same client and token against another base (such as the server root).
+        pub fn with_base(&self, base: impl Into<String>) -> Self {
+            Self {
+                base: base.into(),
+                ..self.clone()
             }
         }
 
@@ -308,6 +379,53 @@ pub mod http {
                 body,
                 raw,
             }
+        }
+
+        /// Sends `request` exactly as built (raw body bytes, any headers, any method) and
+        /// reports a transport failure as an error instead of panicking: for tests that
+        /// must tell a refused request from a dropped connection.
+        pub async fn try_send(&self, request: RawRequest) -> Result<Reply, String> {
+            let mut builder = Request::builder()
+                .method(request.method)
+                .uri(format!("{}{}", self.base, request.path));
+            if request.accept {
+                builder = builder.header("accept", "application/scim+json");
+            }
+            if let Some(token) = &self.token {
+                builder = builder.header("authorization", format!("Bearer {token}"));
+            }
+            if let Some(content_type) = &request.content_type {
+                let value = hyper::header::HeaderValue::from_bytes(content_type.as_bytes())
+                    .map_err(|e| format!("bad content type {content_type:?}: {e}"))?;
+                builder = builder.header("content-type", value);
+            }
+            for (name, value) in &request.headers {
+                let value = hyper::header::HeaderValue::from_bytes(value)
+                    .map_err(|e| format!("bad header value for {name}: {e}"))?;
+                builder = builder.header(name.as_str(), value);
+            }
+            let built = builder
+                .body(Full::new(Bytes::from(request.body.unwrap_or_default())))
+                .map_err(|e| format!("cannot build the request: {e}"))?;
+            let response = self
+                .client
+                .request(built)
+                .await
+                .map_err(|e| format!("request failed: {e:?}"))?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| format!("reading the body failed: {e:?}"))?
+                .to_bytes();
+            Ok(Reply {
+                status,
+                headers,
+                body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                raw: String::from_utf8_lossy(&bytes).into_owned(),
+            })
         }
 
         pub async fn get(&self, path: &str) -> Reply {

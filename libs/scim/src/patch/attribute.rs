@@ -40,11 +40,20 @@ pub(super) fn apply_attr(
         return apply_sub(container, &key, attr_def, kind, sub, value);
     }
     if let Some(required) = attr_def.filter(|known| known.required) {
-        let kept = kind != PatchOpKind::Remove
-            && value
-                .and_then(Value::as_str)
-                .is_some_and(|text| !text.trim().is_empty());
-        if !kept {
+        // RFC 7644 §3.5.2.2: a required attribute removed or left unassigned is `mutability`.
+        if kind == PatchOpKind::Remove || value.is_none_or(is_blank) {
+            return Err(bad_request(
+                ScimType::Mutability,
+                format!(
+                    "{} is required: it cannot be removed or emptied",
+                    required.name
+                ),
+            ));
+        }
+        if value
+            .and_then(Value::as_str)
+            .is_none_or(|text| text.trim().is_empty())
+        {
             return Err(bad_request(
                 ScimType::InvalidValue,
                 format!(

@@ -115,7 +115,13 @@ pub fn plan_group_patch(request: &PatchRequest) -> Result<GroupPatch, ScimError>
     for (index, operation) in request.operations.iter().enumerate() {
         plan_operation(&mut planner, operation).map_err(|error| at_operation(index, error))?;
     }
-    Ok(planner.finish())
+    let patch = planner.finish();
+    // The bounds a POSTed group's attributes meet (see `parse_group`).
+    crate::limits::check(&serde_json::json!({
+        "displayName": patch.display_name,
+        "externalId": patch.external_id.clone().flatten(),
+    }))?;
+    Ok(patch)
 }
 
 fn plan_operation(
@@ -228,15 +234,22 @@ fn plan_path(
         return Err(unsupported());
     }
     if name.eq_ignore_ascii_case("displayName") {
+        // RFC 7644 §3.5.2.2: a required attribute removed or left unassigned is `mutability`.
         let required = || {
             bad_request(
-                ScimType::InvalidValue,
-                "displayName is required and cannot be removed or emptied",
+                ScimType::Mutability,
+                "displayName is required: it cannot be removed or emptied",
             )
         };
         match (kind, value) {
             (PatchOpKind::Remove, _) | (_, None) => return Err(required()),
-            (_, Some(Value::String(text))) if text.trim().is_empty() => return Err(required()),
+            (_, Some(Value::String(text))) if text.is_empty() => return Err(required()),
+            (_, Some(Value::String(text))) if text.trim().is_empty() => {
+                return Err(bad_request(
+                    ScimType::InvalidValue,
+                    "displayName must not be blank",
+                ));
+            }
             (_, Some(Value::String(text))) => planner.patch.display_name = Some(text.clone()),
             (_, Some(_)) => {
                 return Err(bad_request(
@@ -295,6 +308,7 @@ fn non_empty_id(id: &str) -> Result<Vec<String>, ScimError> {
             "a member value must be a non-empty id",
         ));
     }
+    crate::limits::check_no_nul("a member id", id)?;
     Ok(vec![id.to_owned()])
 }
 

@@ -201,7 +201,7 @@ fn apply_manager(
     path: &AttrPath,
     value: Option<&Value>,
 ) -> Result<(), ScimError> {
-    // Only the id is stored; `$ref` and `displayName` are derived from it.
+    // Only the id is stored; `$ref` and `displayName` are readOnly (see `schema::MANAGER_SUBS`).
     if path
         .sub_attr
         .as_deref()

@@ -205,14 +205,30 @@ fn read_only_and_schemas_ignored() {
 
 #[test]
 fn required_user_name_cannot_be_cleared() {
-    for ops in [
-        json!([{"op": "remove", "path": "userName"}]),
-        json!([{"op": "replace", "path": "userName", "value": ""}]),
-        json!([{"op": "replace", "value": {"USERNAME": null}}]),
-        json!([{"op": "replace", "path": "userName", "value": 5}]),
+    for (ops, scim_type) in [
+        (
+            json!([{"op": "remove", "path": "userName"}]),
+            ScimType::Mutability,
+        ),
+        (
+            json!([{"op": "replace", "path": "userName", "value": ""}]),
+            ScimType::Mutability,
+        ),
+        (
+            json!([{"op": "replace", "value": {"USERNAME": null}}]),
+            ScimType::Mutability,
+        ),
+        (
+            json!([{"op": "replace", "path": "userName", "value": "  "}]),
+            ScimType::InvalidValue,
+        ),
+        (
+            json!([{"op": "replace", "path": "userName", "value": 5}]),
+            ScimType::InvalidValue,
+        ),
     ] {
         let e = apply_patch(&mut base(), &req(ops.clone())).unwrap_err();
-        assert_eq!(e.scim_type, Some(ScimType::InvalidValue), "{ops}");
+        assert_eq!(e.scim_type, Some(scim_type), "{ops}");
         assert!(e.detail.contains("userName"));
     }
 }
@@ -350,19 +366,37 @@ fn group_attributes() {
 }
 
 #[test]
+fn group_values_meet_the_limits() {
+    for ops in [
+        json!([{"op": "add", "path": "members", "value": [{"value": "a\u{0}"}]}]),
+        json!([{"op": "replace", "path": "displayName", "value": "n\u{0}"}]),
+        json!([{"op": "replace", "path": "externalId", "value": "\u{0}"}]),
+        json!([{"op": "replace", "path": "externalId", "value": "e".repeat(300)}]),
+        json!([{"op": "replace", "path": "displayName", "value": "d".repeat(300)}]),
+    ] {
+        let e = plan_group_patch(&req(ops.clone())).unwrap_err();
+        assert_eq!(e.scim_type, Some(ScimType::InvalidValue), "{ops}");
+    }
+}
+
+#[test]
 fn group_errors() {
     for (ops, t) in [
         (
             json!([{"op": "replace", "path": "displayName", "value": ""}]),
+            ScimType::Mutability,
+        ),
+        (
+            json!([{"op": "replace", "path": "displayName", "value": " "}]),
             ScimType::InvalidValue,
         ),
         (
             json!([{"op": "replace", "path": "displayName"}]),
-            ScimType::InvalidValue,
+            ScimType::Mutability,
         ),
         (
             json!([{"op": "remove", "path": "displayName"}]),
-            ScimType::InvalidValue,
+            ScimType::Mutability,
         ),
         (
             json!([{"op": "replace", "path": "owners", "value": "d"}]),

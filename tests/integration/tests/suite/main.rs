@@ -14,6 +14,8 @@ mod reflection;
 mod scim_auth;
 mod scim_entra_sequence;
 mod scim_groups;
+mod scim_hostile;
 mod scim_quirks;
+mod scim_schema_conformance;
 mod scim_users;
 mod tenants;
