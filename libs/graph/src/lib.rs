@@ -61,7 +61,7 @@ pub use cloud::Cloud;
 pub use credentials::{Certificate, ClientCredential, Credentials};
 pub use delta::{DeltaRound, DeltaStart, GroupChange, GroupDelta, RemovalReason, UserChange};
 /// The one secret type of dirsync: `Debug` and `Display` print `***`.
-pub use dirsync_maas360::Secret;
+pub use dirsync_http::Secret;
 pub use error::{AuthPart, GraphError};
 pub use model::{
     GROUP_FIELDS, Group, MEMBER_FIELDS, Member, MemberKind, Organization, USER_FIELDS, User,

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::routes::RouteTable;
-use crate::secret::Secret;
+use dirsync_http::Secret;
 
 /// The admin account and the provisioned web-services app of one MaaS360 customer
 /// (docs/maas360.md §2.1).

@@ -30,7 +30,6 @@
 //! - `token`: obtaining, refreshing and caching the token.
 //! - `rate_limit`: the `X-Rate-Limit-*` headers and Retry-After, as [`RateLimitStatus`].
 //! - [`probe`]: checks each route against a tenant and reports.
-//! - `secret`: [`Secret`], a string that never prints.
 
 mod client;
 mod config;
@@ -42,12 +41,12 @@ pub mod probe;
 mod rate_limit;
 pub mod routes;
 pub mod routes_file;
-mod secret;
 mod token;
 mod transport;
 
 pub use client::Maas360Client;
 pub use config::{AuthVersion, ClientOptions, Credentials, USER_GROUP_TYPE};
+pub use dirsync_http::Secret;
 pub use error::Maas360Error;
 pub use model::{
     DeleteOutcome, Distribution, GroupRef, Maas360Group, Maas360User, NewUser, Page, UserChanges,
@@ -57,4 +56,3 @@ pub use paging::{ALLOWED_PAGE_SIZES, allowed_page_size};
 pub use rate_limit::{REMAINING_HEADER, RESET_WINDOW_HEADER, RateLimitStatus};
 pub use routes::{Encoding, Evidence, Method, Route, RouteName, RouteTable, Success};
 pub use routes_file::RoutesFileError;
-pub use secret::Secret;

@@ -31,6 +31,15 @@ pub struct Maas360User {
     pub groups: Vec<GroupRef>,
 }
 
+impl Maas360User {
+    /// Whether MaaS360 has queued the user's deletion for its daily job (docs/maas360.md §4.5):
+    /// the status says so ("Pending Deletion" in the emulator; [inferred] wording).
+    pub fn is_pending_deletion(&self) -> bool {
+        let status = self.status.to_ascii_lowercase();
+        status.contains("pending") && status.contains("delet")
+    }
+}
+
 /// A group as listed on a user.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupRef {

@@ -11,8 +11,8 @@ use crate::config::{AuthVersion, ClientOptions, Credentials};
 use crate::error::Maas360Error;
 use crate::lenient::{signed, text};
 use crate::routes::{Route, RouteName};
-use crate::secret::Secret;
 use crate::transport::{Call, Transport, describe};
+use dirsync_http::Secret;
 
 /// `errorCode` of a refused user name or password: "Invalid credentials" (docs/maas360.md
 /// §2.2).

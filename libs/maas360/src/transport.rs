@@ -15,7 +15,7 @@ use crate::error::Maas360Error;
 use crate::lenient::{signed, text, text_of};
 use crate::rate_limit::{RateLimitHeaders, RateLimitObserver};
 use crate::routes::{Encoding, Method, Route, Success};
-use crate::secret::Secret;
+use dirsync_http::Secret;
 
 /// Responses larger than this are refused rather than buffered; the largest legitimate one
 /// (a 250-user page) is far smaller.

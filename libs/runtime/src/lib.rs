@@ -10,6 +10,7 @@
 //! - [`process`]: the life of a single-service binary (config, tracing, listener, metrics).
 //! - [`metrics`]: the Prometheus registry and `/metrics`.
 //! - [`request_id`]: the request id carried from the SCIM gateway through gRPC metadata.
+//! - [`secrets`]: secrets by reference (an environment variable or a file), resolved late.
 //! - [`telemetry`]: tracing, human or JSON.
 //! - [`shutdown`]: SIGTERM and Ctrl-C, and the draining signal.
 
@@ -18,6 +19,7 @@ pub mod grpc;
 pub mod metrics;
 pub mod process;
 pub mod request_id;
+pub mod secrets;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;

@@ -101,4 +101,46 @@ impl pb::directory_reader_service_server::DirectoryReaderService for DirectoryRe
     ) -> Result<Response<pb::GetSyncStateResponse>, Status> {
         Err(unimplemented("GetSyncState"))
     }
+
+    async fn set_entra_connection(
+        &self,
+        _: Request<pb::SetEntraConnectionRequest>,
+    ) -> Result<Response<pb::SetEntraConnectionResponse>, Status> {
+        Err(unimplemented("SetEntraConnection"))
+    }
+
+    async fn get_entra_connection(
+        &self,
+        _: Request<pb::GetEntraConnectionRequest>,
+    ) -> Result<Response<pb::GetEntraConnectionResponse>, Status> {
+        Err(unimplemented("GetEntraConnection"))
+    }
+
+    async fn check_entra_connection(
+        &self,
+        _: Request<pb::CheckEntraConnectionRequest>,
+    ) -> Result<Response<pb::CheckEntraConnectionResponse>, Status> {
+        Err(unimplemented("CheckEntraConnection"))
+    }
+
+    async fn set_pull_settings(
+        &self,
+        _: Request<pb::SetPullSettingsRequest>,
+    ) -> Result<Response<pb::SetPullSettingsResponse>, Status> {
+        Err(unimplemented("SetPullSettings"))
+    }
+
+    async fn sync_tenant(
+        &self,
+        _: Request<pb::SyncTenantRequest>,
+    ) -> Result<Response<pb::SyncTenantResponse>, Status> {
+        Err(unimplemented("SyncTenant"))
+    }
+
+    async fn get_drift(
+        &self,
+        _: Request<pb::GetDriftRequest>,
+    ) -> Result<Response<pb::GetDriftResponse>, Status> {
+        Err(unimplemented("GetDrift"))
+    }
 }

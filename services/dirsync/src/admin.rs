@@ -27,6 +27,13 @@ pub(crate) enum TenantCommand {
     },
     /// List tenants.
     List,
+    /// Who writes the tenant's desired state: push (Entra's SCIM, the default) or pull (Graph).
+    SetMode {
+        /// Tenant id or name.
+        tenant: String,
+        #[arg(value_enum)]
+        mode: ModeArg,
+    },
     /// Set or replace a tenant's MaaS360 connection (checked with one authentication).
     SetMaas360 {
         /// Tenant id or name.
@@ -65,6 +72,10 @@ pub(crate) struct Maas360Args {
     /// File holding the app access key.
     #[arg(long)]
     access_key_file: Option<String>,
+    /// A routes file (TOML) overriding MaaS360 routes this tenant's MaaS360 answers elsewhere
+    /// (docs/maas360-routes.md); validated by the server when set.
+    #[arg(long)]
+    routes: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -78,15 +89,24 @@ pub(crate) struct PolicyArgs {
     /// Use the whole userName as the MaaS360 username instead of the part before '@'.
     #[arg(long)]
     full_username: bool,
+    /// When MaaS360 refuses to delete a user with an active device, park it for an operator
+    /// (default: deactivate the user instead).
+    #[arg(long)]
+    park_on_active_device: bool,
 }
 
-fn secret(env: &Option<String>, file: &Option<String>) -> Option<pb::SecretReference> {
+fn secret(
+    env: &Option<String>,
+    file: &Option<String>,
+) -> Option<dirsync_proto::common::v1::SecretReference> {
     let source = match (env, file) {
-        (Some(name), _) => pb::secret_reference::Source::Env(name.clone()),
-        (None, Some(path)) => pb::secret_reference::Source::File(path.clone()),
+        (Some(name), _) => dirsync_proto::common::v1::secret_reference::Source::Env(name.clone()),
+        (None, Some(path)) => {
+            dirsync_proto::common::v1::secret_reference::Source::File(path.clone())
+        }
         (None, None) => return None,
     };
-    Some(pb::SecretReference {
+    Some(dirsync_proto::common::v1::SecretReference {
         source: Some(source),
     })
 }
@@ -118,8 +138,36 @@ impl Maas360Args {
                 secret(&self.access_key_env, &self.access_key_file)
                     .ok_or_else(|| missing("--access-key-env or --access-key-file"))?,
             ),
+            routes_toml: match &self.routes {
+                Some(path) => std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the routes file {}", path.display()))?,
+                None => String::new(),
+            },
         }))
     }
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum ModeArg {
+    Push,
+    Pull,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Maas360Command {
+    /// What the tenant's MaaS360 accepts, route by route, before the first sync. Exits 0 only
+    /// when every route the tenant's policy needs works.
+    Probe {
+        /// Tenant id or name.
+        tenant: String,
+        /// Also create, change and delete a throwaway user and user group (dirsync-probe-…),
+        /// cleaning up even when a step fails.
+        #[arg(long)]
+        write: bool,
+        /// One JSON object on stdout instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -183,6 +231,11 @@ pub(crate) async fn tenant(
                         } else {
                             pb::UsernameMapping::LocalPart as i32
                         },
+                        active_device: if policy.park_on_active_device {
+                            pb::ActiveDevicePolicy::Park as i32
+                        } else {
+                            pb::ActiveDevicePolicy::Deactivate as i32
+                        },
                     }),
                 })
                 .await
@@ -224,6 +277,36 @@ pub(crate) async fn tenant(
             println!(
                 "MaaS360 connection of tenant {} set and checked.",
                 updated.tenant.map(|tenant| tenant.name).unwrap_or_default()
+            );
+        }
+        TenantCommand::SetMode { tenant, mode } => {
+            let mode = match mode {
+                ModeArg::Push => pb::TenantMode::Push,
+                ModeArg::Pull => pb::TenantMode::Pull,
+            };
+            let updated = client
+                .set_tenant_mode(pb::SetTenantModeRequest {
+                    tenant,
+                    mode: mode as i32,
+                })
+                .await
+                .map_err(explain)?
+                .into_inner()
+                .tenant
+                .unwrap_or_default();
+            let explanation = match mode {
+                pb::TenantMode::Pull => {
+                    "the pull sync writes it from Graph; SCIM writes are refused (reads still work)"
+                }
+                _ => "Entra's SCIM provisioning writes it; the pull sync only plans (--dry-run)",
+            };
+            println!(
+                "Tenant {} is in {} mode: {explanation}.",
+                updated.name,
+                match mode {
+                    pb::TenantMode::Pull => "pull",
+                    _ => "push",
+                }
             );
         }
         TenantCommand::List => {
@@ -495,4 +578,84 @@ pub(crate) async fn retry(
         .into_inner();
     println!("{} parked resource(s) queued again.", retried.requeued);
     Ok(())
+}
+
+pub(crate) async fn maas360(
+    config: &DirsyncConfig,
+    server: &ServerArg,
+    command: Maas360Command,
+) -> anyhow::Result<bool> {
+    let Maas360Command::Probe {
+        tenant,
+        write,
+        json,
+    } = command;
+    let report =
+        pb::tenant_service_client::TenantServiceClient::new(channel(config, server).await?)
+            .probe_maas360(pb::ProbeMaas360Request {
+                tenant: tenant.clone(),
+                write,
+            })
+            .await
+            .map_err(explain)?
+            .into_inner();
+    if json {
+        let steps: Vec<serde_json::Value> = report
+            .steps
+            .iter()
+            .map(|step| {
+                serde_json::json!({
+                    "route": step.route,
+                    "method": step.method,
+                    "path": step.path,
+                    "evidence": step.evidence,
+                    "outcome": step.outcome,
+                    "http_status": step.http_status,
+                    "error": step.error,
+                    "note": step.note,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "tenant": tenant,
+                "write": write,
+                "passed": report.passed,
+                "steps": steps,
+                "leftovers": report.leftovers,
+            })
+        );
+    } else {
+        println!(
+            "{:<26} {:<7} {:<10} {:<14} {:>6}  PATH / ERROR",
+            "ROUTE", "METHOD", "EVIDENCE", "OUTCOME", "STATUS"
+        );
+        for step in &report.steps {
+            let status = if step.http_status == 0 {
+                String::new()
+            } else {
+                step.http_status.to_string()
+            };
+            println!(
+                "{:<26} {:<7} {:<10} {:<14} {:>6}  {}",
+                step.route, step.method, step.evidence, step.outcome, status, step.path
+            );
+            if !step.error.is_empty() {
+                println!("{:>68}  {}", "", step.error);
+            }
+        }
+        for leftover in &report.leftovers {
+            println!("left behind (remove it in the MaaS360 portal): {leftover}");
+        }
+        println!(
+            "\n{}",
+            if report.passed {
+                "Every route this tenant needs works."
+            } else {
+                "Some routes failed: fix them with a routes file (dirsync tenant set-maas360 … --routes FILE; see docs/maas360-routes.md)."
+            }
+        );
+    }
+    Ok(report.passed)
 }

@@ -236,6 +236,7 @@ async fn bench_scim_at(
                 }
                 client
                     .create_user(pb::CreateUserRequest {
+                        source: pb::WriteSource::Unspecified as i32,
                         tenant: tenant_id.clone(),
                         user: Some(pb::UserInput {
                             source: Some(pb::user_input::Source::ScimJson(user_body(

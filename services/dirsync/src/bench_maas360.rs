@@ -111,6 +111,7 @@ pub(crate) async fn bench(base: &DirsyncConfig, args: Maas360BenchArgs) -> anyho
                 let name = format!("user{index}@bench.example");
                 let user = client
                     .create_user(pb::CreateUserRequest {
+                        source: pb::WriteSource::Unspecified as i32,
                         tenant: tenant_id.clone(),
                         user: Some(pb::UserInput {
                             source: Some(pb::user_input::Source::Fields(pb::UserFields {
@@ -149,6 +150,7 @@ pub(crate) async fn bench(base: &DirsyncConfig, args: Maas360BenchArgs) -> anyho
         group_ids.push(
             groups
                 .create_group(pb::CreateGroupRequest {
+                    source: pb::WriteSource::Unspecified as i32,
                     tenant: tenant_id.clone(),
                     display_name: format!("Bench group {index}"),
                     external_id: format!("g{index}"),
@@ -174,6 +176,7 @@ pub(crate) async fn bench(base: &DirsyncConfig, args: Maas360BenchArgs) -> anyho
         for chunk in members.chunks(10) {
             groups
                 .add_group_members(pb::AddGroupMembersRequest {
+                    source: pb::WriteSource::Unspecified as i32,
                     tenant: tenant_id.clone(),
                     group_id: group.clone(),
                     user_ids: chunk.to_vec(),

@@ -256,8 +256,8 @@ pub(crate) fn emulator_connection(
     let access_key = secrets.join("maas360-access-key");
     write_secret(&password, &config.password)?;
     write_secret(&access_key, &config.app_access_key)?;
-    let file = |path: &std::path::Path| pb::SecretReference {
-        source: Some(pb::secret_reference::Source::File(
+    let file = |path: &std::path::Path| dirsync_proto::common::v1::SecretReference {
+        source: Some(dirsync_proto::common::v1::secret_reference::Source::File(
             path.display().to_string(),
         )),
     };
@@ -270,6 +270,7 @@ pub(crate) fn emulator_connection(
         platform_id: config.platform_id.clone(),
         password: Some(file(&password)),
         app_access_key: Some(file(&access_key)),
+        routes_toml: String::new(),
     })
 }
 

@@ -67,6 +67,13 @@ enum Command {
         #[command(flatten)]
         server: admin::ServerArg,
     },
+    /// Ask a tenant's MaaS360 what it accepts.
+    Maas360 {
+        #[command(subcommand)]
+        command: admin::Maas360Command,
+        #[command(flatten)]
+        server: admin::ServerArg,
+    },
     /// Show the MaaS360 writes made for a tenant, newest first: when, which resource, which
     /// MaaS360 route, how it ended.
     Audit {
@@ -134,6 +141,13 @@ fn main() -> ExitCode {
             },
             Command::Status { tenant, server } => admin::status(&config, &server, tenant).await,
             Command::Audit { args, server } => admin::audit(&config, &server, args).await,
+            Command::Maas360 { command, server } => {
+                match admin::maas360(&config, &server, command).await {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(anyhow::anyhow!("the probe found routes that do not work")),
+                    Err(error) => Err(error),
+                }
+            }
             Command::Retry {
                 tenant,
                 resources,

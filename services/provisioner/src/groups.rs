@@ -271,6 +271,7 @@ impl GroupApi {
 
     async fn create(&self, request: pb::CreateGroupRequest) -> Result<pb::Group> {
         let tenant_id = self.store.tenant_id(&request.tenant).await?;
+        self.store.check_writer(&tenant_id, request.source).await?;
         let display_name = validate_display_name(&request.display_name)?;
         let members = dedup(request.member_user_ids);
         let now = now_ms();
@@ -555,6 +556,7 @@ impl pb::group_service_server::GroupService for GroupApi {
     ) -> Result<Response<pb::UpdateGroupResponse>, Status> {
         let request = request.into_inner();
         let tenant_id = self.store.tenant_id(&request.tenant).await?;
+        self.store.check_writer(&tenant_id, request.source).await?;
         let change = Change {
             display_name: request.display_name,
             external_id: request.external_id,
@@ -575,6 +577,7 @@ impl pb::group_service_server::GroupService for GroupApi {
     ) -> Result<Response<pb::DeleteGroupResponse>, Status> {
         let request = request.into_inner();
         let tenant_id = self.store.tenant_id(&request.tenant).await?;
+        self.store.check_writer(&tenant_id, request.source).await?;
         self.delete(&tenant_id, &request.id).await?;
         Ok(Response::new(pb::DeleteGroupResponse {}))
     }
@@ -585,6 +588,7 @@ impl pb::group_service_server::GroupService for GroupApi {
     ) -> Result<Response<pb::AddGroupMembersResponse>, Status> {
         let request = request.into_inner();
         let tenant_id = self.store.tenant_id(&request.tenant).await?;
+        self.store.check_writer(&tenant_id, request.source).await?;
         let change = Change {
             add: request.user_ids,
             ..Change::default()
@@ -601,6 +605,7 @@ impl pb::group_service_server::GroupService for GroupApi {
     ) -> Result<Response<pb::RemoveGroupMembersResponse>, Status> {
         let request = request.into_inner();
         let tenant_id = self.store.tenant_id(&request.tenant).await?;
+        self.store.check_writer(&tenant_id, request.source).await?;
         let change = Change {
             remove: request.user_ids,
             ..Change::default()

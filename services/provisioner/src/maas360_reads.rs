@@ -81,6 +81,17 @@ fn next_token<T>(number: u32, page: &Page<T>) -> String {
     }
 }
 
+fn maas360_user(user: &dirsync_maas360::Maas360User) -> pb::Maas360User {
+    pb::Maas360User {
+        user_id: user.user_identifier.clone(),
+        username: user.user_name.clone(),
+        domain: user.domain.clone(),
+        email: user.email.clone(),
+        status: user.status.clone(),
+        full_name: user.full_name.clone(),
+    }
+}
+
 fn distributions(distributions: &[dirsync_maas360::Distribution]) -> Vec<pb::Distribution> {
     distributions
         .iter()
@@ -153,19 +164,32 @@ impl pb::maas360_read_service_server::Maas360ReadService for Maas360ReadApi {
                 .users_in_group(&request.group_id, number, size),
         )
         .await?;
-        let users = page
-            .items
-            .iter()
-            .map(|user| pb::Maas360User {
-                user_id: user.user_identifier.clone(),
-                username: user.user_name.clone(),
-                domain: user.domain.clone(),
-                email: user.email.clone(),
-                status: user.status.clone(),
-            })
-            .collect();
+        let users = page.items.iter().map(maas360_user).collect();
         Ok(Response::new(pb::ListMaas360GroupUsersResponse {
             users,
+            next_page_token: next_token(number, &page),
+            total_size: i64::try_from(page.total).unwrap_or(i64::MAX),
+        }))
+    }
+
+    async fn list_maas360_users(
+        &self,
+        request: Request<pb::ListMaas360UsersRequest>,
+    ) -> Result<Response<pb::ListMaas360UsersResponse>, Status> {
+        let request = request.into_inner();
+        let runtime = self.runtime(&request.tenant).await?;
+        let (number, size) = maas360_page(request.page_size, &request.page_token)?;
+        let search = dirsync_maas360::UserSearch {
+            partial_user_name: None,
+            domain: None,
+            email: None,
+            exact: false,
+            page_number: number,
+            page_size: size,
+        };
+        let page = paced(&runtime, runtime.client.search_users(&search)).await?;
+        Ok(Response::new(pb::ListMaas360UsersResponse {
+            users: page.items.iter().map(maas360_user).collect(),
             next_page_token: next_token(number, &page),
             total_size: i64::try_from(page.total).unwrap_or(i64::MAX),
         }))

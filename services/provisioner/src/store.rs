@@ -26,10 +26,17 @@ pub struct Store {
     /// Tenant ids by id and by name: tenants are never renamed nor deleted, so a tenant
     /// found once stays valid, and every request need not read it again.
     tenant_ids: Arc<std::sync::RwLock<std::collections::HashMap<String, String>>>,
+    /// Tenant modes (`push`/`pull`) and when they were read.
+    tenant_modes:
+        Arc<std::sync::RwLock<std::collections::HashMap<String, (String, std::time::Instant)>>>,
 }
 
 /// Tenant names and ids remembered before the cache starts over.
 const TENANT_CACHE: usize = 10_000;
+
+/// How long a tenant's mode is trusted before it is read again: a mode set through another
+/// replica takes effect here within this.
+const MODE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A write transaction; holds the SQLite write gate until it is dropped.
 pub(crate) struct WriteTxn<'a> {
@@ -56,6 +63,63 @@ impl Store {
             // A gateway that falls this far behind is told it lagged and drops its whole cache.
             token_revocations: tokio::sync::broadcast::channel(1024).0,
             tenant_ids: Arc::default(),
+            tenant_modes: Arc::default(),
+        }
+    }
+
+    /// Refuses a write its source may not make in the tenant's mode: one writer at a time.
+    pub(crate) async fn check_writer(&self, tenant_id: &str, source: i32) -> Result<()> {
+        use dirsync_proto::provisioner::v1::WriteSource;
+        let source = WriteSource::try_from(source).unwrap_or(WriteSource::Unspecified);
+        if source == WriteSource::Unspecified {
+            return Ok(());
+        }
+        let cached = self.tenant_modes.read().ok().and_then(|modes| {
+            modes
+                .get(tenant_id)
+                .filter(|(_, at)| at.elapsed() < MODE_TTL)
+                .map(|(mode, _)| mode.clone())
+        });
+        let mode = match cached {
+            Some(mode) => mode,
+            None => {
+                let mode = crate::tenants::find(&self.db, tenant_id).await?.mode;
+                if let Ok(mut modes) = self.tenant_modes.write() {
+                    if modes.len() >= TENANT_CACHE {
+                        modes.clear();
+                    }
+                    modes.insert(
+                        tenant_id.to_owned(),
+                        (mode.clone(), std::time::Instant::now()),
+                    );
+                }
+                mode
+            }
+        };
+        let refused = match (source, mode.as_str()) {
+            (WriteSource::Scim, "pull") => Some(
+                "the tenant is in pull mode: dirsync reads Entra through Microsoft Graph and \
+                 takes no SCIM writes (reads still work); switch with `dirsync tenant set-mode <tenant> push`",
+            ),
+            (WriteSource::Pull, "push") => Some(
+                "the tenant is in push mode: Entra writes through SCIM; switch with \
+                 `dirsync tenant set-mode <tenant> pull` to sync from Graph",
+            ),
+            _ => None,
+        };
+        match refused {
+            Some(message) => Err(crate::error::ProvisionerError::refused(
+                dirsync_proto::errors::ErrorReason::WrongMode,
+                message,
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Forgets a tenant's cached mode after it changed here.
+    pub(crate) fn forget_tenant_mode(&self, tenant_id: &str) {
+        if let Ok(mut modes) = self.tenant_modes.write() {
+            modes.remove(tenant_id);
         }
     }
 

@@ -116,6 +116,7 @@ fn to_pb(model: tenant::Model, active_token_count: u32) -> pb::Tenant {
     } else {
         pb::UsernameMapping::LocalPart
     };
+    let mode = mode_of(&model) as i32;
     pb::Tenant {
         tenant_id: model.tenant_id,
         name: model.name,
@@ -126,7 +127,35 @@ fn to_pb(model: tenant::Model, active_token_count: u32) -> pb::Tenant {
             deactivate_on_disable: model.deactivate_on_disable,
             delete_on_delete: model.delete_on_delete,
             username_mapping: username_mapping as i32,
+            active_device: if model.active_device_policy == "park" {
+                pb::ActiveDevicePolicy::Park
+            } else {
+                pb::ActiveDevicePolicy::Deactivate
+            } as i32,
         }),
+        mode,
+    }
+}
+
+/// The tenant's mode as the API shows it.
+pub(crate) fn mode_of(model: &tenant::Model) -> pb::TenantMode {
+    if model.mode == "pull" {
+        pb::TenantMode::Pull
+    } else {
+        pb::TenantMode::Push
+    }
+}
+
+fn active_device_policy_name(policy: i32) -> Result<&'static str> {
+    match pb::ActiveDevicePolicy::try_from(policy) {
+        Ok(pb::ActiveDevicePolicy::Unspecified | pb::ActiveDevicePolicy::Deactivate) => {
+            Ok("deactivate")
+        }
+        Ok(pb::ActiveDevicePolicy::Park) => Ok("park"),
+        Err(_) => Err(ProvisionerError::invalid(
+            "policy.active_device",
+            format!("unknown active_device policy {policy}"),
+        )),
     }
 }
 
@@ -220,8 +249,10 @@ impl pb::tenant_service_server::TenantService for TenantApi {
             deactivate_on_disable: true,
             delete_on_delete: true,
             username_mapping: pb::UsernameMapping::LocalPart as i32,
+            active_device: pb::ActiveDevicePolicy::Deactivate as i32,
         });
         let username_mapping = username_mapping_name(policy.username_mapping)?;
+        let active_device = active_device_policy_name(policy.active_device)?;
 
         let tenant_id = new_id();
         let maas360 = match &request.maas360 {
@@ -230,6 +261,7 @@ impl pb::tenant_service_server::TenantService for TenantApi {
                     deactivate_on_disable: policy.deactivate_on_disable,
                     delete_on_delete: policy.delete_on_delete,
                     username_mapping: UsernameMapping::from_stored(username_mapping),
+                    park_on_active_device: active_device == "park",
                 };
                 let connection =
                     TenantConnection::from_request(&tenant_id, requested, stored_policy)?;
@@ -248,6 +280,9 @@ impl pb::tenant_service_server::TenantService for TenantApi {
             deactivate_on_disable: Set(policy.deactivate_on_disable),
             delete_on_delete: Set(policy.delete_on_delete),
             username_mapping: Set(username_mapping.to_owned()),
+            mode: Set("push".to_owned()),
+            active_device_policy: Set(active_device.to_owned()),
+            maas360_routes_toml: Set(maas360.as_ref().and_then(|c| c.routes_toml.clone())),
             maas360_base_url: Set(maas360.as_ref().map(|c| c.base_url.clone())),
             maas360_billing_id: Set(maas360.as_ref().map(|c| c.billing_id.clone())),
             maas360_admin_user: Set(maas360.as_ref().map(|c| c.admin_user.clone())),
@@ -450,6 +485,7 @@ impl pb::tenant_service_server::TenantService for TenantApi {
             maas360_platform_id: Set(Some(connection.platform_id.clone())),
             maas360_password_ref: Set(Some(connection.password_ref.clone())),
             maas360_app_access_key_ref: Set(Some(connection.app_access_key_ref.clone())),
+            maas360_routes_toml: Set(connection.routes_toml.clone()),
             ..Default::default()
         }
         .update(&write.txn)
@@ -459,6 +495,94 @@ impl pb::tenant_service_server::TenantService for TenantApi {
         tracing::info!(tenant_id = %updated.tenant_id, base_url = %connection.base_url, "MaaS360 connection set");
         let tokens = active_token_count(self.store.db(), &updated.tenant_id).await?;
         Ok(Response::new(pb::SetMaas360ConnectionResponse {
+            tenant: Some(to_pb(updated, tokens)),
+        }))
+    }
+
+    async fn probe_maas360(
+        &self,
+        request: Request<pb::ProbeMaas360Request>,
+    ) -> Result<Response<pb::ProbeMaas360Response>, Status> {
+        let request = request.into_inner();
+        let model = self.find(&request.tenant).await?;
+        let connection = connection::from_model(&model).ok_or_else(|| {
+            ProvisionerError::refused(
+                ErrorReason::NoMaas360Connection,
+                "the tenant has no MaaS360 connection; set one with `dirsync tenant set-maas360`",
+            )
+        })?;
+        let client = connection.client(&self.settings).map_err(|error| {
+            ProvisionerError::invalid("maas360", format!("MaaS360 connection: {error}"))
+        })?;
+        let options = dirsync_maas360::probe::ProbeOptions {
+            write: request.write,
+            ..Default::default()
+        };
+        let report = dirsync_maas360::probe::run(&client, &options).await;
+        tracing::info!(tenant = %model.tenant_id, passed = report.passed, write = request.write, "MaaS360 probed");
+        let step = |step: &dirsync_maas360::probe::ProbeStep| pb::ProbeStep {
+            route: step.route.as_str().to_owned(),
+            method: step.method.clone(),
+            path: step.path.clone(),
+            evidence: step.evidence.clone(),
+            outcome: match step.outcome {
+                dirsync_maas360::probe::StepOutcome::Ok => "ok",
+                dirsync_maas360::probe::StepOutcome::Failed => "failed",
+                dirsync_maas360::probe::StepOutcome::Skipped => "skipped",
+                dirsync_maas360::probe::StepOutcome::NotApplicable => "not_applicable",
+            }
+            .to_owned(),
+            http_status: step.status.map_or(0, u32::from),
+            error: step.error.clone().unwrap_or_default(),
+            note: [Some(step.check.clone()), step.note.clone()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+        Ok(Response::new(pb::ProbeMaas360Response {
+            passed: report.passed,
+            steps: report
+                .steps
+                .iter()
+                .chain(&report.cleanup)
+                .map(step)
+                .collect(),
+            leftovers: report.leftovers,
+        }))
+    }
+
+    async fn set_tenant_mode(
+        &self,
+        request: Request<pb::SetTenantModeRequest>,
+    ) -> Result<Response<pb::SetTenantModeResponse>, Status> {
+        let request = request.into_inner();
+        let current = self.find(&request.tenant).await?;
+        let mode = match pb::TenantMode::try_from(request.mode) {
+            Ok(pb::TenantMode::Push) => "push",
+            Ok(pb::TenantMode::Pull) => "pull",
+            _ => {
+                return Err(ProvisionerError::invalid(
+                    "mode",
+                    "mode is TENANT_MODE_PUSH or TENANT_MODE_PULL",
+                )
+                .into());
+            }
+        };
+        let write = self.store.write().await?;
+        let updated = tenant::ActiveModel {
+            tenant_id: Set(current.tenant_id.clone()),
+            mode: Set(mode.to_owned()),
+            ..Default::default()
+        }
+        .update(&write.txn)
+        .await
+        .map_err(ProvisionerError::from)?;
+        write.commit().await?;
+        self.store.forget_tenant_mode(&updated.tenant_id);
+        tracing::info!(tenant = %updated.tenant_id, mode, "tenant mode set");
+        let tokens = active_token_count(self.store.db(), &updated.tenant_id).await?;
+        Ok(Response::new(pb::SetTenantModeResponse {
             tenant: Some(to_pb(updated, tokens)),
         }))
     }

@@ -228,6 +228,7 @@ impl UserApi {
 
     async fn replace(&self, request: pb::ReplaceUserRequest) -> Result<pb::User> {
         let tenant_id = self.store.tenant_id(&request.tenant).await?;
+        self.store.check_writer(&tenant_id, request.source).await?;
         let document = parse_user(request.user)?;
         let summary = &document.summary;
         let write = self.store.write().await?;
@@ -361,6 +362,7 @@ impl pb::user_service_server::UserService for UserApi {
     ) -> Result<Response<pb::CreateUserResponse>, Status> {
         let request = request.into_inner();
         let tenant_id = self.store.tenant_id(&request.tenant).await?;
+        self.store.check_writer(&tenant_id, request.source).await?;
         let user = self.create(&tenant_id, request.user).await?;
         Ok(Response::new(pb::CreateUserResponse { user: Some(user) }))
     }
@@ -396,6 +398,7 @@ impl pb::user_service_server::UserService for UserApi {
     ) -> Result<Response<pb::DeleteUserResponse>, Status> {
         let request = request.into_inner();
         let tenant_id = self.store.tenant_id(&request.tenant).await?;
+        self.store.check_writer(&tenant_id, request.source).await?;
         self.delete(&tenant_id, &request.id).await?;
         Ok(Response::new(pb::DeleteUserResponse {}))
     }

@@ -107,6 +107,7 @@ pub(crate) async fn create(
     let input = dirsync_scim::parse_group(&document)?;
     let has_members = !input.member_ids.is_empty();
     let request = pb::CreateGroupRequest {
+        source: pb::WriteSource::Scim as i32,
         tenant: tenant_id.clone(),
         display_name: input.display_name,
         external_id: input.external_id.unwrap_or_default(),
@@ -147,6 +148,7 @@ pub(crate) async fn replace(
     .await?;
     let input = dirsync_scim::parse_group(&document)?;
     let request = pb::UpdateGroupRequest {
+        source: pb::WriteSource::Scim as i32,
         tenant: tenant_id.clone(),
         id: id.clone(),
         display_name: Some(input.display_name),
@@ -183,6 +185,7 @@ pub(crate) async fn patch(
     let request = PatchRequest::parse(&body)?;
     let plan = dirsync_scim::plan_group_patch(&request)?;
     let request = pb::UpdateGroupRequest {
+        source: pb::WriteSource::Scim as i32,
         tenant: tenant_id,
         id,
         display_name: plan.display_name,
@@ -202,6 +205,7 @@ pub(crate) async fn delete(
     ResourceId(id): ResourceId,
 ) -> Result<Response, ApiError> {
     let request = pb::DeleteGroupRequest {
+        source: pb::WriteSource::Scim as i32,
         tenant: tenant_id,
         id,
     };

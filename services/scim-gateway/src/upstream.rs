@@ -123,6 +123,14 @@ pub(crate) fn scim_error(status: Status) -> ScimError {
         Code::InvalidArgument | Code::OutOfRange => {
             ScimError::bad_request(scim_type_of(&status), status.message())
         }
+        // A tenant in pull mode takes no SCIM writes: forbidden, not a failed precondition
+        // of the request.
+        Code::FailedPrecondition
+            if dirsync_proto::errors::read(&status).reason
+                == Some(dirsync_proto::errors::ErrorReason::WrongMode) =>
+        {
+            ScimError::new(403, None, status.message())
+        }
         Code::FailedPrecondition | Code::Aborted => {
             ScimError::precondition_failed(status.message())
         }

@@ -127,6 +127,7 @@ pub(crate) async fn create(
     )
     .await?;
     let request = pb::CreateUserRequest {
+        source: pb::WriteSource::Scim as i32,
         tenant: tenant_id,
         user: Some(scim_input(&document)),
     };
@@ -160,6 +161,7 @@ pub(crate) async fn replace(
     )
     .await?;
     let request = pb::ReplaceUserRequest {
+        source: pb::WriteSource::Scim as i32,
         tenant: tenant_id,
         id,
         user: Some(scim_input(&document)),
@@ -215,6 +217,7 @@ pub(crate) async fn patch(
             .map_err(|_| ScimError::internal("stored user document is unreadable"))?;
         dirsync_scim::apply_patch(&mut document, &request)?;
         let replace = pb::ReplaceUserRequest {
+            source: pb::WriteSource::Scim as i32,
             tenant: tenant_id.clone(),
             id: id.clone(),
             user: Some(scim_input(&document)),
@@ -246,6 +249,7 @@ pub(crate) async fn delete(
     ResourceId(id): ResourceId,
 ) -> Result<Response, ApiError> {
     let request = pb::DeleteUserRequest {
+        source: pb::WriteSource::Scim as i32,
         tenant: tenant_id,
         id,
     };

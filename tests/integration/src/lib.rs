@@ -582,8 +582,8 @@ pub mod sync {
         config: &EmulatorConfig,
         secrets: &std::path::Path,
     ) -> pb::Maas360Connection {
-        let file = |name: &str| pb::SecretReference {
-            source: Some(pb::secret_reference::Source::File(
+        let file = |name: &str| dirsync_proto::common::v1::SecretReference {
+            source: Some(dirsync_proto::common::v1::secret_reference::Source::File(
                 secrets.join(name).display().to_string(),
             )),
         };
@@ -596,6 +596,7 @@ pub mod sync {
             platform_id: config.platform_id.clone(),
             password: Some(file("password")),
             app_access_key: Some(file("access-key")),
+            routes_toml: String::new(),
         }
     }
 

@@ -185,9 +185,9 @@ impl Secrets {
         Self(dir)
     }
 
-    fn reference(&self, name: &str) -> Option<pb::SecretReference> {
-        Some(pb::SecretReference {
-            source: Some(pb::secret_reference::Source::File(
+    fn reference(&self, name: &str) -> Option<dirsync_proto::common::v1::SecretReference> {
+        Some(dirsync_proto::common::v1::SecretReference {
+            source: Some(dirsync_proto::common::v1::secret_reference::Source::File(
                 self.path(name).display().to_string(),
             )),
         })
@@ -211,6 +211,7 @@ impl Secrets {
             platform_id: config.platform_id.clone(),
             password: self.reference("password"),
             app_access_key: self.reference("access-key"),
+            routes_toml: String::new(),
         }
     }
 }

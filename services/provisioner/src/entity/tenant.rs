@@ -18,6 +18,13 @@ pub struct Model {
     pub maas360_platform_id: Option<String>,
     pub maas360_password_ref: Option<String>,
     pub maas360_app_access_key_ref: Option<String>,
+    /// `push` (Entra's SCIM) or `pull` (Graph): who writes the desired state.
+    pub mode: String,
+    /// `deactivate` or `park`, when MaaS360 refuses to delete a user with an active device.
+    pub active_device_policy: String,
+    /// The tenant's overrides of MaaS360 routes, as a TOML routes file.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub maas360_routes_toml: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -15,6 +15,8 @@ pub(crate) struct RemoteUser {
     pub(crate) id: String,
     pub(crate) identity: Identity,
     pub(crate) active: bool,
+    /// MaaS360 queued the user's deletion for its daily job; it is gone as far as Entra goes.
+    pub(crate) pending_deletion: bool,
 }
 
 /// How a failed call should be treated. Only [`BackendError::Permanent`] (and an unexpected
@@ -40,6 +42,9 @@ pub(crate) enum BackendError {
     AlreadyExists(String),
     #[error("{0}")]
     NotFound(String),
+    /// MaaS360 refuses to delete a user while it has an active device.
+    #[error("{0}")]
+    ActiveDevice(String),
 }
 
 impl BackendError {
@@ -56,6 +61,7 @@ impl BackendError {
         match self {
             Self::Unavailable(_) | Self::Throttled { .. } | Self::CircuitOpen { .. } => "retryable",
             Self::Permanent(_) => "permanent",
+            Self::ActiveDevice(_) => "refused_active_device",
             Self::AlreadyExists(_) => "already_exists",
             Self::NotFound(_) => "not_found",
         }
@@ -68,6 +74,7 @@ impl From<Maas360Error> for BackendError {
         match error {
             Maas360Error::AlreadyExists { detail, .. } => Self::AlreadyExists(detail),
             Maas360Error::NotFound { detail, .. } => Self::NotFound(detail),
+            Maas360Error::ActiveDevice { detail, .. } => Self::ActiveDevice(detail),
             other if other.is_rate_limited() => Self::Throttled {
                 detail: other.to_string(),
                 retry_after,
@@ -130,6 +137,7 @@ impl DirectoryBackend for Maas360Client {
         Ok(found.map(|user| RemoteUser {
             active: !user.status.eq_ignore_ascii_case("inactive")
                 && !user.status.eq_ignore_ascii_case("deactivated"),
+            pending_deletion: user.is_pending_deletion(),
             id: user.user_identifier,
             identity: Identity {
                 user_name: user.user_name,

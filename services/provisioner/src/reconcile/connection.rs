@@ -2,11 +2,12 @@
 //! environment variable or a file of the provisioner), read when a client is
 //! built, and never echoed or logged.
 
-use dirsync_maas360::{
-    AuthVersion, ClientOptions, Credentials, Maas360Client, Maas360Error, Secret,
-};
+use dirsync_maas360::routes::RouteTable;
+use dirsync_maas360::{AuthVersion, ClientOptions, Credentials, Maas360Client, Maas360Error};
+use dirsync_proto::common::v1 as common;
 use dirsync_proto::provisioner::v1 as pb;
 use dirsync_runtime::config::ProvisionerConfig;
+use dirsync_runtime::secrets::{self, SecretError, resolve};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::Policy;
@@ -27,92 +28,47 @@ pub(crate) struct TenantConnection {
     pub(crate) platform_id: String,
     pub(crate) password_ref: String,
     pub(crate) app_access_key_ref: String,
+    /// The tenant's overrides of MaaS360 routes (a TOML routes file), validated when set.
+    pub(crate) routes_toml: Option<String>,
     pub(crate) policy: Policy,
 }
 
+/// The route table of a routes file laid over the defaults; a refusal names the route.
+pub(crate) fn routes(routes_toml: Option<&str>) -> std::result::Result<RouteTable, String> {
+    match routes_toml.filter(|text| !text.trim().is_empty()) {
+        Some(text) => RouteTable::defaults()
+            .with_overrides(text, "the tenant's routes file")
+            .map_err(|error| error.to_string()),
+        None => Ok(RouteTable::defaults()),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum SecretError {
-    #[error("environment variable {0} is not set")]
-    MissingEnv(String),
-    #[error("cannot read secret file {path}: {reason}")]
-    File { path: String, reason: String },
-    #[error("secret reference {0:?} is neither env:NAME nor file:PATH")]
-    BadReference(String),
-    #[error("the secret at {0} is empty")]
-    Empty(String),
+pub(crate) enum ClientError {
+    #[error(transparent)]
+    Secret(#[from] SecretError),
     #[error("{0}")]
     Client(String),
 }
 
-/// `env:NAME` or `file:PATH`, as stored.
+/// `env:NAME` or `file:PATH`, as stored; a refusal names the field.
 pub(crate) fn reference_text(
-    reference: Option<&pb::SecretReference>,
+    reference: Option<&common::SecretReference>,
     field: &str,
 ) -> Result<String> {
-    let invalid = |reason: &str| {
+    secrets::to_text(reference).map_err(|error| {
         ProvisionerError::invalid(
             &format!("maas360.{field}"),
-            format!("maas360.{field}: {reason}"),
+            format!("maas360.{field}: {error}"),
         )
-    };
-    match reference.and_then(|reference| reference.source.as_ref()) {
-        Some(pb::secret_reference::Source::Env(name)) => {
-            let valid =
-                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if valid {
-                Ok(format!("env:{name}"))
-            } else {
-                Err(invalid(
-                    "an environment variable name is letters, digits and _",
-                ))
-            }
-        }
-        Some(pb::secret_reference::Source::File(path)) if !path.trim().is_empty() => {
-            Ok(format!("file:{}", path.trim()))
-        }
-        Some(pb::secret_reference::Source::File(_)) => Err(invalid("the file path is empty")),
-        None => Err(invalid(
-            "give it by reference: an environment variable (env) or a file (file)",
-        )),
-    }
-}
-
-pub(crate) fn reference_pb(text: &str) -> Option<pb::SecretReference> {
-    let source = if let Some(name) = text.strip_prefix("env:") {
-        pb::secret_reference::Source::Env(name.to_owned())
-    } else {
-        pb::secret_reference::Source::File(text.strip_prefix("file:")?.to_owned())
-    };
-    Some(pb::SecretReference {
-        source: Some(source),
     })
-}
-
-fn resolve(reference: &str) -> std::result::Result<Secret, SecretError> {
-    let value = if let Some(name) = reference.strip_prefix("env:") {
-        std::env::var(name).map_err(|_| SecretError::MissingEnv(name.to_owned()))?
-    } else if let Some(path) = reference.strip_prefix("file:") {
-        std::fs::read_to_string(path)
-            .map_err(|error| SecretError::File {
-                path: path.to_owned(),
-                reason: error.to_string(),
-            })?
-            .trim_end_matches(['\r', '\n'])
-            .to_owned()
-    } else {
-        return Err(SecretError::BadReference(reference.to_owned()));
-    };
-    if value.is_empty() {
-        return Err(SecretError::Empty(reference.to_owned()));
-    }
-    Ok(Secret::new(value))
 }
 
 impl TenantConnection {
     /// Changes when anything that shapes the client or the policy changes.
     pub(crate) fn fingerprint(&self) -> String {
         format!(
-            "{}|{}|{}|{}|{}|{}|{}|{}|{:?}",
+            "{}|{}|{}|{}|{}|{}|{}|{}|{:?}|{:?}",
             self.base_url,
             self.billing_id,
             self.admin_user,
@@ -121,6 +77,7 @@ impl TenantConnection {
             self.platform_id,
             self.password_ref,
             self.app_access_key_ref,
+            self.routes_toml,
             self.policy
         )
     }
@@ -129,7 +86,7 @@ impl TenantConnection {
     pub(crate) fn client(
         &self,
         settings: &ProvisionerConfig,
-    ) -> std::result::Result<Maas360Client, SecretError> {
+    ) -> std::result::Result<Maas360Client, ClientError> {
         let credentials = Credentials {
             base_url: self.base_url.clone(),
             billing_id: self.billing_id.clone(),
@@ -147,10 +104,11 @@ impl TenantConnection {
                 AuthVersion::V2
             },
             request_timeout: settings.maas360_timeout,
+            routes: routes(self.routes_toml.as_deref()).map_err(ClientError::Client)?,
             ..ClientOptions::default()
         };
         Maas360Client::new(credentials, options)
-            .map_err(|error| SecretError::Client(error.to_string()))
+            .map_err(|error| ClientError::Client(error.to_string()))
     }
 
     /// From a request; validates every field.
@@ -190,6 +148,11 @@ impl TenantConnection {
                 connection.app_access_key.as_ref(),
                 "app_access_key",
             )?,
+            routes_toml: {
+                routes(Some(&connection.routes_toml))
+                    .map_err(|error| ProvisionerError::invalid("maas360.routes_toml", error))?;
+                Some(connection.routes_toml.clone()).filter(|text| !text.trim().is_empty())
+            },
             policy,
         })
     }
@@ -227,8 +190,9 @@ impl TenantConnection {
             app_id: self.app_id.clone(),
             app_version: self.app_version.clone(),
             platform_id: self.platform_id.clone(),
-            password: reference_pb(&self.password_ref),
-            app_access_key: reference_pb(&self.app_access_key_ref),
+            password: secrets::to_reference(&self.password_ref),
+            app_access_key: secrets::to_reference(&self.app_access_key_ref),
+            routes_toml: self.routes_toml.clone().unwrap_or_default(),
         }
     }
 }
@@ -238,6 +202,7 @@ pub(crate) fn policy_of(model: &tenant::Model) -> Policy {
         deactivate_on_disable: model.deactivate_on_disable,
         delete_on_delete: model.delete_on_delete,
         username_mapping: UsernameMapping::from_stored(&model.username_mapping),
+        park_on_active_device: model.active_device_policy == "park",
     }
 }
 
@@ -252,6 +217,7 @@ pub(crate) fn from_model(model: &tenant::Model) -> Option<TenantConnection> {
         platform_id: model.maas360_platform_id.clone()?,
         password_ref: model.maas360_password_ref.clone()?,
         app_access_key_ref: model.maas360_app_access_key_ref.clone()?,
+        routes_toml: model.maas360_routes_toml.clone(),
         policy: policy_of(model),
     })
 }

@@ -52,6 +52,9 @@ pub(crate) struct Policy {
     pub(crate) deactivate_on_disable: bool,
     pub(crate) delete_on_delete: bool,
     pub(crate) username_mapping: UsernameMapping,
+    /// When MaaS360 refuses to delete a user with an active device: park the resource for an
+    /// operator (true) or deactivate the user instead (false).
+    pub(crate) park_on_active_device: bool,
 }
 
 /// Everything the workers need for one tenant.

@@ -39,6 +39,29 @@ pub(crate) struct AppliedGroup {
     pub(crate) name: String,
 }
 
+/// What the store knows of a user's MaaS360 side between attempts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum UserRecord {
+    Applied(AppliedUser),
+    /// An add went out and its answer was never recorded (a lost response, a crash): MaaS360
+    /// may hold the user under this identity, so nothing may be assumed absent.
+    PendingAdd {
+        pending_add: Identity,
+    },
+}
+
+/// What the store knows of a group's MaaS360 side between attempts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum GroupRecord {
+    Applied(AppliedGroup),
+    /// A create went out under this name and its answer was never recorded.
+    PendingCreate {
+        pending_create: String,
+    },
+}
+
 /// How an attempt that ran to its end left the resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
@@ -328,25 +351,60 @@ async fn reconcile_user(attempt: &mut Attempt<'_>) -> Step<Outcome> {
 
 /// Entra deleted the user: delete it in MaaS360, or only deactivate it, per tenant policy.
 async fn remove_user(attempt: &mut Attempt<'_>) -> Step<()> {
+    let record: Option<UserRecord> = attempt.applied();
+    if attempt.maas360_id.is_none()
+        && let Some(UserRecord::PendingAdd { pending_add }) = &record
+    {
+        // An add whose answer was lost may have created the user: find it to remove it.
+        let target = format!("{}@{}", pending_add.user_name, pending_add.domain);
+        if find_and_adopt(attempt, pending_add, &target)
+            .await?
+            .is_none()
+        {
+            attempt.forget();
+            return Ok(());
+        }
+    }
     let Some(id) = attempt.maas360_id.clone() else {
         return Ok(());
     };
-    let applied: Option<AppliedUser> = attempt.applied();
+    let applied = match attempt.applied::<UserRecord>() {
+        Some(UserRecord::Applied(state)) => Some(state),
+        _ => None,
+    };
     let target = applied.as_ref().map_or_else(
         || id.clone(),
         |state| format!("{}@{}", state.identity.user_name, state.identity.domain),
     );
     let backend = attempt.runtime.backend.clone();
+    let mut deactivate = !attempt.runtime.policy.delete_on_delete;
     if attempt.runtime.policy.delete_on_delete {
         match attempt
             .call("delete_user", &target, backend.delete_user(&id))
             .await
         {
-            // A 404 means it was already gone.
+            // A 404 means it was already gone; a queued deletion is done as far as we go.
             Ok(()) | Err(BackendError::NotFound(_)) => {}
+            Err(BackendError::ActiveDevice(detail))
+                if !attempt.runtime.policy.park_on_active_device =>
+            {
+                tracing::warn!(
+                    tenant = %attempt.lease.row.tenant_id, user = %target, %detail,
+                    "MaaS360 refused to delete a user with an active device; deactivating it instead"
+                );
+                deactivate = true;
+            }
+            Err(BackendError::ActiveDevice(detail)) => {
+                return Err(BackendError::Permanent(format!(
+                    "MaaS360 refuses to delete {target} while it has an active device ({detail}); \
+                     retire or wipe the device in the MaaS360 portal, then retry this resource"
+                ))
+                .into());
+            }
             Err(error) => return Err(error.into()),
         }
-    } else if applied.as_ref().is_none_or(|state| state.active) {
+    }
+    if deactivate && applied.as_ref().is_none_or(|state| state.active) {
         attempt
             .call("deactivate_user", &target, backend.deactivate_user(&id))
             .await?;
@@ -363,17 +421,33 @@ async fn create_or_adopt_user(
     identity: &Identity,
     target: &str,
 ) -> Step<(String, AppliedUser)> {
-    let applied: Option<AppliedUser> = attempt.applied();
-    if let (Some(id), Some(state)) = (attempt.maas360_id.clone(), applied) {
-        return Ok((id, state));
-    }
-    if attempt.maas360_id.is_some() {
-        // Linked before, but what MaaS360 holds is unknown: read it.
-        if let Some(adopted) = find_and_adopt(attempt, identity, target).await? {
-            return Ok(adopted);
+    let record: Option<UserRecord> = attempt.applied();
+    match (attempt.maas360_id.clone(), record) {
+        (Some(id), Some(UserRecord::Applied(state))) => return Ok((id, state)),
+        (Some(_), _) => {
+            // Linked before, but what MaaS360 holds is unknown: read it.
+            if let Some(adopted) = find_and_adopt(attempt, identity, target).await? {
+                return Ok(adopted);
+            }
+            attempt.forget();
         }
-        attempt.forget();
+        (None, Some(UserRecord::PendingAdd { pending_add })) if pending_add != *identity => {
+            // An earlier add, under the identity Entra had then, may have created the user:
+            // adopt it, and the identity step brings it up to date.
+            let earlier = format!("{}@{}", pending_add.user_name, pending_add.domain);
+            if let Some(adopted) = find_and_adopt(attempt, &pending_add, &earlier).await? {
+                return Ok(adopted);
+            }
+        }
+        (None, _) => {}
     }
+    // The add is not idempotent: record it before it goes out, so that a lost answer or a
+    // crash leaves a trace the next attempt (or a delete) follows.
+    attempt
+        .save(&UserRecord::PendingAdd {
+            pending_add: identity.clone(),
+        })
+        .await?;
     // Add first: the common case costs one call.
     let backend = attempt.runtime.backend.clone();
     match attempt
@@ -419,6 +493,14 @@ async fn find_and_adopt(
     let Some(remote) = found else {
         return Ok(None);
     };
+    if remote.pending_deletion {
+        // MaaS360 will delete it with its daily job and refuses a new user of the name until
+        // then: adopting it would lose the user tomorrow.
+        return Err(BackendError::Unavailable(format!(
+            "MaaS360 has {target} queued for deletion; it can be created again after MaaS360's daily deletion job"
+        ))
+        .into());
+    }
     let state = AppliedUser {
         identity: remote.identity,
         active: remote.active,
@@ -592,30 +674,54 @@ async fn reconcile_group(attempt: &mut Attempt<'_>) -> Step<Outcome> {
     let desired = group::Entity::find_by_id((row.tenant_id.clone(), row.resource_id.clone()))
         .one(attempt.store.db())
         .await?;
-    let applied: Option<AppliedGroup> = attempt.applied();
+    let record: Option<GroupRecord> = attempt.applied();
     let Some(desired) = desired else {
-        remove_group(attempt, applied).await?;
+        remove_group(attempt, record).await?;
         return Ok(Outcome::Done);
     };
     let name = desired.display_name;
-    match (attempt.maas360_id.clone(), applied) {
+    match (attempt.maas360_id.clone(), record) {
+        (None, Some(GroupRecord::PendingCreate { pending_create })) => {
+            // An earlier create may have made the group: adopt it (under the name it got).
+            if adopt_group(attempt, &pending_create).await?.is_none() {
+                create_or_adopt_group(attempt, &name).await?;
+            } else if pending_create != name {
+                let id = attempt.maas360_id.clone().unwrap_or_default();
+                follow_rename(attempt, &id, &pending_create, &name).await?;
+            }
+        }
         (None, _) => create_or_adopt_group(attempt, &name).await?,
-        (Some(id), Some(applied)) if applied.name != name => {
+        (Some(id), Some(GroupRecord::Applied(applied))) if applied.name != name => {
             follow_rename(attempt, &id, &applied.name, &name).await?;
         }
-        (Some(_), Some(_)) => {}
+        (Some(_), Some(GroupRecord::Applied(_))) => {}
         // Linked, but the name MaaS360 holds was unreadable: it was created under the name
         // Entra gave, and a rename since would have been recorded.
-        (Some(_), None) => attempt.save(&AppliedGroup { name }).await?,
+        (Some(_), _) => {
+            attempt
+                .save(&GroupRecord::Applied(AppliedGroup { name }))
+                .await?
+        }
     }
     Ok(Outcome::Done)
 }
 
-async fn remove_group(attempt: &mut Attempt<'_>, applied: Option<AppliedGroup>) -> Step<()> {
+async fn remove_group(attempt: &mut Attempt<'_>, record: Option<GroupRecord>) -> Step<()> {
+    if attempt.maas360_id.is_none()
+        && let Some(GroupRecord::PendingCreate { pending_create }) = &record
+        && adopt_group(attempt, pending_create).await?.is_none()
+    {
+        attempt.forget();
+        return Ok(());
+    }
     let Some(id) = attempt.maas360_id.clone() else {
         return Ok(());
     };
-    let name = applied.map_or_else(|| id.clone(), |applied| applied.name);
+    let name = match record {
+        Some(GroupRecord::Applied(applied)) => applied.name,
+        Some(GroupRecord::PendingCreate { pending_create }) => pending_create,
+        None => id.clone(),
+    };
     let backend = attempt.runtime.backend.clone();
     match attempt
         .call("delete_group", &name, backend.delete_group(&id))
@@ -632,6 +738,12 @@ async fn remove_group(attempt: &mut Attempt<'_>, applied: Option<AppliedGroup>) 
 /// Option 2: an Entra group becomes a MaaS360 user group of the same name; one MaaS360 already
 /// has (or got before a lost response) is adopted.
 async fn create_or_adopt_group(attempt: &mut Attempt<'_>, name: &str) -> Step<()> {
+    // The create is not idempotent: record it before it goes out.
+    attempt
+        .save(&GroupRecord::PendingCreate {
+            pending_create: name.to_owned(),
+        })
+        .await?;
     let backend = attempt.runtime.backend.clone();
     let id = match attempt
         .call("create_group", name, backend.create_group(name))
@@ -650,11 +762,28 @@ async fn create_or_adopt_group(attempt: &mut Attempt<'_>, name: &str) -> Step<()
     };
     attempt.maas360_id = Some(id);
     attempt
-        .save(&AppliedGroup {
+        .save(&GroupRecord::Applied(AppliedGroup {
             name: name.to_owned(),
-        })
+        }))
         .await?;
     Ok(())
+}
+
+/// Links the user group MaaS360 holds under `name`, if any.
+async fn adopt_group(attempt: &mut Attempt<'_>, name: &str) -> Step<Option<String>> {
+    let backend = attempt.runtime.backend.clone();
+    let found = attempt
+        .call("find_group", name, backend.find_group(name))
+        .await?;
+    if let Some(id) = &found {
+        attempt.maas360_id = Some(id.clone());
+        attempt
+            .save(&GroupRecord::Applied(AppliedGroup {
+                name: name.to_owned(),
+            }))
+            .await?;
+    }
+    Ok(found)
 }
 
 /// MaaS360's web services cannot rename a user group, and deleting and recreating it would
@@ -667,9 +796,9 @@ async fn follow_rename(attempt: &mut Attempt<'_>, id: &str, old: &str, name: &st
         .await?;
     if found.as_deref() == Some(id) {
         attempt
-            .save(&AppliedGroup {
+            .save(&GroupRecord::Applied(AppliedGroup {
                 name: name.to_owned(),
-            })
+            }))
             .await?;
         return Ok(());
     }

@@ -9,6 +9,7 @@ mod m0001_tenants;
 mod m0002_identity;
 mod m0003_reconcile;
 mod m0004_reliability;
+mod m0005_tenant_modes;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_identity::Migration),
             Box::new(m0003_reconcile::Migration),
             Box::new(m0004_reliability::Migration),
+            Box::new(m0005_tenant_modes::Migration),
         ]
     }
 

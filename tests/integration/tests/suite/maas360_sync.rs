@@ -527,8 +527,8 @@ async fn bad_maas360_credentials_are_refused_naming_the_part() {
         "{}",
         refused.message()
     );
-    connection.password = Some(pb::SecretReference {
-        source: Some(pb::secret_reference::Source::Env(
+    connection.password = Some(dirsync_proto::common::v1::SecretReference {
+        source: Some(dirsync_proto::common::v1::secret_reference::Source::Env(
             "DIRSYNC_TEST_SURELY_UNSET".to_owned(),
         )),
     });
