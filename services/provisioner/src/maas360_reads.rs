@@ -30,9 +30,8 @@ impl Maas360ReadApi {
     async fn runtime(&self, tenant: &str) -> Result<Arc<TenantRuntime>> {
         let tenant_id = self.store.tenant_id(tenant).await?;
         self.reconciler
-            .tenant_runtimes()
+            .tenant_runtime(&tenant_id)
             .await
-            .remove(&tenant_id)
             .ok_or_else(|| {
                 ProvisionerError::refused(
                     ErrorReason::NoMaas360Connection,

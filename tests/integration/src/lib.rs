@@ -500,7 +500,18 @@ pub mod sync {
                 deletion_job_after: Some(Duration::ZERO),
                 ..EmulatorConfig::for_tests()
             };
-            let emulator = dirsync_emulators::maas360::start(emulator_config.clone(), None)
+            Self::start_on(emulator_config, None, None, adjust).await
+        }
+
+        /// A stack whose MaaS360 emulator is configured and seeded by the test, and whose
+        /// tenant has the given policy.
+        pub async fn start_on(
+            emulator_config: EmulatorConfig,
+            seed: Option<dirsync_emulators::maas360::Seed>,
+            policy: Option<pb::TenantPolicy>,
+            adjust: impl FnOnce(&mut DirsyncConfig),
+        ) -> Self {
+            let emulator = dirsync_emulators::maas360::start(emulator_config.clone(), seed)
                 .await
                 .unwrap_or_else(|error| panic!("emulator: {error}"));
             let stack = Stack::start_with(|config| {
@@ -520,7 +531,7 @@ pub mod sync {
                 .create_tenant(pb::CreateTenantRequest {
                     name: "synced".to_owned(),
                     maas360: Some(connection(&emulator, &emulator_config, &secrets)),
-                    policy: None,
+                    policy,
                 })
                 .await
                 .unwrap_or_else(|error| panic!("create tenant: {error}"))

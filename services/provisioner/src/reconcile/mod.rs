@@ -234,6 +234,16 @@ impl Reconciler {
             .collect()
     }
 
+    /// The runtime of one tenant, read again from the store when this process does not know
+    /// it yet (a connection set a moment ago, maybe through another replica).
+    pub(crate) async fn tenant_runtime(&self, tenant_id: &str) -> Option<Arc<TenantRuntime>> {
+        if let Some(runtime) = self.tenant_runtimes().await.remove(tenant_id) {
+            return Some(runtime);
+        }
+        self.runtimes.lock().await.loaded_at = None;
+        self.tenant_runtimes().await.remove(tenant_id)
+    }
+
     /// Works until `shutdown` resolves, then lets in-flight resources finish.
     pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()> + Send) {
         let workers = Arc::new(Semaphore::new(self.settings.workers as usize));

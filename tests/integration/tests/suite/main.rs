@@ -7,6 +7,7 @@
 
 mod e2e;
 mod health;
+mod maas360_fidelity;
 mod maas360_sync;
 mod migrations;
 mod observability;
@@ -18,4 +19,5 @@ mod scim_hostile;
 mod scim_quirks;
 mod scim_schema_conformance;
 mod scim_users;
+mod tenant_modes;
 mod tenants;
