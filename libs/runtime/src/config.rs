@@ -614,6 +614,34 @@ mod tests {
         );
     }
 
+    /// deploy/config/example.toml promises every key with its default.
+    #[test]
+    fn the_example_file_lists_every_key_with_its_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/config/example.toml");
+        let loaded = DirsyncConfig::load_from(Some(&path), env(&[])).unwrap();
+        assert_eq!(
+            loaded,
+            DirsyncConfig::default(),
+            "the file's values are the defaults"
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let file = Config::builder()
+            .add_source(File::from_str(&text, FileFormat::Toml))
+            .build()
+            .unwrap()
+            .collect()
+            .unwrap();
+        let defaults = Config::try_from(&DirsyncConfig::default())
+            .unwrap()
+            .collect()
+            .unwrap();
+        let missing: Vec<String> = leaf_keys(&defaults)
+            .difference(&leaf_keys(&file))
+            .cloned()
+            .collect();
+        assert!(missing.is_empty(), "example.toml lacks {missing:?}");
+    }
+
     #[test]
     fn missing_file_is_an_error() {
         let error =

@@ -212,9 +212,13 @@ where
                     labels,
                     started.elapsed().as_secs_f64(),
                 );
-                if code != tonic::Code::Ok {
-                    tracing::debug!(?code, "rpc failed");
-                }
+                // One line per RPC at debug, inside the span: the request id the gateway set
+                // reaches the provisioner's log with it.
+                tracing::debug!(
+                    ?code,
+                    elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                    "rpc"
+                );
                 result
             }
             .instrument(span),

@@ -1,6 +1,7 @@
-//! Metrics and request ids: every SCIM request gets an id (echoed to the
-//! caller and carried to the provisioner), and requests are counted and timed
-//! per route and per RPC.
+//! Metrics and request ids, in-process: every SCIM request gets a fresh id (or keeps the
+//! caller's), and the series exist per route and per RPC. Exact counts, and the id reaching the
+//! provisioner's log, are checked on a process of its own (services/dirsync/tests/process/
+//! observability.rs): here other tests share the registry.
 
 use dirsync_tests::Stack;
 use serde_json::json;
