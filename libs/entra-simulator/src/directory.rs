@@ -168,7 +168,7 @@ impl fmt::Display for ChangeSummary {
 }
 
 /// A user a correct SCIM target must hold.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ExpectedUser {
     pub object_id: String,
     /// SCIM `userName` (= UPN).
@@ -286,6 +286,21 @@ fn pick_job(rng: &mut StdRng) -> (&'static str, &'static str) {
     }
 }
 
+/// The mail domain of an acquired company: its people kept their mailboxes, so
+/// their mail differs from their UPN, as it does in many real tenants. A
+/// product that copies the UPN into MaaS360's email is caught by it.
+const SECONDARY_MAIL_DOMAIN: &str = "fabrikam.example";
+
+/// One person in eight has mail on the acquired domain; chosen by employee
+/// number so that the random sequence (and every seeded directory) is unchanged.
+fn mail_for(upn: &str, employee_number: u64) -> String {
+    if employee_number % 8 == 3 {
+        format!("{}@{SECONDARY_MAIL_DOMAIN}", local_part(upn))
+    } else {
+        upn.to_owned()
+    }
+}
+
 fn make_user(
     rng: &mut StdRng,
     upns: &mut UpnAllocator,
@@ -299,7 +314,7 @@ fn make_user(
     DirectoryUser {
         object_id: random_guid(rng),
         mail_nickname: local_part(&upn),
-        mail: upn.clone(),
+        mail: mail_for(&upn, employee_number),
         user_principal_name: upn,
         given_name: given.to_owned(),
         surname: surname.to_owned(),
@@ -627,7 +642,11 @@ impl Directory {
         self.retired_upns.insert(old_upn.to_ascii_lowercase());
         user.surname = surname.to_owned();
         user.display_name = format!("{} {}", user.given_name, surname);
-        user.mail = new_upn.clone();
+        user.mail = if user.mail.eq_ignore_ascii_case(&old_upn) {
+            new_upn.clone()
+        } else {
+            format!("{}@{SECONDARY_MAIL_DOMAIN}", local_part(&new_upn))
+        };
         user.mail_nickname = local_part(&new_upn);
         Some(Change::UserRenamed {
             object_id: user.object_id.clone(),
@@ -919,7 +938,13 @@ mod tests {
                 assert!(steps <= dir.users.len(), "manager chain is acyclic");
             }
             assert!(u.user_principal_name.ends_with("@contoso.example"));
-            assert_eq!(u.mail, u.user_principal_name);
+            assert!(
+                u.mail == u.user_principal_name
+                    || u.mail == format!("{}@{SECONDARY_MAIL_DOMAIN}", u.mail_nickname),
+                "{} has mail {}",
+                u.user_principal_name,
+                u.mail
+            );
             assert!(u.user_principal_name.starts_with(&u.mail_nickname));
         }
     }
@@ -942,6 +967,15 @@ mod tests {
         assert_eq!(dir.users.len(), 2_000);
         assert_eq!(dir.groups.len(), 60);
         assert_invariants(&dir);
+        let mail_differs = dir
+            .users
+            .iter()
+            .filter(|u| u.mail != u.user_principal_name)
+            .count();
+        assert!(
+            (200..=300).contains(&mail_differs),
+            "{mail_differs} of 2000 have mail apart from their UPN"
+        );
         // Collisions are resolved with a digit.
         assert!(dir.users.iter().any(|u| {
             u.mail_nickname
