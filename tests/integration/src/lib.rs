@@ -459,7 +459,6 @@ pub mod sync {
     use dirsync_emulators::maas360::{EmulatorConfig, EmulatorHandle, Faults, StateDump};
     use dirsync_proto::provisioner::v1 as pb;
     use dirsync_runtime::DirsyncConfig;
-    use serde_json::Value;
 
     use super::Stack;
     use super::http::ScimClient;
@@ -628,10 +627,11 @@ pub mod sync {
         pub user_name: String,
         pub domain: String,
         pub email: String,
+        pub full_name: String,
         pub active: bool,
     }
 
-    /// What MaaS360 should hold, read from the gateway (what Entra was told).
+    /// What MaaS360 should hold, in MaaS360's terms.
     #[derive(Debug, Default, PartialEq, Eq)]
     pub struct Mirror {
         pub users: BTreeSet<ExpectedUser>,
@@ -639,26 +639,123 @@ pub mod sync {
         pub groups: BTreeMap<String, BTreeSet<String>>,
     }
 
-    async fn all(scim: &ScimClient, resource: &str) -> Vec<Value> {
-        let mut out = Vec::new();
-        let mut start = 1;
-        loop {
-            let page = scim
-                .get(&format!("/{resource}?startIndex={start}&count=500"))
-                .await;
-            assert_eq!(page.status, 200, "{}", page.raw);
-            let resources = page.body["Resources"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            let total = page.body["totalResults"].as_u64().unwrap_or(0);
-            start += resources.len();
-            out.extend(resources);
-            if out.len() as u64 >= total
-                || page.body["Resources"].as_array().is_none_or(Vec::is_empty)
-            {
-                return out;
+    /// A user as the test sent it to the gateway.
+    #[derive(Debug, Clone, Default)]
+    pub struct SentUser {
+        pub user_name: String,
+        pub email: String,
+        pub display_name: String,
+        pub active: bool,
+    }
+
+    /// A group as the test sent it: its name and its members' SCIM ids.
+    #[derive(Debug, Clone, Default)]
+    pub struct SentGroup {
+        pub display_name: String,
+        pub members: BTreeSet<String>,
+    }
+
+    /// The directory as the test told it to the gateway, kept by the test itself
+    /// beside every request it sends, so that the verdict never rests on the
+    /// product's own read-back: a gateway that stored the wrong thing would agree
+    /// with itself.
+    #[derive(Debug, Clone, Default)]
+    pub struct Ledger {
+        /// SCIM id → user.
+        pub users: BTreeMap<String, SentUser>,
+        /// SCIM id → group.
+        pub groups: BTreeMap<String, SentGroup>,
+    }
+
+    impl Ledger {
+        pub fn user_created(&mut self, id: &str, user: SentUser) {
+            self.users.insert(id.to_owned(), user);
+        }
+
+        /// Applies a change the test sent for a user it created.
+        pub fn user_changed(&mut self, id: &str, change: impl FnOnce(&mut SentUser)) {
+            let user = self
+                .users
+                .get_mut(id)
+                .unwrap_or_else(|| panic!("the test never created user {id}"));
+            change(user);
+        }
+
+        /// A deleted user leaves its groups too, as Entra's deletion does.
+        pub fn user_deleted(&mut self, id: &str) {
+            self.users.remove(id);
+            for group in self.groups.values_mut() {
+                group.members.remove(id);
             }
+        }
+
+        pub fn group_created(&mut self, id: &str, display_name: &str) {
+            self.groups.insert(
+                id.to_owned(),
+                SentGroup {
+                    display_name: display_name.to_owned(),
+                    members: BTreeSet::new(),
+                },
+            );
+        }
+
+        pub fn members_added<'a>(
+            &mut self,
+            group: &str,
+            users: impl IntoIterator<Item = &'a String>,
+        ) {
+            self.group_mut(group)
+                .members
+                .extend(users.into_iter().cloned());
+        }
+
+        pub fn members_removed<'a>(
+            &mut self,
+            group: &str,
+            users: impl IntoIterator<Item = &'a String>,
+        ) {
+            let members = &mut self.group_mut(group).members;
+            for user in users {
+                members.remove(user);
+            }
+        }
+
+        fn group_mut(&mut self, id: &str) -> &mut SentGroup {
+            self.groups
+                .get_mut(id)
+                .unwrap_or_else(|| panic!("the test never created group {id}"))
+        }
+
+        /// What MaaS360 must hold: the username is the UPN prefix, the domain the rest,
+        /// the email the work email, the full name the display name.
+        pub fn expected(&self) -> Mirror {
+            let mut mirror = Mirror::default();
+            let mut names = BTreeMap::new();
+            for (id, user) in &self.users {
+                let (local, domain) = split(&user.user_name);
+                names.insert(id.clone(), format!("{local}@{domain}").to_lowercase());
+                mirror.users.insert(ExpectedUser {
+                    user_name: local.to_lowercase(),
+                    domain: domain.to_lowercase(),
+                    email: user.email.clone(),
+                    full_name: user.display_name.clone(),
+                    active: user.active,
+                });
+            }
+            for group in self.groups.values() {
+                let members = group
+                    .members
+                    .iter()
+                    .map(|id| {
+                        names
+                            .get(id)
+                            .cloned()
+                            .unwrap_or_else(|| panic!("group member {id} is no user the test sent"))
+                    })
+                    .collect();
+                mirror.groups.insert(group.display_name.clone(), members);
+            }
+            mirror
         }
     }
 
@@ -667,51 +764,6 @@ pub mod sync {
             Some((local, domain)) => (local.to_owned(), domain.to_owned()),
             None => (user_name.to_owned(), String::new()),
         }
-    }
-
-    /// The expected MaaS360 state, from the SCIM side.
-    pub async fn expected_from_scim(scim: &ScimClient) -> Mirror {
-        let mut mirror = Mirror::default();
-        let mut names = BTreeMap::new();
-        for user in all(scim, "Users").await {
-            let user_name = user["userName"].as_str().unwrap_or_default();
-            let (local, domain) = split(user_name);
-            let email = user["emails"]
-                .as_array()
-                .and_then(|emails| {
-                    emails
-                        .iter()
-                        .find(|e| e["type"] == "work")
-                        .or_else(|| emails.first())
-                })
-                .and_then(|e| e["value"].as_str())
-                .map_or_else(|| format!("{local}@{domain}"), str::to_owned);
-            names.insert(
-                user["id"].as_str().unwrap_or_default().to_owned(),
-                format!("{local}@{domain}").to_lowercase(),
-            );
-            mirror.users.insert(ExpectedUser {
-                user_name: local.to_lowercase(),
-                domain: domain.to_lowercase(),
-                email,
-                active: user["active"].as_bool().unwrap_or(true),
-            });
-        }
-        for group in all(scim, "Groups").await {
-            let members = group["members"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|m| m["value"].as_str())
-                .filter_map(|id| names.get(id).cloned())
-                .collect();
-            mirror.groups.insert(
-                group["displayName"].as_str().unwrap_or_default().to_owned(),
-                members,
-            );
-        }
-        mirror
     }
 
     /// What the emulator holds, in the same terms.
@@ -727,6 +779,7 @@ pub mod sync {
                 user_name: user.user_name.to_lowercase(),
                 domain: user.domain.to_lowercase(),
                 email: user.email.clone(),
+                full_name: user.full_name.clone(),
                 active: user.status.eq_ignore_ascii_case("active"),
             });
         }
@@ -734,17 +787,24 @@ pub mod sync {
             let members = state
                 .members(&group.group_identifier)
                 .iter()
-                .filter_map(|id| names.get(id).cloned())
+                .map(|id| {
+                    // An id MaaS360 holds no user for shows as itself, so the
+                    // comparison reports it rather than losing it.
+                    names
+                        .get(id)
+                        .cloned()
+                        .unwrap_or_else(|| format!("<no user {id}>"))
+                })
                 .collect();
             mirror.groups.insert(group.name.clone(), members);
         }
         mirror
     }
 
-    /// Asserts that MaaS360 holds exactly what Entra told the gateway, user
+    /// Asserts that MaaS360 holds exactly what the test told the gateway, user
     /// by user and group by group, with no duplicates.
-    pub async fn assert_mirrors(sync: &SyncStack) {
-        let expected = expected_from_scim(&sync.scim).await;
+    pub fn assert_mirrors(sync: &SyncStack, sent: &Ledger) {
+        let expected = sent.expected();
         let state = sync.emulator.state();
         let mut seen = BTreeSet::new();
         for user in &state.users {

@@ -7,36 +7,63 @@ use std::time::Duration;
 use dirsync_emulators::maas360::{Faults, Outage};
 use dirsync_proto::provisioner::v1 as pb;
 use dirsync_tests::http::ScimClient;
-use dirsync_tests::sync::{SyncStack, assert_mirrors};
+use dirsync_tests::sync::{Ledger, SentUser, SyncStack, assert_mirrors};
 use serde_json::{Value, json};
 
 const SETTLE: Duration = Duration::from_secs(90);
 
-async fn create_user(scim: &ScimClient, index: usize) -> String {
+async fn create_user(scim: &ScimClient, sent: &mut Ledger, index: usize) -> String {
     let name = format!("user{index:03}@contoso.example");
+    let user = SentUser {
+        user_name: name.clone(),
+        // Mail on another domain than the UPN, as many tenants have: MaaS360's email
+        // must come from the work email, never from the userName.
+        email: format!("user{index:03}@mail.contoso.example"),
+        display_name: format!("User {index}"),
+        active: true,
+    };
     let reply = scim
         .post(
             "/Users",
-            &json!({"userName": name, "active": true, "displayName": format!("User {index}"),
-                    "emails": [{"type": "work", "primary": true, "value": name}]}),
+            &json!({"userName": user.user_name, "active": user.active, "displayName": user.display_name,
+                    "emails": [{"type": "work", "primary": true, "value": user.email}]}),
         )
         .await;
     assert_eq!(reply.status, 201, "{}", reply.raw);
-    reply.body["id"].as_str().unwrap().to_owned()
+    let id = reply.body["id"].as_str().unwrap().to_owned();
+    sent.user_created(&id, user);
+    id
 }
 
-async fn create_group(scim: &ScimClient, name: &str, members: &[String]) -> String {
+async fn create_group(
+    scim: &ScimClient,
+    sent: &mut Ledger,
+    name: &str,
+    members: &[String],
+) -> String {
     let reply = scim
         .post("/Groups", &json!({"displayName": name, "externalId": name}))
         .await;
     assert_eq!(reply.status, 201, "{}", reply.raw);
     let id = reply.body["id"].as_str().unwrap().to_owned();
+    sent.group_created(&id, name);
     for chunk in members.chunks(10) {
         let add = json!({"Operations": [{"op": "Add", "path": "members",
             "value": chunk.iter().map(|m| json!({"value": m})).collect::<Vec<Value>>()}]});
         assert_eq!(scim.patch(&format!("/Groups/{id}"), &add).await.status, 204);
+        sent.members_added(&id, chunk);
     }
     id
+}
+
+/// Calls MaaS360 answered on routes whose name contains `route`.
+fn route_count(sync: &SyncStack, route: &str) -> u64 {
+    sync.emulator
+        .request_counts()
+        .iter()
+        .filter(|(name, _)| name.contains(route))
+        .flat_map(|(_, by_status)| by_status.values())
+        .sum()
 }
 
 async fn patch_user(scim: &ScimClient, id: &str, operations: Value) {
@@ -48,21 +75,23 @@ async fn patch_user(scim: &ScimClient, id: &str, operations: Value) {
 
 /// A directory with users, groups, memberships, a disabled user, a deleted
 /// user, a removed membership and a renamed user.
-async fn push_directory(scim: &ScimClient, users: usize) -> Vec<String> {
+async fn push_directory(scim: &ScimClient, sent: &mut Ledger, users: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for index in 0..users {
-        ids.push(create_user(scim, index).await);
+        ids.push(create_user(scim, sent, index).await);
     }
-    let sales = create_group(scim, "Sales", &ids[..users / 2]).await;
-    create_group(scim, "Engineering", &ids[users / 3..]).await;
-    create_group(scim, "Empty", &[]).await;
+    let sales = create_group(scim, sent, "Sales", &ids[..users / 2]).await;
+    create_group(scim, sent, "Engineering", &ids[users / 3..]).await;
+    create_group(scim, sent, "Empty", &[]).await;
     patch_user(
         scim,
         &ids[1],
         json!([{"op": "Replace", "path": "active", "value": "False"}]),
     )
     .await;
+    sent.user_changed(&ids[1], |user| user.active = false);
     assert_eq!(scim.delete(&format!("/Users/{}", ids[2])).await.status, 204);
+    sent.user_deleted(&ids[2]);
     let remove =
         json!({"Operations": [{"op": "Remove", "path": "members", "value": [{"value": ids[3]}]}]});
     assert_eq!(
@@ -71,8 +100,13 @@ async fn push_directory(scim: &ScimClient, users: usize) -> Vec<String> {
             .status,
         204
     );
+    sent.members_removed(&sales, [&ids[3]]);
     patch_user(scim, &ids[4], json!([{"op": "replace", "path": "displayName", "value": "Renamed Four"},
                                       {"op": "replace", "path": "emails[type eq \"work\"].value", "value": "four@contoso.example"}])).await;
+    sent.user_changed(&ids[4], |user| {
+        user.display_name = "Renamed Four".to_owned();
+        user.email = "four@contoso.example".to_owned();
+    });
     // A renamed UPN renames the MaaS360 user rather than making a new one.
     patch_user(
         scim,
@@ -80,15 +114,19 @@ async fn push_directory(scim: &ScimClient, users: usize) -> Vec<String> {
         json!([{"op": "Replace", "path": "userName", "value": "renamed005@contoso.example"}]),
     )
     .await;
+    sent.user_changed(&ids[5], |user| {
+        user.user_name = "renamed005@contoso.example".to_owned();
+    });
     ids
 }
 
 #[tokio::test]
 async fn pushed_users_groups_and_memberships_end_up_in_maas360_exactly() {
     let sync = SyncStack::start(Faults::default()).await;
-    push_directory(&sync.scim, 24).await;
+    let mut sent = Ledger::default();
+    push_directory(&sync.scim, &mut sent, 24).await;
     sync.wait_converged(SETTLE).await;
-    assert_mirrors(&sync).await;
+    assert_mirrors(&sync, &sent);
 
     let state = sync.emulator.state();
     let disabled = state.user("user001", "contoso.example").unwrap();
@@ -159,6 +197,45 @@ async fn pushed_users_groups_and_memberships_end_up_in_maas360_exactly() {
     // Sales got users 0..12, less the deleted user002 and the removed user003.
     assert_eq!(members.len(), 10, "{members:?}");
     assert!(!members.iter().any(|m| m == "user002" || m == "user003"));
+
+    // A settled user renamed in Entra, display name and UPN at once, is edited in
+    // place: the same MaaS360 user, under its new name, in the same groups.
+    let before = sync.emulator.state();
+    let (renamed_id, original) = sent
+        .users
+        .iter()
+        .find(|(_, user)| user.user_name == "user007@contoso.example")
+        .map(|(id, user)| (id.clone(), user.clone()))
+        .unwrap();
+    let maas360_id = before
+        .user("user007", "contoso.example")
+        .unwrap()
+        .user_identifier
+        .clone();
+    let adds_before = route_count(&sync, "add_user");
+    patch_user(
+        &sync.scim,
+        &renamed_id,
+        json!([{"op": "Replace", "path": "userName", "value": "grace.hopper@contoso.example"},
+               {"op": "Replace", "path": "displayName", "value": "Grace Hopper"}]),
+    )
+    .await;
+    sent.user_changed(&renamed_id, |user| {
+        user.user_name = "grace.hopper@contoso.example".to_owned();
+        user.display_name = "Grace Hopper".to_owned();
+    });
+    sync.wait_converged(SETTLE).await;
+    assert_mirrors(&sync, &sent);
+    let after = sync.emulator.state();
+    assert!(after.user(&original.user_name, "contoso.example").is_none());
+    let renamed = after.user("grace.hopper", "contoso.example").unwrap();
+    assert_eq!(
+        renamed.user_identifier, maas360_id,
+        "edited, not re-created"
+    );
+    assert_eq!(renamed.full_name, "Grace Hopper");
+    assert_eq!(renamed.email, original.email, "the email was not touched");
+    assert_eq!(route_count(&sync, "add_user"), adds_before, "no create");
     sync.stop().await;
 }
 
@@ -172,9 +249,10 @@ async fn converges_through_5xx_429_and_latency_without_loss_or_duplicates() {
         ..Faults::default()
     };
     let sync = SyncStack::start(faults).await;
-    push_directory(&sync.scim, 40).await;
+    let mut sent = Ledger::default();
+    push_directory(&sync.scim, &mut sent, 40).await;
     sync.wait_converged(SETTLE).await;
-    assert_mirrors(&sync).await;
+    assert_mirrors(&sync, &sent);
 
     let counts = sync.emulator.request_counts();
     let failures: u64 = counts
@@ -202,16 +280,17 @@ async fn rate_limited_work_honours_retry_after() {
         ..Faults::default()
     };
     let sync = SyncStack::start(faults).await;
+    let mut sent = Ledger::default();
     sync.emulator
         .set_rate_limit_settings(dirsync_emulators::maas360::RateLimitSettings {
             headers: false,
             ..Default::default()
         });
     for index in 0..40 {
-        create_user(&sync.scim, index).await;
+        create_user(&sync.scim, &mut sent, index).await;
     }
     sync.wait_converged(SETTLE).await;
-    assert_mirrors(&sync).await;
+    assert_mirrors(&sync, &sent);
     let limited: u64 = sync
         .emulator
         .request_counts()
@@ -234,7 +313,8 @@ async fn stopping_the_provisioner_mid_queue_and_restarting_converges() {
         config.provisioner.tenant_concurrency = 2;
     })
     .await;
-    push_directory(&sync.scim, 30).await;
+    let mut sent = Ledger::default();
+    push_directory(&sync.scim, &mut sent, 30).await;
     // Stop while work is still queued.
     let before = sync.work_status().await;
     assert!(before.queue_depth > 0, "work is still queued: {before:?}");
@@ -258,7 +338,7 @@ async fn stopping_the_provisioner_mid_queue_and_restarting_converges() {
     );
     interim.stop().await;
     sync.wait_converged(SETTLE).await;
-    assert_mirrors(&sync).await;
+    assert_mirrors(&sync, &sent);
     sync.stop().await;
 }
 
@@ -273,6 +353,7 @@ async fn an_outage_parks_nothing_and_work_resumes_by_itself_when_maas360_answers
         config.provisioner.breaker_cooldown = Duration::from_millis(500);
     })
     .await;
+    let mut sent = Ledger::default();
     let outage = Duration::from_secs(4);
     sync.emulator.set_faults(Faults {
         outage: Some(Outage {
@@ -283,7 +364,7 @@ async fn an_outage_parks_nothing_and_work_resumes_by_itself_when_maas360_answers
     });
     let started = std::time::Instant::now();
     for index in 0..5 {
-        create_user(&sync.scim, index).await;
+        create_user(&sync.scim, &mut sent, index).await;
     }
     let mut work = pb::work_service_client::WorkServiceClient::new(sync.stack.grpc.channel().await);
 
@@ -320,7 +401,7 @@ async fn an_outage_parks_nothing_and_work_resumes_by_itself_when_maas360_answers
         "the work resumed when MaaS360 answered, not after its backoff: {:?}",
         started.elapsed()
     );
-    assert_mirrors(&sync).await;
+    assert_mirrors(&sync, &sent);
     let status = sync.work_status().await;
     let health = status.maas360_health.unwrap_or_default();
     assert_eq!(
@@ -403,17 +484,18 @@ async fn a_user_maas360_cannot_take_is_parked_until_entra_fixes_it() {
 #[tokio::test]
 async fn an_expired_token_is_renewed_without_failing_work() {
     let sync = SyncStack::start(Faults::default()).await;
+    let mut sent = Ledger::default();
     for index in 0..5 {
-        create_user(&sync.scim, index).await;
+        create_user(&sync.scim, &mut sent, index).await;
     }
     sync.wait_converged(SETTLE).await;
     let grants_before: u64 = sync.emulator.auth_grants().values().sum();
     sync.emulator.expire_tokens();
     for index in 5..10 {
-        create_user(&sync.scim, index).await;
+        create_user(&sync.scim, &mut sent, index).await;
     }
     sync.wait_converged(SETTLE).await;
-    assert_mirrors(&sync).await;
+    assert_mirrors(&sync, &sent);
     let grants_after: u64 = sync.emulator.auth_grants().values().sum();
     assert!(grants_after > grants_before, "the token was renewed");
     sync.stop().await;
@@ -435,7 +517,7 @@ async fn quick_updates_to_one_user_become_one_write() {
         .into_inner();
     let later = created.tenant.unwrap().tenant_id;
     let scim = ScimClient::new(sync.stack.scim_base(), Some(created.scim_token));
-    let id = create_user(&scim, 900).await;
+    let id = create_user(&scim, &mut Ledger::default(), 900).await;
     for round in 0..10 {
         patch_user(
             &scim,
