@@ -19,12 +19,12 @@ use crate::error::{ProvisionerError, Result, quoted};
 use crate::listing::{self, ColumnMap, Limits, SqlFilter};
 use crate::store::{Store, WriteTxn, mark_pending, new_id, now_ms};
 use dirsync_proto::errors::ErrorReason;
+use dirsync_scim::limits::MAX_SHORT_CHARS;
 
 /// Ids per `IN (…)` list, well inside every backend's parameter limit.
 const ID_CHUNK: usize = 500;
 const DEFAULT_MEMBER_PAGE: u64 = 500;
 const MAX_MEMBER_PAGE: u64 = 5_000;
-const MAX_DISPLAY_NAME: usize = 256;
 
 #[derive(Debug)]
 pub(crate) struct GroupApi {
@@ -56,10 +56,13 @@ fn validate_display_name(name: &str) -> Result<String> {
             "displayName must not be empty",
         ));
     }
-    if name.len() > MAX_DISPLAY_NAME {
+    // Counted as the gateway counts it, in characters, so that a name the gateway took is
+    // never refused here (a 200-character Japanese name is 600 bytes).
+    let chars = name.chars().count();
+    if chars > MAX_SHORT_CHARS {
         return Err(ProvisionerError::invalid(
             "display_name",
-            format!("displayName is longer than {MAX_DISPLAY_NAME} bytes"),
+            format!("displayName is longer than {MAX_SHORT_CHARS} characters ({chars})"),
         ));
     }
     Ok(name.to_owned())

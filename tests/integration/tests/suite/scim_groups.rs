@@ -204,6 +204,29 @@ async fn display_names_are_unique_and_groups_can_be_replaced() {
 }
 
 #[tokio::test]
+async fn a_display_name_is_bounded_in_characters_not_bytes() {
+    let stack = Stack::start().await;
+    let (_, scim) = stack.tenant("wide-names").await;
+    // 256 characters of three bytes each: as long as a name may be, and taken whole.
+    let widest = "経".repeat(256);
+    let taken = scim.post("/Groups", &json!({"displayName": widest})).await;
+    assert_eq!(taken.status, 201, "{}", taken.raw);
+    assert_eq!(taken.body["displayName"], widest.as_str());
+
+    let too_long = scim
+        .post("/Groups", &json!({"displayName": "経".repeat(257)}))
+        .await;
+    assert_eq!(too_long.status, 400, "{}", too_long.raw);
+    assert_eq!(too_long.body["scimType"], "invalidValue");
+    let detail = too_long.body["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("displayName") && detail.contains("256 characters"),
+        "{detail}"
+    );
+    stack.stop().await;
+}
+
+#[tokio::test]
 async fn concurrent_patches_lose_no_member() {
     let stack = Stack::start().await;
     let (_, scim) = stack.tenant("concurrent").await;
