@@ -96,7 +96,18 @@ async fn a_request_is_counted_once_and_its_id_reaches_the_provisioner_log() {
         "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_owned(),
     )
     .await;
-    let counted = |series: &str| sample(&scraped, series);
+    let exposition = scraped
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    // Everything a scraper reads is well formed, the scrape-time gauges included.
+    assert_eq!(
+        dirsync_runtime::metrics::exposition::check(exposition),
+        Ok(()),
+        "{exposition}"
+    );
+    assert!(exposition.contains("dirsync_queue_depth{"), "{exposition}");
+    let counted = |series: &str| sample(exposition, series);
     assert_eq!(
         counted(
             r#"dirsync_scim_requests_total{method="POST",route="/scim/v2/Users",status="201"}"#

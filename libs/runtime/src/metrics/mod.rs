@@ -3,6 +3,17 @@
 //! when scraped (queue depth from the store, MaaS360 calls from the clients).
 //! Label values come from bounded sets (route templates, RPC names, status
 //! codes), never from request data, so cardinality stays fixed.
+//!
+//! Why by hand rather than `prometheus-client` (considered for issue 9): the
+//! gauges that matter most (queue depth, parked work, breaker state) are read
+//! from the database at scrape time, asynchronously, per tenant; that crate's
+//! collectors encode synchronously, so they would need a cache refreshed on a
+//! timer, serving stale depths and querying the store when nobody scrapes. The
+//! text format is small and stable, and what is written here is checked by
+//! the [`exposition`] checker on a real process's scrape, so the hand-written
+//! path costs little.
+
+pub mod exposition;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -230,8 +241,11 @@ mod tests {
             vec![("route", "/a".to_owned())],
             0.003,
         );
-        let guard = registry.add_source(Arc::new(|| Box::pin(async { "t_gauge 7\n".to_owned() })));
+        let guard = registry.add_source(Arc::new(|| {
+            Box::pin(async { "# TYPE t_gauge gauge\nt_gauge 7\n".to_owned() })
+        }));
         let text = registry.render().await;
+        assert_eq!(exposition::check(&text), Ok(()), "{text}");
         assert!(text.contains("t_requests_total{route=\"/a\"} 2"), "{text}");
         assert!(
             text.contains("t_seconds_bucket{route=\"/a\",le=\"0.0025\"} 0"),
