@@ -67,9 +67,11 @@ pub fn check(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+type Labels = Vec<(String, String)>;
+
 struct Sample {
     name: String,
-    labels: Vec<(String, String)>,
+    labels: Labels,
     value: f64,
 }
 
@@ -143,7 +145,7 @@ fn parse_sample(line: &str) -> Result<Sample, String> {
 }
 
 /// Parses `a="x",b="y"}` (the text after `{`) and returns the labels and what follows `}`.
-fn parse_labels(mut text: &str) -> Result<(Vec<(String, String)>, &str), String> {
+fn parse_labels(mut text: &str) -> Result<(Labels, &str), String> {
     let mut labels = Vec::new();
     loop {
         if let Some(after) = text.strip_prefix('}') {
