@@ -26,6 +26,7 @@ pub struct DirsyncConfig {
     pub scim: ScimConfig,
     pub database: DatabaseConfig,
     pub provisioner: ProvisionerConfig,
+    pub mapping: MappingConfig,
     pub metrics: MetricsConfig,
 }
 
@@ -175,8 +176,9 @@ impl Default for DatabaseConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProvisionerConfig {
-    /// The mapping service the provisioner asks which MaaS360 group an Entra
-    /// group writes to; empty means every group maps to a group of its name.
+    /// The mapping service the provisioner asks which MaaS360 group an Entra group writes to.
+    /// Empty: `dirsync serve` asks the mapping service of its own process; a provisioner of its
+    /// own asks none, so every group resolves as unmapped (look-alikes are still parked).
     pub mapping_url: String,
     /// Whether this process runs reconcile workers that write to MaaS360.
     pub reconcile: bool,
@@ -232,6 +234,30 @@ impl Default for ProvisionerConfig {
             maas360_timeout: Duration::from_secs(30),
             audit_retention: Duration::from_secs(90 * 24 * 3600),
             maas360_auth: "v2".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MappingConfig {
+    /// The provisioner the mapping service reads MaaS360 through and makes a migration's
+    /// MaaS360 writes through. `dirsync serve` ignores it and uses its own gRPC address.
+    pub provisioner_url: String,
+    /// The directory-reader the mapping service reads Entra's groups and members from.
+    /// `dirsync serve` ignores it and uses its own gRPC address.
+    pub directory_url: String,
+    /// Deadline for each call to the provisioner or the directory-reader.
+    #[serde(with = "humantime_serde")]
+    pub call_timeout: Duration,
+}
+
+impl Default for MappingConfig {
+    fn default() -> Self {
+        Self {
+            provisioner_url: "http://127.0.0.1:50051".to_owned(),
+            directory_url: "http://127.0.0.1:50051".to_owned(),
+            call_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -360,6 +386,17 @@ impl DirsyncConfig {
                 "provisioner.mapping_url",
                 "must be empty or an http(s) URL",
             ));
+        }
+        for (key, url) in [
+            ("mapping.provisioner_url", &self.mapping.provisioner_url),
+            ("mapping.directory_url", &self.mapping.directory_url),
+        ] {
+            if !is_http_url(url) {
+                return Err(invalid(key, "must be an http:// or https:// URL"));
+            }
+        }
+        if self.mapping.call_timeout.is_zero() {
+            return Err(invalid("mapping.call_timeout", "must be more than 0s"));
         }
         let provisioner = &self.provisioner;
         if provisioner.workers == 0 || provisioner.tenant_concurrency == 0 {

@@ -57,6 +57,20 @@ fn unimplemented(rpc: &str) -> Status {
 
 #[tonic::async_trait]
 impl pb::mapping_service_server::MappingService for MappingApi {
+    async fn check_migration(
+        &self,
+        _: Request<pb::CheckMigrationRequest>,
+    ) -> Result<Response<pb::CheckMigrationResponse>, Status> {
+        Err(unimplemented("CheckMigration"))
+    }
+
+    async fn propose_mappings(
+        &self,
+        _: Request<pb::ProposeMappingsRequest>,
+    ) -> Result<Response<pb::ProposeMappingsResponse>, Status> {
+        Err(unimplemented("ProposeMappings"))
+    }
+
     async fn create_mapping(
         &self,
         _: Request<pb::CreateMappingRequest>,
@@ -78,18 +92,18 @@ impl pb::mapping_service_server::MappingService for MappingApi {
         Err(unimplemented("ListMappings"))
     }
 
+    async fn update_mapping(
+        &self,
+        _: Request<pb::UpdateMappingRequest>,
+    ) -> Result<Response<pb::UpdateMappingResponse>, Status> {
+        Err(unimplemented("UpdateMapping"))
+    }
+
     async fn delete_mapping(
         &self,
         _: Request<pb::DeleteMappingRequest>,
     ) -> Result<Response<pb::DeleteMappingResponse>, Status> {
         Err(unimplemented("DeleteMapping"))
-    }
-
-    async fn propose_mappings(
-        &self,
-        _: Request<pb::ProposeMappingsRequest>,
-    ) -> Result<Response<pb::ProposeMappingsResponse>, Status> {
-        Err(unimplemented("ProposeMappings"))
     }
 
     async fn plan_migration(
@@ -104,6 +118,13 @@ impl pb::mapping_service_server::MappingService for MappingApi {
         _: Request<pb::ApplyMigrationRequest>,
     ) -> Result<Response<pb::ApplyMigrationResponse>, Status> {
         Err(unimplemented("ApplyMigration"))
+    }
+
+    async fn get_migration_operation(
+        &self,
+        _: Request<pb::GetMigrationOperationRequest>,
+    ) -> Result<Response<pb::GetMigrationOperationResponse>, Status> {
+        Err(unimplemented("GetMigrationOperation"))
     }
 
     async fn verify_migration(
