@@ -134,6 +134,9 @@ pub struct Distribution {
     pub id: String,
     pub name: String,
     pub platform: String,
+    /// An app's numeric `appType` (docs/maas360.md §6), when the group list carries it
+    /// (\[inferred\] field); `distributeApp` needs it.
+    pub app_type: String,
 }
 
 /// One page of a search, with the total number of matches across all pages.
@@ -175,6 +178,7 @@ pub(crate) fn parse_group(value: &Value) -> Maas360Group {
         id: text_of(d, id_keys),
         name: text_of(d, name_keys),
         platform: text_of(d, &["platform"]),
+        app_type: text_of(d, &["appType"]),
     };
     Maas360Group {
         group_identifier: text_of(value, &["groupID", "groupIdentifier", "groupId", "id"]),

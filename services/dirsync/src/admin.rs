@@ -34,6 +34,13 @@ pub(crate) enum TenantCommand {
         #[arg(value_enum)]
         mode: ModeArg,
     },
+    /// Replace a tenant's policy: each flag left out sets that part back to its default.
+    SetPolicy {
+        /// Tenant id or name.
+        tenant: String,
+        #[command(flatten)]
+        policy: PolicyArgs,
+    },
     /// Set or replace a tenant's MaaS360 connection (checked with one authentication).
     SetMaas360 {
         /// Tenant id or name.
@@ -93,6 +100,81 @@ pub(crate) struct PolicyArgs {
     /// (default: deactivate the user instead).
     #[arg(long)]
     park_on_active_device: bool,
+    /// Import an unmapped Entra group even when its name matches a MaaS360 group that carries
+    /// app or policy distributions (Option 2); by default such a group is parked until it is
+    /// mapped with `dirsync mapping set` (Option 1).
+    #[arg(long)]
+    import_lookalike_groups: bool,
+}
+
+impl PolicyArgs {
+    fn to_pb(&self) -> pb::TenantPolicy {
+        pb::TenantPolicy {
+            deactivate_on_disable: !self.keep_disabled_active,
+            delete_on_delete: !self.deactivate_on_delete,
+            username_mapping: if self.full_username {
+                pb::UsernameMapping::Full as i32
+            } else {
+                pb::UsernameMapping::LocalPart as i32
+            },
+            active_device: if self.park_on_active_device {
+                pb::ActiveDevicePolicy::Park as i32
+            } else {
+                pb::ActiveDevicePolicy::Deactivate as i32
+            },
+            lookalike_groups: if self.import_lookalike_groups {
+                pb::LookalikeGroupPolicy::Import as i32
+            } else {
+                pb::LookalikeGroupPolicy::Park as i32
+            },
+        }
+    }
+}
+
+/// One line per part of a tenant's policy.
+fn describe_policy(policy: &pb::TenantPolicy) -> Vec<String> {
+    vec![
+        format!(
+            "Entra disables a user:   {}",
+            if policy.deactivate_on_disable {
+                "deactivate it in MaaS360"
+            } else {
+                "leave it active in MaaS360"
+            }
+        ),
+        format!(
+            "Entra deletes a user:    {}",
+            if policy.delete_on_delete {
+                "delete it in MaaS360"
+            } else {
+                "deactivate it in MaaS360"
+            }
+        ),
+        format!(
+            "MaaS360 username:        {}",
+            if policy.username_mapping == pb::UsernameMapping::Full as i32 {
+                "the whole userName"
+            } else {
+                "the userName before '@'"
+            }
+        ),
+        format!(
+            "User with active device: {}",
+            if policy.active_device == pb::ActiveDevicePolicy::Park as i32 {
+                "park it for an operator"
+            } else {
+                "deactivate it instead of deleting"
+            }
+        ),
+        format!(
+            "Look-alike groups:       {}",
+            if policy.lookalike_groups == pb::LookalikeGroupPolicy::Import as i32 {
+                "import them (Option 2)"
+            } else {
+                "park them until mapped (Option 1)"
+            }
+        ),
+    ]
 }
 
 fn secret(
@@ -223,20 +305,7 @@ pub(crate) async fn tenant(
                 .create_tenant(pb::CreateTenantRequest {
                     name,
                     maas360: maas360.connection()?,
-                    policy: Some(pb::TenantPolicy {
-                        deactivate_on_disable: !policy.keep_disabled_active,
-                        delete_on_delete: !policy.deactivate_on_delete,
-                        username_mapping: if policy.full_username {
-                            pb::UsernameMapping::Full as i32
-                        } else {
-                            pb::UsernameMapping::LocalPart as i32
-                        },
-                        active_device: if policy.park_on_active_device {
-                            pb::ActiveDevicePolicy::Park as i32
-                        } else {
-                            pb::ActiveDevicePolicy::Deactivate as i32
-                        },
-                    }),
+                    policy: Some(policy.to_pb()),
                 })
                 .await
                 .map_err(explain)?
@@ -308,6 +377,22 @@ pub(crate) async fn tenant(
                     _ => "push",
                 }
             );
+        }
+        TenantCommand::SetPolicy { tenant, policy } => {
+            let updated = client
+                .set_tenant_policy(pb::SetTenantPolicyRequest {
+                    tenant,
+                    policy: Some(policy.to_pb()),
+                })
+                .await
+                .map_err(explain)?
+                .into_inner()
+                .tenant
+                .unwrap_or_default();
+            println!("Tenant {} policy set:", updated.name);
+            for line in describe_policy(&updated.policy.unwrap_or_default()) {
+                println!("  {line}");
+            }
         }
         TenantCommand::List => {
             let mut page_token = String::new();

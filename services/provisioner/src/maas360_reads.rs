@@ -98,6 +98,7 @@ fn distributions(distributions: &[dirsync_maas360::Distribution]) -> Vec<pb::Dis
             id: distribution.id.clone(),
             name: distribution.name.clone(),
             platform: distribution.platform.clone(),
+            app_type: distribution.app_type.clone(),
         })
         .collect()
 }

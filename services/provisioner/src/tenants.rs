@@ -132,6 +132,11 @@ fn to_pb(model: tenant::Model, active_token_count: u32) -> pb::Tenant {
             } else {
                 pb::ActiveDevicePolicy::Deactivate
             } as i32,
+            lookalike_groups: if model.lookalike_group_policy == "import" {
+                pb::LookalikeGroupPolicy::Import
+            } else {
+                pb::LookalikeGroupPolicy::Park
+            } as i32,
         }),
         mode,
     }
@@ -155,6 +160,17 @@ fn active_device_policy_name(policy: i32) -> Result<&'static str> {
         Err(_) => Err(ProvisionerError::invalid(
             "policy.active_device",
             format!("unknown active_device policy {policy}"),
+        )),
+    }
+}
+
+fn lookalike_group_policy_name(policy: i32) -> Result<&'static str> {
+    match pb::LookalikeGroupPolicy::try_from(policy) {
+        Ok(pb::LookalikeGroupPolicy::Unspecified | pb::LookalikeGroupPolicy::Park) => Ok("park"),
+        Ok(pb::LookalikeGroupPolicy::Import) => Ok("import"),
+        Err(_) => Err(ProvisionerError::invalid(
+            "policy.lookalike_groups",
+            format!("unknown lookalike_groups policy {policy}"),
         )),
     }
 }
@@ -250,9 +266,11 @@ impl pb::tenant_service_server::TenantService for TenantApi {
             delete_on_delete: true,
             username_mapping: pb::UsernameMapping::LocalPart as i32,
             active_device: pb::ActiveDevicePolicy::Deactivate as i32,
+            lookalike_groups: pb::LookalikeGroupPolicy::Park as i32,
         });
         let username_mapping = username_mapping_name(policy.username_mapping)?;
         let active_device = active_device_policy_name(policy.active_device)?;
+        let lookalike_groups = lookalike_group_policy_name(policy.lookalike_groups)?;
 
         let tenant_id = new_id();
         let maas360 = match &request.maas360 {
@@ -262,6 +280,7 @@ impl pb::tenant_service_server::TenantService for TenantApi {
                     delete_on_delete: policy.delete_on_delete,
                     username_mapping: UsernameMapping::from_stored(username_mapping),
                     park_on_active_device: active_device == "park",
+                    import_lookalike_groups: lookalike_groups == "import",
                 };
                 let connection =
                     TenantConnection::from_request(&tenant_id, requested, stored_policy)?;
@@ -282,6 +301,7 @@ impl pb::tenant_service_server::TenantService for TenantApi {
             username_mapping: Set(username_mapping.to_owned()),
             mode: Set("push".to_owned()),
             active_device_policy: Set(active_device.to_owned()),
+            lookalike_group_policy: Set(lookalike_groups.to_owned()),
             maas360_routes_toml: Set(maas360.as_ref().and_then(|c| c.routes_toml.clone())),
             maas360_base_url: Set(maas360.as_ref().map(|c| c.base_url.clone())),
             maas360_billing_id: Set(maas360.as_ref().map(|c| c.billing_id.clone())),
@@ -583,6 +603,45 @@ impl pb::tenant_service_server::TenantService for TenantApi {
         tracing::info!(tenant = %updated.tenant_id, mode, "tenant mode set");
         let tokens = active_token_count(self.store.db(), &updated.tenant_id).await?;
         Ok(Response::new(pb::SetTenantModeResponse {
+            tenant: Some(to_pb(updated, tokens)),
+        }))
+    }
+
+    async fn set_tenant_policy(
+        &self,
+        request: Request<pb::SetTenantPolicyRequest>,
+    ) -> Result<Response<pb::SetTenantPolicyResponse>, Status> {
+        let request = request.into_inner();
+        let current = self.find(&request.tenant).await?;
+        let policy = request
+            .policy
+            .ok_or_else(|| ProvisionerError::invalid("policy", "policy is required"))?;
+        let username_mapping = username_mapping_name(policy.username_mapping)?;
+        let active_device = active_device_policy_name(policy.active_device)?;
+        let lookalike_groups = lookalike_group_policy_name(policy.lookalike_groups)?;
+        let write = self.store.write().await?;
+        let updated = tenant::ActiveModel {
+            tenant_id: Set(current.tenant_id.clone()),
+            deactivate_on_disable: Set(policy.deactivate_on_disable),
+            delete_on_delete: Set(policy.delete_on_delete),
+            username_mapping: Set(username_mapping.to_owned()),
+            active_device_policy: Set(active_device.to_owned()),
+            lookalike_group_policy: Set(lookalike_groups.to_owned()),
+            ..Default::default()
+        }
+        .update(&write.txn)
+        .await
+        .map_err(ProvisionerError::from)?;
+        write.commit().await?;
+        tracing::info!(
+            tenant = %updated.tenant_id,
+            username_mapping,
+            active_device,
+            lookalike_groups,
+            "tenant policy set"
+        );
+        let tokens = active_token_count(self.store.db(), &updated.tenant_id).await?;
+        Ok(Response::new(pb::SetTenantPolicyResponse {
             tenant: Some(to_pb(updated, tokens)),
         }))
     }

@@ -25,6 +25,9 @@ pub struct Model {
     /// The tenant's overrides of MaaS360 routes, as a TOML routes file.
     #[sea_orm(column_type = "Text", nullable)]
     pub maas360_routes_toml: Option<String>,
+    /// `park` or `import`: an unmapped Entra group that looks like a MaaS360 group carrying
+    /// distributions.
+    pub lookalike_group_policy: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

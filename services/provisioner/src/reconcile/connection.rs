@@ -203,6 +203,7 @@ pub(crate) fn policy_of(model: &tenant::Model) -> Policy {
         delete_on_delete: model.delete_on_delete,
         username_mapping: UsernameMapping::from_stored(&model.username_mapping),
         park_on_active_device: model.active_device_policy == "park",
+        import_lookalike_groups: model.lookalike_group_policy == "import",
     }
 }
 

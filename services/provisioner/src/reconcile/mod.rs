@@ -55,6 +55,9 @@ pub(crate) struct Policy {
     /// When MaaS360 refuses to delete a user with an active device: park the resource for an
     /// operator (true) or deactivate the user instead (false).
     pub(crate) park_on_active_device: bool,
+    /// An unmapped Entra group whose name matches a MaaS360 group carrying distributions:
+    /// import it anyway (true, Option 2) or park it for an operator (false).
+    pub(crate) import_lookalike_groups: bool,
 }
 
 /// Everything the workers need for one tenant.

@@ -10,6 +10,7 @@ mod m0002_identity;
 mod m0003_reconcile;
 mod m0004_reliability;
 mod m0005_tenant_modes;
+mod m0006_lookalike_groups;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_reconcile::Migration),
             Box::new(m0004_reliability::Migration),
             Box::new(m0005_tenant_modes::Migration),
+            Box::new(m0006_lookalike_groups::Migration),
         ]
     }
 
