@@ -845,7 +845,7 @@ async fn a_route_can_be_moved_at_start_and_at_run_time() {
     assert_eq!(http(addr, "GET", &new, &headers, "").await.status, 404);
     let listed = http(addr, "GET", "/_emulator/routes", &[], "").await.json();
     assert!(
-        listed.as_array().is_some_and(|routes| routes.len() == 15
+        listed.as_array().is_some_and(|routes| routes.len() == 17
             && routes.iter().any(|r| r["name"] == "list_groups"
                 && r["path"] == "/group-apis/group/1.0/groups/customer/{billingID}"
                 && r["method"] == "GET")),

@@ -12,8 +12,8 @@ use crate::config::{ClientOptions, Credentials};
 use crate::error::Maas360Error;
 use crate::lenient::text_of;
 use crate::model::{
-    DeleteOutcome, Maas360Group, Maas360User, NewUser, Page, UserChanges, UserGroup, UserSearch,
-    parse_group, parse_page, parse_user,
+    DeleteOutcome, Distribution, Maas360Group, Maas360User, NewUser, Page, UserChanges, UserGroup,
+    UserSearch, parse_group, parse_page, parse_user,
 };
 use crate::paging::{allowed_page_size, page_number};
 use crate::rate_limit::RateLimitStatus;
@@ -379,6 +379,55 @@ impl Maas360Client {
         )
         .await
         .map(|_| ())
+    }
+
+    /// Distributes an app to a user group: `distributeApp` with `targetDevices` 1 and the
+    /// group's id as `deviceGroupId` (docs/maas360.md §6; that a user group's id is taken there
+    /// is \[inferred\]). Neither installs at once nor mails the users: a migration copying a
+    /// distribution must not look like a new one to them.
+    pub async fn distribute_app_to_group(
+        &self,
+        group_identifier: &str,
+        app: &Distribution,
+    ) -> Result<(), Maas360Error> {
+        require("group_identifier", group_identifier)?;
+        require("app id", &app.id)?;
+        require("app type", &app.app_type)?;
+        let form = vec![
+            ("appType", app.app_type.clone()),
+            ("appId", app.id.clone()),
+            ("targetDevices", "1".to_owned()),
+            ("deviceGroupId", group_identifier.to_owned()),
+            ("instantInstall", "No".to_owned()),
+            ("sendEmail", "No".to_owned()),
+        ];
+        self.call(RouteName::DistributeApp, &[], form)
+            .await
+            .map(|_| ())
+    }
+
+    /// Sets a group's policies of one policy type (`changeGroupPolicy`, docs/maas360.md §5.3):
+    /// the group then carries exactly `policy_names` for that type.
+    pub async fn set_group_policies(
+        &self,
+        group_identifier: &str,
+        policy_type: &str,
+        policy_names: &[String],
+    ) -> Result<(), Maas360Error> {
+        require("group_identifier", group_identifier)?;
+        require("policy type", policy_type)?;
+        let mut fields = vec![
+            ("groupId", group_identifier.to_owned()),
+            ("policyRequest.policyType", policy_type.to_owned()),
+        ];
+        fields.extend(
+            policy_names
+                .iter()
+                .map(|name| ("policyRequest.policyName[]", name.clone())),
+        );
+        self.call(RouteName::ChangeGroupPolicy, &[], fields)
+            .await
+            .map(|_| ())
     }
 
     /// Adds one user to several groups in one call (per-user addGroups).

@@ -233,7 +233,7 @@ fn read_checks() -> [(&'static str, RouteName); 4] {
     ]
 }
 
-fn write_checks() -> [(&'static str, RouteName); 10] {
+fn write_checks() -> [(&'static str, RouteName); 12] {
     [
         ("add a user", RouteName::AddUser),
         ("create a user group", RouteName::CreateUserGroup),
@@ -250,6 +250,11 @@ fn write_checks() -> [(&'static str, RouteName); 10] {
         ("deactivate the user", RouteName::DeactivateUser),
         ("reactivate the user", RouteName::ReactivateUser),
         ("delete the user", RouteName::DeleteUser),
+        (
+            "copy an app distribution onto the group",
+            RouteName::DistributeApp,
+        ),
+        ("set the group's policy", RouteName::ChangeGroupPolicy),
         ("delete the user group", RouteName::DeleteUserGroup),
     ]
 }
@@ -337,6 +342,8 @@ async fn write(rec: &mut Recorder<'_>, options: &ProbeOptions) -> (Vec<ProbeStep
         deactivate,
         reactivate,
         delete,
+        distribute,
+        set_policy,
         delete_group,
     ] = write_checks();
     let suffix = format!("{:08x}", rand::random::<u32>());
@@ -468,6 +475,14 @@ async fn write(rec: &mut Recorder<'_>, options: &ProbeOptions) -> (Vec<ProbeStep
         }
     }
     match &group {
+        Some(gid) => copy_distributions(rec, gid, distribute, set_policy).await,
+        None => {
+            for (check, route) in [distribute, set_policy] {
+                rec.skip(check, route, no_group);
+            }
+        }
+    }
+    match &group {
         Some(gid) => {
             if rec
                 .record(
@@ -484,6 +499,113 @@ async fn write(rec: &mut Recorder<'_>, options: &ProbeOptions) -> (Vec<ProbeStep
         None => rec.skip(delete_group.0, delete_group.1, no_group),
     }
     clean_up(client, created).await
+}
+
+/// An Option 1 copy in small: one app and one policy the tenant already distributes are put on
+/// the throwaway group (which has no members, so no device receives anything) and must show in
+/// the group list. A tenant that distributes nothing needs neither route.
+async fn copy_distributions(
+    rec: &mut Recorder<'_>,
+    group: &str,
+    distribute: (&'static str, RouteName),
+    set_policy: (&'static str, RouteName),
+) {
+    let client = rec.client;
+    let groups = match client.list_groups(1, 250).await {
+        Ok(page) => page.items,
+        Err(error) => {
+            for (check, route) in [distribute, set_policy] {
+                rec.push(check, route, StepOutcome::Failed, Some(&error), None);
+            }
+            return;
+        }
+    };
+    let app = groups
+        .iter()
+        .flat_map(|g| g.app_distributions.iter())
+        .find(|app| !app.app_type.is_empty())
+        .cloned();
+    let policy = groups
+        .iter()
+        .flat_map(|g| g.policy_distributions.iter())
+        .find(|policy| !policy.platform.is_empty())
+        .cloned();
+    match app {
+        Some(app) => {
+            if rec
+                .record(
+                    distribute.0,
+                    distribute.1,
+                    client.distribute_app_to_group(group, &app).await,
+                    |()| Some(format!("app {}", app.id)),
+                )
+                .is_some()
+            {
+                confirm_on_group(rec, distribute, group, |g| {
+                    g.app_distributions.iter().any(|a| a.id == app.id)
+                })
+                .await;
+            }
+        }
+        None => rec.push(
+            distribute.0,
+            distribute.1,
+            StepOutcome::NotApplicable,
+            None,
+            Some("no group carries an app with its appType to copy".to_owned()),
+        ),
+    }
+    match policy {
+        Some(policy) => {
+            let names = std::slice::from_ref(&policy.name);
+            if rec
+                .record(
+                    set_policy.0,
+                    set_policy.1,
+                    client
+                        .set_group_policies(group, &policy.platform, names)
+                        .await,
+                    |()| Some(format!("policy {}", policy.name)),
+                )
+                .is_some()
+            {
+                confirm_on_group(rec, set_policy, group, |g| {
+                    g.policy_distributions.iter().any(|p| p.name == policy.name)
+                })
+                .await;
+            }
+        }
+        None => rec.push(
+            set_policy.0,
+            set_policy.1,
+            StepOutcome::NotApplicable,
+            None,
+            Some("no group carries a policy to copy".to_owned()),
+        ),
+    }
+}
+
+/// A write answered OK must also show in the group list: otherwise the step failed.
+async fn confirm_on_group(
+    rec: &mut Recorder<'_>,
+    (check, route): (&'static str, RouteName),
+    group: &str,
+    shows: impl Fn(&crate::Maas360Group) -> bool,
+) {
+    match rec.client.list_groups(1, 250).await {
+        Ok(page) => {
+            let found = page.items.iter().find(|g| g.group_identifier == group);
+            if !found.is_some_and(shows) {
+                if let Some(last) = rec.steps.last_mut().filter(|s| s.route == route) {
+                    last.outcome = StepOutcome::Failed;
+                    last.note = Some(format!(
+                        "{check}: MaaS360 answered OK but the group list does not show it"
+                    ));
+                }
+            }
+        }
+        Err(error) => rec.push(check, route, StepOutcome::Failed, Some(&error), None),
+    }
 }
 
 /// The user must show among the group's members: the add call answering OK is not proof.

@@ -30,11 +30,13 @@ pub enum RouteName {
     ListGroups,
     CreateUserGroup,
     DeleteUserGroup,
+    DistributeApp,
+    ChangeGroupPolicy,
 }
 
 impl RouteName {
     /// Every operation, in the order the docs list them.
-    pub const ALL: [RouteName; 15] = [
+    pub const ALL: [RouteName; 17] = [
         Self::AuthV1,
         Self::AuthV2,
         Self::RefreshToken,
@@ -50,6 +52,8 @@ impl RouteName {
         Self::ListGroups,
         Self::CreateUserGroup,
         Self::DeleteUserGroup,
+        Self::DistributeApp,
+        Self::ChangeGroupPolicy,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +73,8 @@ impl RouteName {
             Self::ListGroups => "list_groups",
             Self::CreateUserGroup => "create_user_group",
             Self::DeleteUserGroup => "delete_user_group",
+            Self::DistributeApp => "distribute_app",
+            Self::ChangeGroupPolicy => "change_group_policy",
         }
     }
 
@@ -476,6 +482,27 @@ fn default_route(name: RouteName) -> Route {
             success: ResponseCode,
             evidence: Gap,
             source: "docs/maas360.md §5.4",
+        },
+        // The path and form are IBM's; that it takes a *user* group's id as `deviceGroupId`
+        // is [inferred] (docs/maas360.md §6).
+        RouteName::DistributeApp => Spec {
+            method: Post,
+            template: "/application-apis/applications/1.0/distributeApp/{billingID}",
+            encoding: Form,
+            envelope: "",
+            success: ActionStatus,
+            evidence: IbmCode,
+            source: "docs/maas360.md §6",
+        },
+        // One source, a device-group example; the answer's shape is a [gap].
+        RouteName::ChangeGroupPolicy => Spec {
+            method: Post,
+            template: "/group-apis/group/1.0/changeGroupPolicy/customer/{billingID}",
+            encoding: Json,
+            envelope: "changePolicyRequest",
+            success: ResponseCode,
+            evidence: Code,
+            source: "docs/maas360.md §5.3; §6",
         },
     };
     Route {

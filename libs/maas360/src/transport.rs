@@ -239,11 +239,45 @@ impl Transport {
 
 /// A JSON object of the fields, inside the dotted `envelope` keys if any:
 /// `authRequest.maaS360AdminAuth` gives `{"authRequest":{"maaS360AdminAuth":{…}}}` (docs/maas360.md §2.2).
+/// A route's JSON body: its fields wrapped in its envelope. A dotted field name nests
+/// (`policyRequest.policyType`), and one ending in `[]` gathers its values into an array
+/// (`policyRequest.policyName[]`), so that a route such as `changeGroupPolicy` (docs/maas360.md
+/// §5.3) is still described by string pairs.
 fn json_body(envelope: &str, params: &[(&'static str, String)]) -> Value {
-    let fields: serde_json::Map<String, Value> = params
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), Value::String(v.clone())))
-        .collect();
+    let mut fields = serde_json::Map::new();
+    'params: for (key, value) in params {
+        let (path, is_list) = match key.strip_suffix("[]") {
+            Some(path) => (path, true),
+            None => (*key, false),
+        };
+        let mut segments: Vec<&str> = path.split('.').filter(|s| !s.is_empty()).collect();
+        let Some(last) = segments.pop() else {
+            continue;
+        };
+        let mut object = &mut fields;
+        for segment in segments {
+            let entry = object
+                .entry(segment.to_owned())
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+            if !entry.is_object() {
+                *entry = Value::Object(serde_json::Map::new());
+            }
+            object = match entry {
+                Value::Object(inner) => inner,
+                _ => continue 'params,
+            };
+        }
+        if is_list {
+            let entry = object
+                .entry(last.to_owned())
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if let Value::Array(items) = entry {
+                items.push(Value::String(value.clone()));
+            }
+        } else {
+            object.insert(last.to_owned(), Value::String(value.clone()));
+        }
+    }
     envelope
         .rsplit('.')
         .filter(|key| !key.is_empty())
@@ -519,6 +553,28 @@ mod tests {
 
     fn judge(name: RouteName, status: u16, body: Value) -> Result<Value, Maas360Error> {
         classify(RouteTable::defaults().get(name), reply(status, body))
+    }
+
+    #[test]
+    fn json_bodies_nest_dotted_fields_and_gather_lists() {
+        let body = json_body(
+            "changePolicyRequest",
+            &[
+                ("groupId", "123".to_owned()),
+                ("policyRequest.policyType", "MDM".to_owned()),
+                ("policyRequest.policyName[]", "Baseline".to_owned()),
+                ("policyRequest.policyName[]", "Kiosk, strict".to_owned()),
+            ],
+        );
+        assert_eq!(
+            body,
+            json!({"changePolicyRequest": {"groupId": "123", "policyRequest": {
+                "policyType": "MDM", "policyName": ["Baseline", "Kiosk, strict"]}}})
+        );
+        assert_eq!(
+            json_body("a.b", &[("x", "1".to_owned())]),
+            json!({"a": {"b": {"x": "1"}}})
+        );
     }
 
     #[test]

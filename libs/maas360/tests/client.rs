@@ -808,6 +808,7 @@ fn dist(id: &str, name: &str, platform: &str) -> EmuDistribution {
         id: id.to_owned(),
         name: name.to_owned(),
         platform: platform.to_owned(),
+        ..EmuDistribution::default()
     }
 }
 
@@ -897,6 +898,78 @@ async fn lists_groups_with_their_distributions() {
     let kiosks = page.items.iter().find(|g| g.name == "Kiosks");
     assert_eq!(kiosks.and_then(|g| g.type_code()), Some(1));
     assert_eq!(kiosks.map(|g| g.app_distributions.len()), Some(0));
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn a_groups_apps_and_policies_are_copied_onto_another_group_once() {
+    let mut seed = seed_with_groups(2);
+    seed.groups[0].apps[0].app_type = "2".to_owned();
+    let (handle, client) = setup(Some(seed)).await;
+    let copy = client
+        .create_user_group("Field Staff (Entra)")
+        .await
+        .unwrap();
+    let source = client
+        .list_groups(1, 100)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|g| g.name == "Field Staff")
+        .unwrap();
+    assert_eq!(source.app_distributions[0].app_type, "2");
+    for _ in 0..2 {
+        // Twice: a resumed migration repeats a step, and nothing doubles.
+        for app in &source.app_distributions {
+            client.distribute_app_to_group(&copy, app).await.unwrap();
+        }
+        for platform in ["iOS", "Android"] {
+            let names: Vec<String> = source
+                .policy_distributions
+                .iter()
+                .filter(|p| p.platform == platform)
+                .map(|p| p.name.clone())
+                .collect();
+            client
+                .set_group_policies(&copy, platform, &names)
+                .await
+                .unwrap();
+        }
+    }
+    let held = handle.state();
+    let copied = held.group("Field Staff (Entra)").unwrap();
+    assert_eq!(copied.apps.len(), 1);
+    assert_eq!(copied.apps[0].id, "com.contoso.field");
+    assert_eq!(
+        copied.apps[0].name, "Field App",
+        "a known app keeps its name"
+    );
+    let mut policies: Vec<(&str, &str)> = copied
+        .policies
+        .iter()
+        .map(|p| (p.id.as_str(), p.platform.as_str()))
+        .collect();
+    policies.sort_unstable();
+    assert_eq!(policies, vec![("p1", "iOS"), ("p2", "Android")]);
+    assert_eq!(seen(&handle, "distribute_app"), 2);
+    assert_eq!(seen(&handle, "change_group_policy"), 4);
+
+    // An app without its type cannot be distributed: refused before any call.
+    let untyped = dirsync_maas360::Distribution {
+        id: "com.contoso.other".to_owned(),
+        ..Default::default()
+    };
+    let refused = client.distribute_app_to_group(&copy, &untyped).await;
+    assert!(
+        matches!(refused, Err(Maas360Error::Permanent { .. })),
+        "{refused:?}"
+    );
+    // A group MaaS360 does not have: the failure says so.
+    let missing = client
+        .distribute_app_to_group("999999", &source.app_distributions[0])
+        .await;
+    assert!(missing.is_err(), "{missing:?}");
     handle.stop().await;
 }
 

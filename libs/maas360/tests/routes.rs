@@ -148,6 +148,13 @@ fn tenant() -> Seed {
                     id: "com.contoso.crm".to_owned(),
                     name: "CRM".to_owned(),
                     platform: "iOS".to_owned(),
+                    app_type: "2".to_owned(),
+                }],
+                policies: vec![Distribution {
+                    id: "p-ios".to_owned(),
+                    name: "iOS Baseline".to_owned(),
+                    platform: "iOS".to_owned(),
+                    ..Distribution::default()
                 }],
                 ..SeedGroup::default()
             },
@@ -288,7 +295,7 @@ async fn read_only_probe_says_what_it_could_not_check() {
             .iter()
             .all(|s| s.outcome == StepOutcome::Skipped)
     );
-    assert_eq!(report.steps.len(), 15);
+    assert_eq!(report.steps.len(), 17);
     handle.stop().await;
 }
 
@@ -298,7 +305,15 @@ async fn write_probe_passes_and_cleans_up() {
     let handle = emulator(&cfg, Some(tenant())).await;
     let report = probe::run(&client(&handle, &cfg, RouteTable::defaults()), &write()).await;
     assert!(report.passed, "{report:#?}");
-    assert_eq!(report.steps.len(), 15);
+    assert_eq!(report.steps.len(), 17);
+    for copied in [RouteName::DistributeApp, RouteName::ChangeGroupPolicy] {
+        let step = report.steps.iter().find(|s| s.route == copied);
+        assert_eq!(
+            step.map(|s| s.outcome),
+            Some(probe::StepOutcome::Ok),
+            "{report:#?}"
+        );
+    }
     assert!(report.cleanup.is_empty() && report.leftovers.is_empty());
     let every: Vec<&str> = report.steps.iter().map(|s| s.route.as_str()).collect();
     for name in RouteName::ALL {

@@ -52,6 +52,8 @@ pub(crate) fn handle(app: &App, op: Operation, req: &ApiRequest) -> Reply {
         Operation::ListGroups => list_groups(app, req),
         Operation::CreateUserGroup => create_user_group(app, req),
         Operation::DeleteUserGroup => delete_user_group(app, req),
+        Operation::DistributeApp => distribute_app(app, req),
+        Operation::ChangeGroupPolicy => change_group_policy(app, req),
     }
 }
 
@@ -517,6 +519,69 @@ fn delete_user_group(app: &App, req: &ApiRequest) -> Reply {
         Ok(()) => req.reply(
             StatusCode::OK,
             json!({"response": {"responseCode": 0, "description": "Group deleted"}}),
+        ),
+        Err(refusal) => response_failure(req, &refusal),
+    }
+}
+
+/// `distributeApp` to a group (`targetDevices` 1, docs/maas360.md §6): the group carries the
+/// app from then on, once however often it is asked. Answers `{"actionResponse":{"status":
+/// "Success"|"Failure","description"}}` as the clients read it [code].
+fn distribute_app(app: &App, req: &ApiRequest) -> Reply {
+    if let Err(reply) = authorize(app, req) {
+        return reply;
+    }
+    let outcome = match (
+        req.param("appType"),
+        req.param("appId"),
+        req.param("targetDevices"),
+        req.param("deviceGroupId"),
+    ) {
+        (Some(app_type), Some(app_id), Some("1"), Some(group)) => {
+            app.with(|i| i.dir.distribute_app(group, app_type, app_id))
+        }
+        (_, _, Some("1"), _) | (_, _, None, _) => Err(Refusal::Invalid(
+            "Missing required parameter: appType, appId, targetDevices or deviceGroupId".to_owned(),
+        )),
+        (_, _, Some(other), _) => Err(Refusal::Invalid(format!(
+            "targetDevices {other}: the emulator distributes to groups (1) only"
+        ))),
+    };
+    let body = match outcome {
+        Ok(()) => json!({"actionResponse": {"status": "Success",
+            "description": "App distributed successfully"}}),
+        Err(refusal) => json!({"actionResponse": {"status": "Failure",
+            "description": refusal.to_string()}}),
+    };
+    req.reply(StatusCode::OK, body)
+}
+
+/// `changeGroupPolicy` (docs/maas360.md §5.3): the group's policies of the request's
+/// `policyType` become the named ones. The answer's shape is a gap; a 2.0-style `response`
+/// is [inferred].
+fn change_group_policy(app: &App, req: &ApiRequest) -> Reply {
+    if let Err(reply) = authorize(app, req) {
+        return reply;
+    }
+    let (Some(group), Some(policy_type)) = (req.param("groupId"), req.param("policyType")) else {
+        return response_failure(
+            req,
+            &Refusal::Invalid("Missing required parameter: groupId or policyType".to_owned()),
+        );
+    };
+    // A JSON list arrives flattened to comma-joined text (wire.rs).
+    let names: Vec<String> = req
+        .param("policyName")
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+        .collect();
+    match app.with(|i| i.dir.set_group_policies(group, policy_type, &names)) {
+        Ok(()) => req.reply(
+            StatusCode::OK,
+            json!({"response": {"responseCode": 0, "description": "Policy changed"}}),
         ),
         Err(refusal) => response_failure(req, &refusal),
     }

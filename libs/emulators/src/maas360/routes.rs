@@ -34,6 +34,8 @@ pub(crate) enum Operation {
     ListGroups,
     CreateUserGroup,
     DeleteUserGroup,
+    DistributeApp,
+    ChangeGroupPolicy,
 }
 
 const BILLING: &str = "billingID";
@@ -41,7 +43,7 @@ const USER: &str = "userIdentifier";
 const GROUP: &str = "groupID";
 
 impl Operation {
-    pub(crate) const ALL: [Operation; 15] = [
+    pub(crate) const ALL: [Operation; 17] = [
         Self::AuthV1,
         Self::AuthV2,
         Self::RefreshToken,
@@ -57,6 +59,8 @@ impl Operation {
         Self::ListGroups,
         Self::CreateUserGroup,
         Self::DeleteUserGroup,
+        Self::DistributeApp,
+        Self::ChangeGroupPolicy,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -76,6 +80,8 @@ impl Operation {
             Self::ListGroups => "list_groups",
             Self::CreateUserGroup => "create_user_group",
             Self::DeleteUserGroup => "delete_user_group",
+            Self::DistributeApp => "distribute_app",
+            Self::ChangeGroupPolicy => "change_group_policy",
         }
     }
 
@@ -135,6 +141,12 @@ impl Operation {
             Self::DeleteUserGroup => {
                 "/group-apis/group/2.0/userGroups/customer/{billingID}/groupIdentifier/{groupID}"
             }
+            // [IBM-code][code] docs/maas360.md §6; a user group as the target is [inferred].
+            Self::DistributeApp => "/application-apis/applications/1.0/distributeApp/{billingID}",
+            // [code, one source] docs/maas360.md §5.3.
+            Self::ChangeGroupPolicy => {
+                "/group-apis/group/1.0/changeGroupPolicy/customer/{billingID}"
+            }
         }
     }
 
@@ -169,7 +181,7 @@ impl Operation {
             Self::AuthV1 | Self::AuthV2 | Self::RefreshToken => "authResponse",
             Self::SearchUsers | Self::UsersInGroup => "users",
             Self::ListGroups => "groups",
-            Self::CreateUserGroup | Self::DeleteUserGroup => "response",
+            Self::CreateUserGroup | Self::DeleteUserGroup | Self::ChangeGroupPolicy => "response",
             _ => "actionResponse",
         }
     }

@@ -32,6 +32,9 @@ pub struct Distribution {
     pub name: String,
     #[serde(default)]
     pub platform: String,
+    /// An app's numeric `appType` (docs/maas360.md §6); empty for policies.
+    #[serde(default)]
+    pub app_type: String,
 }
 
 /// Everything the emulator holds, for assertions and `GET /_emulator/state`.
@@ -559,6 +562,75 @@ impl Directory {
         Ok(())
     }
 
+    /// Puts an app on a group, once. The app's name and platform come from any group that
+    /// already carries it (the emulator has no app catalogue); an unknown app keeps its id.
+    pub(crate) fn distribute_app(
+        &mut self,
+        group_id: &str,
+        app_type: &str,
+        app_id: &str,
+    ) -> Result<(), Refusal> {
+        if !self.groups.contains_key(group_id) {
+            return Err(Refusal::NotFound(format!("Group not found: {group_id}")));
+        }
+        let known = self
+            .groups
+            .values()
+            .flat_map(|g| g.apps.iter())
+            .find(|a| a.id == app_id)
+            .cloned();
+        let app = known.unwrap_or_else(|| Distribution {
+            id: app_id.to_owned(),
+            name: app_id.to_owned(),
+            platform: String::new(),
+            app_type: app_type.to_owned(),
+        });
+        let group = self
+            .groups
+            .get_mut(group_id)
+            .ok_or_else(|| Refusal::NotFound(format!("Group not found: {group_id}")))?;
+        if !group.apps.iter().any(|a| a.id == app_id) {
+            group.apps.push(app);
+        }
+        Ok(())
+    }
+
+    /// Makes a group's policies of `policy_type` exactly `names` (each known policy keeps its
+    /// id; an unknown one is named by itself).
+    pub(crate) fn set_group_policies(
+        &mut self,
+        group_id: &str,
+        policy_type: &str,
+        names: &[String],
+    ) -> Result<(), Refusal> {
+        if !self.groups.contains_key(group_id) {
+            return Err(Refusal::NotFound(format!("Group not found: {group_id}")));
+        }
+        let resolved: Vec<Distribution> = names
+            .iter()
+            .map(|name| {
+                self.groups
+                    .values()
+                    .flat_map(|g| g.policies.iter())
+                    .find(|p| p.name.eq_ignore_ascii_case(name) && p.platform == policy_type)
+                    .cloned()
+                    .unwrap_or_else(|| Distribution {
+                        id: name.clone(),
+                        name: name.clone(),
+                        platform: policy_type.to_owned(),
+                        app_type: String::new(),
+                    })
+            })
+            .collect();
+        let group = self
+            .groups
+            .get_mut(group_id)
+            .ok_or_else(|| Refusal::NotFound(format!("Group not found: {group_id}")))?;
+        group.policies.retain(|p| p.platform != policy_type);
+        group.policies.extend(resolved);
+        Ok(())
+    }
+
     /// Adds or removes one user to or from several groups, all or nothing, idempotently.
     pub(crate) fn change_membership(
         &mut self,
@@ -684,7 +756,10 @@ impl Directory {
                 let apps: Vec<Value> = g
                     .apps
                     .iter()
-                    .map(|d| json!({"appId": d.id, "appName": d.name, "platform": d.platform}))
+                    .map(|d| {
+                        json!({"appId": d.id, "appName": d.name, "platform": d.platform,
+                               "appType": d.app_type})
+                    })
                     .collect();
                 let policies: Vec<Value> = g
                     .policies
