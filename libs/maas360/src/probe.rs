@@ -595,13 +595,13 @@ async fn confirm_on_group(
     match rec.client.list_groups(1, 250).await {
         Ok(page) => {
             let found = page.items.iter().find(|g| g.group_identifier == group);
-            if !found.is_some_and(shows) {
-                if let Some(last) = rec.steps.last_mut().filter(|s| s.route == route) {
-                    last.outcome = StepOutcome::Failed;
-                    last.note = Some(format!(
-                        "{check}: MaaS360 answered OK but the group list does not show it"
-                    ));
-                }
+            if !found.is_some_and(shows)
+                && let Some(last) = rec.steps.last_mut().filter(|s| s.route == route)
+            {
+                last.outcome = StepOutcome::Failed;
+                last.note = Some(format!(
+                    "{check}: MaaS360 answered OK but the group list does not show it"
+                ));
             }
         }
         Err(error) => rec.push(check, route, StepOutcome::Failed, Some(&error), None),
