@@ -913,16 +913,19 @@ async fn a_groups_apps_and_policies_are_copied_onto_another_group_once() {
     let source = client
         .list_groups(1, 100)
         .await
-        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"))
         .items
         .into_iter()
         .find(|g| g.name == "Field Staff")
-        .unwrap();
+        .unwrap_or_else(|| panic!("no Field Staff"));
     assert_eq!(source.app_distributions[0].app_type, "2");
     for _ in 0..2 {
         // Twice: a resumed migration repeats a step, and nothing doubles.
         for app in &source.app_distributions {
-            client.distribute_app_to_group(&copy, app).await.unwrap();
+            client
+                .distribute_app_to_group(&copy, app)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
         }
         for platform in ["iOS", "Android"] {
             let names: Vec<String> = source
@@ -934,11 +937,13 @@ async fn a_groups_apps_and_policies_are_copied_onto_another_group_once() {
             client
                 .set_group_policies(&copy, platform, &names)
                 .await
-                .unwrap();
+                .unwrap_or_else(|e| panic!("{e}"));
         }
     }
     let held = handle.state();
-    let copied = held.group("Field Staff (Entra)").unwrap();
+    let copied = held
+        .group("Field Staff (Entra)")
+        .unwrap_or_else(|| panic!("no copy in {held:?}"));
     assert_eq!(copied.apps.len(), 1);
     assert_eq!(copied.apps[0].id, "com.contoso.field");
     assert_eq!(
