@@ -909,7 +909,7 @@ async fn a_groups_apps_and_policies_are_copied_onto_another_group_once() {
     let copy = client
         .create_user_group("Field Staff (Entra)")
         .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{e}"));
     let source = client
         .list_groups(1, 100)
         .await
