@@ -505,6 +505,26 @@ impl Maas360Client {
         ))
     }
 
+    /// Every user group (the configured `groupType`, 3 by default) with its category and
+    /// distributions, without member counts: one call per 250 groups.
+    pub async fn user_groups(&self) -> Result<Vec<Maas360Group>, Maas360Error> {
+        let wanted = self.inner.options.user_group_type;
+        let mut groups = Vec::new();
+        for number in 1..=GROUP_LIST_MAX_PAGES {
+            let page = self.list_groups(number, 250).await?;
+            let done = !page.has_more() || page.items.is_empty();
+            groups.extend(
+                page.items
+                    .into_iter()
+                    .filter(|g| g.type_code() == Some(wanted)),
+            );
+            if done {
+                break;
+            }
+        }
+        Ok(groups)
+    }
+
     /// Every user group (the configured `groupType`, 3 by default) with its real member count,
     /// category and distributions where the list carries them. Costs one call per 250 groups
     /// plus one small `searchByGroup` call per user group.

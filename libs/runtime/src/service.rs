@@ -15,6 +15,9 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Serve(#[from] ServeError),
+    /// A setting that passed validation but cannot be used (e.g. a peer URL tonic refuses).
+    #[error("{0}")]
+    Config(String),
 }
 
 /// The store settings of a dirsync configuration.

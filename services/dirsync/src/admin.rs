@@ -261,7 +261,7 @@ pub(crate) enum TokenCommand {
     },
 }
 
-async fn channel(config: &DirsyncConfig, server: &ServerArg) -> anyhow::Result<Channel> {
+pub(crate) async fn channel(config: &DirsyncConfig, server: &ServerArg) -> anyhow::Result<Channel> {
     let url = match &server.server {
         Some(url) if url.contains("://") => url.clone(),
         Some(addr) => format!("http://{addr}"),
@@ -284,7 +284,7 @@ async fn channel(config: &DirsyncConfig, server: &ServerArg) -> anyhow::Result<C
         .with_context(|| format!("cannot reach dirsync at {url}; is `dirsync serve` running?"))
 }
 
-fn explain(status: tonic::Status) -> anyhow::Error {
+pub(crate) fn explain(status: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{} ({:?})", status.message(), status.code())
 }
 
@@ -657,6 +657,7 @@ pub(crate) async fn retry(
         .retry_parked(pb::RetryParkedRequest {
             tenant,
             resource_ids: resources,
+            external_ids: Vec::new(),
         })
         .await
         .map_err(explain)?

@@ -5,6 +5,7 @@
 //! Modules:
 //! - [`serve`]: every service in one process, or one with `--only`.
 //! - [`admin`]: tenants, tokens, status, retry and audit over gRPC.
+//! - [`migrate`]: Option 1 (mappings, check, propose, plan, apply, verify) over gRPC.
 //! - [`demo`]: the main job end to end on emulators, with [`progress`] bars.
 //! - [`emulate`]: the MaaS360 and Graph emulators as processes.
 //! - [`bench`], [`bench_maas360`]: figures, never assertions.
@@ -14,6 +15,7 @@ mod bench;
 mod bench_maas360;
 mod demo;
 mod emulate;
+mod migrate;
 mod progress;
 mod serve;
 
@@ -94,6 +96,21 @@ enum Command {
         #[command(subcommand)]
         command: bench::BenchCommand,
     },
+    /// Migrate existing MaaS360 groups with app and policy distributions to Entra-synced groups
+    /// (IBM's Option 1): check, propose, plan, apply, verify.
+    Migrate {
+        #[command(subcommand)]
+        command: migrate::MigrateCommand,
+        #[command(flatten)]
+        server: admin::ServerArg,
+    },
+    /// Map Entra groups onto existing MaaS360 user groups.
+    Mapping {
+        #[command(subcommand)]
+        command: migrate::MappingCommand,
+        #[command(flatten)]
+        server: admin::ServerArg,
+    },
     /// Manage SCIM bearer tokens on a running server.
     Token {
         #[command(subcommand)]
@@ -147,6 +164,18 @@ fn main() -> ExitCode {
                     Ok(false) => Err(anyhow::anyhow!("the probe found routes that do not work")),
                     Err(error) => Err(error),
                 }
+            }
+            Command::Migrate { command, server } => {
+                match migrate::migrate(&config, &server, command).await {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(anyhow::anyhow!(
+                        "the migration lost distributions its plan did not list, or failed"
+                    )),
+                    Err(error) => Err(error),
+                }
+            }
+            Command::Mapping { command, server } => {
+                migrate::mapping(&config, &server, command).await
             }
             Command::Retry {
                 tenant,

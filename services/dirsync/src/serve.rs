@@ -135,7 +135,14 @@ pub(crate) async fn run_all(
         .and_then(|listener| listener.local_addr().ok());
     // In one process the gateway always talks to this process's own
     // provisioner, wherever gRPC was told to listen.
-    config.scim.provisioner_url = format!("http://{}", dial_address(grpc_addr));
+    let own = format!("http://{}", dial_address(grpc_addr));
+    config.scim.provisioner_url = own.clone();
+    // Likewise every service asks its peers in this process.
+    if config.provisioner.mapping_url.is_empty() {
+        config.provisioner.mapping_url = own.clone();
+    }
+    config.mapping.provisioner_url = own.clone();
+    config.mapping.directory_url = own.clone();
     // With port 0 the gateway's own URLs must name the port it got.
     config.scim.listen = scim_listener
         .local_addr()

@@ -11,7 +11,8 @@
 //! - [`reconcile`]: the workers that make MaaS360 hold the desired state (leases, backoff,
 //!   circuit breaker, audit).
 //! - [`work`]: the queue as operators see it (status, parked, retry, audit);
-//!   [`maas360_reads`]: MaaS360's groups and their users, for the mapping service.
+//!   [`maas360_reads`]: MaaS360's groups and their users, for the mapping service;
+//!   [`maas360_group_writes`]: the idempotent group writes of an Option 1 migration.
 //! - [`store`]: the connection and SQLite's single-writer gate; [`entity`] and [`schema`]:
 //!   tables and their migrations. [`error`]: the one error vocabulary; [`metrics`]: gauges.
 
@@ -20,6 +21,7 @@ mod entity;
 mod error;
 mod groups;
 mod listing;
+mod maas360_group_writes;
 mod maas360_reads;
 mod metrics;
 mod reconcile;
@@ -61,7 +63,16 @@ impl Provisioner {
     pub async fn open(config: &DirsyncConfig) -> Result<Self, StartError> {
         let db = dirsync_runtime::service::open_store::<Migrator>(config, SERVICE).await?;
         let store = Store::new(db);
-        let reconciler = Arc::new(Reconciler::new(store.clone(), config.provisioner.clone()));
+        let resolver = reconcile::mapping::MappingResolver::new(
+            &config.provisioner.mapping_url,
+            config.grpc.request_timeout,
+        )
+        .map_err(StartError::Config)?;
+        let reconciler = Arc::new(Reconciler::new(
+            store.clone(),
+            config.provisioner.clone(),
+            resolver,
+        ));
         let metrics = Arc::new(metrics::register(store.clone(), reconciler.clone()));
         Ok(Self {
             _metrics: metrics,
@@ -101,6 +112,14 @@ impl Provisioner {
             .add_service(
                 pb::maas360_read_service_server::Maas360ReadServiceServer::new(
                     maas360_reads::Maas360ReadApi::new(self.store.clone(), self.reconciler.clone()),
+                ),
+            )
+            .add_service(
+                pb::maas360_group_write_service_server::Maas360GroupWriteServiceServer::new(
+                    maas360_group_writes::Maas360GroupWriteApi::new(
+                        self.store.clone(),
+                        self.reconciler.clone(),
+                    ),
                 ),
             );
     }

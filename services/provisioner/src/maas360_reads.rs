@@ -28,17 +28,30 @@ impl Maas360ReadApi {
     }
 
     async fn runtime(&self, tenant: &str) -> Result<Arc<TenantRuntime>> {
-        let tenant_id = self.store.tenant_id(tenant).await?;
-        self.reconciler
-            .tenant_runtime(&tenant_id)
-            .await
-            .ok_or_else(|| {
-                ProvisionerError::refused(
-                    ErrorReason::NoMaas360Connection,
-                    "the tenant has no usable MaaS360 connection; set one with `dirsync tenant set-maas360`",
-                )
-            })
+        Ok(tenant_runtime(&self.store, &self.reconciler, tenant)
+            .await?
+            .1)
     }
+}
+
+/// The tenant a request names and the runtime (client, limiter, breaker) its MaaS360 calls
+/// go through.
+pub(crate) async fn tenant_runtime(
+    store: &Store,
+    reconciler: &Reconciler,
+    tenant: &str,
+) -> Result<(String, Arc<TenantRuntime>)> {
+    let tenant_id = store.tenant_id(tenant).await?;
+    let runtime = reconciler
+        .tenant_runtime(&tenant_id)
+        .await
+        .ok_or_else(|| {
+            ProvisionerError::refused(
+                ErrorReason::NoMaas360Connection,
+                "the tenant has no usable MaaS360 connection; set one with `dirsync tenant set-maas360`",
+            )
+        })?;
+    Ok((tenant_id, runtime))
 }
 
 /// One MaaS360 call of a read, paced by the tenant's limiter like the workers' calls.
@@ -91,7 +104,9 @@ fn maas360_user(user: &dirsync_maas360::Maas360User) -> pb::Maas360User {
     }
 }
 
-fn distributions(distributions: &[dirsync_maas360::Distribution]) -> Vec<pb::Distribution> {
+pub(crate) fn distributions(
+    distributions: &[dirsync_maas360::Distribution],
+) -> Vec<pb::Distribution> {
     distributions
         .iter()
         .map(|distribution| pb::Distribution {

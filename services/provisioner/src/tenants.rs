@@ -632,9 +632,25 @@ impl pb::tenant_service_server::TenantService for TenantApi {
         .update(&write.txn)
         .await
         .map_err(ProvisionerError::from)?;
+        // Groups parked as look-alikes may go in now: they are tried again at once.
+        let requeued = if lookalike_groups == "import" && current.lookalike_group_policy != "import"
+        {
+            crate::reconcile::queue::requeue_parked(
+                &write.txn,
+                &updated.tenant_id,
+                crate::reconcile::queue::Requeue {
+                    kind: Some(crate::entity::ResourceKind::Group),
+                    resource_ids: None,
+                },
+            )
+            .await?
+        } else {
+            0
+        };
         write.commit().await?;
         tracing::info!(
             tenant = %updated.tenant_id,
+            requeued,
             username_mapping,
             active_device,
             lookalike_groups,

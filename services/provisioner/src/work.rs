@@ -3,7 +3,6 @@
 
 use dirsync_proto::common::v1 as common;
 use dirsync_proto::provisioner::v1 as pb;
-use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -11,7 +10,7 @@ use tonic::{Request, Response, Status};
 
 use crate::entity::{ResourceKind, group, maas360_audit, sync_state, user};
 use crate::error::{ProvisionerError, Result};
-use crate::reconcile::health;
+use crate::reconcile::{health, queue};
 use crate::store::{Store, now_ms};
 
 const DEFAULT_PAGE: u64 = 100;
@@ -147,6 +146,36 @@ impl WorkApi {
     }
 }
 
+/// The users and groups of a tenant that Entra knows by these externalIds.
+async fn by_external_id(
+    db: &impl sea_orm::ConnectionTrait,
+    tenant_id: &str,
+    external_ids: &[String],
+) -> Result<Vec<String>> {
+    let mut ids = Vec::new();
+    for chunk in external_ids.chunks(500) {
+        let users: Vec<String> = user::Entity::find()
+            .select_only()
+            .column(user::Column::Id)
+            .filter(user::Column::TenantId.eq(tenant_id))
+            .filter(user::Column::ExternalId.is_in(chunk.to_vec()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        let groups: Vec<String> = group::Entity::find()
+            .select_only()
+            .column(group::Column::Id)
+            .filter(group::Column::TenantId.eq(tenant_id))
+            .filter(group::Column::ExternalId.is_in(chunk.to_vec()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        ids.extend(users);
+        ids.extend(groups);
+    }
+    Ok(ids)
+}
+
 #[tonic::async_trait]
 impl pb::work_service_server::WorkService for WorkApi {
     async fn get_work_status(
@@ -230,25 +259,23 @@ impl pb::work_service_server::WorkService for WorkApi {
     ) -> Result<Response<pb::RetryParkedResponse>, Status> {
         let request = request.into_inner();
         let tenant_id = self.store.tenant_id(&request.tenant).await?;
+        let resource_ids = if request.resource_ids.is_empty() && request.external_ids.is_empty() {
+            None
+        } else {
+            let mut ids = request.resource_ids;
+            ids.extend(by_external_id(self.store.db(), &tenant_id, &request.external_ids).await?);
+            Some(ids)
+        };
         let write = self.store.write().await?;
-        let mut update = sync_state::Entity::update_many()
-            .col_expr(sync_state::Column::Parked, Expr::value(false))
-            .col_expr(
-                sync_state::Column::ParkedAt,
-                Expr::value(Option::<i64>::None),
-            )
-            .col_expr(sync_state::Column::Attempts, Expr::value(0))
-            .col_expr(sync_state::Column::NextAttemptAt, Expr::value(0))
-            .filter(sync_state::Column::TenantId.eq(tenant_id.clone()))
-            .filter(sync_state::Column::Parked.eq(true));
-        if !request.resource_ids.is_empty() {
-            update = update.filter(sync_state::Column::ResourceId.is_in(request.resource_ids));
-        }
-        let requeued = update
-            .exec(&write.txn)
-            .await
-            .map_err(ProvisionerError::from)?
-            .rows_affected;
+        let requeued = queue::requeue_parked(
+            &write.txn,
+            &tenant_id,
+            queue::Requeue {
+                kind: None,
+                resource_ids,
+            },
+        )
+        .await?;
         write.commit().await?;
         tracing::info!(tenant = %tenant_id, requeued, "parked resources requeued");
         Ok(Response::new(pb::RetryParkedResponse { requeued }))

@@ -107,6 +107,17 @@ pub async fn start_grpc(config: &DirsyncConfig) -> Running {
 /// Like [`start_grpc`] on a given listener (to restart on the same port),
 /// with the provisioner's reconcile workers running.
 pub async fn start_grpc_on(config: &DirsyncConfig, listener: TcpListener) -> Running {
+    // Like `dirsync serve`: the services of one process ask each other.
+    let mut config = config.clone();
+    if let Ok(addr) = listener.local_addr() {
+        let own = format!("http://{addr}");
+        if config.provisioner.mapping_url.is_empty() {
+            config.provisioner.mapping_url = own.clone();
+        }
+        config.mapping.provisioner_url = own.clone();
+        config.mapping.directory_url = own;
+    }
+    let config = &config;
     let mut server = GrpcServer::new(Duration::from_secs(30));
     let provisioner = dirsync_provisioner::Provisioner::open(config)
         .await

@@ -19,6 +19,22 @@ pub(crate) struct RemoteUser {
     pub(crate) pending_deletion: bool,
 }
 
+/// A user group as the backend holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RemoteGroup {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    /// App and policy distributions it carries: devices lose them if it is taken away.
+    pub(crate) apps: usize,
+    pub(crate) policies: usize,
+}
+
+impl RemoteGroup {
+    pub(crate) fn carries_distributions(&self) -> bool {
+        self.apps + self.policies > 0
+    }
+}
+
 /// How a failed call should be treated. Only [`BackendError::Permanent`] (and an unexpected
 /// "already exists" or "not found") parks a resource; everything else is retried for as long as
 /// it takes.
@@ -100,7 +116,8 @@ pub(crate) trait DirectoryBackend: Send + Sync + std::fmt::Debug {
     async fn deactivate_user(&self, id: &str) -> Result<(), BackendError>;
     async fn reactivate_user(&self, id: &str) -> Result<(), BackendError>;
     async fn delete_user(&self, id: &str) -> Result<(), BackendError>;
-    async fn find_group(&self, name: &str) -> Result<Option<String>, BackendError>;
+    /// Every MaaS360 user group (not device groups), with how much it distributes.
+    async fn user_groups(&self) -> Result<Vec<RemoteGroup>, BackendError>;
     async fn create_group(&self, name: &str) -> Result<String, BackendError>;
     async fn delete_group(&self, id: &str) -> Result<(), BackendError>;
     async fn add_user_to_groups(
@@ -114,9 +131,6 @@ pub(crate) trait DirectoryBackend: Send + Sync + std::fmt::Debug {
         group_ids: &[String],
     ) -> Result<(), BackendError>;
 }
-
-/// Largest page MaaS360 serves.
-const GROUP_PAGE: u32 = 250;
 
 /// A username no tenant holds: the probe is a search that finds nothing.
 const PROBE_USER: &str = "dirsync-reachability-probe";
@@ -190,23 +204,17 @@ impl DirectoryBackend for Maas360Client {
         Ok(())
     }
 
-    async fn find_group(&self, name: &str) -> Result<Option<String>, BackendError> {
-        let mut page_number = 1;
-        loop {
-            let page = Maas360Client::list_groups(self, page_number, GROUP_PAGE).await?;
-            if let Some(group) = page
-                .items
-                .iter()
-                .find(|group| group.name.eq_ignore_ascii_case(name))
-            {
-                return Ok(Some(group.group_identifier.clone()));
-            }
-            let seen = u64::from(page_number) * u64::from(page.page_size.max(1));
-            if page.items.is_empty() || seen >= page.total {
-                return Ok(None);
-            }
-            page_number += 1;
-        }
+    async fn user_groups(&self) -> Result<Vec<RemoteGroup>, BackendError> {
+        Ok(Maas360Client::user_groups(self)
+            .await?
+            .into_iter()
+            .map(|group| RemoteGroup {
+                id: group.group_identifier,
+                name: group.name,
+                apps: group.app_distributions.len(),
+                policies: group.policy_distributions.len(),
+            })
+            .collect())
     }
 
     async fn create_group(&self, name: &str) -> Result<String, BackendError> {

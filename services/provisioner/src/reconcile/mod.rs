@@ -14,7 +14,8 @@ pub(crate) mod breaker;
 pub(crate) mod connection;
 pub(crate) mod health;
 pub(crate) mod identity;
-mod queue;
+pub(crate) mod mapping;
+pub(crate) mod queue;
 mod worker;
 
 use std::collections::{HashMap, HashSet};
@@ -35,6 +36,7 @@ use backend::DirectoryBackend;
 use breaker::Breaker;
 use connection::TenantConnection;
 use identity::UsernameMapping;
+use mapping::MappingResolver;
 
 /// How often tenants' MaaS360 connections are read again, so a connection
 /// set through another replica takes effect here too.
@@ -151,6 +153,7 @@ pub struct Reconciler {
     owner: String,
     runtimes: Mutex<RuntimeCache>,
     in_flight: Arc<Mutex<HashSet<(String, ResourceKind, String)>>>,
+    resolver: MappingResolver,
 }
 
 #[derive(Debug, Default)]
@@ -194,10 +197,15 @@ impl RuntimeCache {
 }
 
 impl Reconciler {
-    pub fn new(store: Store, settings: ProvisionerConfig) -> Self {
+    pub(crate) fn new(
+        store: Store,
+        settings: ProvisionerConfig,
+        resolver: MappingResolver,
+    ) -> Self {
         Self {
             store,
             settings,
+            resolver,
             owner: format!("worker-{}", uuid::Uuid::new_v4().simple()),
             runtimes: Mutex::new(RuntimeCache::default()),
             in_flight: Arc::new(Mutex::new(HashSet::new())),
@@ -357,7 +365,8 @@ impl Reconciler {
                     lease: this.settings.lease,
                     dependency_delay: DEPENDENCY_DELAY,
                 };
-                if let Err(error) = worker::reconcile(&this.store, &lease, &runtime, settings).await
+                if let Err(error) =
+                    worker::reconcile(&this.store, &lease, &runtime, &this.resolver, settings).await
                 {
                     // The lease runs out and the resource is taken again.
                     tracing::warn!(%error, resource = %lease.row.resource_id, "reconcile could not record its outcome");

@@ -7,7 +7,7 @@ use std::time::Duration;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
-use crate::entity::{maas360_audit, sync_state};
+use crate::entity::{ResourceKind, maas360_audit, sync_state};
 use crate::error::Result;
 use crate::store::{Store, now_ms};
 
@@ -311,6 +311,43 @@ pub(crate) struct Failure<'a> {
     /// Failed attempts in a row, this one included; restarts at 1 after an attempt that made
     /// progress, so a resource that keeps advancing never backs off to the cap.
     pub(crate) attempts: i32,
+}
+
+/// Which parked resources of a tenant to move back to the queue.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Requeue {
+    /// Only resources of this kind.
+    pub(crate) kind: Option<ResourceKind>,
+    /// Only these resources; `None` for every parked one.
+    pub(crate) resource_ids: Option<Vec<String>>,
+}
+
+/// Moves parked resources back to the queue with their attempts reset; returns how many.
+pub(crate) async fn requeue_parked(
+    txn: &impl sea_orm::ConnectionTrait,
+    tenant_id: &str,
+    which: Requeue,
+) -> Result<u64> {
+    let mut update = sync_state::Entity::update_many()
+        .col_expr(sync_state::Column::Parked, Expr::value(false))
+        .col_expr(
+            sync_state::Column::ParkedAt,
+            Expr::value(Option::<i64>::None),
+        )
+        .col_expr(sync_state::Column::Attempts, Expr::value(0))
+        .col_expr(sync_state::Column::NextAttemptAt, Expr::value(0))
+        .filter(sync_state::Column::TenantId.eq(tenant_id))
+        .filter(sync_state::Column::Parked.eq(true));
+    if let Some(kind) = which.kind {
+        update = update.filter(sync_state::Column::Kind.eq(kind));
+    }
+    if let Some(ids) = which.resource_ids {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        update = update.filter(sync_state::Column::ResourceId.is_in(ids));
+    }
+    Ok(update.exec(txn).await?.rows_affected)
 }
 
 /// MaaS360 answers a tenant again: every resource waiting out a backoff is due now.

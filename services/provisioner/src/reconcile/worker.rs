@@ -17,8 +17,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::TenantRuntime;
-use super::backend::BackendError;
+use super::backend::{BackendError, RemoteGroup};
 use super::identity::{self, Identity};
+use super::mapping::{MappingResolver, Resolution, name_key};
 use super::queue::{self, AuditEntry, Lease};
 use crate::entity::{ResourceKind, group, group_member, sync_state, user};
 use crate::error::{ProvisionerError, Result};
@@ -36,7 +37,27 @@ pub(crate) struct AppliedUser {
 /// What MaaS360 last confirmed for a group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct AppliedGroup {
+    /// The MaaS360 group's name.
     pub(crate) name: String,
+    /// The Option 1 mapping the group was bound through: its MaaS360 name may differ from
+    /// Entra's, and Entra's renames are not followed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) mapping_id: Option<String>,
+    /// The MaaS360 group was there before dirsync linked it (adopted by name, or through a
+    /// mapping): it is never deleted because Entra deleted its group.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) adopted: bool,
+}
+
+impl AppliedGroup {
+    /// A group dirsync created under `name`.
+    fn created(name: String) -> Self {
+        Self {
+            name,
+            mapping_id: None,
+            adopted: false,
+        }
+    }
 }
 
 /// What the store knows of a user's MaaS360 side between attempts.
@@ -114,6 +135,7 @@ struct Attempt<'a> {
     store: &'a Store,
     lease: &'a Lease,
     runtime: &'a TenantRuntime,
+    resolver: &'a MappingResolver,
     settings: AttemptSettings,
     maas360_id: Option<String>,
     /// What MaaS360 confirmed, as stored.
@@ -129,12 +151,14 @@ impl<'a> Attempt<'a> {
         store: &'a Store,
         lease: &'a Lease,
         runtime: &'a TenantRuntime,
+        resolver: &'a MappingResolver,
         settings: AttemptSettings,
     ) -> Self {
         Self {
             store,
             lease,
             runtime,
+            resolver,
             settings,
             maas360_id: lease.row.maas360_id.clone(),
             applied_json: lease.row.applied_json.clone(),
@@ -207,6 +231,18 @@ impl<'a> Attempt<'a> {
             at: now_ms(),
         });
         result
+    }
+
+    /// Audits a decision that made no MaaS360 call (a group kept rather than deleted, a group
+    /// bound through its mapping), so that the audit tells the whole story.
+    fn note(&mut self, action: &'static str, target: &str, outcome: &'static str, detail: String) {
+        self.audit.push(AuditEntry {
+            action,
+            target: target.to_owned(),
+            outcome,
+            detail: Some(detail),
+            at: now_ms(),
+        });
     }
 
     /// Records `state` as what MaaS360 now holds, at once.
@@ -308,9 +344,10 @@ pub(crate) async fn reconcile(
     store: &Store,
     lease: &Lease,
     runtime: &TenantRuntime,
+    resolver: &MappingResolver,
     settings: AttemptSettings,
 ) -> Result<()> {
-    let mut attempt = Attempt::new(store, lease, runtime, settings);
+    let mut attempt = Attempt::new(store, lease, runtime, resolver, settings);
     let result = match lease.row.kind {
         ResourceKind::User => reconcile_user(&mut attempt).await,
         ResourceKind::Group => reconcile_group(&mut attempt).await,
@@ -608,6 +645,12 @@ async fn sync_memberships(
     }
 
     let leaving: Vec<String> = state.groups.difference(&desired).cloned().collect();
+    // A group whose Option 1 mapping is not applied yet keeps its members until it is.
+    let held = held_by_migration(attempt, &leaving).await?;
+    let leaving: Vec<String> = leaving
+        .into_iter()
+        .filter(|group| !held.contains(group))
+        .collect();
     let to_remove: Vec<String> = leaving
         .iter()
         .filter_map(|group| maas360_ids.get(group).cloned())
@@ -632,11 +675,43 @@ async fn sync_memberships(
         }
         attempt.save(state).await?;
     }
-    Ok(if waiting {
+    Ok(if waiting || !held.is_empty() {
         Outcome::Deferred
     } else {
         Outcome::Done
     })
+}
+
+/// Of the groups a user leaves, those whose Option 1 mapping is confirmed but not applied:
+/// the migration's plan counted their members, so none is removed before the apply.
+async fn held_by_migration(
+    attempt: &mut Attempt<'_>,
+    leaving: &[String],
+) -> Step<BTreeSet<String>> {
+    let mut held = BTreeSet::new();
+    if leaving.is_empty() || !attempt.resolver.is_configured() {
+        return Ok(held);
+    }
+    let tenant_id = attempt.lease.row.tenant_id.clone();
+    let groups = group::Entity::find()
+        .filter(group::Column::TenantId.eq(tenant_id.clone()))
+        .filter(group::Column::Id.is_in(leaving.to_vec()))
+        .all(attempt.store.db())
+        .await?;
+    for group in groups {
+        let resolution = attempt
+            .resolver
+            .resolve(
+                &tenant_id,
+                group.external_id.as_deref(),
+                &group.display_name,
+            )
+            .await?;
+        if matches!(resolution, Resolution::Pending { .. }) {
+            held.insert(group.id);
+        }
+    }
+    Ok(held)
 }
 
 /// MaaS360 ids of the given dirsync groups, for those MaaS360 has.
@@ -679,19 +754,27 @@ async fn reconcile_group(attempt: &mut Attempt<'_>) -> Step<Outcome> {
         remove_group(attempt, record).await?;
         return Ok(Outcome::Done);
     };
-    let name = desired.display_name;
+    let name = desired.display_name.clone();
     match (attempt.maas360_id.clone(), record) {
         (None, Some(GroupRecord::PendingCreate { pending_create })) => {
             // An earlier create may have made the group: adopt it (under the name it got).
-            if adopt_group(attempt, &pending_create).await?.is_none() {
-                create_or_adopt_group(attempt, &name).await?;
-            } else if pending_create != name {
-                let id = attempt.maas360_id.clone().unwrap_or_default();
-                follow_rename(attempt, &id, &pending_create, &name).await?;
+            let groups = user_groups(attempt, &pending_create).await?;
+            match named(&groups, &pending_create) {
+                Some(made) => {
+                    link_group(attempt, made, None, false).await?;
+                    if pending_create != name {
+                        let id = made.id.clone();
+                        follow_rename(attempt, &id, &pending_create, &name).await?;
+                    }
+                }
+                None => return provision_group(attempt, &desired).await,
             }
         }
-        (None, _) => create_or_adopt_group(attempt, &name).await?,
-        (Some(id), Some(GroupRecord::Applied(applied))) if applied.name != name => {
+        (None, _) => return provision_group(attempt, &desired).await,
+        // A group bound through a mapping keeps its MaaS360 name: Entra's may differ.
+        (Some(id), Some(GroupRecord::Applied(applied)))
+            if applied.mapping_id.is_none() && applied.name != name =>
+        {
             follow_rename(attempt, &id, &applied.name, &name).await?;
         }
         (Some(_), Some(GroupRecord::Applied(_))) => {}
@@ -699,29 +782,237 @@ async fn reconcile_group(attempt: &mut Attempt<'_>) -> Step<Outcome> {
         // Entra gave, and a rename since would have been recorded.
         (Some(_), _) => {
             attempt
-                .save(&GroupRecord::Applied(AppliedGroup { name }))
+                .save(&GroupRecord::Applied(AppliedGroup::created(name)))
                 .await?
         }
     }
     Ok(Outcome::Done)
 }
 
+/// Every MaaS360 user group, read for a decision about the group `name`.
+async fn user_groups(attempt: &mut Attempt<'_>, name: &str) -> Step<Vec<RemoteGroup>> {
+    let backend = attempt.runtime.backend.clone();
+    Ok(attempt
+        .call("list_groups", name, backend.user_groups())
+        .await?)
+}
+
+/// The user group MaaS360 holds under exactly this name (ignoring case).
+fn named<'g>(groups: &'g [RemoteGroup], name: &str) -> Option<&'g RemoteGroup> {
+    groups
+        .iter()
+        .find(|group| group.name.eq_ignore_ascii_case(name))
+}
+
+/// Records the link to a MaaS360 group: one dirsync made, one that was there before
+/// (`adopted`), or one a mapping names.
+async fn link_group(
+    attempt: &mut Attempt<'_>,
+    group: &RemoteGroup,
+    mapping_id: Option<String>,
+    adopted: bool,
+) -> Step<()> {
+    attempt.maas360_id = Some(group.id.clone());
+    attempt
+        .save(&GroupRecord::Applied(AppliedGroup {
+            name: group.name.clone(),
+            mapping_id,
+            adopted,
+        }))
+        .await?;
+    Ok(())
+}
+
+/// A group's first provisioning, by SCIM push or by pull: its Option 1 mapping decides first;
+/// without one, Option 2 (a new MaaS360 group, or an existing one of its exact name that
+/// carries nothing) unless a MaaS360 group that looks like it carries distributions, which is
+/// parked for an operator rather than adopted or duplicated (docs/maas360.md §8).
+async fn provision_group(attempt: &mut Attempt<'_>, desired: &group::Model) -> Step<Outcome> {
+    let tenant_id = attempt.lease.row.tenant_id.clone();
+    let name = desired.display_name.clone();
+    let entra_ref = desired
+        .external_id
+        .clone()
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| name.clone());
+    let resolution = attempt
+        .resolver
+        .resolve(&tenant_id, desired.external_id.as_deref(), &name)
+        .await?;
+    match resolution {
+        Resolution::Mapped {
+            mapping_id,
+            group_id,
+            group_name,
+        } => {
+            tracing::info!(
+                tenant = %tenant_id, group = %name, maas360_group = %group_name, %mapping_id,
+                "group bound to its mapped MaaS360 group"
+            );
+            attempt.note(
+                "bind_group",
+                &group_name,
+                "ok",
+                format!("Entra group {name:?} writes into it through mapping {mapping_id}"),
+            );
+            let group = RemoteGroup {
+                id: group_id,
+                name: group_name,
+                apps: 0,
+                policies: 0,
+            };
+            link_group(attempt, &group, Some(mapping_id), true).await?;
+            return Ok(Outcome::Done);
+        }
+        Resolution::Pending { mapping_id, state } => {
+            return Err(BackendError::Permanent(format!(
+                "Entra group {name:?} has mapping {mapping_id} ({state}), not applied yet: \
+                 nothing is created or adopted for it until `dirsync migrate apply {tenant_id}` \
+                 applies the mapping, which retries this group"
+            ))
+            .into());
+        }
+        Resolution::Unmapped => {}
+    }
+
+    let groups = user_groups(attempt, &name).await?;
+    let exact = named(&groups, &name);
+    let key = name_key(&name);
+    let lookalike = exact
+        .filter(|group| group.carries_distributions())
+        .or_else(|| {
+            groups
+                .iter()
+                .find(|group| group.carries_distributions() && name_key(&group.name) == key)
+        });
+    if let Some(existing) = lookalike
+        && !imports_lookalikes(attempt, &tenant_id).await?
+    {
+        return Err(BackendError::Permanent(format!(
+            "MaaS360 user group {:?} (groupID {}) carries {} app and {} policy distribution(s) and \
+             looks like Entra group {name:?}: adopting or duplicating it could take apps and \
+             policies off devices. Map it with `dirsync mapping set {tenant_id} --entra-group \
+             {entra_ref} --maas360-group {} --mode adopt` (or --mode copy) and apply the \
+             migration (Option 1), or allow Option 2 import with `dirsync tenant set-policy \
+             {tenant_id} --import-lookalike-groups`",
+            existing.name, existing.id, existing.apps, existing.policies, existing.id
+        ))
+        .into());
+    }
+    if let Some(existing) = exact {
+        let existing = existing.clone();
+        link_group(attempt, &existing, None, true).await?;
+        return Ok(Outcome::Done);
+    }
+    create_group(attempt, &name).await?;
+    Ok(Outcome::Done)
+}
+
+/// Whether the tenant lets look-alikes in (Option 2). Read from the store, not the cached
+/// runtime: an operator who just allowed it retries the parked groups at once, on any replica.
+async fn imports_lookalikes(attempt: &Attempt<'_>, tenant_id: &str) -> Step<bool> {
+    if attempt.runtime.policy.import_lookalike_groups {
+        return Ok(true);
+    }
+    let tenant = crate::entity::tenant::Entity::find_by_id(tenant_id.to_owned())
+        .one(attempt.store.db())
+        .await?;
+    Ok(tenant.is_some_and(|tenant| tenant.lookalike_group_policy == "import"))
+}
+
+/// Option 2: an Entra group becomes a new MaaS360 user group of the same name.
+async fn create_group(attempt: &mut Attempt<'_>, name: &str) -> Step<()> {
+    // The create is not idempotent: record it before it goes out.
+    attempt
+        .save(&GroupRecord::PendingCreate {
+            pending_create: name.to_owned(),
+        })
+        .await?;
+    let backend = attempt.runtime.backend.clone();
+    let id = match attempt
+        .call("create_group", name, backend.create_group(name))
+        .await
+    {
+        Ok(id) => id,
+        // Made by an earlier attempt whose answer was lost.
+        Err(BackendError::AlreadyExists(_)) => {
+            let groups = user_groups(attempt, name).await?;
+            named(&groups, name).map(|g| g.id.clone()).ok_or_else(|| {
+                BackendError::Unavailable(format!(
+                    "MaaS360 says group {name:?} exists but does not list it"
+                ))
+            })?
+        }
+        Err(error) => return Err(error.into()),
+    };
+    attempt.maas360_id = Some(id);
+    attempt
+        .save(&GroupRecord::Applied(AppliedGroup::created(
+            name.to_owned(),
+        )))
+        .await?;
+    Ok(())
+}
+
+/// Entra deleted its group (or took it out of scope). A MaaS360 group that was there before
+/// dirsync (adopted, or bound through a mapping) or that carries distributions now is never
+/// deleted for it: devices would lose what it distributes. It is unbound instead, and the
+/// audit says so.
 async fn remove_group(attempt: &mut Attempt<'_>, record: Option<GroupRecord>) -> Step<()> {
     if attempt.maas360_id.is_none()
         && let Some(GroupRecord::PendingCreate { pending_create }) = &record
-        && adopt_group(attempt, pending_create).await?.is_none()
     {
-        attempt.forget();
-        return Ok(());
+        let groups = user_groups(attempt, pending_create).await?;
+        match named(&groups, pending_create) {
+            Some(made) => attempt.maas360_id = Some(made.id.clone()),
+            None => {
+                attempt.forget();
+                return Ok(());
+            }
+        }
     }
     let Some(id) = attempt.maas360_id.clone() else {
         return Ok(());
     };
-    let name = match record {
-        Some(GroupRecord::Applied(applied)) => applied.name,
-        Some(GroupRecord::PendingCreate { pending_create }) => pending_create,
-        None => id.clone(),
+    let (name, kept_because) = match record {
+        Some(GroupRecord::Applied(applied)) => {
+            let why = match (&applied.mapping_id, applied.adopted) {
+                (Some(mapping_id), _) => Some(format!("it is the target of mapping {mapping_id}")),
+                (None, true) => Some("it was in MaaS360 before dirsync adopted it".to_owned()),
+                (None, false) => None,
+            };
+            (applied.name, why)
+        }
+        Some(GroupRecord::PendingCreate { pending_create }) => (pending_create, None),
+        None => (id.clone(), None),
     };
+    let kept_because = match kept_because {
+        Some(why) => Some(why),
+        // One dirsync made may have been given distributions in the portal since.
+        None => {
+            let groups = user_groups(attempt, &name).await?;
+            match groups.iter().find(|group| group.id == id) {
+                None => {
+                    attempt.forget();
+                    return Ok(());
+                }
+                Some(group) if group.carries_distributions() => Some(format!(
+                    "it carries {} app and {} policy distribution(s)",
+                    group.apps, group.policies
+                )),
+                Some(_) => None,
+            }
+        }
+    };
+    if let Some(why) = kept_because {
+        let detail = format!(
+            "Entra deleted its group; MaaS360 group {name:?} is kept and unbound because {why}"
+        );
+        tracing::info!(tenant = %attempt.lease.row.tenant_id, group = %name, "{detail}");
+        attempt.note("unbind_group", &name, "kept", detail);
+        attempt.forget();
+        return Ok(());
+    }
     let backend = attempt.runtime.backend.clone();
     match attempt
         .call("delete_group", &name, backend.delete_group(&id))
@@ -735,69 +1026,21 @@ async fn remove_group(attempt: &mut Attempt<'_>, record: Option<GroupRecord>) ->
     Ok(())
 }
 
-/// Option 2: an Entra group becomes a MaaS360 user group of the same name; one MaaS360 already
-/// has (or got before a lost response) is adopted.
-async fn create_or_adopt_group(attempt: &mut Attempt<'_>, name: &str) -> Step<()> {
-    // The create is not idempotent: record it before it goes out.
-    attempt
-        .save(&GroupRecord::PendingCreate {
-            pending_create: name.to_owned(),
-        })
-        .await?;
-    let backend = attempt.runtime.backend.clone();
-    let id = match attempt
-        .call("create_group", name, backend.create_group(name))
-        .await
-    {
-        Ok(id) => id,
-        Err(BackendError::AlreadyExists(_)) => attempt
-            .call("find_group", name, backend.find_group(name))
-            .await?
-            .ok_or_else(|| {
-                BackendError::Unavailable(format!(
-                    "MaaS360 says group {name:?} exists but does not list it"
-                ))
-            })?,
-        Err(error) => return Err(error.into()),
-    };
-    attempt.maas360_id = Some(id);
-    attempt
-        .save(&GroupRecord::Applied(AppliedGroup {
-            name: name.to_owned(),
-        }))
-        .await?;
-    Ok(())
-}
-
-/// Links the user group MaaS360 holds under `name`, if any.
-async fn adopt_group(attempt: &mut Attempt<'_>, name: &str) -> Step<Option<String>> {
-    let backend = attempt.runtime.backend.clone();
-    let found = attempt
-        .call("find_group", name, backend.find_group(name))
-        .await?;
-    if let Some(id) = &found {
-        attempt.maas360_id = Some(id.clone());
-        attempt
-            .save(&GroupRecord::Applied(AppliedGroup {
-                name: name.to_owned(),
-            }))
-            .await?;
-    }
-    Ok(found)
-}
-
 /// MaaS360's web services cannot rename a user group, and deleting and recreating it would
 /// drop the app and policy distributions attached to it: an operator renames it in the portal,
 /// and a retry afterwards finds it under its new name.
 async fn follow_rename(attempt: &mut Attempt<'_>, id: &str, old: &str, name: &str) -> Step<()> {
-    let backend = attempt.runtime.backend.clone();
-    let found = attempt
-        .call("find_group", name, backend.find_group(name))
-        .await?;
-    if found.as_deref() == Some(id) {
+    let groups = user_groups(attempt, name).await?;
+    if named(&groups, name).is_some_and(|group| group.id == id) {
+        let adopted = matches!(
+            attempt.applied::<GroupRecord>(),
+            Some(GroupRecord::Applied(AppliedGroup { adopted: true, .. }))
+        );
         attempt
             .save(&GroupRecord::Applied(AppliedGroup {
                 name: name.to_owned(),
+                mapping_id: None,
+                adopted,
             }))
             .await?;
         return Ok(());

@@ -169,6 +169,7 @@ async fn start_with_policy(park: bool) -> SyncStack {
         } else {
             pb::ActiveDevicePolicy::Deactivate
         } as i32,
+        lookalike_groups: pb::LookalikeGroupPolicy::Park as i32,
     };
     SyncStack::start_on(
         config,

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, unreachable_pub)]
 
 mod e2e;
+mod group_safety;
 mod health;
 mod maas360_fidelity;
 mod maas360_sync;
