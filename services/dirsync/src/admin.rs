@@ -41,6 +41,21 @@ pub(crate) enum TenantCommand {
         #[command(flatten)]
         policy: PolicyArgs,
     },
+    /// Set or replace the tenant's Entra connection for the pull sync and Option 1 (checked
+    /// with one token request and one Graph read).
+    SetEntra {
+        /// Tenant id or name.
+        tenant: String,
+        #[command(flatten)]
+        entra: crate::pull::EntraArgs,
+    },
+    /// How the tenant's pull sync reads Entra: group scope, userName attribute, deletion guard.
+    SetPull {
+        /// Tenant id or name.
+        tenant: String,
+        #[command(flatten)]
+        pull: crate::pull::PullArgs,
+    },
     /// Set or replace a tenant's MaaS360 connection (checked with one authentication).
     SetMaas360 {
         /// Tenant id or name.
@@ -378,6 +393,12 @@ pub(crate) async fn tenant(
                 }
             );
         }
+        TenantCommand::SetEntra { tenant, entra } => {
+            crate::pull::set_entra(config, server, tenant, entra).await?;
+        }
+        TenantCommand::SetPull { tenant, pull } => {
+            crate::pull::set_pull(config, server, tenant, pull).await?;
+        }
         TenantCommand::SetPolicy { tenant, policy } => {
             let updated = client
                 .set_tenant_policy(pb::SetTenantPolicyRequest {
@@ -480,6 +501,9 @@ pub(crate) async fn status(
             time(health.last_error_time.as_ref())
         );
     }
+    for line in crate::pull::status_lines(channel(config, server).await?, &tenant).await? {
+        println!("  {line}");
+    }
     let mut page_token = String::new();
     let mut header = true;
     loop {
@@ -516,7 +540,7 @@ pub(crate) async fn status(
 }
 
 /// A protobuf time as people read it (RFC 3339, UTC).
-fn time(at: Option<&prost_types::Timestamp>) -> String {
+pub(crate) fn time(at: Option<&prost_types::Timestamp>) -> String {
     let Some(at) = at else {
         return "-".to_owned();
     };

@@ -5,6 +5,7 @@
 //! Modules:
 //! - [`serve`]: every service in one process, or one with `--only`.
 //! - [`admin`]: tenants, tokens, status, retry and audit over gRPC.
+//! - [`pull`]: the pull sync through Graph (`sync`, `drift`, Entra connections).
 //! - [`migrate`]: Option 1 (mappings, check, propose, plan, apply, verify) over gRPC.
 //! - [`demo`]: the main job end to end on emulators, with [`progress`] bars.
 //! - [`emulate`]: the MaaS360 and Graph emulators as processes.
@@ -17,6 +18,7 @@ mod demo;
 mod emulate;
 mod migrate;
 mod progress;
+mod pull;
 mod serve;
 
 use std::path::PathBuf;
@@ -96,6 +98,24 @@ enum Command {
         #[command(subcommand)]
         command: bench::BenchCommand,
     },
+    /// Read Entra through Microsoft Graph and write what changed into the desired state (pull
+    /// mode), or only plan it with --dry-run.
+    Sync {
+        #[command(flatten)]
+        args: pull::SyncArgs,
+        #[command(flatten)]
+        server: admin::ServerArg,
+    },
+    /// Compare Entra, dirsync's desired state and MaaS360; exit 1 when they differ.
+    Drift {
+        /// Tenant id or name.
+        tenant: String,
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: admin::ServerArg,
+    },
     /// Migrate existing MaaS360 groups with app and policy distributions to Entra-synced groups
     /// (IBM's Option 1): check, propose, plan, apply, verify.
     Migrate {
@@ -165,6 +185,20 @@ fn main() -> ExitCode {
                     Err(error) => Err(error),
                 }
             }
+            Command::Sync { args, server } => match pull::sync(&config, &server, args).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(anyhow::anyhow!("the deletion guard stopped the sync")),
+                Err(error) => Err(error),
+            },
+            Command::Drift {
+                tenant,
+                json,
+                server,
+            } => match pull::drift(&config, &server, tenant, json).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(anyhow::anyhow!("Entra, dirsync and MaaS360 differ")),
+                Err(error) => Err(error),
+            },
             Command::Migrate { command, server } => {
                 match migrate::migrate(&config, &server, command).await {
                     Ok(true) => Ok(()),
