@@ -72,9 +72,14 @@ pub(crate) async fn serve(config: DirsyncConfig, only: Option<Service>) -> anyho
                     return Ok(());
                 }
                 Service::DirectoryReader => {
-                    dirsync_directory_reader::DirectoryReader::open(&config)
-                        .await?
-                        .register(&mut server)
+                    let reader = dirsync_directory_reader::DirectoryReader::open(&config).await?;
+                    reader.register(&mut server);
+                    let scheduler = reader.start_scheduler(stopped(shutdown.clone()));
+                    server.serve(listener, stopped(shutdown)).await?;
+                    if let Some(scheduler) = scheduler {
+                        let _ = scheduler.await;
+                    }
+                    return Ok(());
                 }
                 Service::Mapping => dirsync_mapping::Mapping::open(&config)
                     .await?
@@ -136,6 +141,8 @@ pub(crate) async fn run_all(
     // In one process the gateway always talks to this process's own
     // provisioner, wherever gRPC was told to listen.
     config.scim.provisioner_url = format!("http://{}", dial_address(grpc_addr));
+    // The directory-reader too: its pull sync writes through this process's provisioner.
+    config.directory.provisioner_url = config.scim.provisioner_url.clone();
     // With port 0 the gateway's own URLs must name the port it got.
     config.scim.listen = scim_listener
         .local_addr()
@@ -147,10 +154,11 @@ pub(crate) async fn run_all(
         .context("starting the provisioner")?;
     provisioner.register(&mut server);
     let workers = provisioner.start_workers(stopped(shutdown.clone()));
-    dirsync_directory_reader::DirectoryReader::open(&config)
+    let reader = dirsync_directory_reader::DirectoryReader::open(&config)
         .await
-        .context("starting the directory-reader")?
-        .register(&mut server);
+        .context("starting the directory-reader")?;
+    reader.register(&mut server);
+    let scheduler = reader.start_scheduler(stopped(shutdown.clone()));
     dirsync_mapping::Mapping::open(&config)
         .await
         .context("starting the mapping service")?
@@ -189,6 +197,9 @@ pub(crate) async fn run_all(
     let (grpc, scim) = tokio::join!(grpc, scim);
     if let Some(workers) = workers {
         let _ = workers.await;
+    }
+    if let Some(scheduler) = scheduler {
+        let _ = scheduler.await;
     }
     grpc?;
     scim?;
