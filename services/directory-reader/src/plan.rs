@@ -551,7 +551,10 @@ mod tests {
         let known = plan(&desired, &users, &groups, Removal::Known);
         assert_eq!(known.summary.user_creates, 1);
         assert_eq!(known.user_matches.get(&0).map(String::as_str), Some("p1"));
-        assert_eq!(known.summary.user_updates, 2, "ada's userName case, bob renamed");
+        assert_eq!(
+            known.summary.user_updates, 2,
+            "ada's userName case, bob renamed"
+        );
         assert_eq!(known.summary.user_disables, 1);
         assert_eq!(
             known.summary.user_deletes, 0,

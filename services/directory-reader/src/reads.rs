@@ -214,16 +214,17 @@ fn looks_like_id(value: &str) -> bool {
 }
 
 type CacheKey = (String, String, bool);
+type Members = Arc<Vec<pb::DirectoryMember>>;
 
 /// Member lists read for paging, reused for a short while so that each page does not read the
 /// whole list from Graph again. Bounded in entries.
 #[derive(Debug, Default)]
 pub(crate) struct MemberCache {
-    entries: Mutex<VecDeque<(CacheKey, Instant, Arc<Vec<pb::DirectoryMember>>)>>,
+    entries: Mutex<VecDeque<(CacheKey, Instant, Members)>>,
 }
 
 impl MemberCache {
-    fn get(&self, key: &CacheKey) -> Option<Arc<Vec<pb::DirectoryMember>>> {
+    fn get(&self, key: &CacheKey) -> Option<Members> {
         let entries = self.entries.lock().ok()?;
         entries
             .iter()
@@ -231,7 +232,7 @@ impl MemberCache {
             .map(|(_, _, members)| members.clone())
     }
 
-    fn put(&self, key: CacheKey, members: Arc<Vec<pb::DirectoryMember>>) {
+    fn put(&self, key: CacheKey, members: Members) {
         if let Ok(mut entries) = self.entries.lock() {
             entries.retain(|(k, at, _)| *k != key && at.elapsed() < MEMBER_CACHE_TTL);
             if entries.len() >= MEMBER_CACHE_ENTRIES {

@@ -10,6 +10,8 @@ mod health;
 mod maas360_sync;
 mod migrations;
 mod observability;
+mod pull_reads;
+mod pull_sync;
 mod reflection;
 mod scim_auth;
 mod scim_entra_sequence;
