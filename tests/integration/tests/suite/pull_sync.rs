@@ -507,3 +507,126 @@ async fn pull_sync_scheduler_syncs_pull_tenants_and_records_failures() {
     }
     stack.stop().await;
 }
+
+/// Peak resident memory of this process so far, in MiB (Linux).
+fn peak_rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmHWM:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
+}
+
+/// Waits until a run that ended after `since` is recorded; returns its outcome.
+async fn wait_for_run(stack: &PullStack, since: std::time::SystemTime, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    let since_ms = since
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(0))
+        .unwrap_or(0);
+    loop {
+        let state = stack.state().await;
+        if let Some(at) = &state.last_sync_time
+            && dirsync_proto::time::to_unix_ms(at) >= since_ms
+        {
+            return state.last_outcome;
+        }
+        assert!(Instant::now() < deadline, "no run ended: {state:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A rough measure of the pull sync at scale, for a release build:
+/// `DIRSYNC_PULL_USERS=100000 cargo test --release -p dirsync-tests -- --ignored --nocapture pull_sync_scale`.
+/// It reads Entra in full into the provisioner's desired state (reconcile workers off, so
+/// MaaS360 does not compete for the cores), then a delta round without changes and one with a
+/// hundred, and prints the figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a test: run it in a release build"]
+async fn pull_sync_scale() {
+    let users: usize = std::env::var("DIRSYNC_PULL_USERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let groups = (users / 200).max(4);
+    let started = Instant::now();
+    let seeded = GraphSeed::generate(users, groups, 2, 99);
+    println!(
+        "generated {users} users and {groups} groups in {:?}",
+        started.elapsed()
+    );
+    let stack = PullStack::start_with(seeded.clone(), GraphEmulatorConfig::for_tests(), |config| {
+        config.provisioner.reconcile = false;
+    })
+    .await;
+    let rss_before = peak_rss_mib();
+
+    let since = std::time::SystemTime::now();
+    let started = Instant::now();
+    // The RPC may end at its deadline; the run goes on and records its outcome.
+    let response = stack.try_sync(delta()).await;
+    let outcome = wait_for_run(&stack, since, Duration::from_secs(600)).await;
+    let full = started.elapsed();
+    assert_eq!(outcome, "ok");
+    let user_pages = stack.graph.requests_to("users");
+    println!(
+        "full read into desired state: {full:?} ({}), Graph users pages {user_pages} (bound {}), Graph requests {:?}",
+        match &response {
+            Ok(r) => format!(
+                "plan {:?}",
+                r.plan.as_ref().map(|p| (
+                    p.user_creates,
+                    p.group_creates,
+                    p.membership_adds,
+                    p.graph_calls
+                ))
+            ),
+            Err(status) => format!("RPC ended early: {:?}", status.code()),
+        },
+        users.div_ceil(999) + 1,
+        stack.graph.request_counts()
+    );
+    assert!(user_pages <= (users.div_ceil(999) + 1) as u64);
+    assert_eq!(provisioner_users(&stack).await, users as i64);
+
+    let started = Instant::now();
+    let (plan, _) = stack.sync(delta()).await;
+    println!(
+        "delta round, no change: {:?}, {} Graph calls",
+        started.elapsed(),
+        plan.graph_calls
+    );
+
+    for user in seeded.users.iter().take(100) {
+        stack
+            .graph
+            .update_user(
+                &user.id,
+                &serde_json::from_value(json!({"jobTitle": "Changed"})).unwrap(),
+            )
+            .unwrap();
+    }
+    let since = std::time::SystemTime::now();
+    let started = Instant::now();
+    let response = stack.try_sync(delta()).await;
+    let outcome = wait_for_run(&stack, since, Duration::from_secs(600)).await;
+    println!(
+        "delta round, 100 changed users: {:?} ({outcome}; {:?})",
+        started.elapsed(),
+        response
+            .ok()
+            .and_then(|r| r.plan)
+            .map(|p| (p.user_updates, p.graph_calls))
+    );
+    println!(
+        "peak RSS: {} MiB before the runs, {} MiB after (emulators and provisioner in the same process)",
+        rss_before,
+        peak_rss_mib()
+    );
+    stack.stop().await;
+}
