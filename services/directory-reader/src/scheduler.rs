@@ -139,3 +139,37 @@ async fn sync_if_due(service: &Arc<Service>, tenant_id: String) {
         Err(error) => tracing::warn!(tenant = %tenant.id, %error, "scheduled pull sync failed"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(last: Option<i64>, full: Option<i64>, outcome: &str) -> sync_state::Model {
+        sync_state::Model {
+            tenant_id: "t".to_owned(),
+            last_full_sync_at: full,
+            last_sync_at: last,
+            last_outcome: outcome.to_owned(),
+            last_ok: outcome == "ok",
+            clean: true,
+            users: 0,
+            groups: 0,
+            lease_owner: None,
+            lease_until: 0,
+        }
+    }
+
+    #[test]
+    fn due_times_follow_the_intervals_and_failures_retry_sooner() {
+        let config = DirectoryConfig::default();
+        let hour = 3_600_000;
+        assert!(next_sync(None, &config) <= now_ms());
+        let ok = state(Some(10 * hour), Some(10 * hour), "ok");
+        assert_eq!(next_sync(Some(&ok), &config), 14 * hour);
+        let failed = state(Some(10 * hour), Some(10 * hour), "failed: Graph");
+        assert_eq!(next_sync(Some(&failed), &config), 10 * hour + hour / 4);
+        assert!(!full_due(Some(&ok), &config, 11 * hour));
+        assert!(full_due(Some(&ok), &config, 10 * hour + 7 * 24 * hour));
+        assert!(full_due(None, &config, 0));
+    }
+}

@@ -36,7 +36,7 @@ pub(crate) const GROUPS: &str = "groups";
 #[derive(Clone, Debug)]
 pub(crate) struct Outcome {
     pub(crate) at: i64,
-    /// The run read Entra in full and applied it.
+    /// The run read Entra in full and applied it (its snapshot and cursors are kept).
     pub(crate) full: bool,
     pub(crate) ok: bool,
     pub(crate) text: String,
@@ -263,7 +263,9 @@ impl Store {
             .col_expr(sync_state::Column::LastOk, Expr::value(outcome.ok))
             .col_expr(sync_state::Column::Clean, Expr::value(outcome.clean))
             .filter(sync_state::Column::TenantId.eq(tenant_id));
-        if outcome.full && outcome.ok {
+        // A full read that was applied, even with some writes refused: the next runs read
+        // deltas from it (the refused writes are planned again), not everything again.
+        if outcome.full {
             update = update.col_expr(sync_state::Column::LastFullSyncAt, Expr::value(outcome.at));
         }
         if let Some((users, groups)) = outcome.counts {

@@ -508,6 +508,18 @@ async fn pull_sync_scheduler_syncs_pull_tenants_and_records_failures() {
     stack.stop().await;
 }
 
+#[tokio::test]
+async fn pull_sync_runs_of_one_tenant_never_overlap() {
+    let stack = PullStack::start(seed(30, 3, 33)).await;
+    // Overlapping runs would both plan every create, and the second's would be refused.
+    let (a, b) = tokio::join!(stack.try_sync(delta()), stack.try_sync(delta()));
+    let (a, b) = (a.unwrap().plan.unwrap(), b.unwrap().plan.unwrap());
+    assert_eq!(a.user_creates + b.user_creates, 30, "{a:?} {b:?}");
+    assert_eq!(stack.state().await.last_outcome, "ok");
+    stack.assert_maas360_matches(&stack.expected(&[])).await;
+    stack.stop().await;
+}
+
 /// Peak resident memory of this process so far, in MiB (Linux).
 fn peak_rss_mib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -562,6 +574,9 @@ async fn pull_sync_scale() {
     );
     let stack = PullStack::start_with(seeded.clone(), GraphEmulatorConfig::for_tests(), |config| {
         config.provisioner.reconcile = false;
+        if let Ok(limit) = std::env::var("DIRSYNC_PULL_APPLY") {
+            config.directory.apply_concurrency = limit.parse().unwrap();
+        }
     })
     .await;
     let rss_before = peak_rss_mib();
