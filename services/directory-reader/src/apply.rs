@@ -35,9 +35,10 @@ pub(crate) struct Applied {
     pub(crate) failed_replaces: HashSet<usize>,
     /// userNames (as held) of the users deleted.
     pub(crate) deleted_users: Vec<String>,
-    /// Desired group indexes now held (created, or matched and updated without failure).
+    /// Desired group indexes whose writes failed.
     pub(crate) failed_groups: HashSet<usize>,
-    pub(crate) created_groups: HashSet<usize>,
+    /// Desired group index → the id the provisioner gave it.
+    pub(crate) created_groups: HashMap<usize, String>,
     /// External ids of the groups deleted.
     pub(crate) deleted_groups: Vec<String>,
     pub(crate) failures: usize,
@@ -245,8 +246,8 @@ pub(crate) async fn apply(
     let created: HashSet<usize> = plan.group_creates.iter().map(|c| c.desired).collect();
     for (d, result) in results {
         match result {
-            Ok(_) if created.contains(&d) => {
-                applied.created_groups.insert(d);
+            Ok(id) if created.contains(&d) => {
+                applied.created_groups.insert(d, id);
             }
             Ok(_) => {}
             Err(error) => {

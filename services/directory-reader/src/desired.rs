@@ -138,6 +138,8 @@ pub(crate) struct DesiredUser {
     pub(crate) create: bool,
     /// The userName the provisioner holds it under, if it does (matches a rename).
     pub(crate) applied_name: Option<String>,
+    /// The provisioner's id for it, if it holds it.
+    pub(crate) applied_id: Option<String>,
     /// Why it is inactive, for people.
     pub(crate) inactive_because: &'static str,
 }
@@ -148,6 +150,8 @@ pub(crate) struct DesiredGroup {
     pub(crate) display_name: String,
     /// Entra ids of its transitive user members (each a desired user), sorted.
     pub(crate) members: Vec<String>,
+    /// The provisioner's id for it, if it holds one.
+    pub(crate) applied_id: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -161,6 +165,19 @@ pub(crate) struct DesiredState {
     pub(crate) removed_groups: HashSet<String>,
     /// Users left out, for people: no value for the username attribute, or a userName taken.
     pub(crate) skipped: Vec<String>,
+    /// Entra id → provisioner id of every desired user the provisioner already holds, so
+    /// group members resolve without reading those users back.
+    pub(crate) held_ids: HashMap<String, String>,
+}
+
+impl DesiredState {
+    /// Only the users and groups named (by Entra id): the part of the desired state a delta
+    /// run plans, the rest being in step already.
+    pub(crate) fn restricted(mut self, users: &HashSet<String>, groups: &HashSet<String>) -> Self {
+        self.users.retain(|u| users.contains(&u.entra_id));
+        self.groups.retain(|g| groups.contains(&g.entra_id));
+        self
+    }
 }
 
 /// A scope entry that names no Entra group.
@@ -316,6 +333,7 @@ pub(crate) fn compute(snapshot: &Snapshot, rules: &Rules) -> Result<DesiredState
             },
             create: !soft_deleted,
             applied_name: snap.applied_name.clone(),
+            applied_id: snap.applied_id.clone(),
             inactive_because: if soft_deleted {
                 "soft-deleted in Entra"
             } else {
@@ -366,6 +384,11 @@ pub(crate) fn compute(snapshot: &Snapshot, rules: &Rules) -> Result<DesiredState
         if let Some(name) = &user.applied_name {
             state.removed_users.remove(&name.to_lowercase());
         }
+        if let Some(id) = &user.applied_id
+            && user.create
+        {
+            state.held_ids.insert(user.entra_id.clone(), id.clone());
+        }
     }
 
     // Groups: the scoped ones, or all.
@@ -390,7 +413,7 @@ pub(crate) fn compute(snapshot: &Snapshot, rules: &Rules) -> Result<DesiredState
     };
     let desired_ids: HashSet<&str> = group_ids.iter().map(|id| id.as_str()).collect();
     for (id, group) in &snapshot.groups {
-        if group.applied && !desired_ids.contains(id.as_str()) {
+        if group.applied_id.is_some() && !desired_ids.contains(id.as_str()) {
             state.removed_groups.insert(id.clone());
         }
     }
@@ -402,7 +425,11 @@ pub(crate) fn compute(snapshot: &Snapshot, rules: &Rules) -> Result<DesiredState
         let key = group.group.display_name.to_lowercase();
         match name_owner.get(&key) {
             Some(other)
-                if !snapshot.groups.get(*other).is_some_and(|g| g.applied) && group.applied =>
+                if snapshot
+                    .groups
+                    .get(*other)
+                    .is_none_or(|g| g.applied_id.is_none())
+                    && group.applied_id.is_some() =>
             {
                 name_owner.insert(key, id);
             }
@@ -431,6 +458,7 @@ pub(crate) fn compute(snapshot: &Snapshot, rules: &Rules) -> Result<DesiredState
             entra_id: id.clone(),
             display_name,
             members,
+            applied_id: group.applied_id.clone(),
         });
     }
     Ok(state)
@@ -451,6 +479,7 @@ mod tests {
                 account_enabled: true,
                 ..EntraUser::default()
             },
+            applied_id: None,
             applied_name: None,
             state: UserState::Live,
             state_since: 0,
@@ -460,7 +489,7 @@ mod tests {
                 display_name: name.to_owned(),
                 ..EntraGroup::default()
             },
-            applied: false,
+            applied_id: None,
             gone: false,
         };
         let users = HashMap::from([
@@ -533,10 +562,12 @@ mod tests {
         let mut snap = snapshot();
         let u1 = snap.users.get_mut("u1").unwrap();
         u1.state = UserState::SoftDeleted;
+        u1.applied_id = Some("p1".to_owned());
         u1.applied_name = Some("ada@contoso.com".to_owned());
         snap.users.get_mut("u2").unwrap().state = UserState::SoftDeleted;
         let u3 = snap.users.get_mut("u3").unwrap();
         u3.state = UserState::Gone;
+        u3.applied_id = Some("p3".to_owned());
         u3.applied_name = Some("CY@contoso.com".to_owned());
         let state = compute(&snap, &Rules::default()).unwrap();
         assert_eq!(state.users.len(), 1);

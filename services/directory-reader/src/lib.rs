@@ -69,6 +69,10 @@ pub(crate) struct Service {
     pub(crate) provisioner: provisioner::Provisioner,
     pub(crate) config: DirectoryConfig,
     pub(crate) member_cache: reads::MemberCache,
+    /// Per tenant, the snapshot of its last run and its generation: a delta run of the same
+    /// process need not read it from the store again.
+    pub(crate) snapshots:
+        std::sync::Mutex<std::collections::HashMap<String, (i64, snapshot::Snapshot)>>,
 }
 
 /// The directory-reader over one store, talking to the provisioner at
@@ -95,6 +99,7 @@ impl DirectoryReader {
                 provisioner,
                 config: directory,
                 member_cache: reads::MemberCache::default(),
+                snapshots: std::sync::Mutex::default(),
             }),
         })
     }

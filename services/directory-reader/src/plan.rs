@@ -362,10 +362,18 @@ pub(crate) fn plan(
         }
     }
     for (d, want) in desired.groups.iter().enumerate() {
+        // Members this run plans resolve through the match; the others are held already.
         let wanted: Vec<MemberRef> = want
             .members
             .iter()
-            .filter_map(|entra_id| user_ref.get(entra_id.as_str()).cloned())
+            .filter_map(|entra_id| {
+                user_ref.get(entra_id.as_str()).cloned().or_else(|| {
+                    desired
+                        .held_ids
+                        .get(entra_id)
+                        .map(|id| MemberRef::Existing(id.clone()))
+                })
+            })
             .collect();
         match matched[d] {
             None => {
@@ -504,6 +512,7 @@ mod tests {
             attrs: attrs(name, external),
             create: true,
             applied_name: None,
+            applied_id: None,
             inactive_because: "",
         }
     }
@@ -533,6 +542,7 @@ mod tests {
                 entra_id: "g1".to_owned(),
                 display_name: "Team".to_owned(),
                 members: vec!["e1".to_owned(), "e4".to_owned()],
+                applied_id: None,
             }],
             ..DesiredState::default()
         };
@@ -589,6 +599,7 @@ mod tests {
                 entra_id: "g1".to_owned(),
                 display_name: "Team".to_owned(),
                 members: vec!["e1".to_owned()],
+                applied_id: None,
             }],
             ..DesiredState::default()
         };

@@ -127,12 +127,7 @@ impl Provisioner {
                 })
                 .await?
                 .into_inner();
-            // Only the typed fields are kept: the SCIM document would double the memory.
-            users.extend(page.users.into_iter().map(|user| CurrentUser {
-                attrs: UserAttributes::from_fields(&user.fields.unwrap_or_default()),
-                id: user.id,
-                version: user.version,
-            }));
+            users.extend(page.users.into_iter().map(current_user));
             if page.next_page_token.is_empty() {
                 return Ok(users);
             }
@@ -157,17 +152,109 @@ impl Provisioner {
                 })
                 .await?
                 .into_inner();
-            groups.extend(page.groups.into_iter().map(|group| CurrentGroup {
-                id: group.id,
-                display_name: group.display_name,
-                external_id: group.external_id,
-                members: group.members.into_iter().map(|m| m.user_id).collect(),
-            }));
+            groups.extend(page.groups.into_iter().map(current_group));
             if page.next_page_token.is_empty() {
                 return Ok(groups);
             }
             page_token = page.next_page_token;
         }
+    }
+
+    /// How many users the tenant's desired state holds.
+    pub(crate) async fn count_users(&self, tenant_id: &str) -> Result<u64> {
+        let page = self
+            .users
+            .clone()
+            .list_users(pb::ListUsersRequest {
+                tenant: tenant_id.to_owned(),
+                count_only: true,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        Ok(u64::try_from(page.total_size).unwrap_or(0))
+    }
+
+    /// One user by id; `None` when the provisioner no longer has it.
+    pub(crate) async fn get_user(&self, tenant_id: &str, id: &str) -> Result<Option<CurrentUser>> {
+        match self
+            .users
+            .clone()
+            .get_user(pb::GetUserRequest {
+                tenant: tenant_id.to_owned(),
+                id: id.to_owned(),
+            })
+            .await
+        {
+            Ok(reply) => Ok(reply.into_inner().user.map(current_user)),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+            Err(status) => Err(status.into()),
+        }
+    }
+
+    /// The users whose `attribute` (userName or externalId) equals `value`.
+    pub(crate) async fn find_users(
+        &self,
+        tenant_id: &str,
+        attribute: &str,
+        value: &str,
+    ) -> Result<Vec<CurrentUser>> {
+        let page = self
+            .users
+            .clone()
+            .list_users(pb::ListUsersRequest {
+                tenant: tenant_id.to_owned(),
+                filter: equals(attribute, value),
+                page_size: 10,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        Ok(page.users.into_iter().map(current_user).collect())
+    }
+
+    /// One group by id, with its members; `None` when the provisioner no longer has it.
+    pub(crate) async fn get_group(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<CurrentGroup>> {
+        match self
+            .groups
+            .clone()
+            .get_group(pb::GetGroupRequest {
+                tenant: tenant_id.to_owned(),
+                id: id.to_owned(),
+                include_members: true,
+            })
+            .await
+        {
+            Ok(reply) => Ok(reply.into_inner().group.map(current_group)),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+            Err(status) => Err(status.into()),
+        }
+    }
+
+    /// The groups whose `attribute` (externalId or displayName) equals `value`, with members.
+    pub(crate) async fn find_groups(
+        &self,
+        tenant_id: &str,
+        attribute: &str,
+        value: &str,
+    ) -> Result<Vec<CurrentGroup>> {
+        let page = self
+            .groups
+            .clone()
+            .list_groups(pb::ListGroupsRequest {
+                tenant: tenant_id.to_owned(),
+                filter: equals(attribute, value),
+                page_size: 10,
+                include_members: true,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        Ok(page.groups.into_iter().map(current_group).collect())
     }
 
     pub(crate) async fn create_user(
@@ -347,4 +434,28 @@ fn user_input(attrs: &UserAttributes) -> pb::UserInput {
     pb::UserInput {
         source: Some(pb::user_input::Source::Fields(attrs.to_fields())),
     }
+}
+
+/// Only the typed fields are kept: the SCIM document would double the memory.
+fn current_user(user: pb::User) -> CurrentUser {
+    CurrentUser {
+        attrs: UserAttributes::from_fields(&user.fields.unwrap_or_default()),
+        id: user.id,
+        version: user.version,
+    }
+}
+
+fn current_group(group: pb::Group) -> CurrentGroup {
+    CurrentGroup {
+        id: group.id,
+        display_name: group.display_name,
+        external_id: group.external_id,
+        members: group.members.into_iter().map(|m| m.user_id).collect(),
+    }
+}
+
+/// A SCIM filter `attribute eq "value"`, the value quoted as a JSON string (RFC 7644 §3.4.2.2).
+fn equals(attribute: &str, value: &str) -> String {
+    let quoted = serde_json::to_string(value).unwrap_or_else(|_| "\"\"".to_owned());
+    format!("{attribute} eq {quoted}")
 }

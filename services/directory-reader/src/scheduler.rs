@@ -154,6 +154,7 @@ mod tests {
             clean: true,
             users: 0,
             groups: 0,
+            generation: 0,
             lease_owner: None,
             lease_until: 0,
         }

@@ -5,9 +5,10 @@
 //! back (see `store`).
 //!
 //! Beside Entra's data each object records what the provisioner holds for it: a user's
-//! `applied_name` (the userName it was written under) and a group's `applied` flag. That is how
-//! a delta run knows which of the provisioner's users and groups are its own to remove, and
-//! why a removed object stays as `gone` until its removal has been applied.
+//! provisioner id and the userName it was written under, a group's provisioner id. That is how
+//! a delta run finds the provisioner's objects for what changed without listing them all,
+//! knows which are its own to remove, and why a removed object stays as `gone` until its
+//! removal has been applied.
 
 use std::collections::{HashMap, HashSet};
 
@@ -161,6 +162,9 @@ impl UserState {
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct SnapUser {
     pub(crate) user: EntraUser,
+    /// The provisioner's user id, when it holds this user.
+    pub(crate) applied_id: Option<String>,
+    /// The userName the provisioner holds it under.
     pub(crate) applied_name: Option<String>,
     pub(crate) state: UserState,
     /// Unix ms since the state holds (when a soft delete began).
@@ -170,7 +174,8 @@ pub(crate) struct SnapUser {
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct SnapGroup {
     pub(crate) group: EntraGroup,
-    pub(crate) applied: bool,
+    /// The provisioner's group id, when it holds a group for this one.
+    pub(crate) applied_id: Option<String>,
     pub(crate) gone: bool,
 }
 
@@ -321,6 +326,7 @@ impl Snapshot {
                 let data = EntraUser::from_graph(user);
                 let entry = self.users.entry(user.id.clone()).or_insert(SnapUser {
                     user: EntraUser::default(),
+                    applied_id: None,
                     applied_name: None,
                     state: UserState::Live,
                     state_since: now,
@@ -358,7 +364,7 @@ impl Snapshot {
         let Some(entry) = self.users.get_mut(id) else {
             return;
         };
-        if entry.applied_name.is_some() {
+        if entry.applied_id.is_some() {
             entry.state = UserState::Gone;
             entry.state_since = now;
         } else {
@@ -375,7 +381,7 @@ impl Snapshot {
                 let id = delta.group.id.clone();
                 let entry = self.groups.entry(id.clone()).or_insert(SnapGroup {
                     group: EntraGroup::default(),
-                    applied: false,
+                    applied_id: None,
                     gone: false,
                 });
                 entry.group = EntraGroup::from_graph(&delta.group);
@@ -403,7 +409,7 @@ impl Snapshot {
         let Some(entry) = self.groups.get_mut(id) else {
             return;
         };
-        if entry.applied {
+        if entry.applied_id.is_some() {
             entry.gone = true;
         } else {
             self.groups.remove(id);
@@ -425,22 +431,21 @@ impl Snapshot {
         let mut next = Self::default();
         for user in users {
             let previous = self.users.remove(&user.id);
-            let (applied_name, state_since) = previous
+            let (applied_id, applied_name, state_since) = previous
                 .map(|p| {
-                    (
-                        p.applied_name,
-                        if p.state == UserState::Live {
-                            p.state_since
-                        } else {
-                            now
-                        },
-                    )
+                    let since = if p.state == UserState::Live {
+                        p.state_since
+                    } else {
+                        now
+                    };
+                    (p.applied_id, p.applied_name, since)
                 })
-                .unwrap_or((None, now));
+                .unwrap_or((None, None, now));
             next.users.insert(
                 user.id.clone(),
                 SnapUser {
                     user: EntraUser::from_graph(user),
+                    applied_id,
                     applied_name,
                     state: UserState::Live,
                     state_since,
@@ -452,7 +457,7 @@ impl Snapshot {
                 UserState::SoftDeleted if now - old.state_since < SOFT_DELETE_RETENTION_MS => {
                     next.users.insert(id, old);
                 }
-                _ if old.applied_name.is_some() => {
+                _ if old.applied_id.is_some() => {
                     if old.state != UserState::Gone {
                         old.state = UserState::Gone;
                         old.state_since = now;
@@ -463,18 +468,18 @@ impl Snapshot {
             }
         }
         for group in groups {
-            let applied = self.groups.remove(&group.id).is_some_and(|g| g.applied);
+            let applied_id = self.groups.remove(&group.id).and_then(|g| g.applied_id);
             next.groups.insert(
                 group.id.clone(),
                 SnapGroup {
                     group: EntraGroup::from_graph(group),
-                    applied,
+                    applied_id,
                     gone: false,
                 },
             );
         }
         for (id, mut old) in self.groups.drain() {
-            if old.applied {
+            if old.applied_id.is_some() {
                 old.gone = true;
                 next.groups.insert(id, old);
             }
@@ -498,36 +503,57 @@ impl Snapshot {
         next
     }
 
-    /// The provisioner now holds this user under `name` (or, with `None`, not at all).
-    pub(crate) fn set_applied_name(&mut self, id: &str, name: Option<String>) {
+    /// The provisioner now holds this user as `held` (its id and userName), or no longer does.
+    pub(crate) fn set_applied(&mut self, id: &str, held: Option<(String, String)>) {
         let Some(entry) = self.users.get_mut(id) else {
             return;
         };
-        if entry.applied_name == name {
+        let (applied_id, applied_name) = held.map_or((None, None), |(i, n)| (Some(i), Some(n)));
+        if entry.applied_id == applied_id && entry.applied_name == applied_name {
             return;
         }
-        if name.is_none() && entry.state == UserState::Gone {
+        if applied_id.is_none() && entry.state == UserState::Gone {
             self.users.remove(id);
         } else {
-            entry.applied_name = name;
+            entry.applied_id = applied_id;
+            entry.applied_name = applied_name;
         }
         self.dirty.users.insert(id.to_owned());
     }
 
     /// The provisioner now holds (or no longer holds) a group for this Entra group.
-    pub(crate) fn set_group_applied(&mut self, id: &str, applied: bool) {
+    pub(crate) fn set_group_applied(&mut self, id: &str, applied_id: Option<String>) {
         let Some(entry) = self.groups.get_mut(id) else {
             return;
         };
-        if entry.applied == applied {
+        if entry.applied_id == applied_id {
             return;
         }
-        if !applied && entry.gone {
+        if applied_id.is_none() && entry.gone {
             self.groups.remove(id);
         } else {
-            entry.applied = applied;
+            entry.applied_id = applied_id;
         }
         self.dirty.groups.insert(id.to_owned());
+    }
+
+    /// The groups `ids` are directly in, and those they are in, up the nesting (cycle-safe).
+    pub(crate) fn ancestors<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a String>,
+    ) -> HashSet<String> {
+        let mut found = HashSet::new();
+        let mut stack: Vec<&str> = ids.into_iter().map(String::as_str).collect();
+        while let Some(id) = stack.pop() {
+            if let Some(parents) = self.member_of.get(id) {
+                for parent in parents {
+                    if found.insert(parent.clone()) {
+                        stack.push(parent);
+                    }
+                }
+            }
+        }
+        found
     }
 }
 
@@ -576,7 +602,9 @@ mod tests {
             members_removed: vec![],
         }));
         assert_eq!(snapshot.members["g1"].len(), 2);
-        snapshot.users.get_mut("u1").unwrap().applied_name = Some("a@x".to_owned());
+        let u1 = snapshot.users.get_mut("u1").unwrap();
+        u1.applied_id = Some("p1".to_owned());
+        u1.applied_name = Some("a@x".to_owned());
         snapshot.apply_user(
             &UserChange::Removed {
                 id: "u1".to_owned(),
@@ -606,7 +634,7 @@ mod tests {
             3,
         );
         assert!(!snapshot.users.contains_key("u2"), "never applied: dropped");
-        snapshot.set_applied_name("u1", None);
+        snapshot.set_applied("u1", None);
         assert!(!snapshot.users.contains_key("u1"));
     }
 
@@ -623,6 +651,7 @@ mod tests {
                 id.to_owned(),
                 SnapUser {
                     user: EntraUser::default(),
+                    applied_id: applied.then(|| format!("p-{id}")),
                     applied_name: applied.then(|| format!("{id}@x")),
                     state,
                     state_since: 10,

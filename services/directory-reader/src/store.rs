@@ -185,6 +185,7 @@ impl Store {
             clean: Set(false),
             users: Set(0),
             groups: Set(0),
+            generation: Set(0),
             lease_owner: Set(None),
             lease_until: Set(0),
         })
@@ -365,6 +366,7 @@ impl Store {
                 row.entra_id,
                 SnapUser {
                     user,
+                    applied_id: row.applied_id,
                     applied_name: row.applied_name,
                     state: UserState::parse(&row.state),
                     state_since: row.state_since,
@@ -383,7 +385,7 @@ impl Store {
                 row.entra_id,
                 SnapGroup {
                     group,
-                    applied: row.applied,
+                    applied_id: row.applied_id,
                     gone: row.gone,
                 },
             );
@@ -404,14 +406,15 @@ impl Store {
         Ok(Snapshot::loaded(users, groups, members))
     }
 
-    /// Writes back what changed in `snapshot`, then the new cursors and the outcome; the dirty
-    /// marks are cleared.
+    /// Writes back what changed in `snapshot`, then the new cursors, the outcome and the
+    /// snapshot's `generation`; the dirty marks are cleared.
     pub(crate) async fn save(
         &self,
         tenant_id: &str,
         snapshot: &mut Snapshot,
         links: &(String, String),
         outcome: &Outcome,
+        generation: i64,
     ) -> Result<()> {
         let dirty = std::mem::take(&mut snapshot.dirty);
         let chunked = dirty.rewrite || dirty.len() > SMALL_WRITE;
@@ -526,6 +529,11 @@ impl Store {
         self.set_cursors(txn, tenant_id, links, outcome.full, outcome.at)
             .await?;
         self.write_outcome(txn, tenant_id, outcome).await?;
+        sync_state::Entity::update_many()
+            .col_expr(sync_state::Column::Generation, Expr::value(generation))
+            .filter(sync_state::Column::TenantId.eq(tenant_id))
+            .exec(txn)
+            .await?;
         batch.finish().await
     }
 }
@@ -601,6 +609,7 @@ async fn insert_users(
             tenant_id: Set(tenant_id.to_owned()),
             entra_id: Set((*id).clone()),
             data: Set(data),
+            applied_id: Set(user.applied_id.clone()),
             applied_name: Set(user.applied_name.clone()),
             state: Set(user.state.as_str().to_owned()),
             state_since: Set(user.state_since),
@@ -647,7 +656,7 @@ async fn insert_groups(
             tenant_id: Set(tenant_id.to_owned()),
             entra_id: Set((*id).clone()),
             data: Set(data),
-            applied: Set(group.applied),
+            applied_id: Set(group.applied_id.clone()),
             gone: Set(group.gone),
         });
     }
@@ -663,7 +672,7 @@ async fn insert_groups(
             ])
             .update_columns([
                 snapshot_group::Column::Data,
-                snapshot_group::Column::Applied,
+                snapshot_group::Column::AppliedId,
                 snapshot_group::Column::Gone,
             ])
             .to_owned(),

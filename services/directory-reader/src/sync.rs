@@ -13,8 +13,11 @@
 //! A dry run writes nothing at all, not even the cursor or the outcome. A failed run keeps its
 //! outcome and nothing else: its cursor stays, so the next run reads the same changes again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::task::JoinSet;
 
 use dirsync_graph::{
     DeltaRound, DeltaStart, GraphClient, GraphError, GroupChange, Membership, UserChange,
@@ -32,6 +35,7 @@ use crate::error::{DirectoryError, Result};
 use crate::lease::Lease;
 use crate::plan::{self, CurrentGroup, CurrentUser, Plan, Removal};
 use crate::provisioner::TenantInfo;
+use crate::reads;
 use crate::settings::{self, PullSettings};
 use crate::snapshot::{GROUP_SELECT, Snapshot, USER_SELECT};
 use crate::store::Outcome;
@@ -69,6 +73,8 @@ pub(crate) enum Wait {
 /// What a run read from Entra.
 struct Read {
     snapshot: Snapshot,
+    /// For a delta round: the users and the groups (properties or members) it changed.
+    touched: Option<(HashSet<String>, HashSet<String>)>,
     links: (String, String),
     full: bool,
     resynced: bool,
@@ -170,6 +176,7 @@ impl Service {
         connection: &entity::connection::Model,
         request: &SyncRequest,
     ) -> Result<pb::SyncTenantResponse> {
+        let started = Instant::now();
         let settings = PullSettings::from_stored(
             self.store.settings(&tenant.id).await?.as_ref(),
             self.config.deletion_guard_percent,
@@ -183,29 +190,25 @@ impl Service {
             self.store.cursors(&tenant.id).await?
         };
         let state = self.store.sync_state(&tenant.id).await?;
+        let generation = state.as_ref().map_or(0, |s| s.generation);
+        let clean = state.as_ref().is_some_and(|s| s.clean);
 
         let mut resynced = false;
         let mut read = None;
         if let Some((users_link, groups_link)) = cursors {
             match delta_rounds(&client, users_link, groups_link).await {
                 Ok((users, groups)) => {
-                    let clean = state.as_ref().is_some_and(|s| s.clean);
                     if users.changes.is_empty()
                         && groups.changes.is_empty()
                         && clean
                         && request.group_scope.is_empty()
                     {
+                        let links = (users.delta_link, groups.delta_link);
                         return self
-                            .nothing_changed(
-                                tenant,
-                                request,
-                                &client,
-                                state.as_ref(),
-                                (users.delta_link, groups.delta_link),
-                            )
+                            .nothing_changed(tenant, request, &client, state.as_ref(), links)
                             .await;
                     }
-                    let mut snapshot = self.store.load_snapshot(&tenant.id).await?;
+                    let mut snapshot = self.snapshot(&tenant.id, generation).await?;
                     let now = now_ms();
                     for change in &users.changes {
                         snapshot.apply_user(change, now);
@@ -213,7 +216,17 @@ impl Service {
                     for change in &groups.changes {
                         snapshot.apply_group(change);
                     }
+                    let mut touched_groups = snapshot.dirty.groups.clone();
+                    touched_groups.extend(
+                        snapshot
+                            .dirty
+                            .members_added
+                            .iter()
+                            .chain(&snapshot.dirty.members_removed)
+                            .map(|(group, _)| group.clone()),
+                    );
                     read = Some(Read {
+                        touched: Some((snapshot.dirty.users.clone(), touched_groups)),
                         snapshot,
                         links: (users.delta_link, groups.delta_link),
                         full: false,
@@ -230,7 +243,7 @@ impl Service {
         let mut read = match read {
             Some(read) => read,
             None => {
-                let old = self.store.load_snapshot(&tenant.id).await?;
+                let old = self.snapshot(&tenant.id, generation).await?;
                 let mut read = full_read(&client, old)
                     .await
                     .map_err(|e| DirectoryError::graph(&e))?;
@@ -238,29 +251,37 @@ impl Service {
                 read
             }
         };
+        let read_time = started.elapsed();
 
-        let desired = desired::compute(&read.snapshot, &rules).map_err(|unknown| {
-            DirectoryError::Refused(Box::new(
-                dirsync_proto::errors::ApiError::new(
-                    ErrorReason::EntraNotFound,
-                    unknown.to_string(),
-                )
-                .resource("group", &unknown.entry),
-            ))
-        })?;
-        let (users, groups) = tokio::try_join!(
-            self.provisioner.current_users(&tenant.id),
-            self.provisioner.current_groups(&tenant.id)
-        )?;
+        let desired = desired::compute(&read.snapshot, &rules)
+            .map_err(|unknown| reads::entra_group_not_found(&unknown.entry))?;
+        // A delta run after a run that left the provisioner in step plans only what the round
+        // touched, reading those objects back one by one; otherwise everything is compared.
+        let (desired, users, groups, users_before) = match &read.touched {
+            Some(touched) if clean && request.group_scope.is_empty() => {
+                self.touched_state(&tenant.id, &read.snapshot, desired, touched)
+                    .await?
+            }
+            _ => {
+                let (users, groups) = tokio::try_join!(
+                    self.provisioner.current_users(&tenant.id),
+                    self.provisioner.current_groups(&tenant.id)
+                )?;
+                let before = users.len() as u64;
+                (desired, users, groups, before)
+            }
+        };
         let removal = if read.full {
             Removal::Unmatched
         } else {
             Removal::Known
         };
         let mut plan = plan::plan(&desired, &users, &groups, removal);
+        plan.summary.users_before = users_before;
         plan.summary.full = read.full;
         plan.summary.resynced = read.resynced;
         plan.summary.graph_calls = graph_calls(&client);
+        let plan_time = started.elapsed();
 
         if let Some(why) = plan::guard(&plan, settings.deletion_guard_percent)
             && !request.force
@@ -290,6 +311,7 @@ impl Service {
         let limit = usize::try_from(self.config.apply_concurrency).unwrap_or(16);
         let applied =
             crate::apply::apply(&self.provisioner, &tenant.id, &desired, &plan, limit).await?;
+        let apply_time = started.elapsed();
         bookkeeping(
             &mut read.snapshot,
             &desired,
@@ -325,12 +347,154 @@ impl Service {
             ok: applied.failures == 0,
             text,
             clean: applied.failures == 0 && request.group_scope.is_empty(),
-            counts: Some((desired.users.len() as u64, desired.groups.len() as u64)),
+            counts: Some(counts(&read.snapshot, &rules)),
         };
+        let next = generation + 1;
         self.store
-            .save(&tenant.id, &mut read.snapshot, &read.links, &outcome)
+            .save(&tenant.id, &mut read.snapshot, &read.links, &outcome, next)
             .await?;
+        self.keep_snapshot(&tenant.id, next, read.snapshot);
+        tracing::info!(
+            tenant = %tenant.id,
+            full = read.full,
+            read_ms = read_time.as_millis(),
+            plan_ms = (plan_time - read_time).as_millis(),
+            apply_ms = (apply_time - plan_time).as_millis(),
+            save_ms = (started.elapsed() - apply_time).as_millis(),
+            "pull sync phases"
+        );
         Ok(response(plan, true))
+    }
+
+    /// The tenant's snapshot: the one this process kept from its last run when it is still
+    /// the stored one (same generation), else read from the store.
+    async fn snapshot(&self, tenant_id: &str, generation: i64) -> Result<Snapshot> {
+        let kept = self
+            .snapshots
+            .lock()
+            .ok()
+            .and_then(|mut kept| kept.remove(tenant_id))
+            .filter(|(kept_generation, _)| *kept_generation == generation);
+        match kept {
+            Some((_, snapshot)) => Ok(snapshot),
+            None => self.store.load_snapshot(tenant_id).await,
+        }
+    }
+
+    fn keep_snapshot(&self, tenant_id: &str, generation: i64, snapshot: Snapshot) {
+        if let Ok(mut kept) = self.snapshots.lock() {
+            kept.insert(tenant_id.to_owned(), (generation, snapshot));
+        }
+    }
+
+    /// The part of the desired state a delta round touched, and the provisioner's objects for
+    /// it, each read back by the id the snapshot keeps (or, for a new one, by name): users that
+    /// changed or that the provisioner holds but Entra no longer wants; groups that changed,
+    /// that hold (through nesting) a changed group or a user that joined or left the desired
+    /// state, or that the provisioner holds but Entra no longer wants. Proportional to the
+    /// changes, not to the directory.
+    async fn touched_state(
+        &self,
+        tenant_id: &str,
+        snapshot: &Snapshot,
+        desired: DesiredState,
+        (touched_users, touched_groups): &(HashSet<String>, HashSet<String>),
+    ) -> Result<(DesiredState, Vec<CurrentUser>, Vec<CurrentGroup>, u64)> {
+        let eligible: HashSet<&str> = desired
+            .users
+            .iter()
+            .filter(|u| u.create)
+            .map(|u| u.entra_id.as_str())
+            .collect();
+        let wanted_users: HashSet<&str> =
+            desired.users.iter().map(|u| u.entra_id.as_str()).collect();
+        let mut user_ids: HashSet<String> = touched_users.clone();
+        for (id, user) in &snapshot.users {
+            if user.applied_id.is_some() && !wanted_users.contains(id.as_str()) {
+                user_ids.insert(id.clone());
+            }
+        }
+        let flipped: Vec<&String> = touched_users
+            .iter()
+            .filter(|id| {
+                eligible.contains(id.as_str())
+                    != snapshot
+                        .users
+                        .get(*id)
+                        .is_some_and(|u| u.applied_id.is_some())
+            })
+            .collect();
+        let mut group_ids: HashSet<String> = touched_groups.clone();
+        group_ids.extend(snapshot.ancestors(flipped));
+        let above = snapshot.ancestors(group_ids.iter());
+        group_ids.extend(above);
+        let wanted_groups: HashSet<&str> =
+            desired.groups.iter().map(|g| g.entra_id.as_str()).collect();
+        for (id, group) in &snapshot.groups {
+            if group.applied_id.is_some() && !wanted_groups.contains(id.as_str()) {
+                group_ids.insert(id.clone());
+            }
+        }
+        let desired = desired.restricted(&user_ids, &group_ids);
+
+        let limit = usize::try_from(self.config.apply_concurrency).unwrap_or(16);
+        let mut lookups: Vec<Lookup> = Vec::new();
+        for id in &user_ids {
+            let held = snapshot.users.get(id).and_then(|u| u.applied_id.clone());
+            let want = desired.users.iter().find(|u| &u.entra_id == id);
+            lookups.push(Lookup::User {
+                held,
+                user_name: want.map(|u| u.attrs.user_name.clone()),
+                external_id: want
+                    .map(|u| u.attrs.external_id.clone())
+                    .filter(|e| !e.is_empty()),
+            });
+        }
+        for id in &group_ids {
+            let held = snapshot.groups.get(id).and_then(|g| g.applied_id.clone());
+            let name = desired
+                .groups
+                .iter()
+                .find(|g| &g.entra_id == id)
+                .map(|g| g.display_name.clone());
+            lookups.push(Lookup::Group {
+                held,
+                entra_id: id.clone(),
+                display_name: name,
+            });
+        }
+        let mut users: HashMap<String, CurrentUser> = HashMap::new();
+        let mut groups: HashMap<String, CurrentGroup> = HashMap::new();
+        let mut running = JoinSet::new();
+        let mut pending = lookups.into_iter();
+        loop {
+            while running.len() < limit.max(1) {
+                let Some(lookup) = pending.next() else {
+                    break;
+                };
+                let provisioner = self.provisioner.clone();
+                let tenant = tenant_id.to_owned();
+                running.spawn(async move { lookup.run(&provisioner, &tenant).await });
+            }
+            let Some(joined) = running.join_next().await else {
+                break;
+            };
+            let (found_users, found_groups) = joined
+                .map_err(|e| DirectoryError::Internal(format!("a lookup task failed: {e}")))??;
+            for user in found_users {
+                users.insert(user.id.clone(), user);
+            }
+            for group in found_groups {
+                groups.insert(group.id.clone(), group);
+            }
+        }
+        let before = self.provisioner.count_users(tenant_id).await?;
+        Ok((
+            desired,
+            users.into_values().collect(),
+            groups.into_values().collect(),
+            before,
+        ))
     }
 
     /// Entra reported no change and the provisioner held the desired state: only the cursors
@@ -356,12 +520,94 @@ impl Service {
                 counts: None,
             };
             let mut unchanged = Snapshot::default();
+            let generation = state.map_or(0, |s| s.generation);
             self.store
-                .save(&tenant.id, &mut unchanged, &links, &outcome)
+                .save(&tenant.id, &mut unchanged, &links, &outcome, generation)
                 .await?;
             return Ok(response(plan, true));
         }
         Ok(response(plan, false))
+    }
+}
+
+/// Users and groups of the desired state (for GetSyncState).
+fn counts(snapshot: &Snapshot, rules: &desired::Rules) -> (u64, u64) {
+    desired::compute(snapshot, rules)
+        .map(|d| (d.users.len() as u64, d.groups.len() as u64))
+        .unwrap_or_default()
+}
+
+/// One read-back of a provisioner object for a delta run.
+enum Lookup {
+    User {
+        held: Option<String>,
+        user_name: Option<String>,
+        external_id: Option<String>,
+    },
+    Group {
+        held: Option<String>,
+        entra_id: String,
+        display_name: Option<String>,
+    },
+}
+
+impl Lookup {
+    /// By the id the snapshot keeps; else (new, or gone from the provisioner) by what the plan
+    /// matches on: userName then externalId, externalId then display name.
+    async fn run(
+        self,
+        provisioner: &crate::provisioner::Provisioner,
+        tenant_id: &str,
+    ) -> Result<(Vec<CurrentUser>, Vec<CurrentGroup>)> {
+        match self {
+            Lookup::User {
+                held,
+                user_name,
+                external_id,
+            } => {
+                let mut found = Vec::new();
+                if let Some(id) = held
+                    && let Some(user) = provisioner.get_user(tenant_id, &id).await?
+                {
+                    found.push(user);
+                }
+                if let Some(name) = user_name {
+                    found.extend(provisioner.find_users(tenant_id, "userName", &name).await?);
+                }
+                if found.is_empty()
+                    && let Some(external_id) = external_id
+                {
+                    found.extend(
+                        provisioner
+                            .find_users(tenant_id, "externalId", &external_id)
+                            .await?,
+                    );
+                }
+                Ok((found, Vec::new()))
+            }
+            Lookup::Group {
+                held,
+                entra_id,
+                display_name,
+            } => {
+                if let Some(id) = held
+                    && let Some(group) = provisioner.get_group(tenant_id, &id).await?
+                {
+                    return Ok((Vec::new(), vec![group]));
+                }
+                let mut found = provisioner
+                    .find_groups(tenant_id, "externalId", &entra_id)
+                    .await?;
+                if found.is_empty()
+                    && let Some(name) = display_name
+                {
+                    found = provisioner
+                        .find_groups(tenant_id, "displayName", &name)
+                        .await?;
+                }
+                Ok((Vec::new(), found))
+            }
+        }
     }
 }
 
@@ -398,6 +644,7 @@ async fn full_read(client: &GraphClient, old: Snapshot) -> Result<Read, GraphErr
     let snapshot = read_into(client, old).await?;
     Ok(Read {
         snapshot,
+        touched: None,
         links: (users_from_now.delta_link, groups_from_now.delta_link),
         full: true,
         resynced: false,
@@ -419,7 +666,8 @@ async fn read_into(client: &GraphClient, old: Snapshot) -> Result<Snapshot, Grap
     Ok(old.rebuilt(&users, &groups, &members.members, now_ms()))
 }
 
-/// Records in the snapshot what the provisioner holds after the writes.
+/// Records in the snapshot what the provisioner holds after the writes: each user's id and
+/// userName, each group's id.
 fn bookkeeping(
     snapshot: &mut Snapshot,
     desired: &DesiredState,
@@ -429,10 +677,16 @@ fn bookkeeping(
     groups: &[CurrentGroup],
 ) {
     for (d, user) in desired.users.iter().enumerate() {
-        let held = (plan.user_matches.contains_key(&d) && !applied.failed_replaces.contains(&d))
-            || applied.created_users.contains_key(&d);
-        if held {
-            snapshot.set_applied_name(&user.entra_id, Some(user.attrs.user_name.clone()));
+        let id = match plan.user_matches.get(&d) {
+            Some(id) if !applied.failed_replaces.contains(&d) => Some(id),
+            Some(_) => None,
+            None => applied.created_users.get(&d),
+        };
+        if let Some(id) = id {
+            snapshot.set_applied(
+                &user.entra_id,
+                Some((id.clone(), user.attrs.user_name.clone())),
+            );
         }
     }
     // Users the provisioner no longer holds: deleted now, or already gone.
@@ -445,7 +699,7 @@ fn bookkeeping(
                 .push(id.clone());
         }
     }
-    let held: std::collections::HashSet<String> = users
+    let held: HashSet<String> = users
         .iter()
         .map(|u| u.attrs.user_name.to_lowercase())
         .collect();
@@ -463,24 +717,26 @@ fn bookkeeping(
     );
     for name in released {
         for id in by_applied.remove(&name).unwrap_or_default() {
-            snapshot.set_applied_name(&id, None);
+            snapshot.set_applied(&id, None);
         }
     }
     for (d, group) in desired.groups.iter().enumerate() {
-        let held = (plan.group_matches.contains_key(&d) && !applied.failed_groups.contains(&d))
-            || applied.created_groups.contains(&d);
-        if held {
-            snapshot.set_group_applied(&group.entra_id, true);
+        let id = match plan.group_matches.get(&d) {
+            Some(id) if !applied.failed_groups.contains(&d) => Some(id),
+            Some(_) => None,
+            None => applied.created_groups.get(&d),
+        };
+        if let Some(id) = id {
+            snapshot.set_group_applied(&group.entra_id, Some(id.clone()));
         }
     }
-    let held: std::collections::HashSet<&str> =
-        groups.iter().map(|g| g.external_id.as_str()).collect();
+    let held: HashSet<&str> = groups.iter().map(|g| g.external_id.as_str()).collect();
     for id in &applied.deleted_groups {
-        snapshot.set_group_applied(id, false);
+        snapshot.set_group_applied(id, None);
     }
     for id in &desired.removed_groups {
         if !held.contains(id.as_str()) {
-            snapshot.set_group_applied(id, false);
+            snapshot.set_group_applied(id, None);
         }
     }
 }

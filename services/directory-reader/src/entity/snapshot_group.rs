@@ -9,7 +9,7 @@ pub struct Model {
     pub entra_id: String,
     /// The group's Graph properties as JSON (`snapshot::EntraGroup`).
     pub data: String,
-    pub applied: bool,
+    pub applied_id: Option<String>,
     pub gone: bool,
 }
 

@@ -9,6 +9,7 @@ pub struct Model {
     pub entra_id: String,
     /// The user's Graph properties as JSON (`snapshot::EntraUser`).
     pub data: String,
+    pub applied_id: Option<String>,
     pub applied_name: Option<String>,
     /// `live`, `soft_deleted` or `gone`.
     pub state: String,

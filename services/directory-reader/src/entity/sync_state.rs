@@ -12,6 +12,7 @@ pub struct Model {
     pub clean: bool,
     pub users: i64,
     pub groups: i64,
+    pub generation: i64,
     pub lease_owner: Option<String>,
     pub lease_until: i64,
 }

@@ -46,6 +46,7 @@ enum DirectorySyncState {
     Clean,
     Users,
     Groups,
+    Generation,
     LeaseOwner,
     LeaseUntil,
 }
@@ -56,6 +57,7 @@ enum DirectorySnapshotUsers {
     TenantId,
     EntraId,
     Data,
+    AppliedId,
     AppliedName,
     State,
     StateSince,
@@ -67,7 +69,7 @@ enum DirectorySnapshotGroups {
     TenantId,
     EntraId,
     Data,
-    Applied,
+    AppliedId,
     Gone,
 }
 
@@ -231,6 +233,13 @@ impl MigrationTrait for Migration {
                             .big_integer()
                             .not_null(),
                     )
+                    // Bumped with every snapshot written, so a process can tell whether the
+                    // snapshot it keeps in memory is still the stored one.
+                    .col(
+                        ColumnDef::new(DirectorySyncState::Generation)
+                            .big_integer()
+                            .not_null(),
+                    )
                     .col(
                         ColumnDef::new(DirectorySyncState::LeaseOwner)
                             .string()
@@ -265,7 +274,12 @@ impl MigrationTrait for Migration {
                             .text()
                             .not_null(),
                     )
-                    // The userName under which the provisioner holds this user, if it does.
+                    // The provisioner's user for this one, and the userName it holds it under.
+                    .col(
+                        ColumnDef::new(DirectorySnapshotUsers::AppliedId)
+                            .string()
+                            .null(),
+                    )
                     .col(
                         ColumnDef::new(DirectorySnapshotUsers::AppliedName)
                             .string()
@@ -309,11 +323,11 @@ impl MigrationTrait for Migration {
                             .text()
                             .not_null(),
                     )
-                    // The provisioner holds a group for it (externalId = the Entra id).
+                    // The provisioner's group for it (externalId = the Entra id), if any.
                     .col(
-                        ColumnDef::new(DirectorySnapshotGroups::Applied)
-                            .boolean()
-                            .not_null(),
+                        ColumnDef::new(DirectorySnapshotGroups::AppliedId)
+                            .string()
+                            .null(),
                     )
                     .col(
                         ColumnDef::new(DirectorySnapshotGroups::Gone)
