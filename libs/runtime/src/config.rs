@@ -263,7 +263,8 @@ pub struct DirectoryConfig {
     pub graph_timeout: Duration,
     /// Graph requests in flight at once per tenant.
     pub graph_concurrency: u32,
-    /// Provisioner writes in flight at once per pull sync.
+    /// Provisioner writes in flight at once per pull sync (the provisioner group-commits
+    /// concurrent user creates, so more in flight means larger commits).
     pub apply_concurrency: u32,
 }
 
@@ -278,7 +279,7 @@ impl Default for DirectoryConfig {
             deletion_guard_percent: 20,
             graph_timeout: Duration::from_secs(60),
             graph_concurrency: 4,
-            apply_concurrency: 32,
+            apply_concurrency: 256,
         }
     }
 }

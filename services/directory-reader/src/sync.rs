@@ -255,6 +255,7 @@ impl Service {
 
         let desired = desired::compute(&read.snapshot, &rules)
             .map_err(|unknown| reads::entra_group_not_found(&unknown.entry))?;
+        let totals = (desired.users.len() as u64, desired.groups.len() as u64);
         // A delta run after a run that left the provisioner in step plans only what the round
         // touched, reading those objects back one by one; otherwise everything is compared.
         let (desired, users, groups, users_before) = match &read.touched {
@@ -347,7 +348,7 @@ impl Service {
             ok: applied.failures == 0,
             text,
             clean: applied.failures == 0 && request.group_scope.is_empty(),
-            counts: Some(counts(&read.snapshot, &rules)),
+            counts: Some(totals),
         };
         let next = generation + 1;
         self.store
@@ -528,13 +529,6 @@ impl Service {
         }
         Ok(response(plan, false))
     }
-}
-
-/// Users and groups of the desired state (for GetSyncState).
-fn counts(snapshot: &Snapshot, rules: &desired::Rules) -> (u64, u64) {
-    desired::compute(snapshot, rules)
-        .map(|d| (d.users.len() as u64, d.groups.len() as u64))
-        .unwrap_or_default()
 }
 
 /// One read-back of a provisioner object for a delta run.
