@@ -26,6 +26,7 @@ pub struct DirsyncConfig {
     pub scim: ScimConfig,
     pub database: DatabaseConfig,
     pub provisioner: ProvisionerConfig,
+    pub directory: DirectoryConfig,
     pub mapping: MappingConfig,
     pub metrics: MetricsConfig,
 }
@@ -240,6 +241,53 @@ impl Default for ProvisionerConfig {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct DirectoryConfig {
+    /// The provisioner the directory-reader resolves tenants with and writes the pull sync's
+    /// desired state to. `dirsync serve` ignores it and uses its own gRPC address.
+    pub provisioner_url: String,
+    /// Deadline for each call to the provisioner.
+    #[serde(with = "humantime_serde")]
+    pub provisioner_timeout: Duration,
+    /// Whether this process syncs pull-mode tenants on its own, every `sync_interval`.
+    pub schedule: bool,
+    /// Time between two scheduled pull syncs of a tenant (a delta read of Entra).
+    #[serde(with = "humantime_serde")]
+    pub sync_interval: Duration,
+    /// Time between two scheduled full reads of a tenant's Entra (which also remove what
+    /// disappeared without a trace in the delta).
+    #[serde(with = "humantime_serde")]
+    pub full_sync_interval: Duration,
+    /// Percent of a tenant's users a pull sync may disable or delete without `force`, for
+    /// tenants whose pull settings name none.
+    pub deletion_guard_percent: u32,
+    /// Deadline for each Microsoft Graph exchange.
+    #[serde(with = "humantime_serde")]
+    pub graph_timeout: Duration,
+    /// Graph requests in flight at once per tenant.
+    pub graph_concurrency: u32,
+    /// Provisioner writes in flight at once per pull sync (the provisioner group-commits
+    /// concurrent user creates, so more in flight means larger commits).
+    pub apply_concurrency: u32,
+}
+
+impl Default for DirectoryConfig {
+    fn default() -> Self {
+        Self {
+            provisioner_url: "http://127.0.0.1:50051".to_owned(),
+            provisioner_timeout: Duration::from_secs(30),
+            schedule: true,
+            sync_interval: Duration::from_secs(4 * 3600),
+            full_sync_interval: Duration::from_secs(7 * 24 * 3600),
+            deletion_guard_percent: 20,
+            graph_timeout: Duration::from_secs(60),
+            graph_concurrency: 4,
+            apply_concurrency: 256,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct MappingConfig {
     /// The provisioner the mapping service reads MaaS360 through and makes a migration's
     /// MaaS360 writes through. `dirsync serve` ignores it and uses its own gRPC address.
@@ -447,6 +495,34 @@ impl DirsyncConfig {
                 "must be \"v1\" or \"v2\"",
             ));
         }
+        let directory = &self.directory;
+        if !is_http_url(&directory.provisioner_url) {
+            return Err(invalid(
+                "directory.provisioner_url",
+                "must be an http:// or https:// URL",
+            ));
+        }
+        if directory.sync_interval < Duration::from_secs(1) {
+            return Err(invalid("directory.sync_interval", "must be at least 1s"));
+        }
+        if directory.full_sync_interval < directory.sync_interval {
+            return Err(invalid(
+                "directory.full_sync_interval",
+                "must be at least directory.sync_interval",
+            ));
+        }
+        if directory.deletion_guard_percent > 100 {
+            return Err(invalid(
+                "directory.deletion_guard_percent",
+                "must be between 0 and 100",
+            ));
+        }
+        if directory.graph_concurrency == 0 || directory.apply_concurrency == 0 {
+            return Err(invalid(
+                "directory.graph_concurrency",
+                "graph_concurrency and apply_concurrency must be at least 1",
+            ));
+        }
         if self.scim.max_page_size == 0 {
             return Err(invalid("scim.max_page_size", "must be at least 1"));
         }
@@ -470,6 +546,11 @@ impl DirsyncConfig {
                 "provisioner.maas360_timeout",
                 self.provisioner.maas360_timeout,
             ),
+            (
+                "directory.provisioner_timeout",
+                self.directory.provisioner_timeout,
+            ),
+            ("directory.graph_timeout", self.directory.graph_timeout),
         ] {
             if timeout.is_zero() {
                 return Err(invalid(key, "must be positive"));
@@ -677,6 +758,31 @@ mod tests {
             .cloned()
             .collect();
         assert!(missing.is_empty(), "example.toml lacks {missing:?}");
+    }
+
+    #[test]
+    fn directory_durations_read_as_durations() {
+        let file = write_toml(
+            "[directory]\nsync_interval = \"30m\"\nfull_sync_interval = \"7d\"\nschedule = false\n",
+        );
+        let config = DirsyncConfig::load_from(Some(&file.0), env(&[])).unwrap();
+        assert_eq!(config.directory.sync_interval, Duration::from_secs(1800));
+        assert_eq!(
+            config.directory.full_sync_interval,
+            Duration::from_secs(7 * 24 * 3600)
+        );
+        assert!(!config.directory.schedule);
+        let error = DirsyncConfig::load_from(
+            None,
+            env(&[("DIRSYNC__DIRECTORY__DELETION_GUARD_PERCENT", "150")]),
+        )
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("directory.deletion_guard_percent"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -72,9 +72,14 @@ pub(crate) async fn serve(config: DirsyncConfig, only: Option<Service>) -> anyho
                     return Ok(());
                 }
                 Service::DirectoryReader => {
-                    dirsync_directory_reader::DirectoryReader::open(&config)
-                        .await?
-                        .register(&mut server)
+                    let reader = dirsync_directory_reader::DirectoryReader::open(&config).await?;
+                    reader.register(&mut server);
+                    let scheduler = reader.start_scheduler(stopped(shutdown.clone()));
+                    server.serve(listener, stopped(shutdown)).await?;
+                    if let Some(scheduler) = scheduler {
+                        let _ = scheduler.await;
+                    }
+                    return Ok(());
                 }
                 Service::Mapping => dirsync_mapping::Mapping::open(&config)
                     .await?
@@ -137,7 +142,10 @@ pub(crate) async fn run_all(
     // provisioner, wherever gRPC was told to listen.
     let own = format!("http://{}", dial_address(grpc_addr));
     config.scim.provisioner_url = own.clone();
-    // Likewise every service asks its peers in this process.
+    // Likewise every service asks its peers in this process: the directory-reader's pull sync
+    // writes through this provisioner, the provisioner asks this mapping service, and the
+    // mapping service reads through both.
+    config.directory.provisioner_url = own.clone();
     if config.provisioner.mapping_url.is_empty() {
         config.provisioner.mapping_url = own.clone();
     }
@@ -154,10 +162,11 @@ pub(crate) async fn run_all(
         .context("starting the provisioner")?;
     provisioner.register(&mut server);
     let workers = provisioner.start_workers(stopped(shutdown.clone()));
-    dirsync_directory_reader::DirectoryReader::open(&config)
+    let reader = dirsync_directory_reader::DirectoryReader::open(&config)
         .await
-        .context("starting the directory-reader")?
-        .register(&mut server);
+        .context("starting the directory-reader")?;
+    reader.register(&mut server);
+    let scheduler = reader.start_scheduler(stopped(shutdown.clone()));
     dirsync_mapping::Mapping::open(&config)
         .await
         .context("starting the mapping service")?
@@ -196,6 +205,9 @@ pub(crate) async fn run_all(
     let (grpc, scim) = tokio::join!(grpc, scim);
     if let Some(workers) = workers {
         let _ = workers.await;
+    }
+    if let Some(scheduler) = scheduler {
+        let _ = scheduler.await;
     }
     grpc?;
     scim?;

@@ -17,6 +17,8 @@ pub fn test_config(db: &TestDatabase) -> DirsyncConfig {
     config.database.url = db.options().url.clone();
     config.database.schema = db.options().schema.clone();
     config.database.max_connections = 8;
+    // Tests run pull syncs when they mean to; a scheduled one would race them.
+    config.directory.schedule = false;
     config
 }
 
@@ -107,26 +109,30 @@ pub async fn start_grpc(config: &DirsyncConfig) -> Running {
 /// Like [`start_grpc`] on a given listener (to restart on the same port),
 /// with the provisioner's reconcile workers running.
 pub async fn start_grpc_on(config: &DirsyncConfig, listener: TcpListener) -> Running {
-    // Like `dirsync serve`: the services of one process ask each other.
+    // Like `dirsync serve`: the services of one process ask each other (the directory-reader
+    // writes through this server's provisioner, which asks this mapping service, which reads
+    // through both).
     let mut config = config.clone();
-    if let Ok(addr) = listener.local_addr() {
-        let own = format!("http://{addr}");
-        if config.provisioner.mapping_url.is_empty() {
-            config.provisioner.mapping_url = own.clone();
-        }
-        config.mapping.provisioner_url = own.clone();
-        config.mapping.directory_url = own;
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("listener address: {e}"));
+    let own = format!("http://{addr}");
+    config.directory.provisioner_url = own.clone();
+    if config.provisioner.mapping_url.is_empty() {
+        config.provisioner.mapping_url = own.clone();
     }
+    config.mapping.provisioner_url = own.clone();
+    config.mapping.directory_url = own;
     let config = &config;
     let mut server = GrpcServer::new(Duration::from_secs(30));
     let provisioner = dirsync_provisioner::Provisioner::open(config)
         .await
         .unwrap_or_else(|error| panic!("provisioner: {error}"));
     provisioner.register(&mut server);
-    dirsync_directory_reader::DirectoryReader::open(config)
+    let reader = dirsync_directory_reader::DirectoryReader::open(config)
         .await
-        .unwrap_or_else(|error| panic!("directory-reader: {error}"))
-        .register(&mut server);
+        .unwrap_or_else(|error| panic!("directory-reader: {error}"));
+    reader.register(&mut server);
     dirsync_mapping::Mapping::open(config)
         .await
         .unwrap_or_else(|error| panic!("mapping: {error}"))
@@ -134,10 +140,16 @@ pub async fn start_grpc_on(config: &DirsyncConfig, listener: TcpListener) -> Run
     spawn(listener, move |listener, stopped| async move {
         let (stop_workers, workers_stopped) = oneshot::channel::<()>();
         let workers = provisioner.start_workers(until(workers_stopped));
+        let (stop_scheduler, scheduler_stopped) = oneshot::channel::<()>();
+        let scheduler = reader.start_scheduler(until(scheduler_stopped));
         let served = server.serve(listener, until(stopped)).await;
         let _ = stop_workers.send(());
+        let _ = stop_scheduler.send(());
         if let Some(workers) = workers {
             let _ = workers.await;
+        }
+        if let Some(scheduler) = scheduler {
+            let _ = scheduler.await;
         }
         served
     })
@@ -849,5 +861,264 @@ pub mod sync {
             extra_groups.is_empty(),
             "extra MaaS360 groups: {extra_groups:?}"
         );
+    }
+}
+
+/// Graph in, MaaS360 out: the pull sync's whole path. A Graph emulator seeded with a
+/// generated directory, a tenant in pull mode connected to it and to a MaaS360 emulator, and
+/// the expectation of what MaaS360 should then hold, computed from the Graph emulator's state
+/// alone.
+pub mod pull {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use dirsync_emulators::graph::{GraphEmulatorConfig, GraphEmulatorHandle, GraphSeed};
+    use dirsync_emulators::maas360::Faults;
+    use dirsync_entra_simulator::{Expected, ExpectedGroup, ExpectedUser};
+    use dirsync_proto::common::v1::{SecretReference, secret_reference::Source};
+    use dirsync_proto::directory::v1 as pb;
+    use dirsync_proto::directory::v1::directory_reader_service_client::DirectoryReaderServiceClient;
+    use dirsync_proto::provisioner::v1 as provisioner;
+    use dirsync_runtime::DirsyncConfig;
+    use tonic::transport::Channel;
+
+    use super::sync::SyncStack;
+
+    pub const SETTLE: Duration = Duration::from_secs(60);
+
+    pub struct PullStack {
+        pub sync: SyncStack,
+        pub graph: GraphEmulatorHandle,
+        pub secret_file: std::path::PathBuf,
+    }
+
+    /// An Entra connection to `graph` with the client secret in `secret_file`.
+    pub fn connection(
+        graph: &GraphEmulatorHandle,
+        secret_file: &std::path::Path,
+    ) -> pb::EntraConnection {
+        let config = graph.config();
+        pb::EntraConnection {
+            entra_tenant_id: config.tenant_id.clone(),
+            client_id: config.client_id.clone(),
+            credential: Some(pb::entra_connection::Credential::ClientSecret(
+                SecretReference {
+                    source: Some(Source::File(secret_file.display().to_string())),
+                },
+            )),
+            cloud: pb::EntraCloud::Custom as i32,
+            login_url: graph.base_url(),
+            graph_url: graph.base_url(),
+        }
+    }
+
+    impl PullStack {
+        /// A Graph emulator seeded with `seed`, and a tenant in pull mode connected to it.
+        pub async fn start(seed: GraphSeed) -> Self {
+            Self::start_with(seed, GraphEmulatorConfig::for_tests(), |_| {}).await
+        }
+
+        pub async fn start_with(
+            seed: GraphSeed,
+            graph_config: GraphEmulatorConfig,
+            adjust: impl FnOnce(&mut DirsyncConfig),
+        ) -> Self {
+            let graph = dirsync_emulators::graph::start(graph_config, seed)
+                .await
+                .unwrap_or_else(|e| panic!("Graph emulator: {e}"));
+            let sync = SyncStack::start_with(Faults::default(), adjust).await;
+            let secret_file = std::env::temp_dir().join(format!(
+                "dirsync-graph-secret-{}-{}",
+                std::process::id(),
+                graph.addr().port()
+            ));
+            std::fs::write(&secret_file, &graph.config().client_secret)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let stack = Self {
+                sync,
+                graph,
+                secret_file,
+            };
+            stack.set_mode(provisioner::TenantMode::Pull).await;
+            stack
+                .reader()
+                .await
+                .set_entra_connection(pb::SetEntraConnectionRequest {
+                    tenant: stack.sync.tenant_id.clone(),
+                    connection: Some(connection(&stack.graph, &stack.secret_file)),
+                })
+                .await
+                .unwrap_or_else(|e| panic!("SetEntraConnection: {e:?}"));
+            stack
+        }
+
+        pub fn tenant(&self) -> String {
+            self.sync.tenant_id.clone()
+        }
+
+        pub async fn reader(&self) -> DirectoryReaderServiceClient<Channel> {
+            DirectoryReaderServiceClient::new(self.sync.stack.grpc.channel().await)
+        }
+
+        pub async fn set_mode(&self, mode: provisioner::TenantMode) {
+            provisioner::tenant_service_client::TenantServiceClient::new(
+                self.sync.stack.grpc.channel().await,
+            )
+            .set_tenant_mode(provisioner::SetTenantModeRequest {
+                tenant: self.tenant(),
+                mode: mode as i32,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("SetTenantMode: {e:?}"));
+        }
+
+        pub async fn try_sync(
+            &self,
+            request: pb::SyncTenantRequest,
+        ) -> Result<pb::SyncTenantResponse, tonic::Status> {
+            let request = pb::SyncTenantRequest {
+                tenant: self.tenant(),
+                ..request
+            };
+            self.reader()
+                .await
+                .sync_tenant(request)
+                .await
+                .map(tonic::Response::into_inner)
+        }
+
+        /// A sync that must succeed; returns its plan.
+        pub async fn sync(&self, request: pb::SyncTenantRequest) -> (pb::SyncPlan, bool) {
+            let response = self
+                .try_sync(request)
+                .await
+                .unwrap_or_else(|e| panic!("SyncTenant: {e:?}"));
+            (response.plan.unwrap_or_default(), response.applied)
+        }
+
+        pub async fn state(&self) -> pb::SyncState {
+            self.reader()
+                .await
+                .get_sync_state(pb::GetSyncStateRequest {
+                    tenant: self.tenant(),
+                })
+                .await
+                .unwrap_or_else(|e| panic!("GetSyncState: {e:?}"))
+                .into_inner()
+                .state
+                .unwrap_or_default()
+        }
+
+        /// What MaaS360 should hold: every live Entra user (and `held_soft_deleted`, disabled),
+        /// every group with its transitive users.
+        pub fn expected(&self, held_soft_deleted: &[String]) -> Expected {
+            expected_from_graph(&self.graph, held_soft_deleted)
+        }
+
+        /// Waits for the provisioner to settle, then compares MaaS360 with `expected`.
+        pub async fn assert_maas360_matches(&self, expected: &Expected) {
+            self.sync.wait_converged(SETTLE).await;
+            let comparison =
+                dirsync_emulators::convergence::compare(expected, &self.sync.emulator.state());
+            assert!(
+                comparison.matches(),
+                "MaaS360 differs from Entra in {} place(s): {:#?}",
+                comparison.mismatches.len(),
+                &comparison.mismatches[..comparison.mismatches.len().min(20)]
+            );
+            assert_eq!(comparison.entra, comparison.maas360);
+        }
+
+        /// A call to the Graph emulator's admin API (`/_emulator/...`).
+        pub async fn admin(
+            &self,
+            method: reqwest::Method,
+            path: &str,
+            body: Option<serde_json::Value>,
+        ) -> serde_json::Value {
+            let client = reqwest::Client::new();
+            let mut request =
+                client.request(method, format!("{}/_emulator{path}", self.graph.base_url()));
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            let response = request
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("admin {path}: {e}"));
+            let status = response.status();
+            let text = response.text().await.unwrap_or_default();
+            assert!(status.is_success(), "admin {path}: {status} {text}");
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+        }
+
+        pub async fn stop(self) {
+            let _ = std::fs::remove_file(&self.secret_file);
+            self.sync.stop().await;
+            self.graph.stop().await;
+        }
+    }
+
+    /// The expectation, from the Graph emulator's state alone (the emulator's own transitive
+    /// membership computation, not the directory-reader's).
+    pub fn expected_from_graph(
+        graph: &GraphEmulatorHandle,
+        held_soft_deleted: &[String],
+    ) -> Expected {
+        let state = graph.state();
+        let live = GraphSeed {
+            users: state.users.clone(),
+            groups: state.groups.clone(),
+        };
+        let mut expected = Expected::default();
+        let mut names = BTreeMap::new();
+        let soft = state
+            .deleted_users
+            .iter()
+            .filter(|u| held_soft_deleted.contains(&u.id))
+            .map(|u| (u, false));
+        for (user, live_user) in state.users.iter().map(|u| (u, true)).chain(soft) {
+            let upn = user.user_principal_name.clone();
+            names.insert(user.id.clone(), upn.clone());
+            expected.users.insert(
+                upn.clone(),
+                ExpectedUser {
+                    object_id: user.id.clone(),
+                    user_name: upn.clone(),
+                    external_id: upn.split('@').next().unwrap_or_default().to_owned(),
+                    active: user.account_enabled && live_user,
+                    display_name: user.display_name.clone().unwrap_or_default(),
+                    given_name: user.given_name.clone().unwrap_or_default(),
+                    family_name: user.surname.clone().unwrap_or_default(),
+                    mail: user.mail.clone().unwrap_or_else(|| upn.clone()),
+                    title: user.job_title.clone().unwrap_or_default(),
+                    department: user.department.clone().unwrap_or_default(),
+                    employee_number: user.employee_id.clone().unwrap_or_default(),
+                    manager_user_name: None,
+                },
+            );
+        }
+        let transitive = live.transitive_user_members();
+        for group in &state.groups {
+            let members: std::collections::BTreeSet<String> = transitive
+                .get(&group.id)
+                .into_iter()
+                .flatten()
+                .filter_map(|id| names.get(id).cloned())
+                .collect();
+            expected.membership_count += members.len();
+            expected.groups.insert(
+                group.display_name.clone(),
+                ExpectedGroup {
+                    object_id: group.id.clone(),
+                    display_name: group.display_name.clone(),
+                    member_user_names: members,
+                },
+            );
+        }
+        expected.user_count = expected.users.len();
+        expected.active_user_count = expected.users.values().filter(|u| u.active).count();
+        expected.group_count = expected.groups.len();
+        expected
     }
 }

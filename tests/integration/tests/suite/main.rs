@@ -12,6 +12,8 @@ mod maas360_fidelity;
 mod maas360_sync;
 mod migrations;
 mod observability;
+mod pull_reads;
+mod pull_sync;
 mod reflection;
 mod scim_auth;
 mod scim_entra_sequence;

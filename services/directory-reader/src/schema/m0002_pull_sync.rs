@@ -1,0 +1,380 @@
+use sea_orm_migration::prelude::*;
+
+pub(super) struct Migration;
+
+// Named explicitly, so that moving the file never renames an applied migration.
+impl MigrationName for Migration {
+    fn name(&self) -> &str {
+        "m0002_pull_sync"
+    }
+}
+
+#[derive(DeriveIden)]
+enum DirectoryConnections {
+    Table,
+    TenantId,
+    EntraTenantId,
+    ClientId,
+    CredentialKind,
+    CredentialRef,
+    Cloud,
+    LoginUrl,
+    GraphUrl,
+    Organization,
+    CheckedAt,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum DirectoryPullSettings {
+    Table,
+    TenantId,
+    GroupScope,
+    UsernameAttribute,
+    DeletionGuardPercent,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum DirectorySyncState {
+    Table,
+    TenantId,
+    LastFullSyncAt,
+    LastSyncAt,
+    LastOutcome,
+    LastOk,
+    Clean,
+    Users,
+    Groups,
+    Generation,
+    LeaseOwner,
+    LeaseUntil,
+}
+
+#[derive(DeriveIden)]
+enum DirectorySnapshotUsers {
+    Table,
+    TenantId,
+    EntraId,
+    Data,
+    AppliedId,
+    AppliedName,
+    State,
+    StateSince,
+}
+
+#[derive(DeriveIden)]
+enum DirectorySnapshotGroups {
+    Table,
+    TenantId,
+    EntraId,
+    Data,
+    AppliedId,
+    Gone,
+}
+
+#[derive(DeriveIden)]
+enum DirectorySnapshotMembers {
+    Table,
+    TenantId,
+    GroupId,
+    MemberId,
+    MemberKind,
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // Per tenant: how to reach its Entra (the secret only by reference), and how the pull
+        // sync reads it.
+        manager
+            .create_table(
+                Table::create()
+                    .table(DirectoryConnections::Table)
+                    .col(
+                        ColumnDef::new(DirectoryConnections::TenantId)
+                            .string()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectoryConnections::EntraTenantId)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectoryConnections::ClientId)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectoryConnections::CredentialKind)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectoryConnections::CredentialRef)
+                            .text()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectoryConnections::Cloud)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectoryConnections::LoginUrl)
+                            .text()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectoryConnections::GraphUrl)
+                            .text()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectoryConnections::Organization)
+                            .text()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectoryConnections::CheckedAt)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectoryConnections::UpdatedAt)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(DirectoryPullSettings::Table)
+                    .col(
+                        ColumnDef::new(DirectoryPullSettings::TenantId)
+                            .string()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    // A JSON array of group display names or object ids.
+                    .col(
+                        ColumnDef::new(DirectoryPullSettings::GroupScope)
+                            .text()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectoryPullSettings::UsernameAttribute)
+                            .string()
+                            .not_null(),
+                    )
+                    // NULL: the configured default.
+                    .col(
+                        ColumnDef::new(DirectoryPullSettings::DeletionGuardPercent)
+                            .integer()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectoryPullSettings::UpdatedAt)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        // The outcome of the last runs, and the lease that keeps runs of one tenant apart
+        // (across replicas too).
+        manager
+            .create_table(
+                Table::create()
+                    .table(DirectorySyncState::Table)
+                    .col(
+                        ColumnDef::new(DirectorySyncState::TenantId)
+                            .string()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectorySyncState::LastFullSyncAt)
+                            .big_integer()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectorySyncState::LastSyncAt)
+                            .big_integer()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectorySyncState::LastOutcome)
+                            .text()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectorySyncState::LastOk)
+                            .boolean()
+                            .not_null(),
+                    )
+                    // The provisioner held the snapshot's desired state after the last run.
+                    .col(
+                        ColumnDef::new(DirectorySyncState::Clean)
+                            .boolean()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectorySyncState::Users)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectorySyncState::Groups)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    // Bumped with every snapshot written, so a process can tell whether the
+                    // snapshot it keeps in memory is still the stored one.
+                    .col(
+                        ColumnDef::new(DirectorySyncState::Generation)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectorySyncState::LeaseOwner)
+                            .string()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectorySyncState::LeaseUntil)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        // What the last round saw of Entra, so a delta round can compute the whole desired
+        // state without reading Graph in full.
+        manager
+            .create_table(
+                Table::create()
+                    .table(DirectorySnapshotUsers::Table)
+                    .col(
+                        ColumnDef::new(DirectorySnapshotUsers::TenantId)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectorySnapshotUsers::EntraId)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectorySnapshotUsers::Data)
+                            .text()
+                            .not_null(),
+                    )
+                    // The provisioner's user for this one, and the userName it holds it under.
+                    .col(
+                        ColumnDef::new(DirectorySnapshotUsers::AppliedId)
+                            .string()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectorySnapshotUsers::AppliedName)
+                            .string()
+                            .null(),
+                    )
+                    // live, soft_deleted or gone (kept until its deletion is applied).
+                    .col(
+                        ColumnDef::new(DirectorySnapshotUsers::State)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectorySnapshotUsers::StateSince)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .primary_key(
+                        Index::create()
+                            .col(DirectorySnapshotUsers::TenantId)
+                            .col(DirectorySnapshotUsers::EntraId),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(DirectorySnapshotGroups::Table)
+                    .col(
+                        ColumnDef::new(DirectorySnapshotGroups::TenantId)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectorySnapshotGroups::EntraId)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectorySnapshotGroups::Data)
+                            .text()
+                            .not_null(),
+                    )
+                    // The provisioner's group for it (externalId = the Entra id), if any.
+                    .col(
+                        ColumnDef::new(DirectorySnapshotGroups::AppliedId)
+                            .string()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectorySnapshotGroups::Gone)
+                            .boolean()
+                            .not_null(),
+                    )
+                    .primary_key(
+                        Index::create()
+                            .col(DirectorySnapshotGroups::TenantId)
+                            .col(DirectorySnapshotGroups::EntraId),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        // Direct memberships as Entra holds them: users and nested groups.
+        manager
+            .create_table(
+                Table::create()
+                    .table(DirectorySnapshotMembers::Table)
+                    .col(
+                        ColumnDef::new(DirectorySnapshotMembers::TenantId)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectorySnapshotMembers::GroupId)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectorySnapshotMembers::MemberId)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectorySnapshotMembers::MemberKind)
+                            .string()
+                            .not_null(),
+                    )
+                    .primary_key(
+                        Index::create()
+                            .col(DirectorySnapshotMembers::TenantId)
+                            .col(DirectorySnapshotMembers::GroupId)
+                            .col(DirectorySnapshotMembers::MemberId),
+                    )
+                    .to_owned(),
+            )
+            .await
+    }
+}
