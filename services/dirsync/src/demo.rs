@@ -1,8 +1,9 @@
 //! `dirsync demo`: the main job in one command. Starts the MaaS360 emulator
 //! and every service on the embedded SQLite default, creates a tenant,
-//! provisions a generated directory through the gateway exactly as Entra
-//! would, waits until MaaS360 has converged, applies a round of changes, and
-//! shows whether the two sides match.
+//! provisions a generated directory (through the gateway exactly as Entra
+//! would, or with `--mode pull` by reading it from the Graph emulator), waits
+//! until MaaS360 has converged, applies a round of changes, and shows whether
+//! the two sides match.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,8 +21,20 @@ use tonic::transport::Channel;
 
 use crate::progress::Bar;
 
+/// Who writes the tenant's desired state in the demo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum DemoMode {
+    /// Entra's provisioning service pushes over SCIM (simulated).
+    Push,
+    /// dirsync reads Entra through Microsoft Graph (emulated) and syncs it.
+    Pull,
+}
+
 #[derive(Debug, clap::Args)]
 pub(crate) struct DemoArgs {
+    /// push: Entra pushes over SCIM; pull: dirsync reads Entra through Graph.
+    #[arg(long, value_enum, default_value = "push")]
+    mode: DemoMode,
     /// Users in the simulated Entra directory.
     #[arg(long, default_value_t = 2000)]
     users: usize,
@@ -64,6 +77,8 @@ struct Summary {
     maas360_calls: u64,
     scim_requests: u64,
     scim_failures: usize,
+    /// Graph calls the pull syncs made (pull mode).
+    graph_calls: u64,
     phases_s: BTreeMap<&'static str, f64>,
     #[serde(skip)]
     phase_order: Vec<(&'static str, f64)>,
@@ -71,6 +86,8 @@ struct Summary {
 
 struct Running {
     emulator: EmulatorHandle,
+    /// The demo's data folder (database, secrets).
+    data: PathBuf,
     stop: watch::Sender<bool>,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
     channel: Channel,
@@ -91,8 +108,15 @@ pub(crate) async fn demo(mut config: DirsyncConfig, args: DemoArgs) -> anyhow::R
     }
     let mut phases = Vec::new();
     eprintln!(
-        "dirsync demo: {} users, {} groups, seed {}, MaaS360 fault rate {}",
-        args.users, args.groups, args.seed, args.fault_rate
+        "dirsync demo: {} users, {} groups, seed {}, MaaS360 fault rate {}, {} mode",
+        args.users,
+        args.groups,
+        args.seed,
+        args.fault_rate,
+        match args.mode {
+            DemoMode::Push => "push (SCIM)",
+            DemoMode::Pull => "pull (Graph)",
+        }
     );
 
     let started = Instant::now();
@@ -105,25 +129,21 @@ pub(crate) async fn demo(mut config: DirsyncConfig, args: DemoArgs) -> anyhow::R
     );
 
     let mut directory = Directory::generate(args.users, args.groups, args.seed);
-    let mut simulator_config =
-        SimulatorConfig::new(running.scim_base.clone(), running.token.clone());
-    simulator_config.patch_shape = patch_shape;
-    simulator_config.requests_per_second = args.requests_per_second;
-    simulator_config.concurrency = 16;
-    let mut simulator = Simulator::new(simulator_config).context("Entra simulator")?;
     let timeout = Duration::from_secs(args.converge_timeout_s);
-
-    let initial = cycle("initial cycle", &mut simulator, &directory, true).await?;
-    phases.push(("entra_initial_cycle", initial.elapsed.as_secs_f64()));
-    let waited = converge(&running, "MaaS360 converging", timeout).await?;
-    phases.push(("maas360_initial_converge", waited.as_secs_f64()));
-
-    let changes = directory.apply_changes(args.changes, args.seed.wrapping_add(1));
-    eprintln!("  {} changes in Entra: {}", changes.len(), changes);
-    let incremental = cycle("incremental cycle", &mut simulator, &directory, false).await?;
-    phases.push(("entra_incremental_cycle", incremental.elapsed.as_secs_f64()));
-    let waited = converge(&running, "MaaS360 converging", timeout).await?;
-    phases.push(("maas360_incremental_converge", waited.as_secs_f64()));
+    let traffic = match args.mode {
+        DemoMode::Push => {
+            push(
+                &running,
+                &args,
+                patch_shape,
+                &mut directory,
+                timeout,
+                &mut phases,
+            )
+            .await?
+        }
+        DemoMode::Pull => pull(&running, &args, &mut directory, timeout, &mut phases).await?,
+    };
 
     let comparison = compare(&directory.expected(), &running.emulator.state());
     let maas360_calls: u64 = running
@@ -139,8 +159,9 @@ pub(crate) async fn demo(mut config: DirsyncConfig, args: DemoArgs) -> anyhow::R
         matches: comparison.matches(),
         mismatches: comparison.mismatches.len(),
         maas360_calls,
-        scim_requests: initial.requests + incremental.requests,
-        scim_failures: initial.failures.len() + incremental.failures.len(),
+        scim_requests: traffic.scim_requests,
+        scim_failures: traffic.scim_failures,
+        graph_calls: traffic.graph_calls,
         phases_s: phases.iter().copied().collect(),
         phase_order: phases,
     };
@@ -156,6 +177,159 @@ pub(crate) async fn demo(mut config: DirsyncConfig, args: DemoArgs) -> anyhow::R
     running.emulator.stop().await;
     served.context("server task")??;
     Ok(summary.matches)
+}
+
+/// What reached dirsync from Entra's side.
+#[derive(Debug, Default)]
+struct Traffic {
+    scim_requests: u64,
+    scim_failures: usize,
+    graph_calls: u64,
+}
+
+/// Entra pushes: an initial provisioning cycle, a round of changes, an incremental cycle.
+async fn push(
+    running: &Running,
+    args: &DemoArgs,
+    patch_shape: PatchShape,
+    directory: &mut Directory,
+    timeout: Duration,
+    phases: &mut Vec<(&'static str, f64)>,
+) -> anyhow::Result<Traffic> {
+    let mut simulator_config =
+        SimulatorConfig::new(running.scim_base.clone(), running.token.clone());
+    simulator_config.patch_shape = patch_shape;
+    simulator_config.requests_per_second = args.requests_per_second;
+    simulator_config.concurrency = 16;
+    let mut simulator = Simulator::new(simulator_config).context("Entra simulator")?;
+
+    let initial = cycle("initial cycle", &mut simulator, directory, true).await?;
+    phases.push(("entra_initial_cycle", initial.elapsed.as_secs_f64()));
+    let waited = converge(running, "MaaS360 converging", timeout).await?;
+    phases.push(("maas360_initial_converge", waited.as_secs_f64()));
+
+    let changes = directory.apply_changes(args.changes, args.seed.wrapping_add(1));
+    eprintln!("  {} changes in Entra: {}", changes.len(), changes);
+    let incremental = cycle("incremental cycle", &mut simulator, directory, false).await?;
+    phases.push(("entra_incremental_cycle", incremental.elapsed.as_secs_f64()));
+    let waited = converge(running, "MaaS360 converging", timeout).await?;
+    phases.push(("maas360_incremental_converge", waited.as_secs_f64()));
+    Ok(Traffic {
+        scim_requests: initial.requests + incremental.requests,
+        scim_failures: initial.failures.len() + incremental.failures.len(),
+        graph_calls: 0,
+    })
+}
+
+/// dirsync pulls: the same directory served by the Graph emulator, the tenant switched to pull
+/// mode with an Entra connection, a full sync, a round of changes in Entra, a delta sync.
+async fn pull(
+    running: &Running,
+    args: &DemoArgs,
+    directory: &mut Directory,
+    timeout: Duration,
+    phases: &mut Vec<(&'static str, f64)>,
+) -> anyhow::Result<Traffic> {
+    use dirsync_emulators::graph::{GraphEmulatorConfig, GraphSeed};
+    use dirsync_proto::directory::v1 as dpb;
+
+    let graph_config = GraphEmulatorConfig::for_tests();
+    let graph =
+        dirsync_emulators::graph::start(graph_config.clone(), GraphSeed::from_directory(directory))
+            .await
+            .context("starting the Graph emulator")?;
+    eprintln!("  Microsoft Graph emulator at {}", graph.base_url());
+    let secret = running.data.join("entra-client-secret");
+    write_secret(&secret, &graph_config.client_secret)?;
+
+    pb::tenant_service_client::TenantServiceClient::new(running.channel.clone())
+        .set_tenant_mode(pb::SetTenantModeRequest {
+            tenant: running.tenant_id.clone(),
+            mode: pb::TenantMode::Pull as i32,
+        })
+        .await
+        .map_err(|status| anyhow::anyhow!("pull mode: {}", status.message()))?;
+    let mut reader = dpb::directory_reader_service_client::DirectoryReaderServiceClient::new(
+        running.channel.clone(),
+    );
+    reader
+        .set_entra_connection(dpb::SetEntraConnectionRequest {
+            tenant: running.tenant_id.clone(),
+            connection: Some(dpb::EntraConnection {
+                entra_tenant_id: graph_config.tenant_id.clone(),
+                client_id: graph_config.client_id.clone(),
+                credential: Some(dpb::entra_connection::Credential::ClientSecret(
+                    dirsync_proto::common::v1::SecretReference {
+                        source: Some(dirsync_proto::common::v1::secret_reference::Source::File(
+                            secret.display().to_string(),
+                        )),
+                    },
+                )),
+                cloud: dpb::EntraCloud::Custom as i32,
+                login_url: graph.base_url(),
+                graph_url: graph.base_url(),
+            }),
+        })
+        .await
+        .map_err(|status| anyhow::anyhow!("Entra connection: {}", status.message()))?;
+
+    let mut graph_calls = 0;
+    let full = sync_round(&mut reader, &running.tenant_id, "full sync", true).await?;
+    graph_calls += full.1;
+    phases.push(("graph_full_sync", full.0.as_secs_f64()));
+    let waited = converge(running, "MaaS360 converging", timeout).await?;
+    phases.push(("maas360_initial_converge", waited.as_secs_f64()));
+
+    let changes = directory.apply_changes(args.changes, args.seed.wrapping_add(1));
+    eprintln!("  {} changes in Entra: {}", changes.len(), changes);
+    graph
+        .apply_directory(directory)
+        .map_err(|error| anyhow::anyhow!("changing the Graph emulator: {error}"))?;
+    let delta = sync_round(&mut reader, &running.tenant_id, "delta sync", false).await?;
+    graph_calls += delta.1;
+    phases.push(("graph_delta_sync", delta.0.as_secs_f64()));
+    let waited = converge(running, "MaaS360 converging", timeout).await?;
+    phases.push(("maas360_incremental_converge", waited.as_secs_f64()));
+    graph.stop().await;
+    Ok(Traffic {
+        scim_requests: 0,
+        scim_failures: 0,
+        graph_calls,
+    })
+}
+
+/// One pull sync of the demo tenant: its duration and the Graph calls it made.
+async fn sync_round(
+    reader: &mut dirsync_proto::directory::v1::directory_reader_service_client::DirectoryReaderServiceClient<Channel>,
+    tenant: &str,
+    label: &str,
+    full: bool,
+) -> anyhow::Result<(Duration, u64)> {
+    let started = Instant::now();
+    let bar = Bar::new(format!("Graph {label}"));
+    let synced = reader
+        .sync_tenant(dirsync_proto::directory::v1::SyncTenantRequest {
+            tenant: tenant.to_owned(),
+            full,
+            force: true,
+            ..Default::default()
+        })
+        .await
+        .map_err(|status| anyhow::anyhow!("{label}: {}", status.message()))?
+        .into_inner();
+    let plan = synced.plan.unwrap_or_default();
+    bar.finish(&format!(
+        "{} users and {} groups created, {} updated, {} disabled, {} deleted, {} membership changes; {} Graph calls in {:.1} s",
+        plan.user_creates,
+        plan.group_creates,
+        plan.user_updates + plan.group_updates,
+        plan.user_disables,
+        plan.user_deletes + plan.group_deletes,
+        plan.membership_adds + plan.membership_removes,
+        plan.graph_calls,
+        started.elapsed().as_secs_f64()
+    ));
+    Ok((started.elapsed(), plan.graph_calls))
 }
 
 async fn start(config: &mut DirsyncConfig, args: &DemoArgs) -> anyhow::Result<Running> {
@@ -235,6 +409,7 @@ async fn start(config: &mut DirsyncConfig, args: &DemoArgs) -> anyhow::Result<Ru
         .into_inner();
     Ok(Running {
         emulator,
+        data,
         stop,
         server,
         channel,
@@ -374,7 +549,11 @@ fn print_summary(summary: &Summary, comparison: &Comparison) {
         println!("{label:<30} {entra:>14} {maas360:>14}");
     }
     println!();
-    println!("{:<30} {:>14}", "SCIM requests sent", summary.scim_requests);
+    if summary.graph_calls > 0 {
+        println!("{:<30} {:>14}", "Graph calls made", summary.graph_calls);
+    } else {
+        println!("{:<30} {:>14}", "SCIM requests sent", summary.scim_requests);
+    }
     println!("{:<30} {:>14}", "MaaS360 calls made", summary.maas360_calls);
     for (phase, seconds) in &summary.phase_order {
         println!("{:<30} {:>13.1}s", phase.replace('_', " "), seconds);
