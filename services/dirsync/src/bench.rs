@@ -1,8 +1,12 @@
-//! `dirsync bench scim`: drives the SCIM gateway over loopback the way Entra
-//! does (a matching query before each create) and prints throughput and
-//! latency. Everything runs in this process on ephemeral ports with a fresh
-//! SQLite store, so the load generator shares the machine with the server:
-//! the figures are a floor, not a ceiling.
+//! `dirsync bench`: figures, never assertions. `bench scim` drives the SCIM gateway over
+//! loopback the way Entra does (a matching query before each create) and prints throughput and
+//! latency; `bench maas360` drains a backlog into the MaaS360 emulator; `bench sync` runs the
+//! pull sync against the Graph emulator; `bench all` runs them all and prints one table.
+//!
+//! Everything runs in this process on ephemeral ports with a fresh store: the load generator
+//! shares the machine's two cores with the server, and the emulators answer at once with no rate
+//! limit. The figures say what this machine does against instant peers, not what a real Entra
+//! or MaaS360 allows.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +43,71 @@ pub(crate) enum BenchCommand {
     Scim(ScimBenchArgs),
     /// MaaS360 calls per accepted change, and the time to drain a backlog.
     Maas360(crate::bench_maas360::Maas360BenchArgs),
+    /// The pull sync: a full read of generated tenants, then a delta after 1% change.
+    Sync(crate::bench_sync::SyncBenchArgs),
+    /// Every benchmark with its default sizes, then one table of the figures.
+    All,
+}
+
+/// One line of `bench all`'s table.
+#[derive(Debug, Clone)]
+pub(crate) struct Figure {
+    bench: &'static str,
+    case: String,
+    result: String,
+    /// The process's peak resident memory when the case finished (MB).
+    peak_rss_mb: Option<f64>,
+}
+
+impl Figure {
+    pub(crate) fn new(
+        bench: &'static str,
+        case: String,
+        result: String,
+        peak_rss_mb: Option<f64>,
+    ) -> Self {
+        Self {
+            bench,
+            case,
+            result,
+            peak_rss_mb,
+        }
+    }
+}
+
+/// The peak resident set size of this process so far (`VmHWM`), in MB; `None` where the
+/// kernel does not say (not Linux).
+pub(crate) fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn print_table(figures: &[Figure]) {
+    println!();
+    println!(
+        "dirsync bench all: {}, {} CPU(s), {}",
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
+        std::thread::available_parallelism().map_or(0, usize::from),
+        "release build, emulators in-process (no latency, no rate limit)"
+    );
+    println!(
+        "| {:<7} | {:<34} | {:<90} | {:>8} |",
+        "bench", "case", "result", "peak RSS"
+    );
+    println!("|{:-<9}|{:-<36}|{:-<92}|{:->10}|", "", "", "", "");
+    for figure in figures {
+        println!(
+            "| {:<7} | {:<34} | {:<90} | {:>8} |",
+            figure.bench,
+            figure.case,
+            figure.result,
+            figure
+                .peak_rss_mb
+                .map_or("-".to_owned(), |mb| format!("{mb:.0} MB"))
+        );
+    }
 }
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -165,29 +234,53 @@ where
 
 pub(crate) async fn bench(config: DirsyncConfig, command: BenchCommand) -> anyhow::Result<()> {
     match command {
-        BenchCommand::Scim(args) => {
-            println!(
-                "SCIM gateway benchmark: {} connections, {} s per phase, SQLite, load generator in-process",
-                args.connections, args.seconds
-            );
-            println!(
-                "{:>9}  {:<16} {:>10} {:>9} {:>9} {:>7}",
-                "store", "phase", "req/s", "p50 ms", "p99 ms", "errors"
-            );
-            for users in &args.users {
-                bench_scim_at(&config, *users, &args).await?;
+        BenchCommand::Scim(args) => bench_scim(&config, &args).await.map(drop),
+        BenchCommand::Maas360(args) => crate::bench_maas360::bench(&config, args).await.map(drop),
+        BenchCommand::Sync(args) => crate::bench_sync::bench(&config, args).await.map(drop),
+        BenchCommand::All => {
+            use clap::Parser;
+            // Each benchmark's own defaults, as its command line would have them.
+            #[derive(Parser)]
+            struct Defaults<T: clap::Args> {
+                #[command(flatten)]
+                args: T,
             }
+            let mut figures = Vec::new();
+            let scim = Defaults::<ScimBenchArgs>::try_parse_from(["scim"])?.args;
+            figures.extend(bench_scim(&config, &scim).await?);
+            let maas360 =
+                Defaults::<crate::bench_maas360::Maas360BenchArgs>::try_parse_from(["maas360"])?
+                    .args;
+            figures.extend(crate::bench_maas360::bench(&config, maas360).await?);
+            let sync = Defaults::<crate::bench_sync::SyncBenchArgs>::try_parse_from(["sync"])?.args;
+            figures.extend(crate::bench_sync::bench(&config, sync).await?);
+            print_table(&figures);
             Ok(())
         }
-        BenchCommand::Maas360(args) => crate::bench_maas360::bench(&config, args).await,
     }
+}
+
+async fn bench_scim(config: &DirsyncConfig, args: &ScimBenchArgs) -> anyhow::Result<Vec<Figure>> {
+    println!(
+        "SCIM gateway benchmark: {} connections, {} s per phase, SQLite, load generator in-process",
+        args.connections, args.seconds
+    );
+    println!(
+        "{:>9}  {:<16} {:>10} {:>9} {:>9} {:>7} {:>11}",
+        "store", "phase", "req/s", "p50 ms", "p99 ms", "errors", "peak RSS MB"
+    );
+    let mut figures = Vec::new();
+    for users in &args.users {
+        figures.extend(bench_scim_at(config, *users, args).await?);
+    }
+    Ok(figures)
 }
 
 async fn bench_scim_at(
     base_config: &DirsyncConfig,
     users: u64,
     args: &ScimBenchArgs,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<Figure>> {
     let data = std::env::temp_dir().join(format!("dirsync-bench-{}-{users}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     let mut config = base_config.clone();
@@ -297,20 +390,38 @@ async fn bench_scim_at(
         })
         .await
     };
+    let rss = peak_rss_mb();
+    let mut figures = Vec::new();
     for phase in [&queries, &creates] {
         println!(
-            "{:>9}  {:<16} {:>10.0} {:>9.2} {:>9.2} {:>7}",
+            "{:>9}  {:<16} {:>10.0} {:>9.2} {:>9.2} {:>7} {:>11}",
             users,
             phase.name,
             phase.per_second(),
             phase.percentile(0.50),
             phase.percentile(0.99),
-            phase.errors
+            phase.errors,
+            rss.map_or("-".to_owned(), |mb| format!("{mb:.0}"))
         );
+        figures.push(Figure::new(
+            "scim",
+            format!(
+                "{} at {users} users, {} conns",
+                phase.name, args.connections
+            ),
+            format!(
+                "{:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
+                phase.per_second(),
+                phase.percentile(0.50),
+                phase.percentile(0.99),
+                phase.errors
+            ),
+            rss,
+        ));
     }
 
     let _ = stop.send(true);
     server.await??;
     let _ = std::fs::remove_dir_all(&data);
-    Ok(())
+    Ok(figures)
 }

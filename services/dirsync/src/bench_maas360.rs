@@ -38,7 +38,10 @@ fn sum_route(counts: &BTreeMap<String, BTreeMap<u16, u64>>, route: &str) -> u64 
         .map_or(0, |by_status| by_status.values().sum())
 }
 
-pub(crate) async fn bench(base: &DirsyncConfig, args: Maas360BenchArgs) -> anyhow::Result<()> {
+pub(crate) async fn bench(
+    base: &DirsyncConfig,
+    args: Maas360BenchArgs,
+) -> anyhow::Result<Vec<crate::bench::Figure>> {
     let data = std::env::temp_dir().join(format!("dirsync-bench-maas360-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     std::fs::create_dir_all(&data)?;
@@ -270,17 +273,39 @@ pub(crate) async fn bench(base: &DirsyncConfig, args: Maas360BenchArgs) -> anyho
         "changes drained per second",
         format!("{:.0}", changes as f64 / drained.as_secs_f64())
     );
+    let rss = crate::bench::peak_rss_mb();
+    println!(
+        "  {:<36} {:>10}",
+        "peak RSS of the process",
+        rss.map_or("-".to_owned(), |mb| format!("{mb:.0} MB"))
+    );
     println!(
         "{}",
         serde_json::json!({"users": args.users, "groups": args.groups, "membership_changes": membership_changes,
             "maas360_calls": writes, "calls_per_user_create": add_user as f64 / args.users.max(1) as f64,
             "calls_per_membership_change": add_groups as f64 / membership_changes.max(1) as f64,
-            "calls_per_change": writes as f64 / changes.max(1) as f64, "drain_seconds": drained.as_secs_f64()})
+            "calls_per_change": writes as f64 / changes.max(1) as f64, "drain_seconds": drained.as_secs_f64(),
+            "peak_rss_mb": rss})
     );
+    let figures = vec![crate::bench::Figure::new(
+        "maas360",
+        format!(
+            "drain {changes} changes ({} users, {} groups)",
+            args.users, args.groups
+        ),
+        format!(
+            "{:.1} s, {:.0} changes/s; {:.2} calls/create, {:.2} calls/membership change",
+            drained.as_secs_f64(),
+            changes as f64 / drained.as_secs_f64(),
+            add_user as f64 / args.users.max(1) as f64,
+            add_groups as f64 / membership_changes.max(1) as f64
+        ),
+        rss,
+    )];
 
     let _ = stop.send(true);
     server.await.context("server task")??;
     emulator.stop().await;
     let _ = std::fs::remove_dir_all(&data);
-    Ok(())
+    Ok(figures)
 }

@@ -9,11 +9,12 @@
 //! - [`migrate`]: Option 1 (mappings, check, propose, plan, apply, verify) over gRPC.
 //! - [`demo`]: the main job end to end on emulators, with [`progress`] bars.
 //! - [`emulate`]: the MaaS360 and Graph emulators as processes.
-//! - [`bench`], [`bench_maas360`]: figures, never assertions.
+//! - [`bench`], [`bench_maas360`], [`bench_sync`]: figures, never assertions.
 
 mod admin;
 mod bench;
 mod bench_maas360;
+mod bench_sync;
 mod demo;
 mod emulate;
 mod migrate;
