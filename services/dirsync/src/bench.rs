@@ -87,10 +87,10 @@ pub(crate) fn peak_rss_mb() -> Option<f64> {
 fn print_table(figures: &[Figure]) {
     println!();
     println!(
-        "dirsync bench all: {}, {} CPU(s), {}",
+        "dirsync bench all: {}, {} CPU(s), {} build, emulators in-process (no latency, no rate limit)",
         humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
         std::thread::available_parallelism().map_or(0, usize::from),
-        "release build, emulators in-process (no latency, no rate limit)"
+        if cfg!(debug_assertions) { "debug" } else { "release" }
     );
     println!(
         "| {:<7} | {:<34} | {:<90} | {:>8} |",
