@@ -265,8 +265,9 @@ pub struct DirectoryConfig {
     pub graph_timeout: Duration,
     /// Graph requests in flight at once per tenant.
     pub graph_concurrency: u32,
-    /// Provisioner writes in flight at once per pull sync (the provisioner group-commits
-    /// concurrent user creates, so more in flight means larger commits).
+    /// Provisioner writes in flight at once per pull sync. User creates take all of it (the
+    /// provisioner commits concurrent creates together, so more in flight means larger
+    /// commits); updates and deletions take at most 32, group writes (long transactions) 4.
     pub apply_concurrency: u32,
 }
 

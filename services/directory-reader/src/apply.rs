@@ -2,7 +2,9 @@
 //! user fields, groups by CreateGroup (externalId = the Entra object id), UpdateGroup adds and
 //! removes, DeleteGroup, every write marked `WRITE_SOURCE_PULL`.
 //!
-//! Writes run with bounded concurrency (user creates are group-committed by the provisioner),
+//! Writes run with bounded concurrency (user creates are group-committed by the provisioner, so
+//! many go at once; group writes are long transactions there, so few do; a write answered
+//! DATABASE_UNAVAILABLE wrote nothing and is tried again),
 //! in an order that lets each find what it needs: users first (groups name their ids), group
 //! deletions before creations (a freed name can be taken), user deletions last. A write the
 //! provisioner refuses for its own resource (a taken name, a version conflict) is counted and
@@ -23,6 +25,13 @@ use crate::provisioner::Provisioner;
 
 /// Member ids per CreateGroup or UpdateGroup call, so no message grows with a group's size.
 const MEMBER_CHUNK: usize = 5_000;
+/// Group writes in flight at most: each is a long transaction in the provisioner (a member
+/// chunk), and more of them only queue for its connections.
+const GROUP_WRITES: usize = 4;
+/// Replaces and deletions in flight at most: one short transaction each.
+const SHORT_WRITES: usize = 32;
+/// Tries of a write the provisioner answered DATABASE_UNAVAILABLE (it wrote nothing).
+const TRIES: u32 = 3;
 /// Failure messages kept for the outcome.
 const KEPT_FAILURES: usize = 5;
 
@@ -114,6 +123,27 @@ where
     }
 }
 
+/// `write`, tried again (after a short wait) while the provisioner answers that its database
+/// is unavailable: that answer means nothing was written, so a create is safe to repeat.
+async fn retrying<T, F, Fut>(write: F) -> Result<T>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match write().await {
+            Err(error)
+                if tries < TRIES && error.reason() == Some(ErrorReason::DatabaseUnavailable) =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(tries))).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Applies `plan` (made from `desired`) to the tenant's desired state.
 pub(crate) async fn apply(
     provisioner: &Provisioner,
@@ -133,7 +163,7 @@ pub(crate) async fn apply(
     let results = bounded(creates, limit, |attrs| {
         let provisioner = provisioner.clone();
         let tenant = tenant_id.to_owned();
-        async move { provisioner.create_user(&tenant, &attrs).await }
+        async move { retrying(|| provisioner.create_user(&tenant, &attrs)).await }
     })
     .await?;
     for (d, result) in results {
@@ -154,12 +184,11 @@ pub(crate) async fn apply(
                 .map(|u| (r.desired, (r.id.clone(), r.version, u.attrs.clone())))
         })
         .collect();
-    let results = bounded(replaces, limit, |(id, version, attrs)| {
+    let results = bounded(replaces, limit.min(SHORT_WRITES), |(id, version, attrs)| {
         let provisioner = provisioner.clone();
         let tenant = tenant_id.to_owned();
         async move {
-            provisioner
-                .replace_user(&tenant, &id, version, &attrs)
+            retrying(|| provisioner.replace_user(&tenant, &id, version, &attrs))
                 .await
                 .map(|()| id)
         }
@@ -183,11 +212,11 @@ pub(crate) async fn apply(
             )
         })
         .collect();
-    let results = bounded(deletes, limit, |(id, name)| {
+    let results = bounded(deletes, limit.min(GROUP_WRITES), |(id, name)| {
         let provisioner = provisioner.clone();
         let tenant = tenant_id.to_owned();
         async move {
-            match provisioner.delete_group(&tenant, &id).await {
+            match retrying(|| provisioner.delete_group(&tenant, &id)).await {
                 Err(error) if error.reason() == Some(ErrorReason::GroupNotFound) => Ok(name),
                 other => other.map(|()| name),
             }
@@ -237,7 +266,7 @@ pub(crate) async fn apply(
             }),
         ));
     }
-    let results = bounded(group_writes, limit, |write| {
+    let results = bounded(group_writes, limit.min(GROUP_WRITES), |write| {
         let provisioner = provisioner.clone();
         let tenant = tenant_id.to_owned();
         async move { write.run(&provisioner, &tenant).await }
@@ -268,11 +297,11 @@ pub(crate) async fn apply(
         .iter()
         .map(|u| (u.user_name.clone(), u.id.clone()))
         .collect();
-    let results = bounded(deletes, limit, |id| {
+    let results = bounded(deletes, limit.min(SHORT_WRITES), |id| {
         let provisioner = provisioner.clone();
         let tenant = tenant_id.to_owned();
         async move {
-            match provisioner.delete_user(&tenant, &id).await {
+            match retrying(|| provisioner.delete_user(&tenant, &id)).await {
                 Err(error) if error.reason() == Some(ErrorReason::UserNotFound) => Ok(id),
                 other => other.map(|()| id),
             }
@@ -315,18 +344,23 @@ impl GroupWrite {
                 mut members,
             } => {
                 let rest = members.split_off(members.len().min(MEMBER_CHUNK));
-                let id = provisioner
-                    .create_group(tenant_id, &display_name, &external_id, members)
-                    .await?;
+                let id = retrying(|| {
+                    provisioner.create_group(
+                        tenant_id,
+                        &display_name,
+                        &external_id,
+                        members.clone(),
+                    )
+                })
+                .await?;
                 for chunk in rest.chunks(MEMBER_CHUNK) {
-                    provisioner
-                        .update_group(pb::UpdateGroupRequest {
-                            tenant: tenant_id.to_owned(),
-                            id: id.clone(),
-                            add_member_user_ids: chunk.to_vec(),
-                            ..Default::default()
-                        })
-                        .await?;
+                    let call = pb::UpdateGroupRequest {
+                        tenant: tenant_id.to_owned(),
+                        id: id.clone(),
+                        add_member_user_ids: chunk.to_vec(),
+                        ..Default::default()
+                    };
+                    retrying(|| provisioner.update_group(call.clone())).await?;
                 }
                 Ok(id)
             }
@@ -350,7 +384,7 @@ impl GroupWrite {
                         call.external_id = request.external_id.take();
                     }
                     first = false;
-                    provisioner.update_group(call).await?;
+                    retrying(|| provisioner.update_group(call.clone())).await?;
                 }
                 Ok(id)
             }
