@@ -12,7 +12,8 @@
 //!   work email (`mail`, else the UPN), active = `accountEnabled`, title = `jobTitle`,
 //!   department, employeeNumber = `employeeId`.
 //! - A soft-deleted user the provisioner holds stays, disabled, whatever the scope; one it does
-//!   not hold is not created.
+//!   not hold is not created. Nor is a disabled user nobody holds yet (the plan's rule, as
+//!   Entra's provisioning creates only enabled users), so pull and push agree.
 //! - Group display names are unique in dirsync, not in Entra: of two groups with one name, the
 //!   one the provisioner holds (else the lower object id) keeps it and the other gets its object
 //!   id's first eight characters in brackets.

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use dirsync_proto::common::v1::ResourceKind;
 use dirsync_proto::directory::v1 as pb;
 
-use crate::desired::DesiredState;
+use crate::desired::{DesiredState, DesiredUser};
 use crate::plan::{CurrentGroup, CurrentUser};
 
 /// Rows sent at most; the counts still cover everything.
@@ -67,11 +67,9 @@ pub(crate) fn compare(views: &Views<'_>) -> pb::GetDriftResponse {
         }
     };
 
-    let entra: BTreeMap<String, Side> = views
-        .entra
+    let dirsync: BTreeMap<String, Side> = views
         .users
         .iter()
-        .filter(|u| u.create)
         .map(|u| {
             (
                 u.attrs.user_name.to_lowercase(),
@@ -83,9 +81,16 @@ pub(crate) fn compare(views: &Views<'_>) -> pb::GetDriftResponse {
             )
         })
         .collect();
-    let dirsync: BTreeMap<String, Side> = views
+    // Entra's users as dirsync should hold them: a disabled user nobody holds yet is not one
+    // (the pull sync creates only enabled users, as Entra's provisioning does).
+    let made = |u: &&DesiredUser| {
+        u.create && (u.attrs.active || dirsync.contains_key(&u.attrs.user_name.to_lowercase()))
+    };
+    let entra: BTreeMap<String, Side> = views
+        .entra
         .users
         .iter()
+        .filter(made)
         .map(|u| {
             (
                 u.attrs.user_name.to_lowercase(),
@@ -155,6 +160,7 @@ pub(crate) fn compare(views: &Views<'_>) -> pb::GetDriftResponse {
         .entra
         .users
         .iter()
+        .filter(made)
         .map(|u| (u.entra_id.as_str(), u.attrs.user_name.to_lowercase()))
         .collect();
     let entra_groups: BTreeMap<String, (String, BTreeSet<String>)> = views

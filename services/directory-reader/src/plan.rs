@@ -249,15 +249,11 @@ pub(crate) fn plan(
                     action,
                 });
             }
-            None if want.create => {
+            // Entra's own provisioning creates only enabled users: a disabled user nobody holds
+            // yet waits until it is enabled, so pull and push put the same users in MaaS360.
+            None if want.create && want.attrs.active => {
                 plan.summary.user_creates += 1;
-                sample.add("user_create", &want.attrs.user_name, || {
-                    if want.attrs.active {
-                        String::new()
-                    } else {
-                        "inactive: accountEnabled is false".to_owned()
-                    }
-                });
+                sample.add("user_create", &want.attrs.user_name, String::new);
                 plan.user_creates.push(d);
                 user_ref.insert(&want.entra_id, MemberRef::Created(d));
             }
@@ -589,6 +585,40 @@ mod tests {
         assert!(guard(&full, 20).is_some());
         assert!(guard(&full, 50).is_none(), "2 of 4 is not more than 50%");
         assert!(guard(&full, 49).is_some());
+    }
+
+    #[test]
+    fn a_disabled_user_nobody_holds_waits_and_a_held_one_is_kept() {
+        let mut never_enabled = want("e1", "new@x", "new");
+        never_enabled.attrs.active = false;
+        let mut disabled_since = want("e2", "old@x", "old");
+        disabled_since.attrs.active = false;
+        let desired = DesiredState {
+            users: vec![never_enabled, disabled_since],
+            groups: vec![DesiredGroup {
+                entra_id: "g1".to_owned(),
+                display_name: "Team".to_owned(),
+                members: vec!["e1".to_owned(), "e2".to_owned()],
+                applied_id: None,
+            }],
+            ..DesiredState::default()
+        };
+        let users = vec![held("p2", "old@x", "old")];
+        let planned = plan(&desired, &users, &[], Removal::Unmatched);
+        assert_eq!(
+            planned.summary.user_creates, 0,
+            "Entra creates only enabled users"
+        );
+        assert_eq!(
+            planned.summary.user_disables, 1,
+            "one it made is disabled, kept"
+        );
+        assert_eq!(planned.summary.user_deletes, 0);
+        assert_eq!(
+            planned.group_creates[0].members,
+            vec![MemberRef::Existing("p2".to_owned())],
+            "the disabled member it holds stays in the group"
+        );
     }
 
     #[test]

@@ -90,7 +90,11 @@ fn print_table(figures: &[Figure]) {
         "dirsync bench all: {}, {} CPU(s), {} build, emulators in-process (no latency, no rate limit)",
         humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
         std::thread::available_parallelism().map_or(0, usize::from),
-        if cfg!(debug_assertions) { "debug" } else { "release" }
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
     );
     println!(
         "| {:<7} | {:<34} | {:<90} | {:>8} |",

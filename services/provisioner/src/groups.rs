@@ -17,7 +17,7 @@ use crate::entity::ResourceKind;
 use crate::entity::{group, group_member, user};
 use crate::error::{ProvisionerError, Result, quoted};
 use crate::listing::{self, ColumnMap, Limits, SqlFilter};
-use crate::store::{Store, WriteTxn, mark_pending, new_id, now_ms};
+use crate::store::{Store, WriteTxn, mark_pending, mark_pending_many, new_id, now_ms};
 use dirsync_proto::errors::ErrorReason;
 use dirsync_scim::limits::MAX_SHORT_CHARS;
 
@@ -488,10 +488,15 @@ async fn mark_users_pending(
     tenant_id: &str,
     user_ids: &[String],
 ) -> Result<()> {
-    for user_id in user_ids {
-        mark_pending(txn, tenant_id, ResourceKind::User, user_id, false).await?;
-    }
-    Ok(())
+    // Each member once: a chunk naming a user twice would update its row twice in one
+    // statement, which PostgreSQL refuses.
+    let unique: Vec<String> = user_ids
+        .iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .cloned()
+        .collect();
+    mark_pending_many(txn, tenant_id, ResourceKind::User, &unique, false).await
 }
 
 /// Adds members; a member already present is left as it is.

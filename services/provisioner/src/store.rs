@@ -207,49 +207,67 @@ pub(crate) async fn mark_pending(
     resource_id: &str,
     deleted: bool,
 ) -> Result<()> {
+    mark_pending_many(txn, tenant_id, kind, &[resource_id.to_owned()], deleted).await
+}
+
+/// Resources marked per statement: 11 values a row stays far inside every backend's limit on
+/// bound parameters.
+const MARK_CHUNK: usize = 500;
+
+/// [`mark_pending`] for many resources of one kind, one statement per chunk: a group change
+/// touching thousands of members costs a few statements, not thousands.
+pub(crate) async fn mark_pending_many(
+    txn: &impl sea_orm::ConnectionTrait,
+    tenant_id: &str,
+    kind: ResourceKind,
+    resource_ids: &[String],
+    deleted: bool,
+) -> Result<()> {
     use crate::entity::sync_state;
     use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
     use sea_orm::{EntityTrait, Set};
 
     let now = now_ms();
-    let row = sync_state::ActiveModel {
-        tenant_id: Set(tenant_id.to_owned()),
-        kind: Set(kind),
-        resource_id: Set(resource_id.to_owned()),
-        desired_seq: Set(1),
-        applied_seq: Set(0),
-        pending: Set(true),
-        deleted: Set(deleted),
-        updated_at: Set(now),
-        attempts: Set(0),
-        next_attempt_at: Set(0),
-        parked: Set(false),
-        ..Default::default()
-    };
-    sync_state::Entity::insert(row)
-        .on_conflict(
-            OnConflict::columns([
-                sync_state::Column::TenantId,
-                sync_state::Column::Kind,
-                sync_state::Column::ResourceId,
-            ])
-            .value(
-                sync_state::Column::DesiredSeq,
-                Expr::col((sync_state::Entity, sync_state::Column::DesiredSeq)).add(1),
+    for chunk in resource_ids.chunks(MARK_CHUNK) {
+        let rows = chunk.iter().map(|resource_id| sync_state::ActiveModel {
+            tenant_id: Set(tenant_id.to_owned()),
+            kind: Set(kind),
+            resource_id: Set(resource_id.clone()),
+            desired_seq: Set(1),
+            applied_seq: Set(0),
+            pending: Set(true),
+            deleted: Set(deleted),
+            updated_at: Set(now),
+            attempts: Set(0),
+            next_attempt_at: Set(0),
+            parked: Set(false),
+            ..Default::default()
+        });
+        sync_state::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::columns([
+                    sync_state::Column::TenantId,
+                    sync_state::Column::Kind,
+                    sync_state::Column::ResourceId,
+                ])
+                .value(
+                    sync_state::Column::DesiredSeq,
+                    Expr::col((sync_state::Entity, sync_state::Column::DesiredSeq)).add(1),
+                )
+                // A new desired state deserves fresh attempts, parked or not:
+                // the change may be what fixes the reason it was parked.
+                .update_columns([
+                    sync_state::Column::Pending,
+                    sync_state::Column::Deleted,
+                    sync_state::Column::UpdatedAt,
+                    sync_state::Column::Attempts,
+                    sync_state::Column::NextAttemptAt,
+                    sync_state::Column::Parked,
+                ])
+                .to_owned(),
             )
-            // A new desired state deserves fresh attempts, parked or not:
-            // the change may be what fixes the reason it was parked.
-            .update_columns([
-                sync_state::Column::Pending,
-                sync_state::Column::Deleted,
-                sync_state::Column::UpdatedAt,
-                sync_state::Column::Attempts,
-                sync_state::Column::NextAttemptAt,
-                sync_state::Column::Parked,
-            ])
-            .to_owned(),
-        )
-        .exec_without_returning(txn)
-        .await?;
+            .exec_without_returning(txn)
+            .await?;
+    }
     Ok(())
 }

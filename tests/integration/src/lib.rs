@@ -890,6 +890,9 @@ pub mod pull {
         pub sync: SyncStack,
         pub graph: GraphEmulatorHandle,
         pub secret_file: std::path::PathBuf,
+        /// Users that were enabled when a sync ran (or at the start): like Entra's own
+        /// provisioning, the pull sync creates only enabled users, and keeps them once made.
+        ever_enabled: std::sync::Mutex<std::collections::BTreeSet<String>>,
     }
 
     /// An Entra connection to `graph` with the client secret in `secret_file`.
@@ -935,6 +938,7 @@ pub mod pull {
             std::fs::write(&secret_file, &graph.config().client_secret)
                 .unwrap_or_else(|e| panic!("{e}"));
             let stack = Self {
+                ever_enabled: std::sync::Mutex::new(enabled_users(&graph)),
                 sync,
                 graph,
                 secret_file,
@@ -980,11 +984,19 @@ pub mod pull {
                 tenant: self.tenant(),
                 ..request
             };
-            self.reader()
+            let enabled = enabled_users(&self.graph);
+            let response = self
+                .reader()
                 .await
                 .sync_tenant(request)
                 .await
-                .map(tonic::Response::into_inner)
+                .map(tonic::Response::into_inner)?;
+            if response.applied
+                && let Ok(mut ever) = self.ever_enabled.lock()
+            {
+                ever.extend(enabled);
+            }
+            Ok(response)
         }
 
         /// A sync that must succeed; returns its plan.
@@ -1012,7 +1024,12 @@ pub mod pull {
         /// What MaaS360 should hold: every live Entra user (and `held_soft_deleted`, disabled),
         /// every group with its transitive users.
         pub fn expected(&self, held_soft_deleted: &[String]) -> Expected {
-            expected_from_graph(&self.graph, held_soft_deleted)
+            let ever_enabled = self
+                .ever_enabled
+                .lock()
+                .map(|ever| ever.clone())
+                .unwrap_or_default();
+            expected_from_graph(&self.graph, held_soft_deleted, &ever_enabled)
         }
 
         /// Waits for the provisioner to settle, then compares MaaS360 with `expected`.
@@ -1061,9 +1078,24 @@ pub mod pull {
 
     /// The expectation, from the Graph emulator's state alone (the emulator's own transitive
     /// membership computation, not the directory-reader's).
+    /// The ids of the users Graph holds enabled now.
+    fn enabled_users(graph: &GraphEmulatorHandle) -> std::collections::BTreeSet<String> {
+        graph
+            .state()
+            .users
+            .into_iter()
+            .filter(|user| user.account_enabled)
+            .map(|user| user.id)
+            .collect()
+    }
+
+    /// What MaaS360 should hold: every live Entra user that is enabled or was enabled when a
+    /// sync ran (a disabled user is never created, as Entra's provisioning creates only enabled
+    /// users), `held_soft_deleted` disabled, and every group with those of its transitive users.
     pub fn expected_from_graph(
         graph: &GraphEmulatorHandle,
         held_soft_deleted: &[String],
+        ever_enabled: &std::collections::BTreeSet<String>,
     ) -> Expected {
         let state = graph.state();
         let live = GraphSeed {
@@ -1077,7 +1109,16 @@ pub mod pull {
             .iter()
             .filter(|u| held_soft_deleted.contains(&u.id))
             .map(|u| (u, false));
-        for (user, live_user) in state.users.iter().map(|u| (u, true)).chain(soft) {
+        let made = |user: &&dirsync_emulators::graph::SeedUser| {
+            user.account_enabled || ever_enabled.contains(&user.id)
+        };
+        for (user, live_user) in state
+            .users
+            .iter()
+            .filter(made)
+            .map(|u| (u, true))
+            .chain(soft)
+        {
             let upn = user.user_principal_name.clone();
             names.insert(user.id.clone(), upn.clone());
             expected.users.insert(

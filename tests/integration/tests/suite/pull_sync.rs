@@ -69,11 +69,25 @@ async fn pull_sync_full_then_delta_rounds_converge_with_nested_groups() {
     let seeded = seed(40, 6, 21);
     let stack = PullStack::start(seeded.clone()).await;
     let users = stack.graph.state().users.len() as u64;
+    let enabled = stack
+        .graph
+        .state()
+        .users
+        .iter()
+        .filter(|user| user.account_enabled)
+        .count() as u64;
+    assert!(
+        enabled < users,
+        "the seed has users disabled from the start"
+    );
 
     let (plan, applied) = stack.sync(delta()).await;
     assert!(applied);
     assert!(plan.full, "the first run reads everything");
-    assert_eq!(plan.user_creates, users);
+    assert_eq!(
+        plan.user_creates, enabled,
+        "only enabled users are created, as Entra's provisioning does"
+    );
     assert_eq!(plan.group_creates, 10);
     assert!(plan.graph_calls > 0);
     assert!(
@@ -341,7 +355,14 @@ async fn pull_sync_refuses_a_push_mode_tenant_except_as_a_dry_run() {
         })
         .await;
     assert!(!applied);
-    assert_eq!(plan.user_creates, 10);
+    let enabled = stack
+        .graph
+        .state()
+        .users
+        .iter()
+        .filter(|user| user.account_enabled)
+        .count() as u64;
+    assert_eq!(plan.user_creates, enabled, "the enabled users, planned");
     stack.stop().await;
 }
 
@@ -417,8 +438,16 @@ async fn pull_sync_drift_is_found_and_gone_after_a_sync() {
     stack.assert_maas360_matches(&stack.expected(&[])).await;
     let clean = drift(&stack).await;
     assert!(clean.differences.is_empty(), "{:#?}", clean.differences);
-    assert_eq!(clean.entra_users, 15);
-    assert_eq!(clean.maas360_users, 15);
+    let enabled = stack
+        .graph
+        .state()
+        .users
+        .iter()
+        .filter(|user| user.account_enabled)
+        .count() as u64;
+    assert!(enabled < 15, "a user disabled from the start is not drift");
+    assert_eq!(clean.entra_users, enabled);
+    assert_eq!(clean.maas360_users, enabled);
 
     // Behind dirsync's back: a new name and a new user in Entra.
     let user = stack.graph.state().users[2].clone();
