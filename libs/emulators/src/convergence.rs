@@ -18,11 +18,31 @@ pub struct Counts {
     pub memberships: usize,
 }
 
+/// What MaaS360 held before Entra and an Option 1 migration keeps: the comparison allows
+/// exactly this, and counts it apart.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Legacy {
+    /// Entra group display name → the MaaS360 group it writes into, where the names differ
+    /// (an adopted group keeps its MaaS360 name).
+    pub group_targets: BTreeMap<String, String>,
+    /// MaaS360 groups that stay as they were (the groups copies were made from, groups no
+    /// Entra group maps).
+    pub groups: BTreeSet<String>,
+    /// MaaS360 users Entra does not have, kept (`username@domain`, lower case).
+    pub users: BTreeSet<String>,
+    /// Per MaaS360 group: members Entra's group does not have, kept because the mapping does
+    /// not prune (`username@domain`, lower case).
+    pub members: BTreeMap<String, BTreeSet<String>>,
+}
+
 /// The outcome of one comparison.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Comparison {
     pub entra: Counts,
+    /// What MaaS360 holds of Entra's directory (legacy objects not counted).
     pub maas360: Counts,
+    /// Legacy users, groups and memberships MaaS360 still holds, as the migration meant.
+    pub legacy: Counts,
     /// Each difference, in words; empty when the two sides match.
     pub mismatches: Vec<String>,
 }
@@ -39,6 +59,11 @@ fn maas360_key(user_principal_name: &str) -> String {
 
 /// Compares what Entra expects with what the emulator holds.
 pub fn compare(expected: &Expected, state: &StateDump) -> Comparison {
+    compare_with_legacy(expected, state, &Legacy::default())
+}
+
+/// Like [`compare`], allowing (and counting apart) what an Option 1 migration keeps.
+pub fn compare_with_legacy(expected: &Expected, state: &StateDump, legacy: &Legacy) -> Comparison {
     let mut mismatches = Vec::new();
 
     // MaaS360 side, keyed by `username@domain` (the UPN when the username is
@@ -89,8 +114,18 @@ pub fn compare(expected: &Expected, state: &StateDump) -> Comparison {
     }
     let expected_keys: BTreeSet<String> =
         expected.users.keys().map(|upn| maas360_key(upn)).collect();
-    for key in held.keys() {
-        if !expected_keys.contains(key) {
+    let mut legacy_users = 0;
+    let mut legacy_active = 0;
+    for (key, user) in &held {
+        if expected_keys.contains(key) {
+            continue;
+        }
+        if legacy.users.contains(key) {
+            legacy_users += 1;
+            if user.status.eq_ignore_ascii_case("active") {
+                legacy_active += 1;
+            }
+        } else {
             mismatches.push(format!("user {key}: in MaaS360 but not in Entra"));
         }
     }
@@ -120,17 +155,32 @@ pub fn compare(expected: &Expected, state: &StateDump) -> Comparison {
         }
         held_groups.insert(group.name.clone(), members);
     }
+    let no_legacy = BTreeSet::new();
+    let mut targets = BTreeSet::new();
+    let mut legacy_memberships = 0;
+    let mut memberships = 0;
     for (name, group) in &expected.groups {
-        match held_groups.get(name) {
-            None => mismatches.push(format!("group {name:?}: missing from MaaS360")),
+        let target = legacy.group_targets.get(name).unwrap_or(name);
+        targets.insert(target.clone());
+        match held_groups.get(target) {
+            None => mismatches.push(format!(
+                "group {name:?}: missing from MaaS360 (as {target:?})"
+            )),
             Some(members) => {
                 let wanted: BTreeSet<String> = group
                     .member_user_names
                     .iter()
                     .map(|upn| maas360_key(upn))
                     .collect();
+                let kept = legacy.members.get(target).unwrap_or(&no_legacy);
                 let missing: Vec<&String> = wanted.difference(members).collect();
-                let extra: Vec<&String> = members.difference(&wanted).collect();
+                let extra: Vec<&String> = members
+                    .difference(&wanted)
+                    .filter(|member| !kept.contains(*member))
+                    .collect();
+                let kept_here = members.difference(&wanted).count() - extra.len();
+                legacy_memberships += kept_here;
+                memberships += members.len() - kept_here;
                 if !missing.is_empty() || !extra.is_empty() {
                     mismatches.push(format!(
                         "group {name:?}: members missing {missing:?}, extra {extra:?}"
@@ -139,8 +189,15 @@ pub fn compare(expected: &Expected, state: &StateDump) -> Comparison {
             }
         }
     }
-    for name in held_groups.keys() {
-        if !expected.groups.contains_key(name) {
+    let mut legacy_groups = 0;
+    for (name, members) in &held_groups {
+        if targets.contains(name) {
+            continue;
+        }
+        if legacy.groups.contains(name) {
+            legacy_groups += 1;
+            legacy_memberships += members.len();
+        } else {
             mismatches.push(format!("group {name:?}: in MaaS360 but not in Entra"));
         }
     }
@@ -153,13 +210,23 @@ pub fn compare(expected: &Expected, state: &StateDump) -> Comparison {
             memberships: expected.membership_count,
         },
         maas360: Counts {
-            users: live.len(),
+            users: live.len() - legacy_users,
             active_users: live
                 .iter()
                 .filter(|u| u.status.eq_ignore_ascii_case("active"))
+                .filter(|u| {
+                    let key = format!("{}@{}", u.user_name, u.domain).to_lowercase();
+                    expected_keys.contains(&key)
+                })
                 .count(),
-            groups: state.groups.len(),
-            memberships: held_groups.values().map(BTreeSet::len).sum(),
+            groups: state.groups.len() - legacy_groups,
+            memberships,
+        },
+        legacy: Counts {
+            users: legacy_users,
+            active_users: legacy_active,
+            groups: legacy_groups,
+            memberships: legacy_memberships,
         },
         mismatches,
     }
@@ -241,6 +308,83 @@ mod tests {
         assert_eq!(
             comparison.mismatches,
             vec![r#"group "Sales": member U404 is no MaaS360 user"#.to_owned()]
+        );
+    }
+
+    #[test]
+    fn what_a_migration_keeps_is_allowed_and_counted_apart() {
+        let alice = "alice@contoso.example".to_owned();
+        let mut expected = Expected::default();
+        expected.users.insert(
+            alice.clone(),
+            ExpectedUser {
+                user_name: alice.clone(),
+                active: true,
+                ..ExpectedUser::default()
+            },
+        );
+        expected.groups.insert(
+            "Sales".to_owned(),
+            ExpectedGroup {
+                display_name: "Sales".to_owned(),
+                member_user_names: BTreeSet::from([alice]),
+                ..ExpectedGroup::default()
+            },
+        );
+        expected.user_count = 1;
+        expected.active_user_count = 1;
+        expected.group_count = 1;
+        expected.membership_count = 1;
+        let group = |id: &str, name: &str| GroupDump {
+            group_identifier: id.to_owned(),
+            name: name.to_owned(),
+            group_type: 3,
+            ..GroupDump::default()
+        };
+        let state = StateDump {
+            users: vec![
+                user("U1", "alice", "Active"),
+                user("U2", "legacy", "Active"),
+            ],
+            groups: vec![group("G1", "Sales Team"), group("G2", "Kiosk Staff")],
+            memberships: BTreeMap::from([
+                ("G1".to_owned(), vec!["U1".to_owned(), "U2".to_owned()]),
+                ("G2".to_owned(), vec!["U2".to_owned()]),
+            ]),
+        };
+        // Without the migration's context, all of it is a difference.
+        assert_eq!(compare(&expected, &state).mismatches.len(), 4);
+        let legacy = Legacy {
+            group_targets: BTreeMap::from([("Sales".to_owned(), "Sales Team".to_owned())]),
+            groups: BTreeSet::from(["Kiosk Staff".to_owned()]),
+            users: BTreeSet::from(["legacy@contoso.example".to_owned()]),
+            members: BTreeMap::from([(
+                "Sales Team".to_owned(),
+                BTreeSet::from(["legacy@contoso.example".to_owned()]),
+            )]),
+        };
+        let comparison = compare_with_legacy(&expected, &state, &legacy);
+        assert!(comparison.matches(), "{:?}", comparison.mismatches);
+        assert_eq!(comparison.entra, comparison.maas360);
+        assert_eq!(
+            comparison.legacy,
+            Counts {
+                users: 1,
+                active_users: 1,
+                groups: 1,
+                memberships: 2
+            }
+        );
+        // A legacy member of a group not kept is still a difference.
+        let strict = Legacy {
+            members: BTreeMap::new(),
+            ..legacy
+        };
+        assert_eq!(
+            compare_with_legacy(&expected, &state, &strict)
+                .mismatches
+                .len(),
+            1
         );
     }
 

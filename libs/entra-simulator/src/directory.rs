@@ -189,7 +189,7 @@ pub struct ExpectedUser {
 }
 
 /// A group a correct SCIM target must hold.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ExpectedGroup {
     pub object_id: String,
     pub display_name: String,
