@@ -3,14 +3,19 @@
 //! provisions a generated directory (through the gateway exactly as Entra
 //! would, or with `--mode pull` by reading it from the Graph emulator), waits
 //! until MaaS360 has converged, applies a round of changes, and shows whether
-//! the two sides match.
+//! the two sides match. By default MaaS360 starts as a customer has it, with
+//! user groups carrying apps and policies that resemble Entra's: the demo
+//! migrates them first (IBM's Option 1, [`option1`]) and proves that no
+//! device lost a distribution.
+
+mod option1;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use dirsync_emulators::convergence::{Comparison, compare};
+use dirsync_emulators::convergence::{Comparison, compare_with_legacy};
 use dirsync_emulators::maas360::{EmulatorConfig, EmulatorHandle, Faults};
 use dirsync_entra_simulator::{CycleReport, Directory, PatchShape, Simulator, SimulatorConfig};
 use dirsync_proto::provisioner::v1 as pb;
@@ -35,6 +40,10 @@ pub(crate) struct DemoArgs {
     /// push: Entra pushes over SCIM; pull: dirsync reads Entra through Graph.
     #[arg(long, value_enum, default_value = "push")]
     mode: DemoMode,
+    /// MaaS360 user groups with apps and policies that resemble Entra groups, migrated first
+    /// (Option 1); 0 starts from an empty MaaS360 (Option 2).
+    #[arg(long, default_value_t = 3)]
+    legacy_groups: usize,
     /// Users in the simulated Entra directory.
     #[arg(long, default_value_t = 2000)]
     users: usize,
@@ -79,6 +88,10 @@ struct Summary {
     scim_failures: usize,
     /// Graph calls the pull syncs made (pull mode).
     graph_calls: u64,
+    /// What MaaS360 held before Entra and still holds, as the migration meant.
+    legacy: dirsync_emulators::convergence::Counts,
+    /// The Option 1 phase, when MaaS360 started with groups to migrate.
+    option1: Option<option1::Migrated>,
     phases_s: BTreeMap<&'static str, f64>,
     #[serde(skip)]
     phase_order: Vec<(&'static str, f64)>,
@@ -120,18 +133,60 @@ pub(crate) async fn demo(mut config: DirsyncConfig, args: DemoArgs) -> anyhow::R
     );
 
     let started = Instant::now();
-    let running = start(&mut config, &args).await?;
+    let mut directory = Directory::generate(args.users, args.groups, args.seed);
+    let legacy = option1::legacy_tenant(&directory, args.legacy_groups);
+    let running = start(
+        &mut config,
+        &args,
+        (!legacy.is_empty()).then(|| legacy.seed.clone()),
+    )
+    .await?;
     phases.push(("start", started.elapsed().as_secs_f64()));
     eprintln!(
-        "  data folder {}; MaaS360 emulator at {}",
+        "  data folder {}; MaaS360 emulator at {}{}",
         args.data.display(),
-        running.emulator.base_url()
+        running.emulator.base_url(),
+        if legacy.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", holding {} user group(s) with {} app and policy distributions and {} local users",
+                legacy.seed.groups.len(),
+                legacy.distributions + 1,
+                legacy.seed.users.len()
+            )
+        }
     );
 
-    let mut directory = Directory::generate(args.users, args.groups, args.seed);
     let timeout = Duration::from_secs(args.converge_timeout_s);
-    let traffic = match args.mode {
-        DemoMode::Push => {
+    // Entra through Graph: what the pull sync reads, and what Option 1's mapping service
+    // matches MaaS360's groups against in either mode.
+    let graph = if args.mode == DemoMode::Pull || !legacy.is_empty() {
+        Some(connect_graph(&running, &directory, args.mode).await?)
+    } else {
+        None
+    };
+    let mut migrated = None;
+    if !legacy.is_empty() {
+        let started = Instant::now();
+        migrated =
+            Some(option1::migrate(running.channel.clone(), &running.tenant_id, &legacy).await?);
+        phases.push(("option1_migration", started.elapsed().as_secs_f64()));
+    }
+    let traffic = match (args.mode, &graph) {
+        (DemoMode::Pull, Some(graph)) => {
+            pull(
+                &running,
+                &args,
+                graph,
+                &mut directory,
+                timeout,
+                &mut phases,
+                &mut migrated,
+            )
+            .await?
+        }
+        _ => {
             push(
                 &running,
                 &args,
@@ -139,13 +194,20 @@ pub(crate) async fn demo(mut config: DirsyncConfig, args: DemoArgs) -> anyhow::R
                 &mut directory,
                 timeout,
                 &mut phases,
+                &mut migrated,
             )
             .await?
         }
-        DemoMode::Pull => pull(&running, &args, &mut directory, timeout, &mut phases).await?,
     };
+    if let Some(graph) = graph {
+        graph.stop().await;
+    }
 
-    let comparison = compare(&directory.expected(), &running.emulator.state());
+    let comparison = compare_with_legacy(
+        &directory.expected(),
+        &running.emulator.state(),
+        &legacy.legacy(&directory),
+    );
     let maas360_calls: u64 = running
         .emulator
         .request_counts()
@@ -153,15 +215,18 @@ pub(crate) async fn demo(mut config: DirsyncConfig, args: DemoArgs) -> anyhow::R
         .filter(|(route, _)| !route.starts_with("_emulator"))
         .flat_map(|(_, by_status)| by_status.values())
         .sum();
+    let lost = summary_losses(migrated.as_ref());
     let summary = Summary {
         entra: comparison.entra,
         maas360: comparison.maas360,
-        matches: comparison.matches(),
+        matches: comparison.matches() && lost == 0,
         mismatches: comparison.mismatches.len(),
         maas360_calls,
         scim_requests: traffic.scim_requests,
         scim_failures: traffic.scim_failures,
         graph_calls: traffic.graph_calls,
+        legacy: comparison.legacy,
+        option1: migrated,
         phases_s: phases.iter().copied().collect(),
         phase_order: phases,
     };
@@ -195,6 +260,7 @@ async fn push(
     directory: &mut Directory,
     timeout: Duration,
     phases: &mut Vec<(&'static str, f64)>,
+    migrated: &mut Option<option1::Migrated>,
 ) -> anyhow::Result<Traffic> {
     let mut simulator_config =
         SimulatorConfig::new(running.scim_base.clone(), running.token.clone());
@@ -207,6 +273,9 @@ async fn push(
     phases.push(("entra_initial_cycle", initial.elapsed.as_secs_f64()));
     let waited = converge(running, "MaaS360 converging", timeout).await?;
     phases.push(("maas360_initial_converge", waited.as_secs_f64()));
+    if let Some(migrated) = migrated {
+        option1::verify(running.channel.clone(), &running.tenant_id, migrated).await?;
+    }
 
     let changes = directory.apply_changes(args.changes, args.seed.wrapping_add(1));
     eprintln!("  {} changes in Entra: {}", changes.len(), changes);
@@ -221,15 +290,13 @@ async fn push(
     })
 }
 
-/// dirsync pulls: the same directory served by the Graph emulator, the tenant switched to pull
-/// mode with an Entra connection, a full sync, a round of changes in Entra, a delta sync.
-async fn pull(
+/// The directory served by the Graph emulator, and the tenant's Entra connection to it (in
+/// pull mode, the tenant switched to pull first).
+async fn connect_graph(
     running: &Running,
-    args: &DemoArgs,
-    directory: &mut Directory,
-    timeout: Duration,
-    phases: &mut Vec<(&'static str, f64)>,
-) -> anyhow::Result<Traffic> {
+    directory: &Directory,
+    mode: DemoMode,
+) -> anyhow::Result<dirsync_emulators::graph::GraphEmulatorHandle> {
     use dirsync_emulators::graph::{GraphEmulatorConfig, GraphSeed};
     use dirsync_proto::directory::v1 as dpb;
 
@@ -241,44 +308,64 @@ async fn pull(
     eprintln!("  Microsoft Graph emulator at {}", graph.base_url());
     let secret = running.data.join("entra-client-secret");
     write_secret(&secret, &graph_config.client_secret)?;
+    if mode == DemoMode::Pull {
+        pb::tenant_service_client::TenantServiceClient::new(running.channel.clone())
+            .set_tenant_mode(pb::SetTenantModeRequest {
+                tenant: running.tenant_id.clone(),
+                mode: pb::TenantMode::Pull as i32,
+            })
+            .await
+            .map_err(|status| anyhow::anyhow!("pull mode: {}", status.message()))?;
+    }
+    dpb::directory_reader_service_client::DirectoryReaderServiceClient::new(
+        running.channel.clone(),
+    )
+    .set_entra_connection(dpb::SetEntraConnectionRequest {
+        tenant: running.tenant_id.clone(),
+        connection: Some(dpb::EntraConnection {
+            entra_tenant_id: graph_config.tenant_id.clone(),
+            client_id: graph_config.client_id.clone(),
+            credential: Some(dpb::entra_connection::Credential::ClientSecret(
+                dirsync_proto::common::v1::SecretReference {
+                    source: Some(dirsync_proto::common::v1::secret_reference::Source::File(
+                        secret.display().to_string(),
+                    )),
+                },
+            )),
+            cloud: dpb::EntraCloud::Custom as i32,
+            login_url: graph.base_url(),
+            graph_url: graph.base_url(),
+        }),
+    })
+    .await
+    .map_err(|status| anyhow::anyhow!("Entra connection: {}", status.message()))?;
+    Ok(graph)
+}
 
-    pb::tenant_service_client::TenantServiceClient::new(running.channel.clone())
-        .set_tenant_mode(pb::SetTenantModeRequest {
-            tenant: running.tenant_id.clone(),
-            mode: pb::TenantMode::Pull as i32,
-        })
-        .await
-        .map_err(|status| anyhow::anyhow!("pull mode: {}", status.message()))?;
+/// dirsync pulls: a full sync, a round of changes in Entra, a delta sync.
+async fn pull(
+    running: &Running,
+    args: &DemoArgs,
+    graph: &dirsync_emulators::graph::GraphEmulatorHandle,
+    directory: &mut Directory,
+    timeout: Duration,
+    phases: &mut Vec<(&'static str, f64)>,
+    migrated: &mut Option<option1::Migrated>,
+) -> anyhow::Result<Traffic> {
+    use dirsync_proto::directory::v1 as dpb;
+
     let mut reader = dpb::directory_reader_service_client::DirectoryReaderServiceClient::new(
         running.channel.clone(),
     );
-    reader
-        .set_entra_connection(dpb::SetEntraConnectionRequest {
-            tenant: running.tenant_id.clone(),
-            connection: Some(dpb::EntraConnection {
-                entra_tenant_id: graph_config.tenant_id.clone(),
-                client_id: graph_config.client_id.clone(),
-                credential: Some(dpb::entra_connection::Credential::ClientSecret(
-                    dirsync_proto::common::v1::SecretReference {
-                        source: Some(dirsync_proto::common::v1::secret_reference::Source::File(
-                            secret.display().to_string(),
-                        )),
-                    },
-                )),
-                cloud: dpb::EntraCloud::Custom as i32,
-                login_url: graph.base_url(),
-                graph_url: graph.base_url(),
-            }),
-        })
-        .await
-        .map_err(|status| anyhow::anyhow!("Entra connection: {}", status.message()))?;
-
     let mut graph_calls = 0;
     let full = sync_round(&mut reader, &running.tenant_id, "full sync", true).await?;
     graph_calls += full.1;
     phases.push(("graph_full_sync", full.0.as_secs_f64()));
     let waited = converge(running, "MaaS360 converging", timeout).await?;
     phases.push(("maas360_initial_converge", waited.as_secs_f64()));
+    if let Some(migrated) = migrated {
+        option1::verify(running.channel.clone(), &running.tenant_id, migrated).await?;
+    }
 
     let changes = directory.apply_changes(args.changes, args.seed.wrapping_add(1));
     eprintln!("  {} changes in Entra: {}", changes.len(), changes);
@@ -290,7 +377,6 @@ async fn pull(
     phases.push(("graph_delta_sync", delta.0.as_secs_f64()));
     let waited = converge(running, "MaaS360 converging", timeout).await?;
     phases.push(("maas360_incremental_converge", waited.as_secs_f64()));
-    graph.stop().await;
     Ok(Traffic {
         scim_requests: 0,
         scim_failures: 0,
@@ -332,7 +418,15 @@ async fn sync_round(
     Ok((started.elapsed(), plan.graph_calls))
 }
 
-async fn start(config: &mut DirsyncConfig, args: &DemoArgs) -> anyhow::Result<Running> {
+fn summary_losses(migrated: Option<&option1::Migrated>) -> u32 {
+    migrated.map_or(0, |m| m.distributions_lost)
+}
+
+async fn start(
+    config: &mut DirsyncConfig,
+    args: &DemoArgs,
+    maas360_seed: Option<dirsync_emulators::maas360::Seed>,
+) -> anyhow::Result<Running> {
     if args.data.exists() {
         std::fs::remove_dir_all(&args.data)
             .with_context(|| format!("emptying {}", args.data.display()))?;
@@ -349,7 +443,7 @@ async fn start(config: &mut DirsyncConfig, args: &DemoArgs) -> anyhow::Result<Ru
         },
         ..EmulatorConfig::for_tests()
     };
-    let emulator = dirsync_emulators::maas360::start(emulator_config.clone(), None)
+    let emulator = dirsync_emulators::maas360::start(emulator_config.clone(), maas360_seed)
         .await
         .context("starting the MaaS360 emulator")?;
     let connection = emulator_connection(&emulator, &emulator_config, &data)?;
@@ -548,6 +642,37 @@ fn print_summary(summary: &Summary, comparison: &Comparison) {
     for (label, entra, maas360) in rows {
         println!("{label:<30} {entra:>14} {maas360:>14}");
     }
+    if summary.legacy.users + summary.legacy.groups > 0 {
+        println!(
+            "{:<30} {:>14} {:>14}",
+            "kept from before Entra",
+            "",
+            format!("{} users", summary.legacy.users)
+        );
+        println!(
+            "{:<30} {:>14} {:>14}",
+            "",
+            "",
+            format!("{} groups", summary.legacy.groups)
+        );
+    }
+    if let Some(migrated) = &summary.option1 {
+        println!();
+        println!(
+            "{:<30} {:>14}",
+            "Option 1 recommendation", migrated.recommendation
+        );
+        println!("{:<30} {:>14}", "groups mapped", migrated.mappings);
+        println!("{:<30} {:>14}", "losses in the plan", migrated.plan_losses);
+        println!(
+            "{:<30} {:>14}",
+            "distributions kept", migrated.distributions_kept
+        );
+        println!(
+            "{:<30} {:>14}",
+            "distributions lost", migrated.distributions_lost
+        );
+    }
     println!();
     if summary.graph_calls > 0 {
         println!("{:<30} {:>14}", "Graph calls made", summary.graph_calls);
@@ -559,6 +684,10 @@ fn print_summary(summary: &Summary, comparison: &Comparison) {
         println!("{:<30} {:>13.1}s", phase.replace('_', " "), seconds);
     }
     println!();
+    let lost = summary_losses(summary.option1.as_ref());
+    if lost > 0 {
+        println!("{lost} distribution(s) were LOST: dirsync migrate verify demo lists them.");
+    }
     if comparison.matches() {
         println!("MaaS360 matches Entra, user by user and group by group.");
     } else {
