@@ -43,6 +43,8 @@ pub struct Comparison {
     pub maas360: Counts,
     /// Legacy users, groups and memberships MaaS360 still holds, as the migration meant.
     pub legacy: Counts,
+    /// Users Entra deleted that MaaS360 keeps, deactivated, because they have a device.
+    pub kept_for_devices: usize,
     /// Each difference, in words; empty when the two sides match.
     pub mismatches: Vec<String>,
 }
@@ -116,6 +118,7 @@ pub fn compare_with_legacy(expected: &Expected, state: &StateDump, legacy: &Lega
         expected.users.keys().map(|upn| maas360_key(upn)).collect();
     let mut legacy_users = 0;
     let mut legacy_active = 0;
+    let mut kept_for_devices = 0;
     for (key, user) in &held {
         if expected_keys.contains(key) {
             continue;
@@ -125,6 +128,10 @@ pub fn compare_with_legacy(expected: &Expected, state: &StateDump, legacy: &Lega
             if user.status.eq_ignore_ascii_case("active") {
                 legacy_active += 1;
             }
+        } else if !user.status.eq_ignore_ascii_case("active") && !user.devices.is_empty() {
+            // Deleted in Entra; MaaS360 refuses to delete a user with a device, so dirsync
+            // deactivates it instead (docs/maas360.md §4.5).
+            kept_for_devices += 1;
         } else {
             mismatches.push(format!("user {key}: in MaaS360 but not in Entra"));
         }
@@ -210,7 +217,7 @@ pub fn compare_with_legacy(expected: &Expected, state: &StateDump, legacy: &Lega
             memberships: expected.membership_count,
         },
         maas360: Counts {
-            users: live.len() - legacy_users,
+            users: live.len() - legacy_users - kept_for_devices,
             active_users: live
                 .iter()
                 .filter(|u| u.status.eq_ignore_ascii_case("active"))
@@ -228,6 +235,7 @@ pub fn compare_with_legacy(expected: &Expected, state: &StateDump, legacy: &Lega
             groups: legacy_groups,
             memberships: legacy_memberships,
         },
+        kept_for_devices,
         mismatches,
     }
 }

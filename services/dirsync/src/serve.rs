@@ -69,7 +69,6 @@ pub(crate) async fn serve(config: DirsyncConfig, only: Option<Service>) -> anyho
                     if let Some(workers) = workers {
                         let _ = workers.await;
                     }
-                    return Ok(());
                 }
                 Service::DirectoryReader => {
                     let reader = dirsync_directory_reader::DirectoryReader::open(&config).await?;
@@ -79,14 +78,16 @@ pub(crate) async fn serve(config: DirsyncConfig, only: Option<Service>) -> anyho
                     if let Some(scheduler) = scheduler {
                         let _ = scheduler.await;
                     }
-                    return Ok(());
                 }
-                Service::Mapping => dirsync_mapping::Mapping::open(&config)
-                    .await?
-                    .register(&mut server),
+                Service::Mapping => {
+                    let mapping = dirsync_mapping::Mapping::open(&config).await?;
+                    mapping.register(&mut server);
+                    let operations = mapping.start_operations(stopped(shutdown.clone()));
+                    server.serve(listener, stopped(shutdown)).await?;
+                    let _ = operations.await;
+                }
                 Service::ScimGateway => unreachable!("handled above"),
             }
-            server.serve(listener, stopped(shutdown)).await?;
         }
         None => {
             let grpc_listener = bind("gRPC", config.grpc.listen)
@@ -167,10 +168,11 @@ pub(crate) async fn run_all(
         .context("starting the directory-reader")?;
     reader.register(&mut server);
     let scheduler = reader.start_scheduler(stopped(shutdown.clone()));
-    dirsync_mapping::Mapping::open(&config)
+    let mapping = dirsync_mapping::Mapping::open(&config)
         .await
-        .context("starting the mapping service")?
-        .register(&mut server);
+        .context("starting the mapping service")?;
+    mapping.register(&mut server);
+    let operations = mapping.start_operations(stopped(shutdown.clone()));
 
     if print_banner {
         announce(&[
@@ -209,6 +211,7 @@ pub(crate) async fn run_all(
     if let Some(scheduler) = scheduler {
         let _ = scheduler.await;
     }
+    let _ = operations.await;
     grpc?;
     scim?;
     Ok(())

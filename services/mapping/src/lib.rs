@@ -1,36 +1,99 @@
-//! The mapping service decides which MaaS360 user group an Entra group writes
-//! to, and carries existing MaaS360 groups with app and policy distributions
-//! over to Entra-synced groups. Its contract and tables are in place; until
-//! the migration work lands, every RPC answers UNIMPLEMENTED naming itself.
+//! The mapping service decides which MaaS360 user group an Entra group writes to, and carries
+//! existing MaaS360 groups with app and policy distributions over to Entra-synced groups
+//! without any device losing one (IBM's "Option 1"; docs/maas360.md §8).
+//!
+//! It reads Entra through the directory-reader and MaaS360 through the provisioner (which also
+//! makes a migration's MaaS360 writes, within the tenant's rate limit, audited under the
+//! operation's id), and keeps only its own tables: mappings, operations, and what each affected
+//! user received before an apply.
+//!
+//! Modules:
+//! - `api`: the gRPC service, one method per RPC.
+//! - `world`: both sides read at one moment, users keyed so that they meet.
+//! - `matching`: name similarity, member overlap, the ranking. Pure.
+//! - `keys`: resolving a group named by id or name. Pure.
+//! - `plan`: the dry run and its id. Pure.
+//! - `apply`: the steps of a plan and the runner that takes them, resumably.
+//! - `verify`: recorded distributions against what MaaS360 holds now. Pure.
+//! - `model`: mappings and operations between store and contract.
+//! - `upstream`: the provisioner's and the directory-reader's contracts as used here.
+//! - `store`, `entity`, `schema`: the tables; `error`: the error vocabulary.
 
+mod api;
+mod apply;
+mod entity;
+mod error;
+mod keys;
+mod matching;
+mod model;
+mod plan;
 mod schema;
+mod store;
+mod upstream;
+mod verify;
+mod world;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use dirsync_proto::mapping::v1 as pb;
-use dirsync_runtime::{DirsyncConfig, GrpcServer, StartError};
+use dirsync_runtime::{DirsyncConfig, GrpcServer, ServeError, StartError};
 use tokio::net::TcpListener;
-use tonic::{Request, Response, Status};
+use tokio::sync::Notify;
 
+pub use error::MappingError;
 pub use schema::Migrator;
 
 pub const SERVICE: &str = "mapping";
 
+/// What every RPC and the operation runner share.
+#[derive(Debug)]
+pub(crate) struct Service {
+    pub(crate) store: store::Store,
+    pub(crate) upstream: upstream::Upstream,
+    /// Wakes the runner when an apply starts an operation.
+    pub(crate) wake: Notify,
+}
+
 #[derive(Debug, Clone)]
 pub struct Mapping {
-    _db: sea_orm::DatabaseConnection,
+    service: Arc<Service>,
 }
 
 impl Mapping {
+    /// Connects to the configured database and brings its tables up to date; the provisioner
+    /// and the directory-reader are dialled on first use.
     pub async fn open(config: &DirsyncConfig) -> Result<Self, StartError> {
         let db = dirsync_runtime::service::open_store::<Migrator>(config, SERVICE).await?;
-        Ok(Self { _db: db })
+        let upstream = upstream::Upstream::connect_lazy(
+            &config.mapping.provisioner_url,
+            &config.mapping.directory_url,
+            config.mapping.call_timeout,
+        )
+        .map_err(|error| StartError::Serve(ServeError::Transport(error)))?;
+        Ok(Self {
+            service: Arc::new(Service {
+                store: store::Store::new(db),
+                upstream,
+                wake: Notify::new(),
+            }),
+        })
     }
 
     pub fn register(&self, server: &mut GrpcServer) {
         server.add_service(pb::mapping_service_server::MappingServiceServer::new(
-            MappingApi,
+            api::Api::new(self.service.clone()),
         ));
+    }
+
+    /// Starts carrying out migration operations (those applied here, and those another
+    /// process left unfinished) until `shutdown`; an operation stopped halfway is given back
+    /// for the next process to finish.
+    pub fn start_operations(
+        &self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(apply::run(self.service.clone(), shutdown))
     }
 }
 
@@ -42,102 +105,13 @@ pub async fn run(
     let mapping = Mapping::open(config).await?;
     let mut server = GrpcServer::new(config.grpc.request_timeout);
     mapping.register(&mut server);
-    server.serve(listener, shutdown).await?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runner = mapping.start_operations(async move {
+        let _ = stopped.await;
+    });
+    let served = server.serve(listener, shutdown).await;
+    let _ = stop.send(());
+    let _ = runner.await;
+    served?;
     Ok(())
-}
-
-#[derive(Debug)]
-struct MappingApi;
-
-fn unimplemented(rpc: &str) -> Status {
-    Status::unimplemented(format!(
-        "dirsync.mapping.v1.MappingService/{rpc} is not implemented yet"
-    ))
-}
-
-#[tonic::async_trait]
-impl pb::mapping_service_server::MappingService for MappingApi {
-    async fn check_migration(
-        &self,
-        _: Request<pb::CheckMigrationRequest>,
-    ) -> Result<Response<pb::CheckMigrationResponse>, Status> {
-        Err(unimplemented("CheckMigration"))
-    }
-
-    async fn propose_mappings(
-        &self,
-        _: Request<pb::ProposeMappingsRequest>,
-    ) -> Result<Response<pb::ProposeMappingsResponse>, Status> {
-        Err(unimplemented("ProposeMappings"))
-    }
-
-    async fn create_mapping(
-        &self,
-        _: Request<pb::CreateMappingRequest>,
-    ) -> Result<Response<pb::CreateMappingResponse>, Status> {
-        Err(unimplemented("CreateMapping"))
-    }
-
-    async fn get_mapping(
-        &self,
-        _: Request<pb::GetMappingRequest>,
-    ) -> Result<Response<pb::GetMappingResponse>, Status> {
-        Err(unimplemented("GetMapping"))
-    }
-
-    async fn list_mappings(
-        &self,
-        _: Request<pb::ListMappingsRequest>,
-    ) -> Result<Response<pb::ListMappingsResponse>, Status> {
-        Err(unimplemented("ListMappings"))
-    }
-
-    async fn update_mapping(
-        &self,
-        _: Request<pb::UpdateMappingRequest>,
-    ) -> Result<Response<pb::UpdateMappingResponse>, Status> {
-        Err(unimplemented("UpdateMapping"))
-    }
-
-    async fn delete_mapping(
-        &self,
-        _: Request<pb::DeleteMappingRequest>,
-    ) -> Result<Response<pb::DeleteMappingResponse>, Status> {
-        Err(unimplemented("DeleteMapping"))
-    }
-
-    async fn plan_migration(
-        &self,
-        _: Request<pb::PlanMigrationRequest>,
-    ) -> Result<Response<pb::PlanMigrationResponse>, Status> {
-        Err(unimplemented("PlanMigration"))
-    }
-
-    async fn apply_migration(
-        &self,
-        _: Request<pb::ApplyMigrationRequest>,
-    ) -> Result<Response<pb::ApplyMigrationResponse>, Status> {
-        Err(unimplemented("ApplyMigration"))
-    }
-
-    async fn get_migration_operation(
-        &self,
-        _: Request<pb::GetMigrationOperationRequest>,
-    ) -> Result<Response<pb::GetMigrationOperationResponse>, Status> {
-        Err(unimplemented("GetMigrationOperation"))
-    }
-
-    async fn verify_migration(
-        &self,
-        _: Request<pb::VerifyMigrationRequest>,
-    ) -> Result<Response<pb::VerifyMigrationResponse>, Status> {
-        Err(unimplemented("VerifyMigration"))
-    }
-
-    async fn resolve_group(
-        &self,
-        _: Request<pb::ResolveGroupRequest>,
-    ) -> Result<Response<pb::ResolveGroupResponse>, Status> {
-        Err(unimplemented("ResolveGroup"))
-    }
 }

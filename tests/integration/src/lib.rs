@@ -133,18 +133,22 @@ pub async fn start_grpc_on(config: &DirsyncConfig, listener: TcpListener) -> Run
         .await
         .unwrap_or_else(|error| panic!("directory-reader: {error}"));
     reader.register(&mut server);
-    dirsync_mapping::Mapping::open(config)
+    let mapping = dirsync_mapping::Mapping::open(config)
         .await
-        .unwrap_or_else(|error| panic!("mapping: {error}"))
-        .register(&mut server);
+        .unwrap_or_else(|error| panic!("mapping: {error}"));
+    mapping.register(&mut server);
     spawn(listener, move |listener, stopped| async move {
         let (stop_workers, workers_stopped) = oneshot::channel::<()>();
         let workers = provisioner.start_workers(until(workers_stopped));
         let (stop_scheduler, scheduler_stopped) = oneshot::channel::<()>();
         let scheduler = reader.start_scheduler(until(scheduler_stopped));
+        let (stop_operations, operations_stopped) = oneshot::channel::<()>();
+        let operations = mapping.start_operations(until(operations_stopped));
         let served = server.serve(listener, until(stopped)).await;
         let _ = stop_workers.send(());
         let _ = stop_scheduler.send(());
+        let _ = stop_operations.send(());
+        let _ = operations.await;
         if let Some(workers) = workers {
             let _ = workers.await;
         }

@@ -90,6 +90,8 @@ struct Summary {
     graph_calls: u64,
     /// What MaaS360 held before Entra and still holds, as the migration meant.
     legacy: dirsync_emulators::convergence::Counts,
+    /// Users Entra deleted that MaaS360 keeps, deactivated, because they have a device.
+    kept_for_devices: usize,
     /// The Option 1 phase, when MaaS360 started with groups to migrate.
     option1: Option<option1::Migrated>,
     phases_s: BTreeMap<&'static str, f64>,
@@ -226,6 +228,7 @@ pub(crate) async fn demo(mut config: DirsyncConfig, args: DemoArgs) -> anyhow::R
         scim_failures: traffic.scim_failures,
         graph_calls: traffic.graph_calls,
         legacy: comparison.legacy,
+        kept_for_devices: comparison.kept_for_devices,
         option1: migrated,
         phases_s: phases.iter().copied().collect(),
         phase_order: phases,
@@ -654,6 +657,14 @@ fn print_summary(summary: &Summary, comparison: &Comparison) {
             "",
             "",
             format!("{} groups", summary.legacy.groups)
+        );
+    }
+    if summary.kept_for_devices > 0 {
+        println!(
+            "{:<30} {:>14} {:>14}",
+            "deleted, kept for a device",
+            "",
+            format!("{} deactivated", summary.kept_for_devices)
         );
     }
     if let Some(migrated) = &summary.option1 {

@@ -415,6 +415,7 @@ async fn remove_user(attempt: &mut Attempt<'_>) -> Step<()> {
     );
     let backend = attempt.runtime.backend.clone();
     let mut deactivate = !attempt.runtime.policy.delete_on_delete;
+    let mut kept_for_device = false;
     if attempt.runtime.policy.delete_on_delete {
         match attempt
             .call("delete_user", &target, backend.delete_user(&id))
@@ -430,6 +431,7 @@ async fn remove_user(attempt: &mut Attempt<'_>) -> Step<()> {
                     "MaaS360 refused to delete a user with an active device; deactivating it instead"
                 );
                 deactivate = true;
+                kept_for_device = true;
             }
             Err(BackendError::ActiveDevice(detail)) => {
                 return Err(BackendError::Permanent(format!(
@@ -445,6 +447,30 @@ async fn remove_user(attempt: &mut Attempt<'_>) -> Step<()> {
         attempt
             .call("deactivate_user", &target, backend.deactivate_user(&id))
             .await?;
+    }
+    if kept_for_device && let Some(state) = &applied {
+        // Entra deleted the user, so it is in none of Entra's groups any more: a user MaaS360
+        // keeps for its device must not stay a member (a deletion would have taken its
+        // memberships with it).
+        let groups: Vec<String> = state.groups.iter().cloned().collect();
+        let maas360_ids: Vec<String> =
+            group_maas360_ids(attempt.store, &attempt.lease.row.tenant_id, &groups)
+                .await?
+                .into_values()
+                .collect();
+        if !maas360_ids.is_empty() {
+            match attempt
+                .call(
+                    "remove_user_from_groups",
+                    &target,
+                    backend.remove_user_from_groups(&id, &maas360_ids),
+                )
+                .await
+            {
+                Ok(()) | Err(BackendError::NotFound(_)) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
     }
     attempt.forget();
     Ok(())
