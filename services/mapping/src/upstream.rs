@@ -22,6 +22,33 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 const MAAS360_PAGE: i32 = 250;
 /// Graph's largest page of members.
 const MEMBER_PAGE: i32 = 999;
+/// Tries of a read that meets a transient failure (MaaS360 or Graph answering 5xx or
+/// throttling, a service restarting) before the RPC gives up. One provisioner read can be more
+/// than one MaaS360 call, so under a MaaS360 failing a third of its calls a read fails often.
+const READ_ATTEMPTS: u32 = 10;
+const FIRST_READ_RETRY: Duration = Duration::from_millis(200);
+const MAX_READ_RETRY: Duration = Duration::from_secs(2);
+
+/// Reads are safe to repeat: a transient failure is tried again, with backoff, a few times.
+async fn read<T, F, Fut>(mut call: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut wait = FIRST_READ_RETRY;
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Err(error) if error.is_transient() && attempt < READ_ATTEMPTS => {
+                tracing::debug!(%error, attempt, "read failed; trying again");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(MAX_READ_RETRY);
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
 
 /// A tenant as the mapping service needs it.
 #[derive(Clone, Debug)]
@@ -122,17 +149,23 @@ impl Upstream {
         let mut groups = Vec::new();
         let mut page_token = String::new();
         loop {
-            let page = self
-                .maas360
-                .clone()
-                .list_maas360_user_groups(provisioner::ListMaas360UserGroupsRequest {
-                    tenant: tenant_id.to_owned(),
-                    page_size: MAAS360_PAGE,
-                    page_token: page_token.clone(),
-                })
-                .await
-                .map_err(MappingError::provisioner)?
-                .into_inner();
+            let request = provisioner::ListMaas360UserGroupsRequest {
+                tenant: tenant_id.to_owned(),
+                page_size: MAAS360_PAGE,
+                page_token: page_token.clone(),
+            };
+            let page = read(|| {
+                let mut client = self.maas360.clone();
+                let request = request.clone();
+                async move {
+                    Ok(client
+                        .list_maas360_user_groups(request)
+                        .await
+                        .map_err(MappingError::provisioner)?
+                        .into_inner())
+                }
+            })
+            .await?;
             groups.extend(page.groups);
             if page.next_page_token.is_empty() {
                 return Ok(groups);
@@ -149,18 +182,24 @@ impl Upstream {
         let mut users = Vec::new();
         let mut page_token = String::new();
         loop {
-            let page = self
-                .maas360
-                .clone()
-                .list_maas360_group_users(provisioner::ListMaas360GroupUsersRequest {
-                    tenant: tenant_id.to_owned(),
-                    group_id: group_id.to_owned(),
-                    page_size: MAAS360_PAGE,
-                    page_token: page_token.clone(),
-                })
-                .await
-                .map_err(MappingError::provisioner)?
-                .into_inner();
+            let request = provisioner::ListMaas360GroupUsersRequest {
+                tenant: tenant_id.to_owned(),
+                group_id: group_id.to_owned(),
+                page_size: MAAS360_PAGE,
+                page_token: page_token.clone(),
+            };
+            let page = read(|| {
+                let mut client = self.maas360.clone();
+                let request = request.clone();
+                async move {
+                    Ok(client
+                        .list_maas360_group_users(request)
+                        .await
+                        .map_err(MappingError::provisioner)?
+                        .into_inner())
+                }
+            })
+            .await?;
             users.extend(page.users);
             if page.next_page_token.is_empty() {
                 return Ok(users);
@@ -176,17 +215,23 @@ impl Upstream {
         let mut users = Vec::new();
         let mut page_token = String::new();
         loop {
-            let page = self
-                .maas360
-                .clone()
-                .list_maas360_users(provisioner::ListMaas360UsersRequest {
-                    tenant: tenant_id.to_owned(),
-                    page_size: MAAS360_PAGE,
-                    page_token: page_token.clone(),
-                })
-                .await
-                .map_err(MappingError::provisioner)?
-                .into_inner();
+            let request = provisioner::ListMaas360UsersRequest {
+                tenant: tenant_id.to_owned(),
+                page_size: MAAS360_PAGE,
+                page_token: page_token.clone(),
+            };
+            let page = read(|| {
+                let mut client = self.maas360.clone();
+                let request = request.clone();
+                async move {
+                    Ok(client
+                        .list_maas360_users(request)
+                        .await
+                        .map_err(MappingError::provisioner)?
+                        .into_inner())
+                }
+            })
+            .await?;
             users.extend(page.users);
             if page.next_page_token.is_empty() {
                 return Ok(users);
@@ -218,42 +263,54 @@ impl Upstream {
         &self,
         tenant_id: &str,
     ) -> Result<Vec<directory::DirectoryGroup>> {
-        let mut stream = self
-            .directory
-            .clone()
-            .stream_groups(directory::StreamGroupsRequest {
+        // The whole stream is read again after a failure halfway.
+        read(|| {
+            let mut client = self.directory.clone();
+            let request = directory::StreamGroupsRequest {
                 tenant: tenant_id.to_owned(),
                 group_scope: Vec::new(),
-            })
-            .await
-            .map_err(MappingError::directory)?
-            .into_inner();
-        let mut groups = Vec::new();
-        while let Some(message) = stream.message().await.map_err(MappingError::directory)? {
-            groups.extend(message.group);
-        }
-        Ok(groups)
+            };
+            async move {
+                let mut stream = client
+                    .stream_groups(request)
+                    .await
+                    .map_err(MappingError::directory)?
+                    .into_inner();
+                let mut groups = Vec::new();
+                while let Some(message) = stream.message().await.map_err(MappingError::directory)? {
+                    groups.extend(message.group);
+                }
+                Ok(groups)
+            }
+        })
+        .await
     }
 
     pub(crate) async fn entra_users(
         &self,
         tenant_id: &str,
     ) -> Result<Vec<directory::DirectoryUser>> {
-        let mut stream = self
-            .directory
-            .clone()
-            .stream_users(directory::StreamUsersRequest {
+        // The whole stream is read again after a failure halfway.
+        read(|| {
+            let mut client = self.directory.clone();
+            let request = directory::StreamUsersRequest {
                 tenant: tenant_id.to_owned(),
                 group_scope: Vec::new(),
-            })
-            .await
-            .map_err(MappingError::directory)?
-            .into_inner();
-        let mut users = Vec::new();
-        while let Some(message) = stream.message().await.map_err(MappingError::directory)? {
-            users.extend(message.user);
-        }
-        Ok(users)
+            };
+            async move {
+                let mut stream = client
+                    .stream_users(request)
+                    .await
+                    .map_err(MappingError::directory)?
+                    .into_inner();
+                let mut users = Vec::new();
+                while let Some(message) = stream.message().await.map_err(MappingError::directory)? {
+                    users.extend(message.user);
+                }
+                Ok(users)
+            }
+        })
+        .await
     }
 
     /// The object ids of a group's users, through nested groups.
@@ -265,19 +322,25 @@ impl Upstream {
         let mut users = Vec::new();
         let mut page_token = String::new();
         loop {
-            let page = self
-                .directory
-                .clone()
-                .list_group_members(directory::ListGroupMembersRequest {
-                    tenant: tenant_id.to_owned(),
-                    group: group_id.to_owned(),
-                    depth: dirsync_proto::common::v1::MembershipDepth::Transitive as i32,
-                    page_size: MEMBER_PAGE,
-                    page_token: page_token.clone(),
-                })
-                .await
-                .map_err(MappingError::directory)?
-                .into_inner();
+            let request = directory::ListGroupMembersRequest {
+                tenant: tenant_id.to_owned(),
+                group: group_id.to_owned(),
+                depth: dirsync_proto::common::v1::MembershipDepth::Transitive as i32,
+                page_size: MEMBER_PAGE,
+                page_token: page_token.clone(),
+            };
+            let page = read(|| {
+                let mut client = self.directory.clone();
+                let request = request.clone();
+                async move {
+                    Ok(client
+                        .list_group_members(request)
+                        .await
+                        .map_err(MappingError::directory)?
+                        .into_inner())
+                }
+            })
+            .await?;
             users.extend(
                 page.members
                     .into_iter()

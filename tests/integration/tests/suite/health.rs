@@ -107,23 +107,18 @@ async fn all_in_one_is_serving_and_the_gateway_answers() {
 }
 
 #[tokio::test]
-async fn unimplemented_rpcs_name_themselves() {
+async fn every_service_refuses_a_request_without_a_tenant_naming_the_field() {
     use dirsync_proto::directory::v1 as directory;
     use dirsync_proto::mapping::v1 as mapping;
     let stack = dirsync_tests::Stack::start().await;
     let channel = stack.grpc.channel().await;
     let error = mapping::mapping_service_client::MappingServiceClient::new(channel.clone())
-        .resolve_group(mapping::ResolveGroupRequest::default())
+        .plan_migration(mapping::PlanMigrationRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(error.code(), tonic::Code::Unimplemented);
-    assert!(
-        error.message().contains("MappingService/ResolveGroup"),
-        "{}",
-        error.message()
-    );
-    // The directory-reader's RPCs are implemented: a request without a tenant is refused as
-    // such, naming the field.
+    assert_eq!(error.code(), tonic::Code::InvalidArgument);
+    let details = dirsync_proto::errors::read(&error);
+    assert_eq!(details.violations[0].0, "tenant", "{error:?}");
     let error =
         directory::directory_reader_service_client::DirectoryReaderServiceClient::new(channel)
             .get_sync_state(directory::GetSyncStateRequest::default())
