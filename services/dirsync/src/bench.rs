@@ -256,6 +256,21 @@ pub(crate) async fn bench(config: DirsyncConfig, command: BenchCommand) -> anyho
                 Defaults::<crate::bench_maas360::Maas360BenchArgs>::try_parse_from(["maas360"])?
                     .args;
             figures.extend(crate::bench_maas360::bench(&config, maas360).await?);
+            // The same drain against calls as a real MaaS360 answers them: 50 ms each, within a
+            // rate limit; what counts is how busy the allowed calls are kept.
+            let limited = Defaults::<crate::bench_maas360::Maas360BenchArgs>::try_parse_from([
+                "maas360",
+                "--users",
+                "1000",
+                "--groups",
+                "20",
+                "--latency-ms",
+                "50",
+                "--calls-per-second",
+                "100",
+            ])?
+            .args;
+            figures.extend(crate::bench_maas360::bench(&config, limited).await?);
             let sync = Defaults::<crate::bench_sync::SyncBenchArgs>::try_parse_from(["sync"])?.args;
             figures.extend(crate::bench_sync::bench(&config, sync).await?);
             print_table(&figures);

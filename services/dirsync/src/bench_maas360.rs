@@ -1,6 +1,8 @@
 //! `dirsync bench maas360`: how many MaaS360 calls one accepted change costs,
-//! and how long the provisioner takes to drain a backlog into the emulator
-//! with no rate limit. The backlog is built while the tenant has no MaaS360
+//! and how long the provisioner takes to drain a backlog into the emulator:
+//! with no latency and no rate limit (how fast dirsync itself goes), or with
+//! a latency per call and a rate limit (how busy it keeps the calls a tenant
+//! is allowed). The backlog is built while the tenant has no MaaS360
 //! connection (its work waits), then the connection is set and the drain is
 //! timed.
 
@@ -30,6 +32,13 @@ pub(crate) struct Maas360BenchArgs {
     /// Concurrent requests while building the backlog.
     #[arg(long, default_value_t = 32)]
     connections: usize,
+    /// Latency the emulator adds to every call.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// The tenant's MaaS360 calls per second, enforced by the emulator (per minute) and by
+    /// dirsync's own limiter; 0 for no limit.
+    #[arg(long, default_value_t = 0.0)]
+    calls_per_second: f64,
 }
 
 fn sum_route(counts: &BTreeMap<String, BTreeMap<u16, u64>>, route: &str) -> u64 {
@@ -45,8 +54,19 @@ pub(crate) async fn bench(
     let data = std::env::temp_dir().join(format!("dirsync-bench-maas360-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     std::fs::create_dir_all(&data)?;
+    anyhow::ensure!(
+        args.calls_per_second >= 0.0 && args.calls_per_second.is_finite(),
+        "--calls-per-second must be 0 (no limit) or more"
+    );
+    let limited = args.calls_per_second > 0.0;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // a small positive rate
+    let per_minute = (args.calls_per_second * 60.0).round() as u32;
     let emulator_config = EmulatorConfig {
-        faults: Faults::default(),
+        faults: Faults {
+            latency_ms: args.latency_ms,
+            rate_limit_per_minute: if limited { per_minute } else { 0 },
+            ..Faults::default()
+        },
         ..EmulatorConfig::for_tests()
     };
     let emulator = dirsync_emulators::maas360::start(emulator_config.clone(), None).await?;
@@ -55,7 +75,11 @@ pub(crate) async fn bench(
     let mut config = base.clone();
     config.database.url = format!("sqlite://{}/bench.db", data.display());
     config.database.schema = String::new();
-    config.provisioner.tenant_calls_per_second = 1_000_000.0;
+    config.provisioner.tenant_calls_per_second = if limited {
+        args.calls_per_second
+    } else {
+        1_000_000.0
+    };
     config.provisioner.poll_interval = Duration::from_millis(20);
     let grpc_listener = TcpListener::bind("127.0.0.1:0").await?;
     let scim_listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -85,8 +109,16 @@ pub(crate) async fn bench(
         .map(|t| t.tenant_id)
         .unwrap_or_default();
 
+    let conditions = match (args.latency_ms, limited) {
+        (0, false) => "emulator without latency, rate limit or faults (a best case)".to_owned(),
+        (latency, false) => format!("emulator with {latency} ms per call, no rate limit"),
+        (latency, true) => format!(
+            "emulator with {latency} ms per call and a limit of {} calls/s",
+            args.calls_per_second
+        ),
+    };
     println!(
-        "MaaS360 drain benchmark: {} users, {} groups, {} memberships per user; emulator without rate limit or faults",
+        "MaaS360 drain benchmark: {} users, {} groups, {} memberships per user; {conditions}",
         args.users, args.groups, args.memberships_per_user
     );
     let backlog_started = Instant::now();
@@ -273,6 +305,32 @@ pub(crate) async fn bench(
         "changes drained per second",
         format!("{:.0}", changes as f64 / drained.as_secs_f64())
     );
+    let achieved = writes as f64 / drained.as_secs_f64();
+    println!(
+        "  {:<36} {:>10}",
+        "MaaS360 calls per second",
+        format!("{achieved:.1}")
+    );
+    let utilization = limited.then(|| achieved / args.calls_per_second);
+    if let Some(utilization) = utilization {
+        println!(
+            "  {:<36} {:>10}",
+            "of the tenant's allowed calls/s",
+            format!("{:.0} %", utilization * 100.0)
+        );
+    }
+    let rejected = counts
+        .values()
+        .flat_map(|by_status| by_status.iter())
+        .filter(|(status, _)| **status == 429)
+        .map(|(_, n)| n)
+        .sum::<u64>();
+    if limited {
+        println!(
+            "  {:<36} {:>10}",
+            "calls refused by the rate limit", rejected
+        );
+    }
     let rss = crate::bench::peak_rss_mb();
     println!(
         "  {:<36} {:>10}",
@@ -285,21 +343,33 @@ pub(crate) async fn bench(
             "maas360_calls": writes, "calls_per_user_create": add_user as f64 / args.users.max(1) as f64,
             "calls_per_membership_change": add_groups as f64 / membership_changes.max(1) as f64,
             "calls_per_change": writes as f64 / changes.max(1) as f64, "drain_seconds": drained.as_secs_f64(),
+            "latency_ms": args.latency_ms, "calls_per_second_limit": args.calls_per_second,
+            "calls_per_second": achieved, "limit_utilization": utilization, "rate_limited_calls": rejected,
             "peak_rss_mb": rss})
     );
-    let figures = vec![crate::bench::Figure::new(
-        "maas360",
-        format!(
-            "drain {changes} changes ({} users, {} groups)",
-            args.users, args.groups
+    let measured = match utilization {
+        Some(utilization) => format!(
+            "{:.1} s; {achieved:.1} calls/s of {} allowed ({:.0} %) at {} ms per call",
+            drained.as_secs_f64(),
+            args.calls_per_second,
+            utilization * 100.0,
+            args.latency_ms
         ),
-        format!(
+        None => format!(
             "{:.1} s, {:.0} changes/s; {:.2} calls/create, {:.2} calls/membership change",
             drained.as_secs_f64(),
             changes as f64 / drained.as_secs_f64(),
             add_user as f64 / args.users.max(1) as f64,
             add_groups as f64 / membership_changes.max(1) as f64
         ),
+    };
+    let figures = vec![crate::bench::Figure::new(
+        "maas360",
+        format!(
+            "drain {changes} changes ({} users, {} groups)",
+            args.users, args.groups
+        ),
+        measured,
         rss,
     )];
 

@@ -12,6 +12,7 @@ mod maas360_fidelity;
 mod maas360_sync;
 mod migrations;
 mod observability;
+mod option1;
 mod pull_reads;
 mod pull_sync;
 mod reflection;
