@@ -23,6 +23,13 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
+/// A gRPC channel to services of this process (see [`GrpcServer::in_process`]).
+pub type InProcessChannel = tower::util::BoxCloneSyncService<
+    tonic::codegen::http::Request<Body>,
+    tonic::codegen::http::Response<Body>,
+    tonic::Status,
+>;
+
 /// Collects services, then serves them with health and reflection.
 pub struct GrpcServer {
     routes: RoutesBuilder,
@@ -77,6 +84,30 @@ impl GrpcServer {
     /// Names of the services added so far.
     pub fn service_names(&self) -> &[&'static str] {
         &self.service_names
+    }
+
+    /// The services added so far, callable from this process through their generated clients
+    /// without a socket or HTTP/2 framing: the all-in-one process's SCIM gateway calls the
+    /// provisioner this way. The contract is the same (protobuf messages, gRPC statuses and
+    /// error details, request ids, metrics); each call has `timeout` as its deadline, as a
+    /// channel's would.
+    pub fn in_process(&self, timeout: Duration) -> InProcessChannel {
+        let observed = RpcObserver {
+            inner: self.routes.clone().routes(),
+        };
+        let service = tower::service_fn(move |request: tonic::codegen::http::Request<Body>| {
+            let call = tower::ServiceExt::oneshot(observed.clone(), request);
+            async move {
+                match tokio::time::timeout(timeout, call).await {
+                    Ok(Ok(response)) => Ok(response),
+                    Ok(Err(never)) => match never {},
+                    Err(_) => Err(tonic::Status::deadline_exceeded(format!(
+                        "no answer within {timeout:?}"
+                    ))),
+                }
+            }
+        });
+        tower::util::BoxCloneSyncService::new(service)
     }
 
     /// Serves until `shutdown` resolves, then drains in-flight calls.

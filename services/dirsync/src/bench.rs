@@ -279,32 +279,116 @@ pub(crate) async fn bench(config: DirsyncConfig, command: BenchCommand) -> anyho
     }
 }
 
+/// Where a benchmark keeps its store: a fresh SQLite file, or a fresh schema of the
+/// PostgreSQL database `DIRSYNC_BENCH_DATABASE_URL` names (dropped at the end).
+#[derive(Clone, Debug)]
+pub(crate) enum BenchStore {
+    Sqlite,
+    Postgres(String),
+}
+
+impl BenchStore {
+    /// SQLite, and PostgreSQL when `DIRSYNC_BENCH_DATABASE_URL` is set.
+    pub(crate) fn all() -> Vec<Self> {
+        let mut stores = vec![Self::Sqlite];
+        if let Ok(url) = std::env::var("DIRSYNC_BENCH_DATABASE_URL")
+            && !url.trim().is_empty()
+        {
+            stores.push(Self::Postgres(url.trim().to_owned()));
+        }
+        stores
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Self::Sqlite => "SQLite",
+            Self::Postgres(_) => "PostgreSQL",
+        }
+    }
+
+    /// Points `config` at a fresh store named after `label`.
+    pub(crate) fn configure(&self, config: &mut DirsyncConfig, label: &str) {
+        match self {
+            Self::Sqlite => {
+                let data = std::env::temp_dir()
+                    .join(format!("dirsync-bench-{}-{label}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&data);
+                config.database.url = format!("sqlite://{}/bench.db", data.display());
+                config.database.schema = String::new();
+            }
+            Self::Postgres(url) => {
+                config.database.url = url.clone();
+                config.database.schema = format!("bench_{}_{label}", std::process::id());
+            }
+        }
+    }
+
+    /// Removes what [`BenchStore::configure`] made.
+    pub(crate) async fn remove(&self, config: &DirsyncConfig) {
+        match self {
+            Self::Sqlite => {
+                if let Some(path) = config.database.url.strip_prefix("sqlite://")
+                    && let Some(folder) = std::path::Path::new(path).parent()
+                {
+                    let _ = std::fs::remove_dir_all(folder);
+                }
+            }
+            Self::Postgres(url) => {
+                let options = dirsync_store::StoreOptions {
+                    url: url.clone(),
+                    schema: String::new(),
+                    max_connections: 1,
+                    connect_timeout: Duration::from_secs(10),
+                };
+                if let Ok(db) = dirsync_store::connect(&options).await {
+                    use dirsync_store::sea_orm::ConnectionTrait as _;
+                    // The name is ours: bench_, digits and an underscore.
+                    let _ = db
+                        .execute_unprepared(&format!(
+                            "DROP SCHEMA IF EXISTS {} CASCADE",
+                            config.database.schema
+                        ))
+                        .await;
+                }
+            }
+        }
+    }
+}
+
 async fn bench_scim(config: &DirsyncConfig, args: &ScimBenchArgs) -> anyhow::Result<Vec<Figure>> {
+    let stores = BenchStore::all();
     println!(
-        "SCIM gateway benchmark: {} connections, {} s per phase, SQLite, load generator in-process",
-        args.connections, args.seconds
+        "SCIM gateway benchmark: {} connections, {} s per phase, {}; load generator in-process",
+        args.connections,
+        args.seconds,
+        stores
+            .iter()
+            .map(BenchStore::name)
+            .collect::<Vec<_>>()
+            .join(" and ")
     );
     println!(
-        "{:>9}  {:<16} {:>10} {:>9} {:>9} {:>7} {:>11}",
-        "store", "phase", "req/s", "p50 ms", "p99 ms", "errors", "peak RSS MB"
+        "{:>10} {:>9}  {:<16} {:>10} {:>9} {:>9} {:>7} {:>11}",
+        "store", "users", "phase", "req/s", "p50 ms", "p99 ms", "errors", "peak RSS MB"
     );
     let mut figures = Vec::new();
-    for users in &args.users {
-        figures.extend(bench_scim_at(config, *users, args).await?);
+    for store in &stores {
+        for users in &args.users {
+            figures.extend(bench_scim_at(config, store, *users, args).await?);
+        }
     }
     Ok(figures)
 }
 
 async fn bench_scim_at(
     base_config: &DirsyncConfig,
+    store: &BenchStore,
     users: u64,
     args: &ScimBenchArgs,
 ) -> anyhow::Result<Vec<Figure>> {
-    let data = std::env::temp_dir().join(format!("dirsync-bench-{}-{users}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data);
     let mut config = base_config.clone();
-    config.database.url = format!("sqlite://{}/bench.db", data.display());
-    config.database.schema = String::new();
+    store.configure(&mut config, &format!("scim_{users}"));
+    let store_config = config.clone();
 
     let grpc_listener = TcpListener::bind("127.0.0.1:0").await?;
     let scim_listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -413,7 +497,8 @@ async fn bench_scim_at(
     let mut figures = Vec::new();
     for phase in [&queries, &creates] {
         println!(
-            "{:>9}  {:<16} {:>10.0} {:>9.2} {:>9.2} {:>7} {:>11}",
+            "{:>10} {:>9}  {:<16} {:>10.0} {:>9.2} {:>9.2} {:>7} {:>11}",
+            store.name(),
             users,
             phase.name,
             phase.per_second(),
@@ -425,8 +510,10 @@ async fn bench_scim_at(
         figures.push(Figure::new(
             "scim",
             format!(
-                "{} at {users} users, {} conns",
-                phase.name, args.connections
+                "{} at {users} users, {} conns, {}",
+                phase.name,
+                args.connections,
+                store.name()
             ),
             format!(
                 "{:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
@@ -441,6 +528,6 @@ async fn bench_scim_at(
 
     let _ = stop.send(true);
     server.await??;
-    let _ = std::fs::remove_dir_all(&data);
+    store.remove(&store_config).await;
     Ok(figures)
 }

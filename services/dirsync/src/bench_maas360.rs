@@ -51,6 +51,18 @@ pub(crate) async fn bench(
     base: &DirsyncConfig,
     args: Maas360BenchArgs,
 ) -> anyhow::Result<Vec<crate::bench::Figure>> {
+    let mut figures = Vec::new();
+    for store in crate::bench::BenchStore::all() {
+        figures.extend(bench_on(base, &store, &args).await?);
+    }
+    Ok(figures)
+}
+
+async fn bench_on(
+    base: &DirsyncConfig,
+    store: &crate::bench::BenchStore,
+    args: &Maas360BenchArgs,
+) -> anyhow::Result<Vec<crate::bench::Figure>> {
     let data = std::env::temp_dir().join(format!("dirsync-bench-maas360-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     std::fs::create_dir_all(&data)?;
@@ -73,8 +85,8 @@ pub(crate) async fn bench(
     let connection = crate::demo::emulator_connection(&emulator, &emulator_config, &data)?;
 
     let mut config = base.clone();
-    config.database.url = format!("sqlite://{}/bench.db", data.display());
-    config.database.schema = String::new();
+    store.configure(&mut config, "maas360");
+    let store_config = config.clone();
     config.provisioner.tenant_calls_per_second = if limited {
         args.calls_per_second
     } else {
@@ -118,8 +130,11 @@ pub(crate) async fn bench(
         ),
     };
     println!(
-        "MaaS360 drain benchmark: {} users, {} groups, {} memberships per user; {conditions}",
-        args.users, args.groups, args.memberships_per_user
+        "MaaS360 drain benchmark ({}): {} users, {} groups, {} memberships per user; {conditions}",
+        store.name(),
+        args.users,
+        args.groups,
+        args.memberships_per_user
     );
     let backlog_started = Instant::now();
     let next = Arc::new(AtomicU64::new(0));
@@ -366,8 +381,10 @@ pub(crate) async fn bench(
     let figures = vec![crate::bench::Figure::new(
         "maas360",
         format!(
-            "drain {changes} changes ({} users, {} groups)",
-            args.users, args.groups
+            "drain {changes} changes ({} users, {} groups), {}",
+            args.users,
+            args.groups,
+            store.name()
         ),
         measured,
         rss,
@@ -376,6 +393,7 @@ pub(crate) async fn bench(
     let _ = stop.send(true);
     server.await.context("server task")??;
     emulator.stop().await;
+    store.remove(&store_config).await;
     let _ = std::fs::remove_dir_all(&data);
     Ok(figures)
 }

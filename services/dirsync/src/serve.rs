@@ -202,8 +202,16 @@ pub(crate) async fn run_all(
             }
         });
     }
+    // The gateway calls this process's provisioner in process: the same contract, without a
+    // socket and HTTP/2 framing per SCIM request.
+    let provisioner_in_process = server.in_process(config.scim.upstream_timeout);
     let grpc = server.serve(grpc_listener, stopped(shutdown.clone()));
-    let scim = dirsync_scim_gateway::serve(&config.scim, scim_listener, stopped(shutdown));
+    let scim = dirsync_scim_gateway::serve_over(
+        &config.scim,
+        Some(provisioner_in_process),
+        scim_listener,
+        stopped(shutdown),
+    );
     let (grpc, scim) = tokio::join!(grpc, scim);
     if let Some(workers) = workers {
         let _ = workers.await;

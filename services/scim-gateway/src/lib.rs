@@ -32,7 +32,7 @@ use dirsync_runtime::DirsyncConfig;
 use dirsync_runtime::config::ScimConfig;
 use tokio::net::TcpListener;
 
-pub use upstream::UpstreamError;
+pub use upstream::{ProvisionerChannel, UpstreamError};
 
 /// The path every SCIM route lives under.
 pub const SCIM_PREFIX: &str = "/scim/v2";
@@ -70,8 +70,19 @@ pub enum GatewayError {
 /// Builds the gateway's HTTP router, and starts following the provisioner's token
 /// revocations for as long as the router lives.
 pub fn router(config: &ScimConfig) -> Result<Router, GatewayError> {
-    let upstream =
-        upstream::Upstream::connect_lazy(&config.provisioner_url, config.upstream_timeout)?;
+    router_over(config, None)
+}
+
+/// Like [`router`], calling the provisioner through `provisioner` when given (the all-in-one
+/// process passes its own services, in process) instead of dialling `provisioner_url`.
+pub fn router_over(
+    config: &ScimConfig,
+    provisioner: Option<ProvisionerChannel>,
+) -> Result<Router, GatewayError> {
+    let upstream = match provisioner {
+        Some(channel) => upstream::Upstream::over(channel),
+        None => upstream::Upstream::connect_lazy(&config.provisioner_url, config.upstream_timeout)?,
+    };
     let gateway = Arc::new(Gateway {
         tokens: auth::TokenCache::new(config.token_cache_ttl),
         upstream,
@@ -146,7 +157,17 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), GatewayError> {
-    let app = router(config)?;
+    serve_over(config, None, listener, shutdown).await
+}
+
+/// Like [`serve`], calling the provisioner through `provisioner` when given.
+pub async fn serve_over(
+    config: &ScimConfig,
+    provisioner: Option<ProvisionerChannel>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), GatewayError> {
+    let app = router_over(config, provisioner)?;
     let addr = listener.local_addr().ok();
     tracing::info!(addr = ?addr, base_url = %config.base_url(), "SCIM gateway serving");
     server::serve(app, listener, config.header_read_timeout, shutdown).await?;

@@ -8,7 +8,7 @@ use dirsync_proto::provisioner::v1 as pb;
 use dirsync_runtime::request_id::Propagate;
 use dirsync_scim::{ScimError, ScimType};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use tonic::{Code, Status};
 
 #[derive(Debug, thiserror::Error)]
@@ -17,8 +17,16 @@ pub enum UpstreamError {
     InvalidUrl { url: String, reason: String },
 }
 
+/// The provisioner over the network (a channel) or in this process (see
+/// `GrpcServer::in_process`): one type, so the gateway's code does not care which.
+pub type ProvisionerChannel = tower::util::BoxCloneSyncService<
+    tonic::codegen::http::Request<tonic::body::Body>,
+    tonic::codegen::http::Response<tonic::body::Body>,
+    Status,
+>;
+
 /// A channel that adds the current request id to every call.
-pub(crate) type Traced = InterceptedService<Channel, Propagate>;
+pub(crate) type Traced = InterceptedService<ProvisionerChannel, Propagate>;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Upstream {
@@ -40,7 +48,16 @@ impl Upstream {
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(30))
             .connect_lazy();
-        Ok(Self {
+        Ok(Self::over(tower::util::BoxCloneSyncService::new(
+            // As the client would: a transport error becomes the status it stands for, its
+            // source kept (see `is_broken_connection`).
+            tower::ServiceExt::map_err(channel, |error| Status::from_error(Box::new(error))),
+        )))
+    }
+
+    /// The provisioner behind `channel`.
+    pub(crate) fn over(channel: ProvisionerChannel) -> Self {
+        Self {
             tenants: pb::tenant_service_client::TenantServiceClient::with_interceptor(
                 channel.clone(),
                 Propagate,
@@ -52,7 +69,7 @@ impl Upstream {
             groups: pb::group_service_client::GroupServiceClient::with_interceptor(
                 channel, Propagate,
             ),
-        })
+        }
     }
 }
 
