@@ -30,11 +30,34 @@ pub type InProcessChannel = tower::util::BoxCloneSyncService<
     tonic::Status,
 >;
 
+/// How long an RPC that reads or writes a whole directory may run (a pull sync of 100k users,
+/// a drift report, an Option 1 plan): well past `grpc.request_timeout`, which bounds the rest.
+pub const LONG_REQUEST_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Each RPC's deadline on the server: `grpc.request_timeout`, or [`LONG_REQUEST_TIMEOUT`] for
+/// the RPCs a service marked long-running. A client's own `grpc-timeout` still applies when
+/// shorter.
+#[derive(Debug, Clone)]
+struct Deadlines {
+    default: Duration,
+    long_running: std::collections::HashSet<String>,
+}
+
+impl Deadlines {
+    fn of(&self, path: &str) -> Duration {
+        if self.long_running.contains(path) {
+            LONG_REQUEST_TIMEOUT.max(self.default)
+        } else {
+            self.default
+        }
+    }
+}
+
 /// Collects services, then serves them with health and reflection.
 pub struct GrpcServer {
     routes: RoutesBuilder,
     service_names: Vec<&'static str>,
-    request_timeout: Duration,
+    deadlines: Deadlines,
     draining: tokio::sync::watch::Sender<bool>,
 }
 
@@ -51,9 +74,21 @@ impl GrpcServer {
         Self {
             routes: RoutesBuilder::default(),
             service_names: Vec::new(),
-            request_timeout,
+            deadlines: Deadlines {
+                default: request_timeout,
+                long_running: std::collections::HashSet::new(),
+            },
             draining: tokio::sync::watch::channel(false).0,
         }
+    }
+
+    /// Lets `rpc` of the service `S` run up to [`LONG_REQUEST_TIMEOUT`]: it reads or writes a
+    /// whole directory, and its time grows with the directory.
+    pub fn long_running<S: NamedService>(&mut self, rpc: &str) -> &mut Self {
+        self.deadlines
+            .long_running
+            .insert(format!("/{}/{rpc}", S::NAME));
+        self
     }
 
     /// A signal for services with server streams: it fires when this server starts shutting
@@ -94,6 +129,7 @@ impl GrpcServer {
     pub fn in_process(&self, timeout: Duration) -> InProcessChannel {
         let observed = RpcObserver {
             inner: self.routes.clone().routes(),
+            deadlines: std::sync::Arc::new(self.deadlines.clone()),
         };
         let service = tower::service_fn(move |request: tonic::codegen::http::Request<Body>| {
             let call = tower::ServiceExt::oneshot(observed.clone(), request);
@@ -134,9 +170,13 @@ impl GrpcServer {
         let local_addr = listener.local_addr().ok();
         tracing::info!(addr = ?local_addr, services = ?self.service_names, "gRPC serving");
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let deadlines = std::sync::Arc::new(self.deadlines);
+        // Deadlines are RpcObserver's, per RPC; the server honours a client's grpc-timeout.
         let result = tonic::transport::Server::builder()
-            .timeout(self.request_timeout)
-            .layer(tower::layer::layer_fn(|inner| RpcObserver { inner }))
+            .layer(tower::layer::layer_fn(move |inner| RpcObserver {
+                inner,
+                deadlines: deadlines.clone(),
+            }))
             .add_routes(routes.routes())
             .serve_with_incoming_shutdown(
                 incoming,
@@ -176,6 +216,7 @@ fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
 #[derive(Debug, Clone)]
 struct RpcObserver<S> {
     inner: S,
+    deadlines: std::sync::Arc<Deadlines>,
 }
 
 type Http<B> = tonic::codegen::http::Request<B>;
@@ -185,6 +226,7 @@ where
     S: tower::Service<Http<B>, Response = tonic::codegen::http::Response<R>> + Send + 'static,
     S::Future: Send + 'static,
     B: Send + 'static,
+    R: Default,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -214,11 +256,18 @@ where
                 .and_then(|value| value.to_str().ok()),
         );
         let span = tracing::info_span!("rpc", rpc = %rpc, request_id = %request_id);
+        let deadline = self.deadlines.of(path);
         let started = std::time::Instant::now();
         let future = self.inner.call(request);
         Box::pin(
             async move {
-                let result = future.await;
+                let result = match tokio::time::timeout(deadline, future).await {
+                    Ok(result) => result,
+                    Err(_) => Ok(tonic::Status::deadline_exceeded(format!(
+                        "the server's deadline of {deadline:?} for this call passed"
+                    ))
+                    .into_http()),
+                };
                 // Errors travel as trailers-only responses with grpc-status in
                 // the headers; a success carries it in the trailers.
                 let code = match &result {

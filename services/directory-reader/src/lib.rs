@@ -105,6 +105,11 @@ impl DirectoryReader {
     }
 
     pub fn register(&self, server: &mut GrpcServer) {
+        type Server = pb::directory_reader_service_server::DirectoryReaderServiceServer<api::Api>;
+        // A pull sync or a drift report reads the whole directory: minutes at 100k users.
+        server
+            .long_running::<Server>("SyncTenant")
+            .long_running::<Server>("GetDrift");
         server.add_service(
             pb::directory_reader_service_server::DirectoryReaderServiceServer::new(api::Api::new(
                 self.service.clone(),

@@ -277,6 +277,23 @@ pub(crate) enum TokenCommand {
 }
 
 pub(crate) async fn channel(config: &DirsyncConfig, server: &ServerArg) -> anyhow::Result<Channel> {
+    channel_with_deadline(config, server, Duration::from_secs(30)).await
+}
+
+/// A channel for commands whose call reads a whole directory (a pull sync, drift, Option 1's
+/// check, plan and verify): the server lets those run up to an hour.
+pub(crate) async fn long_channel(
+    config: &DirsyncConfig,
+    server: &ServerArg,
+) -> anyhow::Result<Channel> {
+    channel_with_deadline(config, server, dirsync_runtime::grpc::LONG_REQUEST_TIMEOUT).await
+}
+
+async fn channel_with_deadline(
+    config: &DirsyncConfig,
+    server: &ServerArg,
+    deadline: Duration,
+) -> anyhow::Result<Channel> {
     let url = match &server.server {
         Some(url) if url.contains("://") => url.clone(),
         Some(addr) => format!("http://{addr}"),
@@ -293,7 +310,7 @@ pub(crate) async fn channel(config: &DirsyncConfig, server: &ServerArg) -> anyho
     Endpoint::from_shared(url.clone())
         .with_context(|| format!("invalid server address {url}"))?
         .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(30))
+        .timeout(deadline)
         .connect()
         .await
         .with_context(|| format!("cannot reach dirsync at {url}; is `dirsync serve` running?"))

@@ -11,7 +11,7 @@ use dirsync_runtime::DirsyncConfig;
 use serde_json::{Value, json};
 use tonic::transport::Channel;
 
-use crate::admin::{ServerArg, channel, explain};
+use crate::admin::{ServerArg, explain, long_channel};
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum MigrateCommand {
@@ -120,7 +120,7 @@ type Client = pb::mapping_service_client::MappingServiceClient<Channel>;
 
 async fn client(config: &DirsyncConfig, server: &ServerArg) -> anyhow::Result<Client> {
     Ok(pb::mapping_service_client::MappingServiceClient::new(
-        channel(config, server).await?,
+        long_channel(config, server).await?,
     ))
 }
 

@@ -9,7 +9,7 @@ use dirsync_proto::directory::v1 as pb;
 use dirsync_runtime::DirsyncConfig;
 use serde_json::{Value, json};
 
-use crate::admin::{ServerArg, channel, explain};
+use crate::admin::{ServerArg, channel, explain, long_channel};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum CloudArg {
@@ -235,7 +235,7 @@ pub(crate) async fn sync(
     server: &ServerArg,
     args: SyncArgs,
 ) -> anyhow::Result<bool> {
-    let synced = client(channel(config, server).await?)
+    let synced = client(long_channel(config, server).await?)
         .sync_tenant(pb::SyncTenantRequest {
             tenant: args.tenant.clone(),
             full: args.full,
@@ -314,7 +314,7 @@ pub(crate) async fn drift(
     tenant: String,
     json: bool,
 ) -> anyhow::Result<bool> {
-    let drift = client(channel(config, server).await?)
+    let drift = client(long_channel(config, server).await?)
         .get_drift(pb::GetDriftRequest {
             tenant: tenant.clone(),
         })

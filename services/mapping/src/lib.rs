@@ -81,6 +81,17 @@ impl Mapping {
     }
 
     pub fn register(&self, server: &mut GrpcServer) {
+        type Server = pb::mapping_service_server::MappingServiceServer<api::Api>;
+        // These read every group and member of both sides.
+        for rpc in [
+            "CheckMigration",
+            "ProposeMappings",
+            "PlanMigration",
+            "ApplyMigration",
+            "VerifyMigration",
+        ] {
+            server.long_running::<Server>(rpc);
+        }
         server.add_service(pb::mapping_service_server::MappingServiceServer::new(
             api::Api::new(self.service.clone()),
         ));

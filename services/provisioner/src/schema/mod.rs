@@ -11,6 +11,7 @@ mod m0003_reconcile;
 mod m0004_reliability;
 mod m0005_tenant_modes;
 mod m0006_lookalike_groups;
+mod m0007_query_indexes;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_reliability::Migration),
             Box::new(m0005_tenant_modes::Migration),
             Box::new(m0006_lookalike_groups::Migration),
+            Box::new(m0007_query_indexes::Migration),
         ]
     }
 
