@@ -135,6 +135,24 @@ pub fn single_writer(db: &DatabaseConnection) -> bool {
     db.get_database_backend() == DbBackend::Sqlite
 }
 
+/// Begins a transaction that will write. On SQLite it takes the write lock as it begins
+/// (waiting for it up to the busy timeout), so it can never fail to upgrade a read lock
+/// halfway ("database is locked" after it has read).
+pub async fn begin_write(
+    db: &DatabaseConnection,
+) -> Result<sea_orm::DatabaseTransaction, sea_orm::DbErr> {
+    use sea_orm::TransactionTrait as _;
+    if single_writer(db) {
+        db.begin_with_options(sea_orm::TransactionOptions {
+            sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+            ..sea_orm::TransactionOptions::default()
+        })
+        .await
+    } else {
+        db.begin().await
+    }
+}
+
 fn sqlite_path(url: &str) -> Option<&str> {
     let rest = url
         .strip_prefix("sqlite://")

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, ExprTrait, QueryFilter,
-    QuerySelect, Set, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    QuerySelect, Set,
 };
 
 use crate::entity::{
@@ -49,7 +49,6 @@ pub(crate) struct Outcome {
 #[derive(Clone, Debug)]
 pub(crate) struct Store {
     db: DatabaseConnection,
-    sqlite: bool,
 }
 
 fn count(value: u64) -> i64 {
@@ -58,23 +57,11 @@ fn count(value: u64) -> i64 {
 
 impl Store {
     pub(crate) fn new(db: DatabaseConnection) -> Self {
-        let sqlite = dirsync_store::single_writer(&db);
-        Self { db, sqlite }
+        Self { db }
     }
 
-    /// A write transaction. On SQLite it takes the write lock as it begins (waiting for it up
-    /// to the busy timeout), so it can never fail to upgrade a read lock halfway.
     async fn write(&self) -> Result<DatabaseTransaction> {
-        Ok(if self.sqlite {
-            self.db
-                .begin_with_options(TransactionOptions {
-                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                    ..TransactionOptions::default()
-                })
-                .await?
-        } else {
-            self.db.begin().await?
-        })
+        Ok(dirsync_store::begin_write(&self.db).await?)
     }
 
     // ----- connections and settings -----

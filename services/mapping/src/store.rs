@@ -6,8 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, ExprTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 
 use crate::entity::{group_mapping, operation, record};
@@ -26,7 +25,6 @@ pub(crate) fn now_ms() -> i64 {
 #[derive(Clone, Debug)]
 pub(crate) struct Store {
     db: DatabaseConnection,
-    sqlite: bool,
 }
 
 /// A new operation with what it rests on.
@@ -38,23 +36,11 @@ pub(crate) struct NewOperation {
 
 impl Store {
     pub(crate) fn new(db: DatabaseConnection) -> Self {
-        let sqlite = dirsync_store::single_writer(&db);
-        Self { db, sqlite }
+        Self { db }
     }
 
-    /// A write transaction. On SQLite it takes the write lock as it begins, so it can never
-    /// fail to upgrade a read lock halfway.
     async fn write(&self) -> Result<DatabaseTransaction> {
-        Ok(if self.sqlite {
-            self.db
-                .begin_with_options(TransactionOptions {
-                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                    ..TransactionOptions::default()
-                })
-                .await?
-        } else {
-            self.db.begin().await?
-        })
+        Ok(dirsync_store::begin_write(&self.db).await?)
     }
 
     // ----- mappings -----

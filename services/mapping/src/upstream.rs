@@ -50,6 +50,25 @@ where
     }
 }
 
+/// Every item of a paged read: `page` reads the page a token names and answers its items and
+/// the next token (empty after the last page). Each page is retried on its own.
+async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, String)>>,
+{
+    let mut items = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let (batch, next) = read(|| page(page_token.clone())).await?;
+        items.extend(batch);
+        if next.is_empty() {
+            return Ok(items);
+        }
+        page_token = next;
+    }
+}
+
 /// A tenant as the mapping service needs it.
 #[derive(Clone, Debug)]
 pub(crate) struct Tenant {
@@ -146,32 +165,23 @@ impl Upstream {
         &self,
         tenant_id: &str,
     ) -> Result<Vec<provisioner::Maas360UserGroup>> {
-        let mut groups = Vec::new();
-        let mut page_token = String::new();
-        loop {
+        all_pages(|page_token| {
+            let mut client = self.maas360.clone();
             let request = provisioner::ListMaas360UserGroupsRequest {
                 tenant: tenant_id.to_owned(),
                 page_size: MAAS360_PAGE,
-                page_token: page_token.clone(),
+                page_token,
             };
-            let page = read(|| {
-                let mut client = self.maas360.clone();
-                let request = request.clone();
-                async move {
-                    Ok(client
-                        .list_maas360_user_groups(request)
-                        .await
-                        .map_err(MappingError::provisioner)?
-                        .into_inner())
-                }
-            })
-            .await?;
-            groups.extend(page.groups);
-            if page.next_page_token.is_empty() {
-                return Ok(groups);
+            async move {
+                let page = client
+                    .list_maas360_user_groups(request)
+                    .await
+                    .map_err(MappingError::provisioner)?
+                    .into_inner();
+                Ok((page.groups, page.next_page_token))
             }
-            page_token = page.next_page_token;
-        }
+        })
+        .await
     }
 
     pub(crate) async fn maas360_group_users(
@@ -179,65 +189,47 @@ impl Upstream {
         tenant_id: &str,
         group_id: &str,
     ) -> Result<Vec<provisioner::Maas360User>> {
-        let mut users = Vec::new();
-        let mut page_token = String::new();
-        loop {
+        all_pages(|page_token| {
+            let mut client = self.maas360.clone();
             let request = provisioner::ListMaas360GroupUsersRequest {
                 tenant: tenant_id.to_owned(),
                 group_id: group_id.to_owned(),
                 page_size: MAAS360_PAGE,
-                page_token: page_token.clone(),
+                page_token,
             };
-            let page = read(|| {
-                let mut client = self.maas360.clone();
-                let request = request.clone();
-                async move {
-                    Ok(client
-                        .list_maas360_group_users(request)
-                        .await
-                        .map_err(MappingError::provisioner)?
-                        .into_inner())
-                }
-            })
-            .await?;
-            users.extend(page.users);
-            if page.next_page_token.is_empty() {
-                return Ok(users);
+            async move {
+                let page = client
+                    .list_maas360_group_users(request)
+                    .await
+                    .map_err(MappingError::provisioner)?
+                    .into_inner();
+                Ok((page.users, page.next_page_token))
             }
-            page_token = page.next_page_token;
-        }
+        })
+        .await
     }
 
     pub(crate) async fn maas360_users(
         &self,
         tenant_id: &str,
     ) -> Result<Vec<provisioner::Maas360User>> {
-        let mut users = Vec::new();
-        let mut page_token = String::new();
-        loop {
+        all_pages(|page_token| {
+            let mut client = self.maas360.clone();
             let request = provisioner::ListMaas360UsersRequest {
                 tenant: tenant_id.to_owned(),
                 page_size: MAAS360_PAGE,
-                page_token: page_token.clone(),
+                page_token,
             };
-            let page = read(|| {
-                let mut client = self.maas360.clone();
-                let request = request.clone();
-                async move {
-                    Ok(client
-                        .list_maas360_users(request)
-                        .await
-                        .map_err(MappingError::provisioner)?
-                        .into_inner())
-                }
-            })
-            .await?;
-            users.extend(page.users);
-            if page.next_page_token.is_empty() {
-                return Ok(users);
+            async move {
+                let page = client
+                    .list_maas360_users(request)
+                    .await
+                    .map_err(MappingError::provisioner)?
+                    .into_inner();
+                Ok((page.users, page.next_page_token))
             }
-            page_token = page.next_page_token;
-        }
+        })
+        .await
     }
 
     /// The Graph attribute the tenant's userNames come from (userPrincipalName unless the pull
@@ -319,41 +311,33 @@ impl Upstream {
         tenant_id: &str,
         group_id: &str,
     ) -> Result<Vec<String>> {
-        let mut users = Vec::new();
-        let mut page_token = String::new();
-        loop {
+        all_pages(|page_token| {
+            let mut client = self.directory.clone();
             let request = directory::ListGroupMembersRequest {
                 tenant: tenant_id.to_owned(),
                 group: group_id.to_owned(),
                 depth: dirsync_proto::common::v1::MembershipDepth::Transitive as i32,
                 page_size: MEMBER_PAGE,
-                page_token: page_token.clone(),
+                page_token,
             };
-            let page = read(|| {
-                let mut client = self.directory.clone();
-                let request = request.clone();
-                async move {
-                    Ok(client
-                        .list_group_members(request)
-                        .await
-                        .map_err(MappingError::directory)?
-                        .into_inner())
-                }
-            })
-            .await?;
-            users.extend(
-                page.members
+            async move {
+                let page = client
+                    .list_group_members(request)
+                    .await
+                    .map_err(MappingError::directory)?
+                    .into_inner();
+                let users = page
+                    .members
                     .into_iter()
                     .filter(|member| {
                         member.kind == dirsync_proto::common::v1::ResourceKind::User as i32
                     })
-                    .map(|member| member.id),
-            );
-            if page.next_page_token.is_empty() {
-                return Ok(users);
+                    .map(|member| member.id)
+                    .collect();
+                Ok((users, page.next_page_token))
             }
-            page_token = page.next_page_token;
-        }
+        })
+        .await
     }
 
     /// Creates the copy group, or finds the one of that name a previous attempt created.

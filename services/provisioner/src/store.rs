@@ -4,10 +4,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sea_orm::{
-    DatabaseConnection, DatabaseTransaction, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
-};
+use sea_orm::{DatabaseConnection, DatabaseTransaction};
 use tokio::sync::{Mutex, MutexGuard, Notify};
 
 use crate::entity::ResourceKind;
@@ -169,16 +166,7 @@ impl Store {
         // the gate is released, so the next writer may still find the lock held: at BEGIN it
         // waits for it (busy timeout), while a deferred transaction that has already read is
         // refused at once ("database is locked").
-        let txn = if gate.is_some() {
-            self.db
-                .begin_with_options(TransactionOptions {
-                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                    ..TransactionOptions::default()
-                })
-                .await?
-        } else {
-            self.db.begin().await?
-        };
+        let txn = dirsync_store::begin_write(&self.db).await?;
         Ok(WriteTxn {
             txn,
             _gate: gate,

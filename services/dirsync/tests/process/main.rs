@@ -7,6 +7,7 @@
 mod cli;
 mod crash;
 mod deploy;
+mod migrate;
 mod observability;
 mod replicas;
 mod support;
