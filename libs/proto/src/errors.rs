@@ -191,6 +191,24 @@ pub fn read(status: &Status) -> ReadError {
     }
 }
 
+/// What a service answers when its call to another dirsync service (`service`) failed: that
+/// service's own refusal travels on as it was sent (its details are dirsync's too); a status the
+/// client made up (the service could not be reached, or did not answer in time) keeps its code
+/// and says which service it was.
+pub fn relay(service: &str, status: Status) -> Status {
+    if read(&status).reason.is_some() {
+        return status;
+    }
+    tracing::warn!(service, code = ?status.code(), message = %bounded(status.message()), "call failed");
+    Status::new(
+        status.code(),
+        format!(
+            "the {service} did not answer: {}",
+            bounded(status.message())
+        ),
+    )
+}
+
 /// `text` cut to [`MAX_MESSAGE_BYTES`] on a character boundary.
 pub fn bounded(text: &str) -> String {
     if text.len() <= MAX_MESSAGE_BYTES {

@@ -126,19 +126,7 @@ impl From<DirectoryError> for Status {
         match error {
             DirectoryError::Refused(error) => error.into_status(),
             DirectoryError::Provisioner(status) => {
-                if dirsync_proto::errors::read(&status).reason.is_none() {
-                    // Not the provisioner's own answer: it could not be reached.
-                    tracing::warn!(code = ?status.code(), message = %dirsync_proto::errors::bounded(status.message()), "provisioner call failed");
-                    Status::new(
-                        status.code(),
-                        format!(
-                            "the provisioner did not answer: {}",
-                            dirsync_proto::errors::bounded(status.message())
-                        ),
-                    )
-                } else {
-                    *status
-                }
+                dirsync_proto::errors::relay("provisioner", *status)
             }
             DirectoryError::Unavailable(_) => {
                 tracing::warn!(error = %dirsync_proto::errors::bounded(&error.to_string()), "database unavailable");

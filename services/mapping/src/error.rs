@@ -107,19 +107,7 @@ impl From<MappingError> for Status {
         match error {
             MappingError::Refused(error) => error.into_status(),
             MappingError::Upstream { service, status } => {
-                if dirsync_proto::errors::read(&status).reason.is_none() {
-                    // Not the other service's own answer: it could not be reached.
-                    tracing::warn!(service, code = ?status.code(), message = %dirsync_proto::errors::bounded(status.message()), "call failed");
-                    Status::new(
-                        status.code(),
-                        format!(
-                            "the {service} did not answer: {}",
-                            dirsync_proto::errors::bounded(status.message())
-                        ),
-                    )
-                } else {
-                    *status
-                }
+                dirsync_proto::errors::relay(service, *status)
             }
             MappingError::Unavailable(_) => {
                 tracing::warn!(error = %dirsync_proto::errors::bounded(&error.to_string()), "database unavailable");
