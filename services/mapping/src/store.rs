@@ -216,9 +216,20 @@ impl Store {
         let operation_id = new.row.operation_id.clone();
         let tenant_id = new.row.tenant_id.clone();
         let created_at = new.row.created_at;
-        operation::Entity::insert(operation::ActiveModel::from(new.row))
+        match operation::Entity::insert(operation::ActiveModel::from(new.row))
             .exec(&txn)
-            .await?;
+            .await
+        {
+            Ok(_) => {}
+            Err(error) if is_unique_violation(&error) => {
+                return Err(MappingError::refused(
+                    dirsync_proto::errors::ErrorReason::StalePlan,
+                    "another migration of this tenant started at the same moment; wait for it, \
+                     then plan again",
+                ));
+            }
+            Err(error) => return Err(error.into()),
+        }
         for chunk in new.records.chunks(ROWS_PER_STATEMENT) {
             record::Entity::insert_many(chunk.iter().cloned().map(record::ActiveModel::from))
                 .exec(&txn)
@@ -448,4 +459,62 @@ fn is_unique_violation(error: &sea_orm::DbErr) -> bool {
         error.sql_err(),
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn running(tenant_id: &str, operation_id: &str) -> NewOperation {
+        NewOperation {
+            row: operation::Model {
+                operation_id: operation_id.to_owned(),
+                tenant_id: tenant_id.to_owned(),
+                plan_id: format!("plan-{operation_id}"),
+                state: "running".to_owned(),
+                plan: Vec::new(),
+                steps_total: 1,
+                steps_done: 0,
+                users_recorded: 0,
+                last_error: String::new(),
+                lease_owner: String::new(),
+                lease_until: 0,
+                created_at: now_ms(),
+                updated_at: now_ms(),
+            },
+            records: Vec::new(),
+            mapping_ids: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tenant_has_at_most_one_running_operation_even_when_two_applies_race() {
+        let database = dirsync_store::testing::TestDatabase::new();
+        let db = dirsync_store::connect(database.options())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        dirsync_store::migrate::<crate::Migrator>(&db, crate::SERVICE)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::new(db);
+        let (first, second) = tokio::join!(
+            store.start_operation(running("t1", "op-1")),
+            store.start_operation(running("t1", "op-2")),
+        );
+        assert_eq!(
+            usize::from(first.is_ok()) + usize::from(second.is_ok()),
+            1,
+            "{first:?} {second:?}"
+        );
+        let refused = first.err().or(second.err());
+        assert!(
+            matches!(&refused, Some(MappingError::Refused(e)) if e.reason() == dirsync_proto::errors::ErrorReason::StalePlan),
+            "{refused:?}"
+        );
+        // Another tenant, and the same tenant once the first has ended, may start one.
+        store
+            .start_operation(running("t2", "op-3"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
 }

@@ -8,6 +8,7 @@ use sea_orm_migration::prelude::*;
 
 mod m0001_group_mappings;
 mod m0002_migrations;
+mod m0003_one_running;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_group_mappings::Migration),
             Box::new(m0002_migrations::Migration),
+            Box::new(m0003_one_running::Migration),
         ]
     }
 
