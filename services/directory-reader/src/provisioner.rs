@@ -113,51 +113,41 @@ impl Provisioner {
 
     /// Every user of the tenant's desired state.
     pub(crate) async fn current_users(&self, tenant_id: &str) -> Result<Vec<CurrentUser>> {
-        let mut users = Vec::new();
-        let mut page_token = String::new();
-        loop {
-            let page = self
-                .users
-                .clone()
-                .list_users(pb::ListUsersRequest {
-                    tenant: tenant_id.to_owned(),
-                    page_size: USER_PAGE,
-                    page_token: page_token.clone(),
-                    ..Default::default()
-                })
-                .await?
-                .into_inner();
-            users.extend(page.users.into_iter().map(current_user));
-            if page.next_page_token.is_empty() {
-                return Ok(users);
+        all_pages(|page_token| {
+            let mut client = self.users.clone();
+            let request = pb::ListUsersRequest {
+                tenant: tenant_id.to_owned(),
+                page_size: USER_PAGE,
+                page_token,
+                ..Default::default()
+            };
+            async move {
+                let page = client.list_users(request).await?.into_inner();
+                let users = page.users.into_iter().map(current_user).collect();
+                Ok((users, page.next_page_token))
             }
-            page_token = page.next_page_token;
-        }
+        })
+        .await
     }
 
     /// Every group of the tenant's desired state, with its members.
     pub(crate) async fn current_groups(&self, tenant_id: &str) -> Result<Vec<CurrentGroup>> {
-        let mut groups = Vec::new();
-        let mut page_token = String::new();
-        loop {
-            let page = self
-                .groups
-                .clone()
-                .list_groups(pb::ListGroupsRequest {
-                    tenant: tenant_id.to_owned(),
-                    page_size: GROUP_PAGE,
-                    page_token: page_token.clone(),
-                    include_members: true,
-                    ..Default::default()
-                })
-                .await?
-                .into_inner();
-            groups.extend(page.groups.into_iter().map(current_group));
-            if page.next_page_token.is_empty() {
-                return Ok(groups);
+        all_pages(|page_token| {
+            let mut client = self.groups.clone();
+            let request = pb::ListGroupsRequest {
+                tenant: tenant_id.to_owned(),
+                page_size: GROUP_PAGE,
+                page_token,
+                include_members: true,
+                ..Default::default()
+            };
+            async move {
+                let page = client.list_groups(request).await?.into_inner();
+                let groups = page.groups.into_iter().map(current_group).collect();
+                Ok((groups, page.next_page_token))
             }
-            page_token = page.next_page_token;
-        }
+        })
+        .await
     }
 
     /// How many users the tenant's desired state holds.
@@ -354,25 +344,19 @@ impl Provisioner {
 
     /// Every MaaS360 user of the tenant.
     pub(crate) async fn maas360_users(&self, tenant_id: &str) -> Result<Vec<pb::Maas360User>> {
-        let mut users = Vec::new();
-        let mut page_token = String::new();
-        loop {
-            let page = self
-                .maas360
-                .clone()
-                .list_maas360_users(pb::ListMaas360UsersRequest {
-                    tenant: tenant_id.to_owned(),
-                    page_size: MAAS360_PAGE,
-                    page_token: page_token.clone(),
-                })
-                .await?
-                .into_inner();
-            users.extend(page.users);
-            if page.next_page_token.is_empty() {
-                return Ok(users);
+        all_pages(|page_token| {
+            let mut client = self.maas360.clone();
+            let request = pb::ListMaas360UsersRequest {
+                tenant: tenant_id.to_owned(),
+                page_size: MAAS360_PAGE,
+                page_token,
+            };
+            async move {
+                let page = client.list_maas360_users(request).await?.into_inner();
+                Ok((page.users, page.next_page_token))
             }
-            page_token = page.next_page_token;
-        }
+        })
+        .await
     }
 
     /// Every MaaS360 user group of the tenant (id and name).
@@ -380,25 +364,19 @@ impl Provisioner {
         &self,
         tenant_id: &str,
     ) -> Result<Vec<pb::Maas360UserGroup>> {
-        let mut groups = Vec::new();
-        let mut page_token = String::new();
-        loop {
-            let page = self
-                .maas360
-                .clone()
-                .list_maas360_user_groups(pb::ListMaas360UserGroupsRequest {
-                    tenant: tenant_id.to_owned(),
-                    page_size: MAAS360_PAGE,
-                    page_token: page_token.clone(),
-                })
-                .await?
-                .into_inner();
-            groups.extend(page.groups);
-            if page.next_page_token.is_empty() {
-                return Ok(groups);
+        all_pages(|page_token| {
+            let mut client = self.maas360.clone();
+            let request = pb::ListMaas360UserGroupsRequest {
+                tenant: tenant_id.to_owned(),
+                page_size: MAAS360_PAGE,
+                page_token,
+            };
+            async move {
+                let page = client.list_maas360_user_groups(request).await?.into_inner();
+                Ok((page.groups, page.next_page_token))
             }
-            page_token = page.next_page_token;
-        }
+        })
+        .await
     }
 
     /// The users of one MaaS360 group.
@@ -407,26 +385,39 @@ impl Provisioner {
         tenant_id: &str,
         group_id: &str,
     ) -> Result<Vec<pb::Maas360User>> {
-        let mut users = Vec::new();
-        let mut page_token = String::new();
-        loop {
-            let page = self
-                .maas360
-                .clone()
-                .list_maas360_group_users(pb::ListMaas360GroupUsersRequest {
-                    tenant: tenant_id.to_owned(),
-                    group_id: group_id.to_owned(),
-                    page_size: MAAS360_PAGE,
-                    page_token: page_token.clone(),
-                })
-                .await?
-                .into_inner();
-            users.extend(page.users);
-            if page.next_page_token.is_empty() {
-                return Ok(users);
+        all_pages(|page_token| {
+            let mut client = self.maas360.clone();
+            let request = pb::ListMaas360GroupUsersRequest {
+                tenant: tenant_id.to_owned(),
+                group_id: group_id.to_owned(),
+                page_size: MAAS360_PAGE,
+                page_token,
+            };
+            async move {
+                let page = client.list_maas360_group_users(request).await?.into_inner();
+                Ok((page.users, page.next_page_token))
             }
-            page_token = page.next_page_token;
+        })
+        .await
+    }
+}
+
+/// Every item of a paged read: `page` reads the page a token names and answers its items and
+/// the next token (empty after the last page).
+async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, String)>>,
+{
+    let mut items = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let (batch, next) = page(page_token).await?;
+        items.extend(batch);
+        if next.is_empty() {
+            return Ok(items);
         }
+        page_token = next;
     }
 }
 
