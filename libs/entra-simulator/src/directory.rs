@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use rand::rngs::StdRng;
-use rand::seq::IndexedRandom;
+use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 
@@ -515,7 +515,9 @@ impl Directory {
     }
 
     /// Applies `count` realistic changes and says what changed. Deterministic
-    /// for a given directory and seed.
+    /// for a given directory and seed. A batch of at least nine changes holds
+    /// at least one of every kind the directory allows (an enable needs a
+    /// disabled user, a member removal a membership).
     ///
     /// [`Directory::expected`] assumes a provisioning cycle runs between two
     /// batches (as Entra's 40-minute cycles would); within a batch no user has
@@ -527,15 +529,32 @@ impl Directory {
             next_employee_number: self.max_employee_number() + 1,
             lifecycle_touched: HashSet::new(),
         };
+        // A batch large enough to hold every kind holds every kind the directory allows: a test
+        // that churns 80 changes must see a display-name change and a delete every time, not in
+        // 99.4% of seeds. Those first slots come in a shuffled order, so they are not a pattern.
+        let mut coverage: Vec<ChangeKind> = if count >= CHANGE_WEIGHTS.len() {
+            CHANGE_WEIGHTS.iter().map(|(kind, _)| *kind).collect()
+        } else {
+            Vec::new()
+        };
+        coverage.shuffle(&mut rng);
         let mut changes = Vec::with_capacity(count);
-        for _ in 0..count {
+        for slot in 0..count {
             let mut applied = None;
+            if let Some(kind) = coverage.get(slot).copied() {
+                for _ in 0..16 {
+                    applied = self.try_change(kind, &mut rng, &mut batch);
+                    if applied.is_some() {
+                        break;
+                    }
+                }
+            }
             for _ in 0..16 {
-                let kind = pick_change_kind(&mut rng);
-                applied = self.try_change(kind, &mut rng, &mut batch);
                 if applied.is_some() {
                     break;
                 }
+                let kind = pick_change_kind(&mut rng);
+                applied = self.try_change(kind, &mut rng, &mut batch);
             }
             // A new user is always possible, so every requested change lands.
             let change = match applied {
@@ -1038,6 +1057,29 @@ mod tests {
                 - summary.counts().get("user_deleted").copied().unwrap_or(0) as usize
         );
         assert_invariants(&empty);
+    }
+
+    #[test]
+    fn every_batch_of_nine_or_more_holds_every_kind() {
+        let kinds = CHANGE_WEIGHTS.len();
+        for seed in 0..200 {
+            let mut directory = Directory::generate(120, 8, seed);
+            let can_enable = directory.users.iter().any(|u| !u.account_enabled);
+            let summary = directory.apply_changes(kinds, seed);
+            let counts = summary.counts();
+            assert_eq!(
+                counts.contains_key("user_enabled"),
+                can_enable,
+                "seed {seed}"
+            );
+            assert_eq!(
+                counts.len(),
+                kinds - usize::from(!can_enable),
+                "seed {seed}: {:?}",
+                summary.counts()
+            );
+            assert_invariants(&directory);
+        }
     }
 
     #[test]
