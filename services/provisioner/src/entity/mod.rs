@@ -16,7 +16,7 @@ use sea_orm::entity::prelude::*;
 
 /// The kinds of resource the work queue and the audit track. Stored as `user` and `group`, so
 /// that ordering by kind puts groups first (users join them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, EnumIter, DeriveActiveEnum)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
 pub enum ResourceKind {
     #[sea_orm(string_value = "user")]

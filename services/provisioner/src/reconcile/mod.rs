@@ -262,11 +262,12 @@ impl Reconciler {
         let poll = self.settings.poll_interval;
         let wake = self.store.work_signal();
         let mut prune = tokio::time::interval(AUDIT_PRUNE_INTERVAL);
+        let writer = queue::QueueWriter::spawn(self.store.clone());
         tokio::pin!(shutdown);
         tracing::info!(owner = %self.owner, workers = self.settings.workers, "reconcile workers started");
         loop {
             while tasks.try_join_next().is_some() {}
-            let claimed = match self.dispatch(&workers, &mut tasks).await {
+            let claimed = match self.dispatch(&workers, &writer, &mut tasks).await {
                 Ok(claimed) => claimed,
                 Err(error) => {
                     tracing::warn!(%error, "reconcile dispatch failed; retrying");
@@ -329,35 +330,43 @@ impl Reconciler {
     async fn dispatch(
         self: &Arc<Self>,
         workers: &Arc<Semaphore>,
+        writer: &queue::QueueWriter,
         tasks: &mut JoinSet<()>,
     ) -> Result<usize> {
         let free = workers.available_permits();
-        if free == 0 {
+        let busy = self.settings.workers as usize - free.min(self.settings.workers as usize);
+        // While work is in flight, claim in batches of a quarter of the workers: one claim
+        // transaction per finished resource would cost a drain as many writes as its work.
+        // The workers still waiting for the tenant's concurrency keep MaaS360 busy meanwhile.
+        if free == 0 || (busy > 0 && free < (self.settings.workers as usize).div_ceil(4)) {
             return Ok(0);
         }
         let runtimes = self.tenant_runtimes().await;
         let tenant_ids = self.admit_tenants(&runtimes, tasks);
-        let rows = queue::due(&self.store, &tenant_ids, (free * 2) as u64).await?;
+        let skip = self.in_flight.lock().await.clone();
+        let leases = queue::claim_due(
+            &self.store,
+            &tenant_ids,
+            &skip,
+            free,
+            &self.owner,
+            self.settings.lease,
+        )
+        .await?;
         let mut claimed = 0;
-        for row in rows {
-            let key = (row.tenant_id.clone(), row.kind, row.resource_id.clone());
-            if self.in_flight.lock().await.contains(&key) {
-                continue;
-            }
-            let Some(runtime) = runtimes.get(&row.tenant_id).cloned() else {
+        for lease in leases {
+            let key = queue::key_of(&lease.row);
+            let Some(runtime) = runtimes.get(&lease.row.tenant_id).cloned() else {
                 continue;
             };
+            // Nothing else takes this process's permits, so each claimed resource has one.
             let Ok(permit) = workers.clone().try_acquire_owned() else {
                 break;
-            };
-            let Some(lease) =
-                queue::claim(&self.store, row, &self.owner, self.settings.lease).await?
-            else {
-                continue;
             };
             self.in_flight.lock().await.insert(key.clone());
             claimed += 1;
             let this = self.clone();
+            let writer = writer.clone();
             tasks.spawn(async move {
                 let _worker = permit;
                 let _tenant = runtime.concurrency.clone().acquire_owned().await;
@@ -366,7 +375,8 @@ impl Reconciler {
                     dependency_delay: DEPENDENCY_DELAY,
                 };
                 if let Err(error) =
-                    worker::reconcile(&this.store, &lease, &runtime, &this.resolver, settings).await
+                    worker::reconcile(&this.store, &writer, &lease, &runtime, &this.resolver, settings)
+                        .await
                 {
                     // The lease runs out and the resource is taken again.
                     tracing::warn!(%error, resource = %lease.row.resource_id, "reconcile could not record its outcome");

@@ -2,13 +2,16 @@
 //! retry with backoff, and parking. Every state change also records what
 //! MaaS360 was asked to do (the audit) in the same transaction.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
+use tokio::sync::{mpsc, oneshot};
+
 use crate::entity::{ResourceKind, maas360_audit, sync_state};
-use crate::error::Result;
+use crate::error::{ProvisionerError, Result};
 use crate::store::{Store, now_ms};
 
 /// One MaaS360 write and how it ended.
@@ -40,79 +43,128 @@ impl Lease {
     }
 }
 
-/// Due resources of the given tenants: pending, not parked, not leased,
-/// and past their retry time. Groups first, since users join them.
-pub(crate) async fn due(
+/// The key of a resource in the queue.
+pub(crate) type ResourceKey = (String, ResourceKind, String);
+
+pub(crate) fn key_of(row: &sync_state::Model) -> ResourceKey {
+    (row.tenant_id.clone(), row.kind, row.resource_id.clone())
+}
+
+fn is_free(now: i64) -> Condition {
+    Condition::any()
+        .add(sync_state::Column::LeaseUntil.is_null())
+        .add(sync_state::Column::LeaseUntil.lt(now))
+}
+
+fn is_due(now: i64) -> Condition {
+    Condition::all()
+        .add(sync_state::Column::Pending.eq(true))
+        .add(sync_state::Column::Parked.eq(false))
+        .add(sync_state::Column::NextAttemptAt.lte(now))
+        .add(is_free(now))
+}
+
+/// [`is_due`] for rows already found by key. `pending <> false` rather than `pending = true`:
+/// with an equality on `pending`, SQLite's planner (which has no statistics) walks the pending
+/// index, the whole backlog, instead of looking the rows up by primary key.
+fn is_still_due(now: i64) -> Condition {
+    Condition::all()
+        .add(sync_state::Column::Pending.ne(false))
+        .add(sync_state::Column::Parked.eq(false))
+        .add(sync_state::Column::NextAttemptAt.lte(now))
+        .add(is_free(now))
+}
+
+/// Leases up to `limit` due resources of the given tenants to `owner`, groups first (users
+/// join them), oldest change first, skipping those this process still works on. One
+/// transaction claims the whole batch, so a drain of thousands of resources costs a write per
+/// batch rather than one per resource. The conditional update is the claim: on PostgreSQL, of
+/// several replicas racing for one row exactly one update matches (the others re-check the
+/// lease once the winner commits), and only the rows this update leased are returned.
+pub(crate) async fn claim_due(
     store: &Store,
     tenants: &[String],
-    limit: u64,
-) -> Result<Vec<sync_state::Model>> {
+    skip: &HashSet<ResourceKey>,
+    limit: usize,
+    owner: &str,
+    lease: Duration,
+) -> Result<Vec<Lease>> {
     if tenants.is_empty() || limit == 0 {
         return Ok(Vec::new());
     }
     let now = now_ms();
-    Ok(sync_state::Entity::find()
-        .filter(sync_state::Column::Pending.eq(true))
-        .filter(sync_state::Column::Parked.eq(false))
-        .filter(sync_state::Column::NextAttemptAt.lte(now))
-        .filter(
-            Condition::any()
-                .add(sync_state::Column::LeaseUntil.is_null())
-                .add(sync_state::Column::LeaseUntil.lt(now)),
-        )
+    let until = now + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+    let candidates: Vec<ResourceKey> = sync_state::Entity::find()
+        .select_only()
+        .column(sync_state::Column::TenantId)
+        .column(sync_state::Column::Kind)
+        .column(sync_state::Column::ResourceId)
+        .filter(is_due(now))
         .filter(sync_state::Column::TenantId.is_in(tenants.to_vec()))
         .order_by_asc(sync_state::Column::Kind)
         .order_by_asc(sync_state::Column::UpdatedAt)
-        .limit(limit)
+        .limit((limit + skip.len()) as u64)
+        .into_tuple()
         .all(store.db())
-        .await?)
-}
-
-/// Claims `row` for `owner` unless another worker got there first. The
-/// conditional update is the claim: on PostgreSQL, of several replicas racing
-/// for one row exactly one update matches.
-pub(crate) async fn claim(
-    store: &Store,
-    row: sync_state::Model,
-    owner: &str,
-    lease: Duration,
-) -> Result<Option<Lease>> {
-    let now = now_ms();
-    let until = now + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
-    let write = store.write().await?;
-    let claimed = sync_state::Entity::update_many()
-        .col_expr(
-            sync_state::Column::LeaseOwner,
-            Expr::value(owner.to_owned()),
-        )
-        .col_expr(sync_state::Column::LeaseUntil, Expr::value(until))
-        .filter(sync_state::Column::TenantId.eq(row.tenant_id.clone()))
-        .filter(sync_state::Column::Kind.eq(row.kind))
-        .filter(sync_state::Column::ResourceId.eq(row.resource_id.clone()))
-        .filter(sync_state::Column::Pending.eq(true))
-        .filter(sync_state::Column::Parked.eq(false))
-        .filter(
-            Condition::any()
-                .add(sync_state::Column::LeaseUntil.is_null())
-                .add(sync_state::Column::LeaseUntil.lt(now)),
-        )
-        .exec(&write.txn)
-        .await?;
-    write.commit().await?;
-    if claimed.rows_affected == 0 {
-        return Ok(None);
+        .await?
+        .into_iter()
+        .filter(|key| !skip.contains(key))
+        .take(limit)
+        .collect();
+    if candidates.is_empty() {
+        return Ok(Vec::new());
     }
-    let fresh =
-        sync_state::Entity::find_by_id((row.tenant_id.clone(), row.kind, row.resource_id.clone()))
-            .one(store.db())
+    let mut by_tenant_and_kind: BTreeMap<(&str, ResourceKind), Vec<String>> = BTreeMap::new();
+    for (tenant_id, kind, resource_id) in &candidates {
+        by_tenant_and_kind
+            .entry((tenant_id.as_str(), *kind))
+            .or_default()
+            .push(resource_id.clone());
+    }
+    let write = store.write().await?;
+    let mut claimed = Vec::with_capacity(candidates.len());
+    // One statement per tenant and kind, so each is a primary-key lookup: SQLite's planner
+    // reads an OR of them through the pending index instead, a scan of the whole backlog.
+    for ((tenant_id, kind), resource_ids) in by_tenant_and_kind {
+        let chosen = Condition::all()
+            .add(sync_state::Column::TenantId.eq(tenant_id))
+            .add(sync_state::Column::Kind.eq(kind))
+            .add(sync_state::Column::ResourceId.is_in(resource_ids));
+        sync_state::Entity::update_many()
+            .col_expr(
+                sync_state::Column::LeaseOwner,
+                Expr::value(owner.to_owned()),
+            )
+            .col_expr(sync_state::Column::LeaseUntil, Expr::value(until))
+            .filter(chosen.clone())
+            .filter(is_still_due(now))
+            .exec(&write.txn)
             .await?;
-    Ok(fresh
-        .filter(|fresh| fresh.lease_owner.as_deref() == Some(owner))
+        claimed.extend(
+            sync_state::Entity::find()
+                .filter(chosen)
+                .filter(sync_state::Column::LeaseOwner.eq(owner))
+                .filter(sync_state::Column::LeaseUntil.eq(until))
+                .all(&write.txn)
+                .await?,
+        );
+    }
+    write.commit().await?;
+    // In the order they were chosen: groups before the users that join them.
+    let position: HashMap<&ResourceKey, usize> = candidates
+        .iter()
+        .enumerate()
+        .map(|(index, key)| (key, index))
+        .collect();
+    claimed.sort_by_key(|row| position.get(&key_of(row)).copied().unwrap_or(usize::MAX));
+    Ok(claimed
+        .into_iter()
         .map(|row| Lease {
             row,
             owner: owner.to_owned(),
             started_at: now,
-        }))
+        })
+        .collect())
 }
 
 fn audit_rows(lease: &Lease, entries: &[AuditEntry]) -> Vec<maas360_audit::ActiveModel> {
@@ -151,31 +203,22 @@ async fn write_audit(
 /// Records what MaaS360 now holds, mid-way, and renews the lease, so a crash
 /// or a later failure does not repeat what already succeeded.
 pub(crate) async fn save_progress(
-    store: &Store,
+    writer: &QueueWriter,
     lease: &Lease,
-    maas360_id: Option<&str>,
-    applied_json: Option<&str>,
-    audit: &[AuditEntry],
+    applied: Applied<'_>,
+    audit: Vec<AuditEntry>,
     lease_for: Duration,
 ) -> Result<bool> {
     let until = now_ms() + i64::try_from(lease_for.as_millis()).unwrap_or(i64::MAX / 2);
-    let write = store.write().await?;
-    let updated = sync_state::Entity::update_many()
-        .col_expr(
-            sync_state::Column::Maas360Id,
-            Expr::value(maas360_id.map(str::to_owned)),
-        )
-        .col_expr(
-            sync_state::Column::AppliedJson,
-            Expr::value(applied_json.map(str::to_owned)),
-        )
-        .col_expr(sync_state::Column::LeaseUntil, Expr::value(until))
-        .filter(lease.key())
-        .exec(&write.txn)
-        .await?;
-    write_audit(&write.txn, lease, audit).await?;
-    write.commit().await?;
-    Ok(updated.rows_affected == 1)
+    writer
+        .submit(LeaseWrite {
+            lease: lease.clone(),
+            maas360_id: applied.maas360_id.map(str::to_owned),
+            applied_json: applied.json.map(str::to_owned),
+            audit,
+            end: LeaseEnd::Renew { until },
+        })
+        .await
 }
 
 /// What MaaS360 holds now, as the worker leaves the resource.
@@ -185,121 +228,256 @@ pub(crate) struct Applied<'a> {
     pub(crate) json: Option<&'a str>,
 }
 
-type StateUpdate = sea_orm::UpdateMany<sync_state::Entity>;
-
-/// Ends the lease in one transaction: records what MaaS360 holds, applies
-/// `outcome`'s own columns, and writes the audit rows. With `settled`, a
-/// resource gone from both sides stops being tracked.
-async fn release(
-    store: &Store,
-    lease: &Lease,
-    applied: Applied<'_>,
-    audit: &[AuditEntry],
-    settled: bool,
-    outcome: impl FnOnce(StateUpdate) -> StateUpdate,
-) -> Result<()> {
-    let write = store.write().await?;
-    if settled && lease.row.deleted && applied.maas360_id.is_none() {
-        // Gone from both sides: nothing is left to track.
-        sync_state::Entity::delete_many()
-            .filter(lease.key())
-            .filter(sync_state::Column::DesiredSeq.eq(lease.row.desired_seq))
-            .exec(&write.txn)
-            .await?;
-    }
-    let update = sync_state::Entity::update_many()
-        .col_expr(
-            sync_state::Column::Maas360Id,
-            Expr::value(applied.maas360_id.map(str::to_owned)),
-        )
-        .col_expr(
-            sync_state::Column::AppliedJson,
-            Expr::value(applied.json.map(str::to_owned)),
-        )
-        .col_expr(
-            sync_state::Column::LeaseOwner,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(
-            sync_state::Column::LeaseUntil,
-            Expr::value(Option::<i64>::None),
-        );
-    outcome(update).filter(lease.key()).exec(&write.txn).await?;
-    write_audit(&write.txn, lease, audit).await?;
-    write.commit().await
+/// How a write leaves the lease.
+#[derive(Debug, Clone)]
+enum LeaseEnd {
+    /// Kept, until `until` (unix ms).
+    Renew { until: i64 },
+    /// Given back: MaaS360 holds the desired version the worker saw.
+    Succeed,
+    /// Given back, due again at `at` without counting an attempt.
+    Defer { at: i64 },
+    /// Given back after a failed attempt.
+    Fail {
+        reason: String,
+        park: bool,
+        retry_at: i64,
+        attempts: i32,
+        at: i64,
+    },
 }
 
-/// MaaS360 holds the desired version the worker saw. A change that arrived
-/// meanwhile keeps the resource pending, so it is reconciled again.
-pub(crate) async fn succeed(
+/// One worker's write to its leased resource: what MaaS360 holds, the audit of the calls
+/// that got it there, and what becomes of the lease; applied in one transaction.
+#[derive(Debug)]
+struct LeaseWrite {
+    lease: Lease,
+    maas360_id: Option<String>,
+    applied_json: Option<String>,
+    audit: Vec<AuditEntry>,
+    end: LeaseEnd,
+}
+
+impl LeaseWrite {
+    /// Applies the write in `txn`; says whether the lease was still this worker's.
+    async fn apply(&self, txn: &impl sea_orm::ConnectionTrait) -> Result<bool> {
+        let lease = &self.lease;
+        if matches!(self.end, LeaseEnd::Succeed) && lease.row.deleted && self.maas360_id.is_none() {
+            // Gone from both sides: nothing is left to track.
+            sync_state::Entity::delete_many()
+                .filter(lease.key())
+                .filter(sync_state::Column::DesiredSeq.eq(lease.row.desired_seq))
+                .exec(txn)
+                .await?;
+        }
+        let update = sync_state::Entity::update_many()
+            .col_expr(
+                sync_state::Column::Maas360Id,
+                Expr::value(self.maas360_id.clone()),
+            )
+            .col_expr(
+                sync_state::Column::AppliedJson,
+                Expr::value(self.applied_json.clone()),
+            );
+        let update = match &self.end {
+            LeaseEnd::Renew { until } => {
+                update.col_expr(sync_state::Column::LeaseUntil, Expr::value(*until))
+            }
+            end => {
+                let update = update
+                    .col_expr(
+                        sync_state::Column::LeaseOwner,
+                        Expr::value(Option::<String>::None),
+                    )
+                    .col_expr(
+                        sync_state::Column::LeaseUntil,
+                        Expr::value(Option::<i64>::None),
+                    );
+                match end {
+                    LeaseEnd::Succeed => {
+                        let seen = lease.row.desired_seq;
+                        update
+                            .col_expr(sync_state::Column::AppliedSeq, Expr::value(seen))
+                            // A change that arrived meanwhile keeps the resource pending, so
+                            // it is reconciled again.
+                            .col_expr(
+                                sync_state::Column::Pending,
+                                Expr::col(sync_state::Column::DesiredSeq).ne(seen),
+                            )
+                            .col_expr(sync_state::Column::Attempts, Expr::value(0))
+                            .col_expr(sync_state::Column::NextAttemptAt, Expr::value(0))
+                            .col_expr(
+                                sync_state::Column::LastError,
+                                Expr::value(Option::<String>::None),
+                            )
+                    }
+                    LeaseEnd::Defer { at } => {
+                        update.col_expr(sync_state::Column::NextAttemptAt, Expr::value(*at))
+                    }
+                    LeaseEnd::Fail {
+                        reason,
+                        park,
+                        retry_at,
+                        attempts,
+                        at,
+                    } => {
+                        let update = update
+                            .col_expr(sync_state::Column::Attempts, Expr::value(*attempts))
+                            .col_expr(sync_state::Column::LastError, Expr::value(reason.clone()))
+                            .col_expr(sync_state::Column::NextAttemptAt, Expr::value(*retry_at));
+                        if *park {
+                            update
+                                .col_expr(sync_state::Column::Parked, Expr::value(true))
+                                .col_expr(sync_state::Column::ParkedAt, Expr::value(*at))
+                        } else {
+                            update
+                        }
+                    }
+                    LeaseEnd::Renew { .. } => update,
+                }
+            }
+        };
+        let updated = update.filter(lease.key()).exec(txn).await?;
+        write_audit(txn, lease, &self.audit).await?;
+        Ok(updated.rows_affected == 1)
+    }
+}
+
+/// Group commit for the workers' writes. SQLite takes one writer at a time and every
+/// transaction costs a few hops to its thread, so one transaction per finished resource would
+/// bound a drain at a few hundred resources a second; the writer takes every write waiting
+/// (up to a bound) and applies them in one transaction. Each worker still waits for its own
+/// write to be durable; a batch that fails as a whole is applied again one write at a time,
+/// so one bad write never takes the others down with it.
+#[derive(Debug, Clone)]
+pub(crate) struct QueueWriter {
+    queue: mpsc::Sender<(LeaseWrite, oneshot::Sender<Result<bool>>)>,
+}
+
+/// Writes in one transaction at most.
+const MAX_GROUP_COMMIT: usize = 128;
+
+impl QueueWriter {
+    /// Starts the writer; it stops when the last handle is dropped.
+    pub(crate) fn spawn(store: Store) -> Self {
+        let (queue, mut receiver) =
+            mpsc::channel::<(LeaseWrite, oneshot::Sender<Result<bool>>)>(MAX_GROUP_COMMIT * 4);
+        tokio::spawn(async move {
+            while let Some(first) = receiver.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < MAX_GROUP_COMMIT {
+                    match receiver.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let results = match apply_together(&store, &batch).await {
+                    Ok(results) => results,
+                    Err(error) => {
+                        tracing::debug!(%error, size = batch.len(), "group commit failed; writing one at a time");
+                        let mut results = Vec::with_capacity(batch.len());
+                        for (write, _) in &batch {
+                            results.push(apply_alone(&store, write).await);
+                        }
+                        results
+                    }
+                };
+                for ((_, reply), result) in batch.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    async fn submit(&self, write: LeaseWrite) -> Result<bool> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || ProvisionerError::Unavailable("the queue writer stopped".to_owned());
+        self.queue.send((write, reply)).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
+
+async fn apply_together(
     store: &Store,
+    batch: &[(LeaseWrite, oneshot::Sender<Result<bool>>)],
+) -> Result<Vec<Result<bool>>> {
+    let write = store.write().await?;
+    let mut results = Vec::with_capacity(batch.len());
+    for (lease_write, _) in batch {
+        results.push(Ok(lease_write.apply(&write.txn).await?));
+    }
+    write.commit().await?;
+    Ok(results)
+}
+
+async fn apply_alone(store: &Store, lease_write: &LeaseWrite) -> Result<bool> {
+    let write = store.write().await?;
+    let kept = lease_write.apply(&write.txn).await?;
+    write.commit().await?;
+    Ok(kept)
+}
+
+/// Ends the lease: MaaS360 holds the desired version the worker saw. A change that arrived
+/// meanwhile keeps the resource pending, so it is reconciled again; a resource gone from both
+/// sides stops being tracked.
+pub(crate) async fn succeed(
+    writer: &QueueWriter,
     lease: &Lease,
     applied: Applied<'_>,
-    audit: &[AuditEntry],
+    audit: Vec<AuditEntry>,
 ) -> Result<()> {
-    let seen = lease.row.desired_seq;
-    release(store, lease, applied, audit, true, |update| {
-        update
-            .col_expr(sync_state::Column::AppliedSeq, Expr::value(seen))
-            .col_expr(
-                sync_state::Column::Pending,
-                Expr::col(sync_state::Column::DesiredSeq).ne(seen),
-            )
-            .col_expr(sync_state::Column::Attempts, Expr::value(0))
-            .col_expr(sync_state::Column::NextAttemptAt, Expr::value(0))
-            .col_expr(
-                sync_state::Column::LastError,
-                Expr::value(Option::<String>::None),
-            )
-    })
-    .await
+    release(writer, lease, applied, audit, LeaseEnd::Succeed).await
 }
 
 /// Not done yet, through no failure (a group it joins does not exist in
 /// MaaS360 yet): try again soon without counting an attempt.
 pub(crate) async fn defer(
-    store: &Store,
+    writer: &QueueWriter,
     lease: &Lease,
     applied: Applied<'_>,
     delay: Duration,
-    audit: &[AuditEntry],
+    audit: Vec<AuditEntry>,
 ) -> Result<()> {
     let at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
-    release(store, lease, applied, audit, false, |update| {
-        update.col_expr(sync_state::Column::NextAttemptAt, Expr::value(at))
-    })
-    .await
+    release(writer, lease, applied, audit, LeaseEnd::Defer { at }).await
 }
 
 /// A failed attempt: retried at `retry_at`, or parked with its reason.
 pub(crate) async fn fail(
-    store: &Store,
+    writer: &QueueWriter,
     lease: &Lease,
     applied: Applied<'_>,
     failure: Failure<'_>,
-    audit: &[AuditEntry],
+    audit: Vec<AuditEntry>,
 ) -> Result<()> {
-    let now = now_ms();
-    release(store, lease, applied, audit, false, |update| {
-        let update = update
-            .col_expr(sync_state::Column::Attempts, Expr::value(failure.attempts))
-            .col_expr(
-                sync_state::Column::LastError,
-                Expr::value(failure.reason.to_owned()),
-            )
-            .col_expr(
-                sync_state::Column::NextAttemptAt,
-                Expr::value(failure.retry_at),
-            );
-        if failure.park {
-            update
-                .col_expr(sync_state::Column::Parked, Expr::value(true))
-                .col_expr(sync_state::Column::ParkedAt, Expr::value(now))
-        } else {
-            update
-        }
-    })
-    .await
+    let end = LeaseEnd::Fail {
+        reason: failure.reason.to_owned(),
+        park: failure.park,
+        retry_at: failure.retry_at,
+        attempts: failure.attempts,
+        at: now_ms(),
+    };
+    release(writer, lease, applied, audit, end).await
+}
+
+async fn release(
+    writer: &QueueWriter,
+    lease: &Lease,
+    applied: Applied<'_>,
+    audit: Vec<AuditEntry>,
+    end: LeaseEnd,
+) -> Result<()> {
+    writer
+        .submit(LeaseWrite {
+            lease: lease.clone(),
+            maas360_id: applied.maas360_id.map(str::to_owned),
+            applied_json: applied.json.map(str::to_owned),
+            audit,
+            end,
+        })
+        .await?;
+    Ok(())
 }
 
 /// Why an attempt failed and what happens next.
@@ -395,5 +573,185 @@ pub(crate) async fn prune_audit(store: &Store, before: i64) -> Result<u64> {
         if (ids.len() as u64) < BATCH {
             return Ok(pruned);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::time::Duration;
+
+    use dirsync_store::testing::TestDatabase;
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+
+    use super::{ResourceKey, claim_due};
+    use crate::entity::{ResourceKind, sync_state};
+    use crate::store::{Store, now_ms};
+
+    async fn store() -> (TestDatabase, Store) {
+        let database = TestDatabase::new();
+        let db = dirsync_store::connect(database.options())
+            .await
+            .expect("test database");
+        dirsync_store::migrate::<crate::Migrator>(&db, crate::SERVICE)
+            .await
+            .expect("migrations");
+        (database, Store::new(db))
+    }
+
+    async fn queue(
+        store: &Store,
+        kind: ResourceKind,
+        id: &str,
+        edit: impl FnOnce(&mut sync_state::ActiveModel),
+    ) {
+        let mut row = sync_state::ActiveModel {
+            tenant_id: Set("t".to_owned()),
+            kind: Set(kind),
+            resource_id: Set(id.to_owned()),
+            desired_seq: Set(1),
+            applied_seq: Set(0),
+            pending: Set(true),
+            deleted: Set(false),
+            updated_at: Set(1),
+            lease_owner: Set(None),
+            lease_until: Set(None),
+            attempts: Set(0),
+            next_attempt_at: Set(0),
+            last_error: Set(None),
+            parked: Set(false),
+            parked_at: Set(None),
+            maas360_id: Set(None),
+            applied_json: Set(None),
+        };
+        edit(&mut row);
+        row.insert(store.db()).await.expect("queued");
+    }
+
+    #[tokio::test]
+    async fn racing_claimers_lease_each_due_resource_once_groups_first() {
+        let (_database, store) = store().await;
+        for index in 0..120 {
+            queue(&store, ResourceKind::User, &format!("u{index:03}"), |_| {}).await;
+        }
+        for index in 0..10 {
+            queue(&store, ResourceKind::Group, &format!("g{index}"), |_| {}).await;
+        }
+        // Not due: parked, waiting out a backoff, leased by a live worker, in sync.
+        queue(&store, ResourceKind::User, "parked", |row| {
+            row.parked = Set(true)
+        })
+        .await;
+        queue(&store, ResourceKind::User, "later", |row| {
+            row.next_attempt_at = Set(now_ms() + 60_000);
+        })
+        .await;
+        queue(&store, ResourceKind::User, "leased", |row| {
+            row.lease_owner = Set(Some("elsewhere".to_owned()));
+            row.lease_until = Set(Some(now_ms() + 60_000));
+        })
+        .await;
+        queue(&store, ResourceKind::User, "done", |row| {
+            row.pending = Set(false)
+        })
+        .await;
+
+        let tenants = vec!["t".to_owned()];
+        let first = claim_due(
+            &store,
+            &tenants,
+            &HashSet::new(),
+            16,
+            "a",
+            Duration::from_secs(60),
+        )
+        .await
+        .expect("claim");
+        assert_eq!(first.len(), 16);
+        assert!(
+            first
+                .iter()
+                .take(10)
+                .all(|lease| lease.row.kind == ResourceKind::Group),
+            "groups come first: users join them"
+        );
+
+        let claimer = |owner: &'static str| {
+            let (store, tenants) = (store.clone(), tenants.clone());
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let batch = claim_due(
+                        &store,
+                        &tenants,
+                        &HashSet::new(),
+                        7,
+                        owner,
+                        Duration::from_secs(60),
+                    )
+                    .await
+                    .expect("claim");
+                    if batch.is_empty() {
+                        return mine;
+                    }
+                    assert!(
+                        batch
+                            .iter()
+                            .all(|lease| lease.row.lease_owner.as_deref() == Some(owner))
+                    );
+                    mine.extend(batch.into_iter().map(|lease| lease.row.resource_id));
+                }
+            })
+        };
+        let (b, c) = (claimer("b"), claimer("c"));
+        let (b, c) = (b.await.expect("b"), c.await.expect("c"));
+        let mut all: Vec<String> = first
+            .iter()
+            .map(|lease| lease.row.resource_id.clone())
+            .collect();
+        all.extend(b);
+        all.extend(c);
+        let distinct: HashSet<&String> = all.iter().collect();
+        assert_eq!(distinct.len(), all.len(), "a resource was leased twice");
+        assert_eq!(all.len(), 130, "every due resource once, nothing else");
+        for not_due in ["parked", "later", "leased", "done"] {
+            assert!(
+                !distinct.contains(&not_due.to_owned()),
+                "{not_due} was claimed"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_claim_skips_what_this_process_still_works_on() {
+        let (_database, store) = store().await;
+        for id in ["u1", "u2", "u3"] {
+            queue(&store, ResourceKind::User, id, |_| {}).await;
+        }
+        // u1's lease ran out while this process still works on it (a slow attempt).
+        let skip: HashSet<ResourceKey> =
+            [("t".to_owned(), ResourceKind::User, "u1".to_owned())].into();
+        let claimed = claim_due(
+            &store,
+            &["t".to_owned()],
+            &skip,
+            2,
+            "a",
+            Duration::from_secs(60),
+        )
+        .await
+        .expect("claim");
+        let ids: Vec<&str> = claimed
+            .iter()
+            .map(|lease| lease.row.resource_id.as_str())
+            .collect();
+        assert_eq!(ids, ["u2", "u3"]);
+        let row =
+            sync_state::Entity::find_by_id(("t".to_owned(), ResourceKind::User, "u1".to_owned()))
+                .one(store.db())
+                .await
+                .expect("read")
+                .expect("u1");
+        assert_eq!(row.lease_owner, None);
     }
 }

@@ -20,7 +20,7 @@ use super::TenantRuntime;
 use super::backend::{BackendError, RemoteGroup};
 use super::identity::{self, Identity};
 use super::mapping::{MappingResolver, Resolution, name_key};
-use super::queue::{self, AuditEntry, Lease};
+use super::queue::{self, AuditEntry, Lease, QueueWriter};
 use crate::entity::{ResourceKind, group, group_member, sync_state, user};
 use crate::error::{ProvisionerError, Result};
 use crate::store::{Store, now_ms};
@@ -129,10 +129,12 @@ pub(crate) struct AttemptSettings {
 }
 
 /// One attempt on one leased resource: every MaaS360 call goes through it (breaker, rate
-/// limit, audit), and what MaaS360 confirmed is saved after each write, so a crash or a later
-/// failure never repeats what already succeeded.
+/// limit, audit). What MaaS360 confirmed is written before each call that is not idempotent
+/// (a create), so a crash or a lost answer never repeats it; the rest is written once, with
+/// the attempt's outcome.
 struct Attempt<'a> {
     store: &'a Store,
+    writer: &'a QueueWriter,
     lease: &'a Lease,
     runtime: &'a TenantRuntime,
     resolver: &'a MappingResolver,
@@ -144,11 +146,14 @@ struct Attempt<'a> {
     /// Whether any call of this attempt succeeded: a failure after progress restarts the
     /// attempt count, so a resource that keeps advancing never backs off to the cap.
     advanced: bool,
+    /// When the lease was last taken or renewed.
+    lease_renewed_at: tokio::time::Instant,
 }
 
 impl<'a> Attempt<'a> {
     fn new(
         store: &'a Store,
+        writer: &'a QueueWriter,
         lease: &'a Lease,
         runtime: &'a TenantRuntime,
         resolver: &'a MappingResolver,
@@ -156,6 +161,7 @@ impl<'a> Attempt<'a> {
     ) -> Self {
         Self {
             store,
+            writer,
             lease,
             runtime,
             resolver,
@@ -164,6 +170,7 @@ impl<'a> Attempt<'a> {
             applied_json: lease.row.applied_json.clone(),
             audit: Vec::new(),
             advanced: false,
+            lease_renewed_at: tokio::time::Instant::now(),
         }
     }
 
@@ -245,19 +252,30 @@ impl<'a> Attempt<'a> {
         });
     }
 
-    /// Records `state` as what MaaS360 now holds, at once.
+    /// Records `state` as what MaaS360 now holds, durably, before a call that is not
+    /// idempotent goes out: a lost answer or a crash then leaves a trace the next attempt
+    /// follows instead of repeating the call.
     async fn save<T: Serialize>(&mut self, state: &T) -> Result<()> {
         self.applied_json = Some(encode(state)?);
         let audit = std::mem::take(&mut self.audit);
-        queue::save_progress(
-            self.store,
-            self.lease,
-            self.maas360_id.as_deref(),
-            self.applied_json.as_deref(),
-            &audit,
-            self.settings.lease,
-        )
-        .await?;
+        let applied = queue::Applied {
+            maas360_id: self.maas360_id.as_deref(),
+            json: self.applied_json.as_deref(),
+        };
+        queue::save_progress(self.writer, self.lease, applied, audit, self.settings.lease).await?;
+        self.lease_renewed_at = tokio::time::Instant::now();
+        Ok(())
+    }
+
+    /// Records `state` as what MaaS360 now holds after an idempotent step. The attempt's end
+    /// writes it, in one transaction with the outcome and the audit: a crash before then
+    /// repeats only idempotent calls. An attempt that runs long (rate limited, MaaS360 slow)
+    /// writes it at once, which renews the lease before another worker may take it over.
+    async fn record<T: Serialize>(&mut self, state: &T) -> Result<()> {
+        if self.lease_renewed_at.elapsed() >= self.settings.lease / 3 {
+            return self.save(state).await;
+        }
+        self.applied_json = Some(encode(state)?);
         Ok(())
     }
 
@@ -276,15 +294,15 @@ impl<'a> Attempt<'a> {
         };
         let error = match result {
             Ok(Outcome::Done) => {
-                return queue::succeed(self.store, self.lease, applied, &audit).await;
+                return queue::succeed(self.writer, self.lease, applied, audit).await;
             }
             Ok(Outcome::Deferred) => {
                 return queue::defer(
-                    self.store,
+                    self.writer,
                     self.lease,
                     applied,
                     self.settings.dependency_delay,
-                    &audit,
+                    audit,
                 )
                 .await;
             }
@@ -326,7 +344,7 @@ impl<'a> Attempt<'a> {
             retry_at: failure.2,
             attempts,
         };
-        queue::fail(self.store, self.lease, applied, failure, &audit).await
+        queue::fail(self.writer, self.lease, applied, failure, audit).await
     }
 }
 
@@ -342,12 +360,13 @@ fn duration_ms(duration: Duration) -> i64 {
 
 pub(crate) async fn reconcile(
     store: &Store,
+    writer: &QueueWriter,
     lease: &Lease,
     runtime: &TenantRuntime,
     resolver: &MappingResolver,
     settings: AttemptSettings,
 ) -> Result<()> {
-    let mut attempt = Attempt::new(store, lease, runtime, resolver, settings);
+    let mut attempt = Attempt::new(store, writer, lease, runtime, resolver, settings);
     let result = match lease.row.kind {
         ResourceKind::User => reconcile_user(&mut attempt).await,
         ResourceKind::Group => reconcile_group(&mut attempt).await,
@@ -524,7 +543,7 @@ async fn create_or_adopt_user(
                 groups: BTreeSet::new(),
             };
             attempt.maas360_id = Some(id.clone());
-            attempt.save(&state).await?;
+            attempt.record(&state).await?;
             Ok((id, state))
         }
         Err(BackendError::AlreadyExists(_)) => find_and_adopt(attempt, identity, target)
@@ -570,7 +589,7 @@ async fn find_and_adopt(
         groups: BTreeSet::new(),
     };
     attempt.maas360_id = Some(remote.id.clone());
-    attempt.save(&state).await?;
+    attempt.record(&state).await?;
     Ok(Some((remote.id, state)))
 }
 
@@ -594,7 +613,7 @@ async fn sync_identity(
         )
         .await?;
     state.identity = identity.clone();
-    attempt.save(state).await?;
+    attempt.record(state).await?;
     Ok(())
 }
 
@@ -619,7 +638,7 @@ async fn sync_active(
             .await?;
     }
     state.active = want_active;
-    attempt.save(state).await?;
+    attempt.record(state).await?;
     Ok(())
 }
 
@@ -667,7 +686,7 @@ async fn sync_memberships(
             )
             .await?;
         state.groups.extend(joinable);
-        attempt.save(state).await?;
+        attempt.record(state).await?;
     }
 
     let leaving: Vec<String> = state.groups.difference(&desired).cloned().collect();
@@ -699,7 +718,7 @@ async fn sync_memberships(
         for group in &leaving {
             state.groups.remove(group);
         }
-        attempt.save(state).await?;
+        attempt.record(state).await?;
     }
     Ok(if waiting || !held.is_empty() {
         Outcome::Deferred
@@ -808,7 +827,7 @@ async fn reconcile_group(attempt: &mut Attempt<'_>) -> Step<Outcome> {
         // Entra gave, and a rename since would have been recorded.
         (Some(_), _) => {
             attempt
-                .save(&GroupRecord::Applied(AppliedGroup::created(name)))
+                .record(&GroupRecord::Applied(AppliedGroup::created(name)))
                 .await?
         }
     }
@@ -840,7 +859,7 @@ async fn link_group(
 ) -> Step<()> {
     attempt.maas360_id = Some(group.id.clone());
     attempt
-        .save(&GroupRecord::Applied(AppliedGroup {
+        .record(&GroupRecord::Applied(AppliedGroup {
             name: group.name.clone(),
             mapping_id,
             adopted,
@@ -973,7 +992,7 @@ async fn create_group(attempt: &mut Attempt<'_>, name: &str) -> Step<()> {
     };
     attempt.maas360_id = Some(id);
     attempt
-        .save(&GroupRecord::Applied(AppliedGroup::created(
+        .record(&GroupRecord::Applied(AppliedGroup::created(
             name.to_owned(),
         )))
         .await?;
@@ -1063,7 +1082,7 @@ async fn follow_rename(attempt: &mut Attempt<'_>, id: &str, old: &str, name: &st
             Some(GroupRecord::Applied(AppliedGroup { adopted: true, .. }))
         );
         attempt
-            .save(&GroupRecord::Applied(AppliedGroup {
+            .record(&GroupRecord::Applied(AppliedGroup {
                 name: name.to_owned(),
                 mapping_id: None,
                 adopted,
