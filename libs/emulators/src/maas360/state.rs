@@ -1,7 +1,7 @@
 //! The emulated directory: users, groups with distributions, and memberships, with MaaS360's
 //! uniqueness rules. Pure data; no HTTP here.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -193,6 +193,9 @@ pub(crate) struct UserFilter {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Directory {
     users: BTreeMap<String, User>,
+    /// User ids by login (userName and domain, lowercased): MaaS360 refuses a second user of
+    /// one login, and a directory of 100k users cannot check that by walking them all.
+    logins: HashMap<(String, String), String>,
     groups: BTreeMap<String, Group>,
     members: BTreeMap<String, BTreeSet<String>>,
     next_group: u64,
@@ -207,6 +210,10 @@ fn matches(value: &str, wanted: &str, exact: bool) -> bool {
     } else {
         value.to_lowercase().contains(&wanted.to_lowercase())
     }
+}
+
+fn login(user_name: &str, domain: &str) -> (String, String) {
+    (user_name.to_ascii_lowercase(), domain.to_ascii_lowercase())
 }
 
 fn valid_email(email: &str) -> bool {
@@ -308,9 +315,7 @@ impl Directory {
         if !valid_email(email) {
             return Err(Refusal::Invalid(format!("Invalid email address: {email}")));
         }
-        if self.users.values().any(|u| {
-            u.user_name.eq_ignore_ascii_case(user_name) && u.domain.eq_ignore_ascii_case(domain)
-        }) {
+        if self.logins.contains_key(&login(user_name, domain)) {
             return Err(Refusal::AlreadyExists(
                 "User already exists with the same username and domain".to_owned(),
             ));
@@ -326,6 +331,7 @@ impl Directory {
                 "User identifier {id} already exists"
             )));
         }
+        self.logins.insert(login(user_name, domain), id.clone());
         self.users.insert(
             id.clone(),
             User {
@@ -408,19 +414,22 @@ impl Directory {
                     "userName and domain must not be empty".to_owned(),
                 ));
             }
-            let taken = self.users.values().any(|u| {
-                u.id != id
-                    && u.user_name.eq_ignore_ascii_case(&user_name)
-                    && u.domain.eq_ignore_ascii_case(&domain)
-            });
+            let taken = self
+                .logins
+                .get(&login(&user_name, &domain))
+                .is_some_and(|holder| holder != id);
             if taken {
                 return Err(Refusal::AlreadyExists(
                     "User already exists with the same username and domain".to_owned(),
                 ));
             }
             let user = self.user_mut(id)?;
+            let old = login(&user.user_name, &user.domain);
             user.user_name = user_name;
             user.domain = domain;
+            let new = login(&user.user_name, &user.domain);
+            self.logins.remove(&old);
+            self.logins.insert(new, id.to_owned());
         }
         let user = self.user_mut(id)?;
         if let Some(email) = email {
@@ -468,7 +477,9 @@ impl Directory {
     }
 
     fn remove_user(&mut self, id: &str) {
-        self.users.remove(id);
+        if let Some(user) = self.users.remove(id) {
+            self.logins.remove(&login(&user.user_name, &user.domain));
+        }
         self.pending.remove(id);
         for members in self.members.values_mut() {
             members.remove(id);
@@ -861,6 +872,28 @@ fn sort_users(users: &mut [&User]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_login_is_freed_by_a_rename_and_by_a_deletion() {
+        let mut dir = Directory::default();
+        let ann = dir
+            .add_user("ann", "contoso.com", "ann@contoso.com", "", None)
+            .expect("ann");
+        let bob = dir
+            .add_user("bob", "contoso.com", "bob@contoso.com", "", None)
+            .expect("bob");
+        let onto_ann = dir.edit_user(&bob, None, None, (Some("ANN"), None));
+        assert!(matches!(onto_ann, Err(Refusal::AlreadyExists(_))));
+        dir.edit_user(&ann, None, None, (Some("anne"), None))
+            .expect("rename");
+        dir.edit_user(&bob, None, None, (Some("Ann"), None))
+            .expect("the old login is free");
+        let anne_again = dir.add_user("ANNE", "contoso.com", "a@contoso.com", "", None);
+        assert!(matches!(anne_again, Err(Refusal::AlreadyExists(_))));
+        dir.delete_user(&ann, Instant::now(), true).expect("delete");
+        dir.add_user("anne", "contoso.com", "a@contoso.com", "", None)
+            .expect("a deleted user's login is free");
+    }
 
     #[test]
     fn user_unique_by_name_and_domain_case_insensitively() {
