@@ -94,6 +94,9 @@ pub(crate) async fn claim_due(
     }
     let now = now_ms();
     let until = now + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+    if store.db().get_database_backend() == sea_orm::DbBackend::Postgres {
+        return claim_due_postgres(store, tenants, skip, limit, owner, (now, until)).await;
+    }
     let candidates: Vec<ResourceKey> = sync_state::Entity::find()
         .select_only()
         .column(sync_state::Column::TenantId)
@@ -157,6 +160,81 @@ pub(crate) async fn claim_due(
         .map(|(index, key)| (key, index))
         .collect();
     claimed.sort_by_key(|row| position.get(&key_of(row)).copied().unwrap_or(usize::MAX));
+    Ok(claimed
+        .into_iter()
+        .map(|row| Lease {
+            row,
+            owner: owner.to_owned(),
+            started_at: now,
+        })
+        .collect())
+}
+
+/// [`claim_due`] on PostgreSQL: one statement, the queue idiom `FOR UPDATE SKIP LOCKED`. Every
+/// round trip of the one loop that hands work out is time no worker gets work, and replicas
+/// claiming at once skip each other's rows instead of waiting for them.
+async fn claim_due_postgres(
+    store: &Store,
+    tenants: &[String],
+    skip: &HashSet<ResourceKey>,
+    limit: usize,
+    owner: &str,
+    (now, until): (i64, i64),
+) -> Result<Vec<Lease>> {
+    use sea_orm::{ActiveEnum, DbBackend, Statement, Value};
+
+    let mut values: Vec<Value> = vec![owner.into(), until.into(), now.into()];
+    let placeholder = |value: Value, values: &mut Vec<Value>| {
+        values.push(value);
+        format!("${}", values.len())
+    };
+    let tenant_list: Vec<String> = tenants
+        .iter()
+        .map(|tenant| placeholder(tenant.clone().into(), &mut values))
+        .collect();
+    let skipped: Vec<String> = skip
+        .iter()
+        .map(|(tenant, kind, resource)| {
+            format!(
+                "({}, {}, {})",
+                placeholder(tenant.clone().into(), &mut values),
+                placeholder(kind.to_value().into(), &mut values),
+                placeholder(resource.clone().into(), &mut values)
+            )
+        })
+        .collect();
+    let limit = placeholder(i64::try_from(limit).unwrap_or(i64::MAX).into(), &mut values);
+    let not_skipped = if skipped.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "AND (tenant_id, kind, resource_id) NOT IN ({})",
+            skipped.join(", ")
+        )
+    };
+    let sql = format!(
+        "UPDATE sync_state AS s SET lease_owner = $1, lease_until = $2 \
+         FROM (SELECT tenant_id, kind, resource_id FROM sync_state \
+               WHERE pending AND NOT parked AND next_attempt_at <= $3 \
+                 AND (lease_until IS NULL OR lease_until < $3) \
+                 AND tenant_id IN ({}) {not_skipped} \
+               ORDER BY kind, updated_at LIMIT {limit} \
+               FOR UPDATE SKIP LOCKED) AS due \
+         WHERE s.tenant_id = due.tenant_id AND s.kind = due.kind \
+           AND s.resource_id = due.resource_id \
+         RETURNING s.*",
+        tenant_list.join(", ")
+    );
+    let mut claimed = sync_state::Entity::find()
+        .from_raw_sql(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .all(store.db())
+        .await?;
+    // Groups before the users that join them, oldest change first.
+    claimed.sort_by_cached_key(|row| (row.kind.to_value(), row.updated_at));
     Ok(claimed
         .into_iter()
         .map(|row| Lease {
@@ -343,15 +421,17 @@ impl LeaseWrite {
     }
 }
 
-/// Group commit for the workers' writes. SQLite takes one writer at a time and every
+/// Group commit for the workers' writes on SQLite. SQLite takes one writer at a time and every
 /// transaction costs a few hops to its thread, so one transaction per finished resource would
-/// bound a drain at a few hundred resources a second; the writer takes every write waiting
-/// (up to a bound) and applies them in one transaction. Each worker still waits for its own
-/// write to be durable; a batch that fails as a whole is applied again one write at a time,
-/// so one bad write never takes the others down with it.
+/// bound a drain at a few hundred resources a second; the writer takes every write waiting (up
+/// to a bound) and applies them in one transaction. Each worker still waits for its own write
+/// to be durable; a batch that fails as a whole is applied again one write at a time, so one
+/// bad write never takes the others down with it. PostgreSQL writes in parallel on its own
+/// connections, which one serial writer would only hold back: there each write goes alone.
 #[derive(Debug, Clone)]
 pub(crate) struct QueueWriter {
-    queue: mpsc::Sender<(LeaseWrite, oneshot::Sender<Result<bool>>)>,
+    store: Store,
+    group_commit: Option<mpsc::Sender<(LeaseWrite, oneshot::Sender<Result<bool>>)>>,
 }
 
 /// Writes in one transaction at most.
@@ -360,9 +440,17 @@ const MAX_GROUP_COMMIT: usize = 128;
 impl QueueWriter {
     /// Starts the writer; it stops when the last handle is dropped.
     pub(crate) fn spawn(store: Store) -> Self {
+        if !dirsync_store::single_writer(store.db()) {
+            return Self {
+                store,
+                group_commit: None,
+            };
+        }
         let (queue, mut receiver) =
             mpsc::channel::<(LeaseWrite, oneshot::Sender<Result<bool>>)>(MAX_GROUP_COMMIT * 4);
+        let writer_store = store.clone();
         tokio::spawn(async move {
+            let store = writer_store;
             while let Some(first) = receiver.recv().await {
                 let mut batch = vec![first];
                 while batch.len() < MAX_GROUP_COMMIT {
@@ -387,13 +475,19 @@ impl QueueWriter {
                 }
             }
         });
-        Self { queue }
+        Self {
+            store,
+            group_commit: Some(queue),
+        }
     }
 
     async fn submit(&self, write: LeaseWrite) -> Result<bool> {
+        let Some(queue) = &self.group_commit else {
+            return apply_alone(&self.store, &write).await;
+        };
         let (reply, answer) = oneshot::channel();
         let gone = || ProvisionerError::Unavailable("the queue writer stopped".to_owned());
-        self.queue.send((write, reply)).await.map_err(|_| gone())?;
+        queue.send((write, reply)).await.map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
     }
 }
