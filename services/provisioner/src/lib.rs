@@ -62,7 +62,14 @@ impl Provisioner {
     /// Connects to the configured database and brings its tables up to date.
     pub async fn open(config: &DirsyncConfig) -> Result<Self, StartError> {
         let db = dirsync_runtime::service::open_store::<Migrator>(config, SERVICE).await?;
-        let store = Store::new(db);
+        let mut store = Store::new(db.clone());
+        if dirsync_store::single_writer(&db) {
+            let options = dirsync_store::StoreOptions {
+                max_connections: 1,
+                ..dirsync_runtime::service::store_options(config)
+            };
+            store = store.with_writer(dirsync_store::connect(&options).await?);
+        }
         let resolver = reconcile::mapping::MappingResolver::new(
             &config.provisioner.mapping_url,
             config.grpc.request_timeout,

@@ -13,6 +13,10 @@ use crate::error::Result;
 #[derive(Debug, Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    /// On SQLite, the one connection every write transaction uses. In WAL mode each commit
+    /// empties the page cache of every other connection; writes taken from the pool would each
+    /// start cold, while one writer connection keeps the pages it writes in memory.
+    writer: Option<DatabaseConnection>,
     write_gate: Option<Arc<Mutex<()>>>,
     /// Woken after every committed write, so idle workers look for work
     /// at once instead of at their next poll.
@@ -55,6 +59,7 @@ impl Store {
         let write_gate = dirsync_store::single_writer(&db).then(|| Arc::new(Mutex::new(())));
         Self {
             db,
+            writer: None,
             write_gate,
             work_signal: Arc::new(Notify::new()),
             // A gateway that falls this far behind is told it lagged and drops its whole cache.
@@ -62,6 +67,13 @@ impl Store {
             tenant_ids: Arc::default(),
             tenant_modes: Arc::default(),
         }
+    }
+
+    /// Writes through `writer`, a connection of its own, so its page cache stays warm.
+    #[must_use]
+    pub fn with_writer(mut self, writer: DatabaseConnection) -> Self {
+        self.writer = Some(writer);
+        self
     }
 
     /// Refuses a write its source may not make in the tenant's mode: one writer at a time.
@@ -166,7 +178,7 @@ impl Store {
         // the gate is released, so the next writer may still find the lock held: at BEGIN it
         // waits for it (busy timeout), while a deferred transaction that has already read is
         // refused at once ("database is locked").
-        let txn = dirsync_store::begin_write(&self.db).await?;
+        let txn = dirsync_store::begin_write(self.writer.as_ref().unwrap_or(&self.db)).await?;
         Ok(WriteTxn {
             txn,
             _gate: gate,
