@@ -2,7 +2,7 @@
 //! retry with backoff, and parking. Every state change also records what
 //! MaaS360 was asked to do (the audit) in the same transaction.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -153,21 +153,22 @@ pub(crate) async fn claim_due(
         );
     }
     write.commit().await?;
-    // In the order they were chosen: groups before the users that join them.
-    let position: HashMap<&ResourceKey, usize> = candidates
-        .iter()
-        .enumerate()
-        .map(|(index, key)| (key, index))
-        .collect();
-    claimed.sort_by_key(|row| position.get(&key_of(row)).copied().unwrap_or(usize::MAX));
-    Ok(claimed
+    Ok(into_leases(claimed, owner, now))
+}
+
+/// The claimed rows as leases, in the order work is handed out: groups before the users that
+/// join them (by the stored kind, as the queue orders it), oldest change first.
+fn into_leases(mut claimed: Vec<sync_state::Model>, owner: &str, now: i64) -> Vec<Lease> {
+    use sea_orm::ActiveEnum as _;
+    claimed.sort_by_cached_key(|row| (row.kind.to_value(), row.updated_at));
+    claimed
         .into_iter()
         .map(|row| Lease {
             row,
             owner: owner.to_owned(),
             started_at: now,
         })
-        .collect())
+        .collect()
 }
 
 /// [`claim_due`] on PostgreSQL: one statement, the queue idiom `FOR UPDATE SKIP LOCKED`. Every
@@ -225,7 +226,7 @@ async fn claim_due_postgres(
          RETURNING s.*",
         tenant_list.join(", ")
     );
-    let mut claimed = sync_state::Entity::find()
+    let claimed = sync_state::Entity::find()
         .from_raw_sql(Statement::from_sql_and_values(
             DbBackend::Postgres,
             sql,
@@ -233,16 +234,7 @@ async fn claim_due_postgres(
         ))
         .all(store.db())
         .await?;
-    // Groups before the users that join them, oldest change first.
-    claimed.sort_by_cached_key(|row| (row.kind.to_value(), row.updated_at));
-    Ok(claimed
-        .into_iter()
-        .map(|row| Lease {
-            row,
-            owner: owner.to_owned(),
-            started_at: now,
-        })
-        .collect())
+    Ok(into_leases(claimed, owner, now))
 }
 
 fn audit_rows(lease: &Lease, entries: &[AuditEntry]) -> Vec<maas360_audit::ActiveModel> {
