@@ -56,20 +56,22 @@ fn is_free(now: i64) -> Condition {
         .add(sync_state::Column::LeaseUntil.lt(now))
 }
 
+/// Due: pending, not parked, past its retry time, not leased. Found through the due-order
+/// index, which leads with `pending`.
 fn is_due(now: i64) -> Condition {
-    Condition::all()
-        .add(sync_state::Column::Pending.eq(true))
-        .add(sync_state::Column::Parked.eq(false))
-        .add(sync_state::Column::NextAttemptAt.lte(now))
-        .add(is_free(now))
+    due_given(sync_state::Column::Pending.eq(true), now)
 }
 
 /// [`is_due`] for rows already found by key. `pending <> false` rather than `pending = true`:
 /// with an equality on `pending`, SQLite's planner (which has no statistics) walks the pending
 /// index, the whole backlog, instead of looking the rows up by primary key.
 fn is_still_due(now: i64) -> Condition {
+    due_given(sync_state::Column::Pending.ne(false), now)
+}
+
+fn due_given(pending: sea_orm::sea_query::SimpleExpr, now: i64) -> Condition {
     Condition::all()
-        .add(sync_state::Column::Pending.ne(false))
+        .add(pending)
         .add(sync_state::Column::Parked.eq(false))
         .add(sync_state::Column::NextAttemptAt.lte(now))
         .add(is_free(now))
