@@ -267,7 +267,7 @@ pub struct DirectoryConfig {
     pub graph_concurrency: u32,
     /// Provisioner writes in flight at once per pull sync. User creates take all of it (the
     /// provisioner commits concurrent creates together, so more in flight means larger
-    /// commits); updates and deletions take at most 32, group writes (long transactions) 4.
+    /// commits); updates, group creates and group updates take at most 32, group deletions 4.
     pub apply_concurrency: u32,
 }
 

@@ -7,9 +7,12 @@
 //! Modules:
 //! - the crate root: [`connect`], [`migrate`] (under an advisory lock on PostgreSQL),
 //!   [`single_writer`], [`redact`];
+//! - [`checkpoint`]: a SQLite writer connection whose commits leave WAL checkpoints to a
+//!   background task;
 //! - [`testing`] (feature `test-util`): a database of its own per test, a SQLite file or a
 //!   PostgreSQL schema, dropped at the end.
 
+pub mod checkpoint;
 #[cfg(feature = "test-util")]
 pub mod testing;
 
@@ -54,6 +57,35 @@ pub struct StoreOptions {
 
 /// Connects, creating the SQLite file and its folder on first run.
 pub async fn connect(options: &StoreOptions) -> Result<DatabaseConnection, StoreError> {
+    connect_with(options, SqliteTuning::default()).await
+}
+
+/// How a SQLite connection is set up beyond what every connection shares.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SqliteTuning {
+    /// A commit that takes the WAL past this many pages checkpoints it.
+    pub(crate) checkpoint_pages: u32,
+    /// Page cache per connection, in KiB.
+    pub(crate) cache_kib: u32,
+}
+
+impl Default for SqliteTuning {
+    fn default() -> Self {
+        Self {
+            // SQLite's own threshold.
+            checkpoint_pages: 1000,
+            // 8 MiB (SQLite's default is 2 MiB): the indexes a lookup walks in a store of 100k
+            // users stay in memory.
+            cache_kib: 8192,
+        }
+    }
+}
+
+/// [`connect`], with SQLite connections set up as `tuning` says.
+async fn connect_with(
+    options: &StoreOptions,
+    tuning: SqliteTuning,
+) -> Result<DatabaseConnection, StoreError> {
     let url = options.url.as_str();
     let mut connect = if let Some(path) = sqlite_path(url) {
         ensure_parent_dir(path)?;
@@ -63,16 +95,16 @@ pub async fn connect(options: &StoreOptions) -> Result<DatabaseConnection, Store
             format!("{url}?mode=rwc")
         };
         let mut connect = ConnectOptions::new(url);
-        connect.map_sqlx_sqlite_opts(|opts| {
+        connect.map_sqlx_sqlite_opts(move |opts| {
             // WAL lets readers run beside the one writer; NORMAL sync is safe
             // with WAL (a power cut may lose the last commits, never corrupt).
             opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
-                // 8 MiB of page cache per connection (SQLite's default is 2 MiB): the indexes
-                // a lookup walks in a store of 100k users stay in memory.
-                .pragma("cache_size", "-8192")
+                // A negative size is in KiB.
+                .pragma("cache_size", format!("-{}", tuning.cache_kib))
+                .pragma("wal_autocheckpoint", tuning.checkpoint_pages.to_string())
         });
         connect
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {

@@ -2,9 +2,9 @@
 //! user fields, groups by CreateGroup (externalId = the Entra object id), UpdateGroup adds and
 //! removes, DeleteGroup, every write marked `WRITE_SOURCE_PULL`.
 //!
-//! Writes run with bounded concurrency (user creates are group-committed by the provisioner, so
-//! many go at once; group writes are long transactions there, so few do; a write answered
-//! DATABASE_UNAVAILABLE wrote nothing and is tried again),
+//! Writes run with bounded concurrency (user and group creates are group-committed by the
+//! provisioner, so many go at once; other group writes are long transactions there, so few do;
+//! a write answered DATABASE_UNAVAILABLE wrote nothing and is tried again),
 //! in an order that lets each find what it needs: users first (groups name their ids), group
 //! deletions before creations (a freed name can be taken), user deletions last. A write the
 //! provisioner refuses for its own resource (a taken name, a version conflict) is counted and
@@ -25,9 +25,13 @@ use crate::provisioner::Provisioner;
 
 /// Member ids per CreateGroup or UpdateGroup call, so no message grows with a group's size.
 const MEMBER_CHUNK: usize = 5_000;
-/// Group writes in flight at most: each is a long transaction in the provisioner (a member
-/// chunk), and more of them only queue for its connections.
-const GROUP_WRITES: usize = 4;
+/// Group creates and updates in flight at most. The provisioner commits the creates waiting
+/// together, so as many are in flight as it puts in one transaction; updates are a transaction
+/// each there and only queue, but each carries at most one member chunk, so the memory held
+/// stays bounded.
+const GROUP_WRITES: usize = 32;
+/// Group deletions in flight at most: a transaction each in the provisioner, with its members.
+const GROUP_DELETES: usize = 4;
 /// Replaces and deletions in flight at most: one short transaction each.
 const SHORT_WRITES: usize = 32;
 /// Tries of a write the provisioner answered DATABASE_UNAVAILABLE (it wrote nothing).
@@ -212,7 +216,7 @@ pub(crate) async fn apply(
             )
         })
         .collect();
-    let results = bounded(deletes, limit.min(GROUP_WRITES), |(id, name)| {
+    let results = bounded(deletes, limit.min(GROUP_DELETES), |(id, name)| {
         let provisioner = provisioner.clone();
         let tenant = tenant_id.to_owned();
         async move {

@@ -87,6 +87,14 @@ impl DirectoryReader {
     /// is dialled on first use.
     pub async fn open(config: &DirsyncConfig) -> Result<Self, StartError> {
         let db = dirsync_runtime::service::open_store::<Migrator>(config, SERVICE).await?;
+        let mut store = store::Store::new(db);
+        if let Some((writer, checkpointer)) = dirsync_store::checkpoint::connect_writer(
+            &dirsync_runtime::service::store_options(config),
+        )
+        .await?
+        {
+            store = store.with_writer(writer, checkpointer);
+        }
         let directory = config.directory.clone();
         let provisioner = provisioner::Provisioner::connect_lazy(
             &directory.provisioner_url,
@@ -95,7 +103,7 @@ impl DirectoryReader {
         .map_err(|error| StartError::Serve(ServeError::Transport(error)))?;
         Ok(Self {
             service: Arc::new(Service {
-                store: store::Store::new(db),
+                store,
                 provisioner,
                 config: directory,
                 member_cache: reads::MemberCache::default(),

@@ -49,6 +49,12 @@ pub(crate) struct Outcome {
 #[derive(Clone, Debug)]
 pub(crate) struct Store {
     db: DatabaseConnection,
+    /// On SQLite, the one connection writes go through, tuned for them (see
+    /// [`dirsync_store::checkpoint`]): a snapshot of 100k users is half a million rows.
+    writer: Option<(
+        DatabaseConnection,
+        std::sync::Arc<dirsync_store::checkpoint::Checkpointer>,
+    )>,
 }
 
 fn count(value: u64) -> i64 {
@@ -57,11 +63,23 @@ fn count(value: u64) -> i64 {
 
 impl Store {
     pub(crate) fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self { db, writer: None }
+    }
+
+    /// Writes through `writer`, whose commits leave checkpoints to `checkpointer`.
+    #[must_use]
+    pub(crate) fn with_writer(
+        mut self,
+        writer: DatabaseConnection,
+        checkpointer: dirsync_store::checkpoint::Checkpointer,
+    ) -> Self {
+        self.writer = Some((writer, std::sync::Arc::new(checkpointer)));
+        self
     }
 
     async fn write(&self) -> Result<DatabaseTransaction> {
-        Ok(dirsync_store::begin_write(&self.db).await?)
+        let db = self.writer.as_ref().map_or(&self.db, |(writer, _)| writer);
+        Ok(dirsync_store::begin_write(db).await?)
     }
 
     // ----- connections and settings -----

@@ -16,8 +16,9 @@ use tonic::{Request, Response, Status};
 use crate::entity::ResourceKind;
 use crate::entity::{group, group_member, user};
 use crate::error::{ProvisionerError, Result, quoted};
+use crate::group_creates::{GroupCreates, NewGroup};
 use crate::listing::{self, ColumnMap, Limits, SqlFilter};
-use crate::store::{Store, WriteTxn, mark_pending, mark_pending_many, new_id, now_ms};
+use crate::store::{Store, mark_pending, mark_pending_many, new_id, now_ms};
 use dirsync_proto::errors::ErrorReason;
 use dirsync_scim::limits::MAX_SHORT_CHARS;
 
@@ -30,11 +31,16 @@ const MAX_MEMBER_PAGE: u64 = 5_000;
 pub(crate) struct GroupApi {
     store: Store,
     limits: Limits,
+    creates: GroupCreates,
 }
 
 impl GroupApi {
     pub(crate) fn new(store: Store, limits: Limits) -> Self {
-        Self { store, limits }
+        Self {
+            creates: GroupCreates::spawn(store.clone()),
+            store,
+            limits,
+        }
     }
 }
 
@@ -112,12 +118,12 @@ fn mentions_members(raw_filter: &str) -> bool {
     raw_filter.to_ascii_lowercase().contains("members")
 }
 
-/// Fails naming every id that is not a user of the tenant.
-async fn check_users_exist(
+/// The ids among `ids` that are users of the tenant.
+pub(crate) async fn existing_users(
     txn: &impl ConnectionTrait,
     tenant_id: &str,
     ids: &[String],
-) -> Result<()> {
+) -> Result<BTreeSet<String>> {
     let mut found = BTreeSet::new();
     for chunk in ids.chunks(ID_CHUNK) {
         let rows: Vec<String> = user::Entity::find()
@@ -130,6 +136,11 @@ async fn check_users_exist(
             .await?;
         found.extend(rows);
     }
+    Ok(found)
+}
+
+/// Fails naming (the first few of) the ids that are not in `found`.
+pub(crate) fn refuse_unknown_members(ids: &[String], found: &BTreeSet<String>) -> Result<()> {
     let unknown: Vec<&str> = ids
         .iter()
         .filter(|id| !found.contains(*id))
@@ -151,6 +162,15 @@ async fn check_users_exist(
             ),
         ))
     }
+}
+
+/// Fails naming every id that is not a user of the tenant.
+pub(crate) async fn check_users_exist(
+    txn: &impl ConnectionTrait,
+    tenant_id: &str,
+    ids: &[String],
+) -> Result<()> {
+    refuse_unknown_members(ids, &existing_users(txn, tenant_id, ids).await?)
 }
 
 async fn member_count(db: &impl ConnectionTrait, tenant_id: &str, group_id: &str) -> Result<u64> {
@@ -288,28 +308,13 @@ impl GroupApi {
             created_at: now,
             updated_at: now,
         };
-        let write = self.store.write().await?;
-        check_users_exist(&write.txn, &row.tenant_id, &members).await?;
-        group::Entity::insert(group::ActiveModel::from(row.clone()))
-            .exec_without_returning(&write.txn)
-            .await
-            .map_err(|error| {
-                ProvisionerError::from(error).when_taken("display_name", || {
-                    format!("a group named {} already exists", quoted(&row.display_name))
-                })
-            })?;
-        insert_members(&write, &row.tenant_id, &row.id, &members).await?;
-        mark_pending(
-            &write.txn,
-            &row.tenant_id,
-            ResourceKind::Group,
-            &row.id,
-            false,
-        )
-        .await?;
-        mark_users_pending(&write.txn, &row.tenant_id, &members).await?;
-        write.commit().await?;
         let count = members.len() as u64;
+        self.creates
+            .create(NewGroup {
+                row: row.clone(),
+                members,
+            })
+            .await?;
         Ok(to_pb(row, count, Vec::new()))
     }
 
@@ -431,7 +436,7 @@ impl GroupApi {
                 .exec(&write.txn)
                 .await?;
         }
-        insert_members(&write, tenant_id, id, &add).await?;
+        insert_members(&write.txn, tenant_id, id, &add).await?;
         if display_name.is_some() || change.external_id.is_some() {
             mark_pending(&write.txn, tenant_id, ResourceKind::Group, id, false).await?;
         }
@@ -483,7 +488,7 @@ async fn current_member_ids(
         .await?)
 }
 
-async fn mark_users_pending(
+pub(crate) async fn mark_users_pending(
     txn: &impl ConnectionTrait,
     tenant_id: &str,
     user_ids: &[String],
@@ -500,8 +505,8 @@ async fn mark_users_pending(
 }
 
 /// Adds members; a member already present is left as it is.
-async fn insert_members(
-    write: &WriteTxn<'_>,
+pub(crate) async fn insert_members(
+    txn: &impl ConnectionTrait,
     tenant_id: &str,
     group_id: &str,
     user_ids: &[String],
@@ -522,7 +527,7 @@ async fn insert_members(
                 .do_nothing()
                 .to_owned(),
             )
-            .exec_without_returning(&write.txn)
+            .exec_without_returning(txn)
             .await?;
     }
     Ok(())

@@ -7,7 +7,8 @@
 //! - [`tenants`]: tenants, SCIM tokens (and their revocation feed), MaaS360 connections.
 //! - [`users`], [`groups`]: the desired state Entra sends, with versions; each change marks
 //!   the resource for MaaS360 in the same transaction. [`listing`] turns SCIM filters into
-//!   indexed SQL; [`create_batch`] group-commits user creates on SQLite.
+//!   indexed SQL; [`group_commit`] writes many callers' writes in one transaction
+//!   ([`user_creates`], [`group_creates`], the workers' lease writes).
 //! - [`reconcile`]: the workers that make MaaS360 hold the desired state (leases, backoff,
 //!   circuit breaker, audit).
 //! - [`work`]: the queue as operators see it (status, parked, retry, audit);
@@ -16,9 +17,10 @@
 //! - [`store`]: the connection and SQLite's single-writer gate; [`entity`] and [`schema`]:
 //!   tables and their migrations. [`error`]: the one error vocabulary; [`metrics`]: gauges.
 
-mod create_batch;
 mod entity;
 mod error;
+mod group_commit;
+mod group_creates;
 mod groups;
 mod listing;
 mod maas360_group_writes;
@@ -28,6 +30,7 @@ mod reconcile;
 mod schema;
 mod store;
 mod tenants;
+mod user_creates;
 mod user_fields;
 mod users;
 mod work;
@@ -63,12 +66,12 @@ impl Provisioner {
     pub async fn open(config: &DirsyncConfig) -> Result<Self, StartError> {
         let db = dirsync_runtime::service::open_store::<Migrator>(config, SERVICE).await?;
         let mut store = Store::new(db.clone());
-        if dirsync_store::single_writer(&db) {
-            let options = dirsync_store::StoreOptions {
-                max_connections: 1,
-                ..dirsync_runtime::service::store_options(config)
-            };
-            store = store.with_writer(dirsync_store::connect(&options).await?);
+        if let Some((writer, checkpointer)) = dirsync_store::checkpoint::connect_writer(
+            &dirsync_runtime::service::store_options(config),
+        )
+        .await?
+        {
+            store = store.with_writer(writer, checkpointer);
         }
         let resolver = reconcile::mapping::MappingResolver::new(
             &config.provisioner.mapping_url,

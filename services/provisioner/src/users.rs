@@ -8,12 +8,12 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Se
 use serde_json::Value;
 use tonic::{Request, Response, Status};
 
-use crate::create_batch::CreateBatcher;
 use crate::entity::ResourceKind;
 use crate::entity::{group, group_member, user};
 use crate::error::{ProvisionerError, Result, quoted};
 use crate::listing::{self, ColumnMap, Limits, SqlFilter};
 use crate::store::{Store, mark_pending, new_id, now_ms};
+use crate::user_creates::UserCreates;
 use crate::user_fields;
 use dirsync_proto::errors::ErrorReason;
 use dirsync_scim::ScimType;
@@ -22,13 +22,13 @@ use dirsync_scim::ScimType;
 pub(crate) struct UserApi {
     store: Store,
     limits: Limits,
-    creates: CreateBatcher,
+    creates: UserCreates,
 }
 
 impl UserApi {
     pub(crate) fn new(store: Store, limits: Limits) -> Self {
         Self {
-            creates: CreateBatcher::spawn(store.clone()),
+            creates: UserCreates::spawn(store.clone()),
             store,
             limits,
         }

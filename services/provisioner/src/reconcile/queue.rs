@@ -8,10 +8,9 @@ use std::time::Duration;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
-use tokio::sync::{mpsc, oneshot};
-
 use crate::entity::{ResourceKind, maas360_audit, sync_state};
-use crate::error::{ProvisionerError, Result};
+use crate::error::Result;
+use crate::group_commit::{BatchWrite, GroupCommit};
 use crate::store::{Store, now_ms};
 
 /// One MaaS360 write and how it ended.
@@ -415,88 +414,63 @@ impl LeaseWrite {
     }
 }
 
-/// Group commit for the workers' writes on SQLite. SQLite takes one writer at a time and every
-/// transaction costs a few hops to its thread, so one transaction per finished resource would
-/// bound a drain at a few hundred resources a second; the writer takes every write waiting (up
-/// to a bound) and applies them in one transaction. Each worker still waits for its own write
-/// to be durable; a batch that fails as a whole is applied again one write at a time, so one
-/// bad write never takes the others down with it. PostgreSQL writes in parallel on its own
-/// connections, which one serial writer would only hold back: there each write goes alone.
+/// The workers' lease writes. On SQLite they are group-committed: one transaction per finished
+/// resource would bound a drain at a few hundred resources a second. PostgreSQL writes in
+/// parallel on its own connections, which one serial writer would only hold back: there each
+/// write goes alone.
 #[derive(Debug, Clone)]
 pub(crate) struct QueueWriter {
     store: Store,
-    group_commit: Option<mpsc::Sender<(LeaseWrite, oneshot::Sender<Result<bool>>)>>,
+    group_commit: Option<GroupCommit<LeaseWriter>>,
 }
 
 /// Writes in one transaction at most.
 const MAX_GROUP_COMMIT: usize = 128;
 
+struct LeaseWriter {
+    store: Store,
+}
+
+impl BatchWrite for LeaseWriter {
+    type Item = LeaseWrite;
+    type Output = bool;
+
+    async fn write_together(&self, writes: &[LeaseWrite]) -> Result<Vec<Result<bool>>> {
+        let write = self.store.write().await?;
+        let mut results = Vec::with_capacity(writes.len());
+        for lease_write in writes {
+            results.push(Ok(lease_write.apply(&write.txn).await?));
+        }
+        write.commit().await?;
+        Ok(results)
+    }
+
+    async fn write_alone(&self, lease_write: &LeaseWrite) -> Result<bool> {
+        apply_alone(&self.store, lease_write).await
+    }
+}
+
 impl QueueWriter {
     /// Starts the writer; it stops when the last handle is dropped.
     pub(crate) fn spawn(store: Store) -> Self {
-        if !dirsync_store::single_writer(store.db()) {
-            return Self {
-                store,
-                group_commit: None,
+        let group_commit = dirsync_store::single_writer(store.db()).then(|| {
+            let writer = LeaseWriter {
+                store: store.clone(),
             };
-        }
-        let (queue, mut receiver) =
-            mpsc::channel::<(LeaseWrite, oneshot::Sender<Result<bool>>)>(MAX_GROUP_COMMIT * 4);
-        let writer_store = store.clone();
-        tokio::spawn(async move {
-            let store = writer_store;
-            while let Some(first) = receiver.recv().await {
-                let mut batch = vec![first];
-                while batch.len() < MAX_GROUP_COMMIT {
-                    match receiver.try_recv() {
-                        Ok(next) => batch.push(next),
-                        Err(_) => break,
-                    }
-                }
-                let results = match apply_together(&store, &batch).await {
-                    Ok(results) => results,
-                    Err(error) => {
-                        tracing::debug!(%error, size = batch.len(), "group commit failed; writing one at a time");
-                        let mut results = Vec::with_capacity(batch.len());
-                        for (write, _) in &batch {
-                            results.push(apply_alone(&store, write).await);
-                        }
-                        results
-                    }
-                };
-                for ((_, reply), result) in batch.into_iter().zip(results) {
-                    let _ = reply.send(result);
-                }
-            }
+            GroupCommit::spawn(writer, "queue", MAX_GROUP_COMMIT, MAX_GROUP_COMMIT * 4)
         });
         Self {
             store,
-            group_commit: Some(queue),
+            group_commit,
         }
     }
 
     async fn submit(&self, write: LeaseWrite) -> Result<bool> {
-        let Some(queue) = &self.group_commit else {
-            return apply_alone(&self.store, &write).await;
-        };
-        let (reply, answer) = oneshot::channel();
-        let gone = || ProvisionerError::Unavailable("the queue writer stopped".to_owned());
-        queue.send((write, reply)).await.map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
+        match &self.group_commit {
+            Some(group_commit) => group_commit.submit(write).await,
+            None => apply_alone(&self.store, &write).await,
+        }
     }
-}
-
-async fn apply_together(
-    store: &Store,
-    batch: &[(LeaseWrite, oneshot::Sender<Result<bool>>)],
-) -> Result<Vec<Result<bool>>> {
-    let write = store.write().await?;
-    let mut results = Vec::with_capacity(batch.len());
-    for (lease_write, _) in batch {
-        results.push(Ok(lease_write.apply(&write.txn).await?));
-    }
-    write.commit().await?;
-    Ok(results)
 }
 
 async fn apply_alone(store: &Store, lease_write: &LeaseWrite) -> Result<bool> {

@@ -1,19 +1,15 @@
-//! Group commit for user creates, the hot path of Entra's initial cycle.
-//! SQLite takes one writer at a time, so creates queue behind each other;
-//! instead of one transaction each, a writer task takes every create waiting
-//! (up to a bound), checks tenants and uniqueness for all of them with one
-//! query each, and inserts them together. Each caller still gets its own
-//! answer; if the batch fails as a whole (a race with another replica on
-//! PostgreSQL), its creates are retried one by one.
+//! User creates, the hot path of Entra's initial cycle, written by [`GroupCommit`]: tenants and
+//! userName uniqueness are checked for a whole batch with one query each, and the batch is
+//! inserted together.
 
 use std::collections::{BTreeSet, HashMap};
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
-use tokio::sync::{mpsc, oneshot};
 
 use crate::entity::ResourceKind;
 use crate::entity::{sync_state, tenant, user};
 use crate::error::{ProvisionerError, Result, quoted};
+use crate::group_commit::{BatchWrite, GroupCommit};
 use crate::store::{Store, mark_pending, now_ms};
 
 /// Creates written in one transaction at most.
@@ -21,59 +17,40 @@ const MAX_BATCH: usize = 256;
 /// Creates waiting for the writer at most; callers beyond wait to enqueue.
 const QUEUE_BOUND: usize = 4096;
 
-struct Pending {
-    row: user::Model,
-    reply: oneshot::Sender<Result<()>>,
-}
-
+/// Inserts users and queues them for MaaS360, many creates to a transaction.
 #[derive(Debug, Clone)]
-pub(crate) struct CreateBatcher {
-    queue: mpsc::Sender<Pending>,
+pub(crate) struct UserCreates {
+    commit: GroupCommit<UserCreateWriter>,
 }
 
-impl CreateBatcher {
+impl UserCreates {
     pub(crate) fn spawn(store: Store) -> Self {
-        let (queue, receiver) = mpsc::channel(QUEUE_BOUND);
-        tokio::spawn(run(store, receiver));
-        Self { queue }
+        let writer = UserCreateWriter { store };
+        Self {
+            commit: GroupCommit::spawn(writer, "user create", MAX_BATCH, QUEUE_BOUND),
+        }
     }
 
     /// Inserts `row` and queues it for MaaS360, durably, before returning.
     pub(crate) async fn create(&self, row: user::Model) -> Result<()> {
-        let (reply, answer) = oneshot::channel();
-        let gone = || ProvisionerError::Unavailable("the user writer stopped".to_owned());
-        self.queue
-            .send(Pending { row, reply })
-            .await
-            .map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
+        self.commit.submit(row).await
     }
 }
 
-async fn run(store: Store, mut receiver: mpsc::Receiver<Pending>) {
-    while let Some(first) = receiver.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match receiver.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
-        let rows: Vec<user::Model> = batch.iter().map(|pending| pending.row.clone()).collect();
-        let results = match write_batch(&store, &rows).await {
-            Ok(results) => results,
-            Err(error) => {
-                tracing::debug!(%error, size = rows.len(), "batched create failed; writing one by one");
-                let mut results = Vec::with_capacity(rows.len());
-                for row in &rows {
-                    results.push(write_one(&store, row).await);
-                }
-                results
-            }
-        };
-        for (pending, result) in batch.into_iter().zip(results) {
-            let _ = pending.reply.send(result);
-        }
+struct UserCreateWriter {
+    store: Store,
+}
+
+impl BatchWrite for UserCreateWriter {
+    type Item = user::Model;
+    type Output = ();
+
+    async fn write_together(&self, rows: &[user::Model]) -> Result<Vec<Result<()>>> {
+        write_batch(&self.store, rows).await
+    }
+
+    async fn write_alone(&self, row: &user::Model) -> Result<()> {
+        write_one(&self.store, row).await
     }
 }
 

@@ -1,0 +1,256 @@
+//! Group commit: many callers' writes in one transaction. SQLite takes one writer at a time and
+//! every transaction costs its hops to SQLite's thread and a commit that writes the pages it
+//! touched, so one transaction per write bounds the store at a few hundred writes a second.
+//! A writer task instead takes every write waiting (up to a bound) and hands them to
+//! [`BatchWrite::write_together`], which writes them in one transaction. Each caller still waits
+//! for its own write to be durable and gets its own answer; a batch that fails as a whole (a race
+//! with another replica on PostgreSQL, one write the batch could not screen out) is written again
+//! one write at a time, so one bad write never takes the others down with it.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{ProvisionerError, Result};
+
+/// How one kind of write is written in batches.
+pub(crate) trait BatchWrite: Send + Sync + 'static {
+    type Item: Send + Sync + 'static;
+    type Output: Send + 'static;
+
+    /// Writes `items` in one transaction, with an answer per item (a refusal of one item,
+    /// such as a taken name, is its answer); an error fails the whole batch, which is then
+    /// written again one item at a time.
+    fn write_together(
+        &self,
+        items: &[Self::Item],
+    ) -> impl Future<Output = Result<Vec<Result<Self::Output>>>> + Send;
+
+    /// Writes one item in a transaction of its own.
+    fn write_alone(&self, item: &Self::Item) -> impl Future<Output = Result<Self::Output>> + Send;
+}
+
+type Pending<W> = (
+    <W as BatchWrite>::Item,
+    oneshot::Sender<Result<<W as BatchWrite>::Output>>,
+);
+
+/// The handle callers submit through; the writer task stops when the last handle is dropped.
+pub(crate) struct GroupCommit<W: BatchWrite> {
+    queue: mpsc::Sender<Pending<W>>,
+    name: &'static str,
+}
+
+impl<W: BatchWrite> Clone for GroupCommit<W> {
+    fn clone(&self) -> Self {
+        Self {
+            queue: self.queue.clone(),
+            name: self.name,
+        }
+    }
+}
+
+impl<W: BatchWrite> std::fmt::Debug for GroupCommit<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCommit")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W: BatchWrite> GroupCommit<W> {
+    /// Starts the writer task. `max_batch` bounds the writes of one transaction; `queue_bound`
+    /// the writes waiting, beyond which callers wait to enqueue. `name` says which writer
+    /// stopped, should one ever stop.
+    pub(crate) fn spawn(
+        writer: W,
+        name: &'static str,
+        max_batch: usize,
+        queue_bound: usize,
+    ) -> Self {
+        let (queue, receiver) = mpsc::channel(queue_bound.max(1));
+        tokio::spawn(run(Arc::new(writer), receiver, max_batch.max(1), name));
+        Self { queue, name }
+    }
+
+    /// Writes `item` with whatever else is waiting, and answers once it is durable.
+    pub(crate) async fn submit(&self, item: W::Item) -> Result<W::Output> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || ProvisionerError::Unavailable(format!("the {} writer stopped", self.name));
+        self.queue.send((item, reply)).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
+
+async fn run<W: BatchWrite>(
+    writer: Arc<W>,
+    mut receiver: mpsc::Receiver<Pending<W>>,
+    max_batch: usize,
+    name: &'static str,
+) {
+    let mut batch = Vec::with_capacity(max_batch);
+    while receiver.recv_many(&mut batch, max_batch).await > 0 {
+        let (items, replies): (Vec<W::Item>, Vec<_>) = batch.drain(..).unzip();
+        let results = match writer.write_together(&items).await {
+            Ok(results) if results.len() == items.len() => results,
+            Ok(results) => {
+                // The batch writer broke its contract; rather than guess which answer is
+                // whose, every write goes again alone (each is idempotent or refused as a
+                // duplicate, so nothing is written twice).
+                tracing::error!(
+                    writer = name,
+                    writes = items.len(),
+                    answers = results.len(),
+                    "group commit answered for the wrong number of writes; writing one at a time"
+                );
+                write_each_alone(writer.as_ref(), &items).await
+            }
+            Err(error) => {
+                tracing::debug!(%error, size = items.len(), writer = name, "group commit failed; writing one at a time");
+                write_each_alone(writer.as_ref(), &items).await
+            }
+        };
+        for (reply, result) in replies.into_iter().zip(results) {
+            // A caller that gave up (its request was cancelled) no longer listens; its write
+            // stands, as a write whose answer was lost in transit would.
+            let _ = reply.send(result);
+        }
+    }
+}
+
+async fn write_each_alone<W: BatchWrite>(writer: &W, items: &[W::Item]) -> Vec<Result<W::Output>> {
+    let mut results = Vec::with_capacity(items.len());
+    for item in items {
+        results.push(writer.write_alone(item).await);
+    }
+    results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Records the batches it is given; refuses odd items, fails any batch holding 13.
+    #[derive(Default)]
+    struct Recorder {
+        batches: Mutex<Vec<Vec<u32>>>,
+        alone: Mutex<Vec<u32>>,
+    }
+
+    impl BatchWrite for Arc<Recorder> {
+        type Item = u32;
+        type Output = u32;
+
+        async fn write_together(&self, items: &[u32]) -> Result<Vec<Result<u32>>> {
+            // Give the other callers time to queue behind this batch.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            if items.contains(&13) {
+                return Err(ProvisionerError::Unavailable("batch refused".to_owned()));
+            }
+            self.batches.lock().expect("batches").push(items.to_vec());
+            Ok(items.iter().map(|item| answer(*item)).collect())
+        }
+
+        async fn write_alone(&self, item: &u32) -> Result<u32> {
+            self.alone.lock().expect("alone").push(*item);
+            answer(*item)
+        }
+    }
+
+    fn answer(item: u32) -> Result<u32> {
+        if item % 2 == 1 {
+            Err(ProvisionerError::invalid("item", format!("{item} is odd")))
+        } else {
+            Ok(item * 10)
+        }
+    }
+
+    #[tokio::test]
+    async fn waiting_writes_share_a_batch_and_each_caller_gets_its_own_answer() {
+        let recorder = Arc::new(Recorder::default());
+        let commit = GroupCommit::spawn(recorder.clone(), "test", 8, 64);
+        let mut calls = tokio::task::JoinSet::new();
+        // From 20: no batch holds 13, the item that fails a whole batch.
+        for item in 20..40u32 {
+            let commit = commit.clone();
+            calls.spawn(async move { (item, commit.submit(item).await) });
+        }
+        while let Some(joined) = calls.join_next().await {
+            let (item, result) = joined.expect("caller");
+            match (item % 2, result) {
+                (0, Ok(output)) => assert_eq!(output, item * 10),
+                (1, Err(error)) => assert!(error.to_string().contains("is odd"), "{error}"),
+                (_, other) => panic!("item {item} answered {other:?}"),
+            }
+        }
+        let batches = recorder.batches.lock().expect("batches").clone();
+        assert!(batches.iter().all(|batch| batch.len() <= 8), "{batches:?}");
+        assert!(
+            batches.len() < 20,
+            "twenty waiting writes took {} transactions",
+            batches.len()
+        );
+        let mut written: Vec<u32> = batches.into_iter().flatten().collect();
+        written.sort_unstable();
+        assert_eq!(written, (20..40).collect::<Vec<_>>());
+        assert!(recorder.alone.lock().expect("alone").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_is_written_again_one_write_at_a_time() {
+        let recorder = Arc::new(Recorder::default());
+        let commit = GroupCommit::spawn(recorder.clone(), "test", 64, 64);
+        // Hold the writer with a first batch so the next three queue into one batch.
+        let first = {
+            let commit = commit.clone();
+            tokio::spawn(async move { commit.submit(2).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let rest: Vec<_> = [12u32, 13, 14]
+            .into_iter()
+            .map(|item| {
+                let commit = commit.clone();
+                tokio::spawn(async move { commit.submit(item).await })
+            })
+            .collect();
+        assert_eq!(first.await.expect("caller").expect("written"), 20);
+        let mut answers = Vec::new();
+        for call in rest {
+            answers.push(
+                call.await
+                    .expect("caller")
+                    .map_err(|error| error.to_string()),
+            );
+        }
+        assert_eq!(answers[0], Ok(120));
+        assert!(answers[1].as_ref().is_err_and(|e| e.contains("13 is odd")));
+        assert_eq!(answers[2], Ok(140));
+        let mut alone = recorder.alone.lock().expect("alone").clone();
+        alone.sort_unstable();
+        assert_eq!(alone, vec![12, 13, 14]);
+    }
+
+    #[tokio::test]
+    async fn a_stopped_writer_is_an_unavailable_error_naming_it() {
+        struct Panics;
+        impl BatchWrite for Panics {
+            type Item = ();
+            type Output = ();
+            async fn write_together(&self, _: &[()]) -> Result<Vec<Result<()>>> {
+                panic!("writer task dies");
+            }
+            async fn write_alone(&self, (): &()) -> Result<()> {
+                Ok(())
+            }
+        }
+        let commit = GroupCommit::spawn(Panics, "doomed", 4, 4);
+        let error = commit.submit(()).await.expect_err("the writer died");
+        assert!(matches!(error, ProvisionerError::Unavailable(_)));
+        assert!(
+            error.to_string().contains("doomed writer stopped"),
+            "{error}"
+        );
+    }
+}
