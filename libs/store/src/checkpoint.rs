@@ -31,7 +31,7 @@ pub const WRITER_CHECKPOINT_PAGES: u32 = 32_768;
 
 /// The writer's page cache, in KiB: every index a write changes has its pages written by
 /// this one connection, and at 100k users those indexes are tens of megabytes.
-const WRITER_CACHE_KIB: u32 = 65_536;
+const WRITER_CACHE_KIB: u32 = 32_768;
 
 fn writer_tuning() -> SqliteTuning {
     SqliteTuning {

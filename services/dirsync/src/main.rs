@@ -27,6 +27,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of the system allocator: a request allocates and frees many small buffers
+/// on both runtime threads, and glibc's malloc spent about a sixth of the CPU of a pull sync
+/// in its own bookkeeping (`perf`, 100k users).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "dirsync",
