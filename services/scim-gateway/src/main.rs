@@ -3,6 +3,10 @@
 
 use std::process::ExitCode;
 
+/// mimalloc, as in `dirsync` (its `main.rs` says why).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     dirsync_runtime::process::run_service(
         "scim-gateway",

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use super::routes::Operation;
 use super::shared::App;
-use super::state::{Deletion, Refusal, USER_GROUP_TYPE, UserFilter};
+use super::state::{Deletion, Refusal, USER_GROUP_TYPE, UserFilter, Window};
 use super::tokens::TokenCheck;
 use super::wire::{ApiRequest, Reply};
 
@@ -263,12 +263,30 @@ fn paging(req: &ApiRequest, default_size: u32) -> Result<(u32, u32), Reply> {
 /// `count` is the total across pages (docs/maas360.md §3).
 fn page(outer: &str, inner: &str, all: Vec<Value>, number: u32, size: u32) -> Value {
     let total = all.len();
-    let skip = usize::try_from(u64::from(number - 1) * u64::from(size)).unwrap_or(usize::MAX);
     let items: Vec<Value> = all
         .into_iter()
-        .skip(skip)
+        .skip(window(number, size).skip_count())
         .take(usize::try_from(size).unwrap_or(usize::MAX))
         .collect();
+    paged(outer, inner, total, items, number, size)
+}
+
+fn window(number: u32, size: u32) -> Window {
+    Window {
+        number,
+        size: usize::try_from(size).unwrap_or(usize::MAX),
+    }
+}
+
+/// The envelope of one page of `total` items.
+fn paged(
+    outer: &str,
+    inner: &str,
+    total: usize,
+    items: Vec<Value>,
+    number: u32,
+    size: u32,
+) -> Value {
     let mut envelope = Map::new();
     envelope.insert("count".to_owned(), json!(total));
     envelope.insert("pageNumber".to_owned(), json!(number));
@@ -303,8 +321,11 @@ fn search_users(app: &App, req: &ApiRequest) -> Reply {
         exact: req.param("match") == Some("1"),
         include_all_users: include_all_users(req),
     };
-    let all = app.with(|i| i.dir.search_users(&filter));
-    req.reply(StatusCode::OK, page("users", "user", all, number, size))
+    let (total, items) = app.with(|i| i.dir.search_users(&filter, window(number, size)));
+    req.reply(
+        StatusCode::OK,
+        paged("users", "user", total, items, number, size),
+    )
 }
 
 fn users_in_group(app: &App, req: &ApiRequest) -> Reply {
@@ -320,10 +341,13 @@ fn users_in_group(app: &App, req: &ApiRequest) -> Reply {
     let all = app.with(|i| {
         i.dir
             .has_group(gid)
-            .then(|| i.dir.users_in_group(gid, include))
+            .then(|| i.dir.users_in_group(gid, include, window(number, size)))
     });
     match all {
-        Some(all) => req.reply(StatusCode::OK, page("users", "user", all, number, size)),
+        Some((total, items)) => req.reply(
+            StatusCode::OK,
+            paged("users", "user", total, items, number, size),
+        ),
         // [inferred] the real answer for an unknown group is not documented.
         None => error(req, StatusCode::NOT_FOUND, ERR_NOT_FOUND, "Group not found"),
     }
