@@ -55,6 +55,9 @@ pub struct StoreOptions {
     pub connect_timeout: Duration,
 }
 
+/// How long a pooled PostgreSQL connection may sit idle before it is pinged on its next use.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(10);
+
 /// Connects, creating the SQLite file and its folder on first run.
 pub async fn connect(options: &StoreOptions) -> Result<DatabaseConnection, StoreError> {
     connect_with(options, SqliteTuning::default()).await
@@ -119,6 +122,16 @@ async fn connect_with(
     } else {
         return Err(StoreError::UnsupportedUrl(redact(url)));
     };
+    if sqlite_path(url).is_some() {
+        // A ping of a SQLite connection is a round trip to its worker thread that proves
+        // nothing a query would not: the file is local and the connection cannot drop.
+        connect.test_before_acquire(false);
+    } else {
+        // A PostgreSQL connection that was busy a moment ago is alive; one idle for a while may
+        // have been dropped by the server or a proxy, and is pinged before it is handed out.
+        // (A ping on every acquire doubled the round trips of every read.)
+        connect.test_before_acquire_if_idle_for(IDLE_BEFORE_PING);
+    }
     connect
         .max_connections(options.max_connections)
         .connect_timeout(options.connect_timeout)
@@ -261,6 +274,36 @@ mod tests {
         );
         assert_eq!(redact("postgres://db/test"), "postgres://db/test");
         assert_eq!(redact("sqlite://./x.db"), "sqlite://./x.db");
+    }
+
+    /// See `.cargo/config.toml`: without the guarantee every cached statement with a bound
+    /// `LIMIT` is parsed and planned again on each execution.
+    #[tokio::test]
+    async fn sqlite_plans_do_not_depend_on_bound_values() {
+        use sea_orm::{ConnectionTrait as _, Statement};
+        let db = connect(&StoreOptions {
+            url: "sqlite::memory:".to_owned(),
+            schema: String::new(),
+            max_connections: 1,
+            connect_timeout: Duration::from_secs(10),
+        })
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+        let options = db
+            .query_all_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "PRAGMA compile_options",
+            ))
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+        let options: Vec<String> = options
+            .iter()
+            .filter_map(|row| row.try_get_by_index::<String>(0).ok())
+            .collect();
+        assert!(
+            options.iter().any(|option| option == "ENABLE_QPSG"),
+            "SQLite was built without SQLITE_ENABLE_QPSG: {options:?}"
+        );
     }
 
     #[test]
