@@ -32,6 +32,7 @@ mod store;
 mod tenants;
 mod user_creates;
 mod user_fields;
+mod user_lookups;
 mod users;
 mod work;
 

@@ -2,7 +2,7 @@
 //! normalised; the indexed columns are derived from it on every write.
 
 use dirsync_proto::provisioner::v1 as pb;
-use dirsync_scim::UserSummary;
+use dirsync_scim::{CompValue, CompareOp, Filter, UserSummary};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde_json::Value;
@@ -15,6 +15,7 @@ use crate::listing::{self, ColumnMap, Limits, SqlFilter};
 use crate::store::{Store, mark_pending, new_id, now_ms};
 use crate::user_creates::UserCreates;
 use crate::user_fields;
+use crate::user_lookups::UserNameLookups;
 use dirsync_proto::errors::ErrorReason;
 use dirsync_scim::ScimType;
 
@@ -23,12 +24,14 @@ pub(crate) struct UserApi {
     store: Store,
     limits: Limits,
     creates: UserCreates,
+    lookups: UserNameLookups,
 }
 
 impl UserApi {
     pub(crate) fn new(store: Store, limits: Limits) -> Self {
         Self {
             creates: UserCreates::spawn(store.clone()),
+            lookups: UserNameLookups::spawn(store.clone()),
             store,
             limits,
         }
@@ -90,6 +93,23 @@ pub(crate) fn to_pb(model: user::Model) -> pb::User {
         create_time: Some(dirsync_proto::time::from_unix_ms(model.created_at)),
         update_time: Some(dirsync_proto::time::from_unix_ms(model.updated_at)),
         scim_json: model.scim_json,
+    }
+}
+
+/// The userName of Entra's matching query, `userName eq "…"`, when `filter` is exactly that.
+fn matching_user_name(filter: &Filter) -> Option<&str> {
+    match filter {
+        Filter::Compare {
+            path,
+            op: CompareOp::Eq,
+            value: CompValue::Str(user_name),
+        } if path.name.eq_ignore_ascii_case("userName")
+            && path.sub_attr.is_none()
+            && path.value_filter.is_none() =>
+        {
+            Some(user_name)
+        }
+        _ => None,
     }
 }
 
@@ -196,6 +216,25 @@ impl UserApi {
             count_only: request.count_only,
         })?;
         let filter = listing::parse_filter(&request.filter)?;
+        if let Some(user_name) = filter.as_ref().and_then(matching_user_name)
+            && page.offset == 0
+            && page.limit > 0
+        {
+            // userName is unique per tenant: the whole result is this one user or nobody.
+            let rows: Vec<user::Model> = self
+                .lookups
+                .find(&tenant_id, user_name)
+                .await?
+                .into_iter()
+                .collect();
+            let total = rows.len() as u64;
+            return Ok(pb::ListUsersResponse {
+                next_page_token: page.next_token(rows.len(), total),
+                users: rows.into_iter().map(to_pb).collect(),
+                total_size: i64::try_from(total).unwrap_or(i64::MAX),
+                start_index: page.start_index(),
+            });
+        }
         let sql = filter.as_ref().map_or(SqlFilter::everything(), |filter| {
             listing::translate(filter, &UserColumns)
         });

@@ -1,0 +1,287 @@
+//! Entra's matching query, `userName eq "…"`, answered by the batch. Entra sends one before
+//! every create and for every user of every cycle, so it is the gateway's most frequent
+//! request, and each on its own costs more in getting to the database than in the lookup: a
+//! pooled connection is acquired, a statement built, sent to SQLite's thread or over the
+//! network to PostgreSQL, and the connection tested as it goes back. A lookup task takes every
+//! lookup waiting (up to [`MAX_BATCH`]) and answers them with one query per tenant
+//! (`user_name_key IN (…)`), a few batches at a time. A lookup that finds nothing waiting is
+//! sent at once, so a quiet gateway answers as fast as before; a busy one shares the cost.
+//!
+//! A lookup is queued after its caller's earlier writes returned and read after it was
+//! queued, so a caller always sees its own writes.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::entity::user;
+use crate::error::{ProvisionerError, Result};
+use crate::store::Store;
+
+/// Lookups answered by one query at most.
+const MAX_BATCH: usize = 64;
+/// Lookups waiting at most; callers beyond wait to enqueue.
+const QUEUE_BOUND: usize = 4096;
+/// Batches read at once: enough to keep a few pooled connections busy, few enough that a
+/// busy gateway's lookups gather into large batches.
+const BATCHES_IN_FLIGHT: usize = 4;
+
+/// One user looked up by its userName, case-insensitively, in one tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Lookup {
+    tenant_id: String,
+    /// The lower-cased userName (`users.user_name_key`).
+    key: String,
+}
+
+type Pending = (Lookup, oneshot::Sender<Result<Option<user::Model>>>);
+
+/// The handle lookups go through; the lookup task stops when the last handle is dropped.
+#[derive(Debug, Clone)]
+pub(crate) struct UserNameLookups {
+    queue: mpsc::Sender<Pending>,
+    /// Batches answered so far.
+    batches: Arc<AtomicU64>,
+}
+
+impl UserNameLookups {
+    pub(crate) fn spawn(store: Store) -> Self {
+        let (queue, receiver) = mpsc::channel(QUEUE_BOUND);
+        let batches = Arc::new(AtomicU64::new(0));
+        tokio::spawn(run(store, receiver, batches.clone()));
+        Self { queue, batches }
+    }
+
+    #[cfg(test)]
+    fn batches(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
+    }
+
+    /// The user of `tenant_id` whose userName is `user_name`, compared as SCIM compares
+    /// userName (case-insensitively).
+    pub(crate) async fn find(
+        &self,
+        tenant_id: &str,
+        user_name: &str,
+    ) -> Result<Option<user::Model>> {
+        let lookup = Lookup {
+            tenant_id: tenant_id.to_owned(),
+            key: user_name.to_lowercase(),
+        };
+        let (reply, answer) = oneshot::channel();
+        let gone = || ProvisionerError::Unavailable("the userName lookup task stopped".to_owned());
+        self.queue.send((lookup, reply)).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
+
+async fn run(store: Store, mut receiver: mpsc::Receiver<Pending>, batches: Arc<AtomicU64>) {
+    let slots = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        // A slot first, then the lookups: those that arrive while every slot is busy wait
+        // together for the next batch.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        if receiver.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
+        let pending = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
+        batches.fetch_add(1, Ordering::Relaxed);
+        let store = store.clone();
+        tokio::spawn(async move {
+            answer(&store, pending).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Answers every lookup of `pending`: one query per tenant, or, should that fail, one query per
+/// lookup, so that each caller gets the error of its own lookup.
+async fn answer(store: &Store, pending: Vec<Pending>) {
+    let mut by_tenant: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+    for (lookup, _) in &pending {
+        by_tenant
+            .entry(&lookup.tenant_id)
+            .or_default()
+            .insert(&lookup.key);
+    }
+    let mut found: HashMap<(String, String), user::Model> = HashMap::new();
+    let mut failed = false;
+    for (tenant_id, keys) in by_tenant {
+        match find_many(store, tenant_id, &keys).await {
+            Ok(users) => found.extend(
+                users
+                    .into_iter()
+                    .map(|user| ((user.tenant_id.clone(), user.user_name_key.clone()), user)),
+            ),
+            Err(error) => {
+                tracing::debug!(%error, lookups = keys.len(), "batched userName lookup failed; looking up one at a time");
+                failed = true;
+                break;
+            }
+        }
+    }
+    for (lookup, reply) in pending {
+        let result = if failed {
+            find_one(store, &lookup).await
+        } else {
+            Ok(found.get(&(lookup.tenant_id, lookup.key)).cloned())
+        };
+        // A caller that gave up no longer listens.
+        let _ = reply.send(result);
+    }
+}
+
+/// The users of `tenant_id` with these userName keys. The key list is padded to a power of two
+/// (repeating a key changes nothing), so that the statements a connection prepares and caches
+/// are a handful, not one per batch size.
+async fn find_many(
+    store: &Store,
+    tenant_id: &str,
+    keys: &BTreeSet<&str>,
+) -> Result<Vec<user::Model>> {
+    let mut padded: Vec<&str> = keys.iter().copied().collect();
+    if let Some(&last) = padded.last() {
+        padded.resize(padded.len().next_power_of_two(), last);
+    }
+    Ok(user::Entity::find()
+        .filter(user::Column::TenantId.eq(tenant_id))
+        .filter(user::Column::UserNameKey.is_in(padded))
+        .all(store.db())
+        .await?)
+}
+
+async fn find_one(store: &Store, lookup: &Lookup) -> Result<Option<user::Model>> {
+    Ok(user::Entity::find()
+        .filter(user::Column::TenantId.eq(lookup.tenant_id.as_str()))
+        .filter(user::Column::UserNameKey.eq(lookup.key.as_str()))
+        .one(store.db())
+        .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use dirsync_store::testing::TestDatabase;
+    use sea_orm::{ActiveModelTrait, IntoActiveModel};
+
+    use super::*;
+
+    async fn store() -> (TestDatabase, Store) {
+        let database = TestDatabase::new();
+        let db = dirsync_store::connect(database.options())
+            .await
+            .expect("test database");
+        dirsync_store::migrate::<crate::Migrator>(&db, crate::SERVICE)
+            .await
+            .expect("migrations");
+        (database, Store::new(db))
+    }
+
+    fn user(tenant_id: &str, id: &str, user_name: &str) -> user::Model {
+        user::Model {
+            tenant_id: tenant_id.to_owned(),
+            id: id.to_owned(),
+            user_name: user_name.to_owned(),
+            user_name_key: user_name.to_lowercase(),
+            external_id: None,
+            display_name: None,
+            display_name_key: None,
+            email: None,
+            email_key: None,
+            given_name: None,
+            family_name: None,
+            active: true,
+            scim_json: format!(r#"{{"userName":"{user_name}"}}"#),
+            version: 1,
+            created_at: 1,
+            updated_at: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_lookups_each_get_their_own_user() {
+        let (_database, store) = store().await;
+        // Two tenants hold the same userNames as different users.
+        for tenant in ["t1", "t2"] {
+            for index in 0..100 {
+                user(
+                    tenant,
+                    &format!("{tenant}-{index}"),
+                    &format!("User{index}@Example.com"),
+                )
+                .into_active_model()
+                .insert(store.db())
+                .await
+                .expect("insert");
+            }
+        }
+        let lookups = UserNameLookups::spawn(store.clone());
+        let mut tasks = tokio::task::JoinSet::new();
+        for round in 0..3 {
+            for tenant in ["t1", "t2", "t3"] {
+                // 100 exist, 20 do not; the case differs from the stored userName.
+                for index in 0..120 {
+                    let lookups = lookups.clone();
+                    tasks.spawn(async move {
+                        let name = format!("USER{index}@example.COM");
+                        let found = lookups.find(tenant, &name).await.expect("lookup");
+                        (round, tenant, index, found.map(|user| user.id))
+                    });
+                }
+            }
+        }
+        let mut answered = 0;
+        while let Some(joined) = tasks.join_next().await {
+            let (round, tenant, index, found) = joined.expect("task");
+            let expected = (tenant != "t3" && index < 100).then(|| format!("{tenant}-{index}"));
+            assert_eq!(found, expected, "round {round}, {tenant}, user {index}");
+            answered += 1;
+        }
+        assert_eq!(answered, 3 * 3 * 120);
+        assert!(
+            lookups.batches() < answered / 4,
+            "{answered} lookups waiting together took {} batches",
+            lookups.batches()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lookup_sees_a_write_that_returned_before_it() {
+        let (_database, store) = store().await;
+        let lookups = UserNameLookups::spawn(store.clone());
+        assert_eq!(
+            lookups.find("t", "late@example.com").await.expect("lookup"),
+            None
+        );
+        user("t", "u1", "Late@example.com")
+            .into_active_model()
+            .insert(store.db())
+            .await
+            .expect("insert");
+        let found = lookups.find("t", "late@example.com").await.expect("lookup");
+        assert_eq!(found.map(|user| user.id).as_deref(), Some("u1"));
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_answers_each_lookup_with_its_own_error() {
+        let (_database, store) = store().await;
+        let lookups = UserNameLookups::spawn(store.clone());
+        store.db().close_by_ref().await.expect("close");
+        let error = lookups
+            .find("t", "anyone@example.com")
+            .await
+            .expect_err("a closed store cannot answer");
+        assert!(
+            !matches!(&error, ProvisionerError::Unavailable(message) if message.contains("stopped")),
+            "the lookup task must survive a failed query: {error}"
+        );
+        // The task is still there for the next lookup.
+        let again = lookups.find("t", "anyone@example.com").await;
+        assert!(again.is_err());
+    }
+}
