@@ -58,6 +58,7 @@ pub struct Provisioner {
     limits: listing::Limits,
     settings: dirsync_runtime::config::ProvisionerConfig,
     reconciler: Arc<Reconciler>,
+    lookups: user_lookups::UserNameLookups,
     /// Keeps the queue gauges in `/metrics` while this provisioner lives.
     _metrics: Arc<dirsync_runtime::metrics::SourceGuard>,
 }
@@ -84,9 +85,15 @@ impl Provisioner {
             config.provisioner.clone(),
             resolver,
         ));
-        let metrics = Arc::new(metrics::register(store.clone(), reconciler.clone()));
+        let lookups = user_lookups::UserNameLookups::spawn(store.clone());
+        let metrics = Arc::new(metrics::register(
+            store.clone(),
+            reconciler.clone(),
+            lookups.counts(),
+        ));
         Ok(Self {
             _metrics: metrics,
+            lookups,
             reconciler,
             store,
             limits: listing::Limits {
@@ -112,7 +119,7 @@ impl Provisioner {
                 ),
             ))
             .add_service(pb::user_service_server::UserServiceServer::new(
-                users::UserApi::new(self.store.clone(), self.limits),
+                users::UserApi::new(self.store.clone(), self.limits, self.lookups.clone()),
             ))
             .add_service(pb::group_service_server::GroupServiceServer::new(
                 groups::GroupApi::new(self.store.clone(), self.limits),

@@ -10,20 +10,40 @@ use sea_orm::{ConnectionTrait, Statement};
 
 use crate::reconcile::Reconciler;
 use crate::store::{Store, now_ms};
+use crate::user_lookups::LookupCounts;
 
 /// Registers the gauges; they are withdrawn when the guard drops.
 pub(crate) fn register(
     store: Store,
     reconciler: Arc<Reconciler>,
+    lookups: Arc<LookupCounts>,
 ) -> dirsync_runtime::metrics::SourceGuard {
     dirsync_runtime::metrics::registry().add_source(Arc::new(move || {
-        let (store, reconciler) = (store.clone(), reconciler.clone());
-        Box::pin(async move { render(&store, &reconciler).await })
+        let (store, reconciler, lookups) = (store.clone(), reconciler.clone(), lookups.clone());
+        Box::pin(async move { render(&store, &reconciler, &lookups).await })
     }))
 }
 
-async fn render(store: &Store, reconciler: &Reconciler) -> String {
+async fn render(store: &Store, reconciler: &Reconciler, lookups: &LookupCounts) -> String {
     let mut out = String::new();
+    for (name, help, count) in [
+        (
+            "dirsync_user_name_lookups_total",
+            "Matching queries by userName (Entra's `userName eq`) answered.",
+            &lookups.lookups,
+        ),
+        (
+            "dirsync_user_name_lookup_batches_total",
+            "Store queries that answered them: lookups waiting together share one.",
+            &lookups.batches,
+        ),
+    ] {
+        let count = count.load(std::sync::atomic::Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {count}"
+        );
+    }
     let db = store.db();
     let sql = format!(
         "SELECT tenant_id, \

@@ -28,10 +28,10 @@ pub(crate) struct UserApi {
 }
 
 impl UserApi {
-    pub(crate) fn new(store: Store, limits: Limits) -> Self {
+    pub(crate) fn new(store: Store, limits: Limits, lookups: UserNameLookups) -> Self {
         Self {
             creates: UserCreates::spawn(store.clone()),
-            lookups: UserNameLookups::spawn(store.clone()),
+            lookups,
             store,
             limits,
         }
