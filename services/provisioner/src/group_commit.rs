@@ -6,11 +6,16 @@
 //! for its own write to be durable and gets its own answer; a batch that fails as a whole (a race
 //! with another replica on PostgreSQL, one write the batch could not screen out) is written again
 //! one write at a time, so one bad write never takes the others down with it.
+//!
+//! On SQLite one batch is written at a time (one writer is all SQLite has). On PostgreSQL a
+//! commit waits for its log to reach the disk, and a second batch can be written meanwhile:
+//! batches of one kind overlap there. Two overlapping batches that insert the same unique key
+//! make one of them fail, and it is written again one write at a time as any failed batch is.
 
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::error::{ProvisionerError, Result};
 
@@ -61,16 +66,21 @@ impl<W: BatchWrite> std::fmt::Debug for GroupCommit<W> {
 
 impl<W: BatchWrite> GroupCommit<W> {
     /// Starts the writer task. `max_batch` bounds the writes of one transaction; `queue_bound`
-    /// the writes waiting, beyond which callers wait to enqueue. `name` says which writer
-    /// stopped, should one ever stop.
+    /// the writes waiting, beyond which callers wait to enqueue; `in_flight` the batches written
+    /// at once (1 on SQLite). `name` says which writer stopped, should one ever stop.
     pub(crate) fn spawn(
         writer: W,
         name: &'static str,
         max_batch: usize,
         queue_bound: usize,
+        in_flight: usize,
     ) -> Self {
         let (queue, receiver) = mpsc::channel(queue_bound.max(1));
-        tokio::spawn(run(Arc::new(writer), receiver, max_batch.max(1), name));
+        let limits = Limits {
+            max_batch: max_batch.max(1),
+            in_flight: in_flight.max(1),
+        };
+        tokio::spawn(run(Arc::new(writer), receiver, limits, name));
         Self { queue, name }
     }
 
@@ -83,39 +93,70 @@ impl<W: BatchWrite> GroupCommit<W> {
     }
 }
 
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_batch: usize,
+    in_flight: usize,
+}
+
 async fn run<W: BatchWrite>(
     writer: Arc<W>,
     mut receiver: mpsc::Receiver<Pending<W>>,
-    max_batch: usize,
+    limits: Limits,
     name: &'static str,
 ) {
-    let mut batch = Vec::with_capacity(max_batch);
-    while receiver.recv_many(&mut batch, max_batch).await > 0 {
-        let (items, replies): (Vec<W::Item>, Vec<_>) = batch.drain(..).unzip();
-        let results = match writer.write_together(&items).await {
-            Ok(results) if results.len() == items.len() => results,
-            Ok(results) => {
-                // The batch writer broke its contract; rather than guess which answer is
-                // whose, every write goes again alone (each is idempotent or refused as a
-                // duplicate, so nothing is written twice).
-                tracing::error!(
-                    writer = name,
-                    writes = items.len(),
-                    answers = results.len(),
-                    "group commit answered for the wrong number of writes; writing one at a time"
-                );
-                write_each_alone(writer.as_ref(), &items).await
-            }
-            Err(error) => {
-                tracing::debug!(%error, size = items.len(), writer = name, "group commit failed; writing one at a time");
-                write_each_alone(writer.as_ref(), &items).await
-            }
+    let slots = Arc::new(Semaphore::new(limits.in_flight));
+    let mut batch = Vec::with_capacity(limits.max_batch);
+    loop {
+        // A slot first, then the writes: those that arrive while every slot is busy wait
+        // together for the next batch.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
         };
-        for (reply, result) in replies.into_iter().zip(results) {
-            // A caller that gave up (its request was cancelled) no longer listens; its write
-            // stands, as a write whose answer was lost in transit would.
-            let _ = reply.send(result);
+        if receiver.recv_many(&mut batch, limits.max_batch).await == 0 {
+            return;
         }
+        let pending = std::mem::replace(&mut batch, Vec::with_capacity(limits.max_batch));
+        if limits.in_flight == 1 {
+            // Nothing to overlap with: no task of its own.
+            write_batch(writer.as_ref(), pending, name).await;
+            drop(slot);
+        } else {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                write_batch(writer.as_ref(), pending, name).await;
+                drop(slot);
+            });
+        }
+    }
+}
+
+/// Writes one batch and answers each of its callers.
+async fn write_batch<W: BatchWrite>(writer: &W, batch: Vec<Pending<W>>, name: &'static str) {
+    let (items, replies): (Vec<W::Item>, Vec<_>) = batch.into_iter().unzip();
+    let results = match writer.write_together(&items).await {
+        Ok(results) if results.len() == items.len() => results,
+        Ok(results) => {
+            // The batch writer broke its contract; rather than guess which answer is
+            // whose, every write goes again alone (each is idempotent or refused as a
+            // duplicate, so nothing is written twice).
+            tracing::error!(
+                writer = name,
+                writes = items.len(),
+                answers = results.len(),
+                "group commit answered for the wrong number of writes; writing one at a time"
+            );
+            write_each_alone(writer, &items).await
+        }
+        Err(error) => {
+            tracing::debug!(%error, size = items.len(), writer = name, "group commit failed; writing one at a time");
+            write_each_alone(writer, &items).await
+        }
+    };
+    for (reply, result) in replies.into_iter().zip(results) {
+        // A caller that gave up (its request was cancelled) no longer listens; its write
+        // stands, as a write whose answer was lost in transit would.
+        let _ = reply.send(result);
     }
 }
 
@@ -170,7 +211,7 @@ mod tests {
     #[tokio::test]
     async fn waiting_writes_share_a_batch_and_each_caller_gets_its_own_answer() {
         let recorder = Arc::new(Recorder::default());
-        let commit = GroupCommit::spawn(recorder.clone(), "test", 8, 64);
+        let commit = GroupCommit::spawn(recorder.clone(), "test", 8, 64, 1);
         let mut calls = tokio::task::JoinSet::new();
         // From 20: no batch holds 13, the item that fails a whole batch.
         for item in 20..40u32 {
@@ -201,7 +242,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_batch_is_written_again_one_write_at_a_time() {
         let recorder = Arc::new(Recorder::default());
-        let commit = GroupCommit::spawn(recorder.clone(), "test", 64, 64);
+        let commit = GroupCommit::spawn(recorder.clone(), "test", 64, 64, 1);
         // Hold the writer with a first batch so the next three queue into one batch.
         let first = {
             let commit = commit.clone();
@@ -232,6 +273,44 @@ mod tests {
         assert_eq!(alone, vec![12, 13, 14]);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_overlap_up_to_the_limit_and_no_further() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        #[derive(Default)]
+        struct Overlaps {
+            now: AtomicUsize,
+            most: AtomicUsize,
+        }
+        impl BatchWrite for Arc<Overlaps> {
+            type Item = u32;
+            type Output = u32;
+            async fn write_together(&self, items: &[u32]) -> Result<Vec<Result<u32>>> {
+                let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+                self.most.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                self.now.fetch_sub(1, Ordering::SeqCst);
+                Ok(items.iter().map(|item| Ok(*item)).collect())
+            }
+            async fn write_alone(&self, item: &u32) -> Result<u32> {
+                Ok(*item)
+            }
+        }
+        for in_flight in [1, 3] {
+            let overlaps = Arc::new(Overlaps::default());
+            let commit = GroupCommit::spawn(overlaps.clone(), "test", 2, 64, in_flight);
+            let mut calls = tokio::task::JoinSet::new();
+            for item in 0..24u32 {
+                let commit = commit.clone();
+                calls.spawn(async move { (item, commit.submit(item).await) });
+            }
+            while let Some(joined) = calls.join_next().await {
+                let (item, result) = joined.expect("caller");
+                assert_eq!(result.expect("written"), item);
+            }
+            assert_eq!(overlaps.most.load(Ordering::SeqCst), in_flight);
+        }
+    }
+
     #[tokio::test]
     async fn a_stopped_writer_is_an_unavailable_error_naming_it() {
         struct Panics;
@@ -245,7 +324,7 @@ mod tests {
                 Ok(())
             }
         }
-        let commit = GroupCommit::spawn(Panics, "doomed", 4, 4);
+        let commit = GroupCommit::spawn(Panics, "doomed", 4, 4, 1);
         let error = commit.submit(()).await.expect_err("the writer died");
         assert!(matches!(error, ProvisionerError::Unavailable(_)));
         assert!(

@@ -39,9 +39,10 @@ pub(crate) struct GroupCreates {
 
 impl GroupCreates {
     pub(crate) fn spawn(store: Store) -> Self {
+        let in_flight = store.write_batches_in_flight();
         let writer = GroupCreateWriter { store };
         Self {
-            commit: GroupCommit::spawn(writer, "group create", MAX_BATCH, QUEUE_BOUND),
+            commit: GroupCommit::spawn(writer, "group create", MAX_BATCH, QUEUE_BOUND, in_flight),
         }
     }
 

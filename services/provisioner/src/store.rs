@@ -178,6 +178,18 @@ impl Store {
         self.work_signal.clone()
     }
 
+    /// Group-commit batches of one kind written at once: one where the store has a single
+    /// writer (SQLite); on PostgreSQL a few, so that a batch is written while another's commit
+    /// waits for the disk (`dirsync bench scim`, creates on PostgreSQL at 1k users: 3.6k/s one
+    /// batch at a time, with a quarter of the CPU idle).
+    pub(crate) fn write_batches_in_flight(&self) -> usize {
+        if dirsync_store::single_writer(&self.db) {
+            1
+        } else {
+            4
+        }
+    }
+
     pub(crate) async fn write(&self) -> Result<WriteTxn<'_>> {
         let gate = match &self.write_gate {
             Some(gate) => Some(gate.lock().await),

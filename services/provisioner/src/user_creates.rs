@@ -25,9 +25,10 @@ pub(crate) struct UserCreates {
 
 impl UserCreates {
     pub(crate) fn spawn(store: Store) -> Self {
+        let in_flight = store.write_batches_in_flight();
         let writer = UserCreateWriter { store };
         Self {
-            commit: GroupCommit::spawn(writer, "user create", MAX_BATCH, QUEUE_BOUND),
+            commit: GroupCommit::spawn(writer, "user create", MAX_BATCH, QUEUE_BOUND, in_flight),
         }
     }
 

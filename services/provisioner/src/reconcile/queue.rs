@@ -457,7 +457,7 @@ impl QueueWriter {
             let writer = LeaseWriter {
                 store: store.clone(),
             };
-            GroupCommit::spawn(writer, "queue", MAX_GROUP_COMMIT, MAX_GROUP_COMMIT * 4)
+            GroupCommit::spawn(writer, "queue", MAX_GROUP_COMMIT, MAX_GROUP_COMMIT * 4, 1)
         });
         Self {
             store,
