@@ -32,6 +32,13 @@ pub(crate) struct AppliedUser {
     pub(crate) active: bool,
     /// dirsync group ids the user belongs to in MaaS360.
     pub(crate) groups: BTreeSet<String>,
+    /// Groups a membership call was sent for without an answer that it was applied (MaaS360
+    /// failed, or the attempt ended, after sending it): MaaS360 may or may not hold the user in
+    /// them. Each is added again if Entra still wants it, else removed (adding a member twice
+    /// and removing a non-member are harmless); trusting either guess would leave a member
+    /// MaaS360 holds and Entra no longer wants, or the reverse, once the queue settles.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub(crate) uncertain: BTreeSet<String>,
 }
 
 /// What MaaS360 last confirmed for a group.
@@ -471,7 +478,7 @@ async fn remove_user(attempt: &mut Attempt<'_>) -> Step<()> {
         // Entra deleted the user, so it is in none of Entra's groups any more: a user MaaS360
         // keeps for its device must not stay a member (a deletion would have taken its
         // memberships with it).
-        let groups: Vec<String> = state.groups.iter().cloned().collect();
+        let groups: Vec<String> = state.groups.union(&state.uncertain).cloned().collect();
         let maas360_ids: Vec<String> =
             group_maas360_ids(attempt.store, &attempt.lease.row.tenant_id, &groups)
                 .await?
@@ -541,6 +548,7 @@ async fn create_or_adopt_user(
                 identity: identity.clone(),
                 active: true,
                 groups: BTreeSet::new(),
+                uncertain: BTreeSet::new(),
             };
             attempt.maas360_id = Some(id.clone());
             attempt.record(&state).await?;
@@ -587,6 +595,7 @@ async fn find_and_adopt(
         identity: remote.identity,
         active: remote.active,
         groups: BTreeSet::new(),
+        uncertain: BTreeSet::new(),
     };
     attempt.maas360_id = Some(remote.id.clone());
     attempt.record(&state).await?;
@@ -661,7 +670,14 @@ async fn sync_memberships(
         .await?
         .into_iter()
         .collect();
-    let involved: Vec<String> = desired.union(&state.groups).cloned().collect();
+    let involved: Vec<String> = desired
+        .iter()
+        .chain(&state.groups)
+        .chain(&state.uncertain)
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let maas360_ids = group_maas360_ids(attempt.store, &row.tenant_id, &involved).await?;
     let backend = attempt.runtime.backend.clone();
 
@@ -678,6 +694,8 @@ async fn sync_memberships(
         })
         .unzip();
     if !to_add.is_empty() {
+        state.uncertain.extend(joinable.iter().cloned());
+        attempt.record(state).await?;
         attempt
             .call(
                 "add_user_to_groups",
@@ -685,11 +703,19 @@ async fn sync_memberships(
                 backend.add_user_to_groups(id, &to_add),
             )
             .await?;
-        state.groups.extend(joinable);
+        for group in joinable {
+            state.uncertain.remove(&group);
+            state.groups.insert(group);
+        }
         attempt.record(state).await?;
     }
 
-    let leaving: Vec<String> = state.groups.difference(&desired).cloned().collect();
+    let leaving: Vec<String> = state
+        .groups
+        .union(&state.uncertain)
+        .filter(|group| !desired.contains(*group))
+        .cloned()
+        .collect();
     // A group whose Option 1 mapping is not applied yet keeps its members until it is.
     let held = held_by_migration(attempt, &leaving).await?;
     let leaving: Vec<String> = leaving
@@ -701,6 +727,12 @@ async fn sync_memberships(
         .filter_map(|group| maas360_ids.get(group).cloned())
         .collect();
     if !to_remove.is_empty() {
+        for group in &leaving {
+            if state.groups.remove(group) {
+                state.uncertain.insert(group.clone());
+            }
+        }
+        attempt.record(state).await?;
         match attempt
             .call(
                 "remove_user_from_groups",
@@ -717,6 +749,7 @@ async fn sync_memberships(
         // Groups already gone from MaaS360 took their memberships with them.
         for group in &leaving {
             state.groups.remove(group);
+            state.uncertain.remove(group);
         }
         attempt.record(state).await?;
     }
