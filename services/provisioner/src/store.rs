@@ -296,3 +296,16 @@ pub(crate) async fn mark_pending_many(
     }
     Ok(())
 }
+
+/// A store of its own for a unit test, migrated; dropped with the [`TestDatabase`].
+#[cfg(test)]
+pub(crate) async fn test_store() -> (dirsync_store::testing::TestDatabase, Store) {
+    let database = dirsync_store::testing::TestDatabase::new();
+    let db = dirsync_store::connect(database.options())
+        .await
+        .expect("test database");
+    dirsync_store::migrate::<crate::Migrator>(&db, crate::SERVICE)
+        .await
+        .expect("migrations");
+    (database, Store::new(db))
+}

@@ -188,21 +188,9 @@ async fn find_one(store: &Store, lookup: &Lookup) -> Result<Option<user::Model>>
 
 #[cfg(test)]
 mod tests {
-    use dirsync_store::testing::TestDatabase;
     use sea_orm::{ActiveModelTrait, IntoActiveModel};
 
     use super::*;
-
-    async fn store() -> (TestDatabase, Store) {
-        let database = TestDatabase::new();
-        let db = dirsync_store::connect(database.options())
-            .await
-            .expect("test database");
-        dirsync_store::migrate::<crate::Migrator>(&db, crate::SERVICE)
-            .await
-            .expect("migrations");
-        (database, Store::new(db))
-    }
 
     fn user(tenant_id: &str, id: &str, user_name: &str) -> user::Model {
         user::Model {
@@ -227,7 +215,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_lookups_each_get_their_own_user() {
-        let (_database, store) = store().await;
+        let (_database, store) = crate::store::test_store().await;
         // Two tenants hold the same userNames as different users.
         for tenant in ["t1", "t2"] {
             for index in 0..100 {
@@ -276,7 +264,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_lookup_sees_a_write_that_returned_before_it() {
-        let (_database, store) = store().await;
+        let (_database, store) = crate::store::test_store().await;
         let lookups = UserNameLookups::spawn(store.clone());
         assert_eq!(
             lookups.find("t", "late@example.com").await.expect("lookup"),
@@ -293,7 +281,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_batch_answers_each_lookup_with_its_own_error() {
-        let (_database, store) = store().await;
+        let (_database, store) = crate::store::test_store().await;
         let lookups = UserNameLookups::spawn(store.clone());
         store.db().close_by_ref().await.expect("close");
         let error = lookups

@@ -643,23 +643,11 @@ mod tests {
     use std::collections::HashSet;
     use std::time::Duration;
 
-    use dirsync_store::testing::TestDatabase;
     use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 
     use super::{ResourceKey, claim_due};
     use crate::entity::{ResourceKind, sync_state};
     use crate::store::{Store, now_ms};
-
-    async fn store() -> (TestDatabase, Store) {
-        let database = TestDatabase::new();
-        let db = dirsync_store::connect(database.options())
-            .await
-            .expect("test database");
-        dirsync_store::migrate::<crate::Migrator>(&db, crate::SERVICE)
-            .await
-            .expect("migrations");
-        (database, Store::new(db))
-    }
 
     async fn queue(
         store: &Store,
@@ -692,7 +680,7 @@ mod tests {
 
     #[tokio::test]
     async fn racing_claimers_lease_each_due_resource_once_groups_first() {
-        let (_database, store) = store().await;
+        let (_database, store) = crate::store::test_store().await;
         for index in 0..120 {
             queue(&store, ResourceKind::User, &format!("u{index:03}"), |_| {}).await;
         }
@@ -786,7 +774,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_claim_skips_what_this_process_still_works_on() {
-        let (_database, store) = store().await;
+        let (_database, store) = crate::store::test_store().await;
         for id in ["u1", "u2", "u3"] {
             queue(&store, ResourceKind::User, id, |_| {}).await;
         }
