@@ -1,4 +1,4 @@
-//! Group creates with their first members, written by [`GroupCommit`]. A pull sync creates a
+//! Group creates with their first members, written by [`Batcher`]. A pull sync creates a
 //! tenant's groups by the thousand, each with its members; one transaction each spent most of
 //! its time committing. In a batch, names and members are checked with one query per tenant,
 //! and the members' queue marks are written once per user even when several groups of the batch
@@ -8,9 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 
+use crate::batching::{Batched, Batcher};
 use crate::entity::{ResourceKind, group};
 use crate::error::{ProvisionerError, Result, quoted};
-use crate::group_commit::{BatchWrite, GroupCommit};
 use crate::groups::{
     check_users_exist, existing_users, insert_members, mark_users_pending, refuse_unknown_members,
 };
@@ -34,7 +34,7 @@ pub(crate) struct NewGroup {
 /// Inserts groups with their members and queues them (and the members) for MaaS360.
 #[derive(Debug, Clone)]
 pub(crate) struct GroupCreates {
-    commit: GroupCommit<GroupCreateWriter>,
+    commit: Batcher<GroupCreateWriter>,
 }
 
 impl GroupCreates {
@@ -42,7 +42,13 @@ impl GroupCreates {
         let in_flight = store.write_batches_in_flight();
         let writer = GroupCreateWriter { store };
         Self {
-            commit: GroupCommit::spawn(writer, "group create", MAX_BATCH, QUEUE_BOUND, in_flight),
+            commit: Batcher::spawn(
+                writer,
+                "group create writer",
+                MAX_BATCH,
+                QUEUE_BOUND,
+                in_flight,
+            ),
         }
     }
 
@@ -61,11 +67,11 @@ fn name_taken_message(row: &group::Model) -> String {
     format!("a group named {} already exists", quoted(&row.display_name))
 }
 
-impl BatchWrite for GroupCreateWriter {
+impl Batched for GroupCreateWriter {
     type Item = NewGroup;
     type Output = ();
 
-    async fn write_together(&self, groups: &[NewGroup]) -> Result<Vec<Result<()>>> {
+    async fn together(&self, groups: &[NewGroup]) -> Result<Vec<Result<()>>> {
         let write = self.store.write().await?;
         let mut by_tenant: BTreeMap<&str, Vec<&NewGroup>> = BTreeMap::new();
         for new in groups {
@@ -160,7 +166,7 @@ impl BatchWrite for GroupCreateWriter {
         Ok(results)
     }
 
-    async fn write_alone(&self, new: &NewGroup) -> Result<()> {
+    async fn alone(&self, new: &NewGroup) -> Result<()> {
         let row = &new.row;
         let write = self.store.write().await?;
         check_users_exist(&write.txn, &row.tenant_id, &new.members).await?;

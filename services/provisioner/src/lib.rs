@@ -7,8 +7,9 @@
 //! - [`tenants`]: tenants, SCIM tokens (and their revocation feed), MaaS360 connections.
 //! - [`users`], [`groups`]: the desired state Entra sends, with versions; each change marks
 //!   the resource for MaaS360 in the same transaction. [`listing`] turns SCIM filters into
-//!   indexed SQL; [`group_commit`] writes many callers' writes in one transaction
-//!   ([`user_creates`], [`group_creates`], the workers' lease writes).
+//!   indexed SQL; [`batching`] runs many callers' operations as one: writes in one
+//!   transaction ([`user_creates`], [`group_creates`], the workers' lease writes) and Entra's
+//!   matching queries in one query ([`user_lookups`]).
 //! - [`reconcile`]: the workers that make MaaS360 hold the desired state (leases, backoff,
 //!   circuit breaker, audit).
 //! - [`work`]: the queue as operators see it (status, parked, retry, audit);
@@ -17,9 +18,9 @@
 //! - [`store`]: the connection and SQLite's single-writer gate; [`entity`] and [`schema`]:
 //!   tables and their migrations. [`error`]: the one error vocabulary; [`metrics`]: gauges.
 
+mod batching;
 mod entity;
 mod error;
-mod group_commit;
 mod group_creates;
 mod groups;
 mod listing;

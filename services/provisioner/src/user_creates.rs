@@ -1,4 +1,4 @@
-//! User creates, the hot path of Entra's initial cycle, written by [`GroupCommit`]: tenants and
+//! User creates, the hot path of Entra's initial cycle, written by [`Batcher`]: tenants and
 //! userName uniqueness are checked for a whole batch with one query each, and the batch is
 //! inserted together.
 
@@ -6,10 +6,10 @@ use std::collections::{BTreeSet, HashMap};
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 
+use crate::batching::{Batched, Batcher};
 use crate::entity::ResourceKind;
 use crate::entity::{sync_state, tenant, user};
 use crate::error::{ProvisionerError, Result, quoted};
-use crate::group_commit::{BatchWrite, GroupCommit};
 use crate::store::{Store, mark_pending, now_ms};
 
 /// Creates written in one transaction at most.
@@ -20,7 +20,7 @@ const QUEUE_BOUND: usize = 4096;
 /// Inserts users and queues them for MaaS360, many creates to a transaction.
 #[derive(Debug, Clone)]
 pub(crate) struct UserCreates {
-    commit: GroupCommit<UserCreateWriter>,
+    commit: Batcher<UserCreateWriter>,
 }
 
 impl UserCreates {
@@ -28,7 +28,13 @@ impl UserCreates {
         let in_flight = store.write_batches_in_flight();
         let writer = UserCreateWriter { store };
         Self {
-            commit: GroupCommit::spawn(writer, "user create", MAX_BATCH, QUEUE_BOUND, in_flight),
+            commit: Batcher::spawn(
+                writer,
+                "user create writer",
+                MAX_BATCH,
+                QUEUE_BOUND,
+                in_flight,
+            ),
         }
     }
 
@@ -42,15 +48,15 @@ struct UserCreateWriter {
     store: Store,
 }
 
-impl BatchWrite for UserCreateWriter {
+impl Batched for UserCreateWriter {
     type Item = user::Model;
     type Output = ();
 
-    async fn write_together(&self, rows: &[user::Model]) -> Result<Vec<Result<()>>> {
+    async fn together(&self, rows: &[user::Model]) -> Result<Vec<Result<()>>> {
         write_batch(&self.store, rows).await
     }
 
-    async fn write_alone(&self, row: &user::Model) -> Result<()> {
+    async fn alone(&self, row: &user::Model) -> Result<()> {
         write_one(&self.store, row).await
     }
 }

@@ -2,7 +2,7 @@
 //! every create and for every user of every cycle, so it is the gateway's most frequent
 //! request, and each on its own costs more in getting to the database than in the lookup: a
 //! pooled connection is acquired, a statement built, sent to SQLite's thread or over the
-//! network to PostgreSQL, and the connection tested as it goes back. A lookup task takes every
+//! network to PostgreSQL, and the connection tested as it goes back. A [`Batcher`] takes every
 //! lookup waiting (up to [`MAX_BATCH`]) and answers them with one query per tenant
 //! (`user_name_key IN (…)`), one batch at a time on SQLite, a few on PostgreSQL. A lookup that
 //! finds nothing waiting is sent at once, so a quiet gateway answers as fast as before; a busy
@@ -16,10 +16,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter};
-use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use crate::batching::{Batched, Batcher};
 use crate::entity::user;
-use crate::error::{ProvisionerError, Result};
+use crate::error::Result;
 use crate::store::Store;
 
 /// Lookups answered by one query at most.
@@ -41,12 +41,10 @@ struct Lookup {
     key: String,
 }
 
-type Pending = (Lookup, oneshot::Sender<Result<Option<user::Model>>>);
-
 /// The handle lookups go through; the lookup task stops when the last handle is dropped.
 #[derive(Debug, Clone)]
 pub(crate) struct UserNameLookups {
-    queue: mpsc::Sender<Pending>,
+    batcher: Batcher<UserNameReader>,
     counts: Arc<LookupCounts>,
 }
 
@@ -59,15 +57,26 @@ pub(crate) struct LookupCounts {
 
 impl UserNameLookups {
     pub(crate) fn spawn(store: Store) -> Self {
-        let (queue, receiver) = mpsc::channel(QUEUE_BOUND);
         let counts = Arc::new(LookupCounts::default());
         let in_flight = if store.db().get_database_backend() == DbBackend::Sqlite {
             1
         } else {
             POSTGRES_BATCHES_IN_FLIGHT
         };
-        tokio::spawn(run(store, receiver, in_flight, counts.clone()));
-        Self { queue, counts }
+        let reader = UserNameReader {
+            store,
+            counts: counts.clone(),
+        };
+        Self {
+            batcher: Batcher::spawn(
+                reader,
+                "userName lookup task",
+                MAX_BATCH,
+                QUEUE_BOUND,
+                in_flight,
+            ),
+            counts,
+        }
     }
 
     pub(crate) fn counts(&self) -> Arc<LookupCounts> {
@@ -81,81 +90,66 @@ impl UserNameLookups {
         tenant_id: &str,
         user_name: &str,
     ) -> Result<Option<user::Model>> {
-        let lookup = Lookup {
-            tenant_id: tenant_id.to_owned(),
-            key: user_name.to_lowercase(),
-        };
-        let (reply, answer) = oneshot::channel();
-        let gone = || ProvisionerError::Unavailable("the userName lookup task stopped".to_owned());
-        self.queue.send((lookup, reply)).await.map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
+        self.batcher
+            .submit(Lookup {
+                tenant_id: tenant_id.to_owned(),
+                key: user_name.to_lowercase(),
+            })
+            .await
     }
 }
 
-async fn run(
+struct UserNameReader {
     store: Store,
-    mut receiver: mpsc::Receiver<Pending>,
-    in_flight: usize,
     counts: Arc<LookupCounts>,
-) {
-    let slots = Arc::new(Semaphore::new(in_flight));
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    loop {
-        // A slot first, then the lookups: those that arrive while every slot is busy wait
-        // together for the next batch.
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        if receiver.recv_many(&mut batch, MAX_BATCH).await == 0 {
-            return;
-        }
-        let pending = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
-        counts.batches.fetch_add(1, Ordering::Relaxed);
-        counts
+}
+
+impl UserNameReader {
+    fn count(&self, lookups: usize) {
+        self.counts.batches.fetch_add(1, Ordering::Relaxed);
+        self.counts
             .lookups
-            .fetch_add(pending.len() as u64, Ordering::Relaxed);
-        let store = store.clone();
-        tokio::spawn(async move {
-            answer(&store, pending).await;
-            drop(slot);
-        });
+            .fetch_add(lookups as u64, Ordering::Relaxed);
     }
 }
 
-/// Answers every lookup of `pending`: one query per tenant, or, should that fail, one query per
-/// lookup, so that each caller gets the error of its own lookup.
-async fn answer(store: &Store, pending: Vec<Pending>) {
-    let mut by_tenant: HashMap<&str, BTreeSet<&str>> = HashMap::new();
-    for (lookup, _) in &pending {
-        by_tenant
-            .entry(&lookup.tenant_id)
-            .or_default()
-            .insert(&lookup.key);
-    }
-    let mut found: HashMap<(String, String), user::Model> = HashMap::new();
-    let mut failed = false;
-    for (tenant_id, keys) in by_tenant {
-        match find_many(store, tenant_id, &keys).await {
-            Ok(users) => found.extend(
-                users
-                    .into_iter()
-                    .map(|user| ((user.tenant_id.clone(), user.user_name_key.clone()), user)),
-            ),
-            Err(error) => {
-                tracing::debug!(%error, lookups = keys.len(), "batched userName lookup failed; looking up one at a time");
-                failed = true;
-                break;
+impl Batched for UserNameReader {
+    type Item = Lookup;
+    type Output = Option<user::Model>;
+
+    /// One query per tenant; should one fail, every lookup of the batch is looked up alone, so
+    /// that each caller gets the error of its own lookup.
+    async fn together(&self, lookups: &[Lookup]) -> Result<Vec<Result<Option<user::Model>>>> {
+        self.count(lookups.len());
+        let mut by_tenant: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+        for lookup in lookups {
+            by_tenant
+                .entry(&lookup.tenant_id)
+                .or_default()
+                .insert(&lookup.key);
+        }
+        let mut found: HashMap<(&str, &str), user::Model> = HashMap::new();
+        for (tenant_id, keys) in by_tenant {
+            for user in find_many(&self.store, tenant_id, &keys).await? {
+                // The key the lookup asked with, borrowed from the batch.
+                if let Some(&key) = keys.get(user.user_name_key.as_str()) {
+                    found.insert((tenant_id, key), user);
+                }
             }
         }
+        Ok(lookups
+            .iter()
+            .map(|lookup| {
+                Ok(found
+                    .get(&(lookup.tenant_id.as_str(), lookup.key.as_str()))
+                    .cloned())
+            })
+            .collect())
     }
-    for (lookup, reply) in pending {
-        let result = if failed {
-            find_one(store, &lookup).await
-        } else {
-            Ok(found.get(&(lookup.tenant_id, lookup.key)).cloned())
-        };
-        // A caller that gave up no longer listens.
-        let _ = reply.send(result);
+
+    async fn alone(&self, lookup: &Lookup) -> Result<Option<user::Model>> {
+        self.count(1);
+        find_one(&self.store, lookup).await
     }
 }
 
@@ -191,6 +185,7 @@ mod tests {
     use sea_orm::{ActiveModelTrait, IntoActiveModel};
 
     use super::*;
+    use crate::error::ProvisionerError;
 
     fn user(tenant_id: &str, id: &str, user_name: &str) -> user::Model {
         user::Model {

@@ -8,9 +8,9 @@ use std::time::Duration;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
+use crate::batching::{Batched, Batcher};
 use crate::entity::{ResourceKind, maas360_audit, sync_state};
 use crate::error::Result;
-use crate::group_commit::{BatchWrite, GroupCommit};
 use crate::store::{Store, now_ms};
 
 /// One MaaS360 write and how it ended.
@@ -421,7 +421,7 @@ impl LeaseWrite {
 #[derive(Debug, Clone)]
 pub(crate) struct QueueWriter {
     store: Store,
-    group_commit: Option<GroupCommit<LeaseWriter>>,
+    group_commit: Option<Batcher<LeaseWriter>>,
 }
 
 /// Writes in one transaction at most.
@@ -431,11 +431,11 @@ struct LeaseWriter {
     store: Store,
 }
 
-impl BatchWrite for LeaseWriter {
+impl Batched for LeaseWriter {
     type Item = LeaseWrite;
     type Output = bool;
 
-    async fn write_together(&self, writes: &[LeaseWrite]) -> Result<Vec<Result<bool>>> {
+    async fn together(&self, writes: &[LeaseWrite]) -> Result<Vec<Result<bool>>> {
         let write = self.store.write().await?;
         let mut results = Vec::with_capacity(writes.len());
         for lease_write in writes {
@@ -445,7 +445,7 @@ impl BatchWrite for LeaseWriter {
         Ok(results)
     }
 
-    async fn write_alone(&self, lease_write: &LeaseWrite) -> Result<bool> {
+    async fn alone(&self, lease_write: &LeaseWrite) -> Result<bool> {
         apply_alone(&self.store, lease_write).await
     }
 }
@@ -457,7 +457,13 @@ impl QueueWriter {
             let writer = LeaseWriter {
                 store: store.clone(),
             };
-            GroupCommit::spawn(writer, "queue", MAX_GROUP_COMMIT, MAX_GROUP_COMMIT * 4, 1)
+            Batcher::spawn(
+                writer,
+                "queue writer",
+                MAX_GROUP_COMMIT,
+                MAX_GROUP_COMMIT * 4,
+                1,
+            )
         });
         Self {
             store,

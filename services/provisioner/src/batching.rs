@@ -1,16 +1,17 @@
-//! Group commit: many callers' writes in one transaction. SQLite takes one writer at a time and
-//! every transaction costs its hops to SQLite's thread and a commit that writes the pages it
-//! touched, so one transaction per write bounds the store at a few hundred writes a second.
-//! A writer task instead takes every write waiting (up to a bound) and hands them to
-//! [`BatchWrite::write_together`], which writes them in one transaction. Each caller still waits
-//! for its own write to be durable and gets its own answer; a batch that fails as a whole (a race
-//! with another replica on PostgreSQL, one write the batch could not screen out) is written again
-//! one write at a time, so one bad write never takes the others down with it.
+//! Many callers' operations on the store as one: every operation waiting (up to a bound) goes
+//! to [`Batched::together`], each caller still waits for its own and gets its own answer, and a
+//! batch that fails as a whole is run again one operation at a time ([`Batched::alone`]), so one
+//! bad operation never takes the others down with it. While every slot is busy, the operations
+//! that arrive gather into the next batch.
 //!
-//! On SQLite one batch is written at a time (one writer is all SQLite has). On PostgreSQL a
-//! commit waits for its log to reach the disk, and a second batch can be written meanwhile:
-//! batches of one kind overlap there. Two overlapping batches that insert the same unique key
-//! make one of them fail, and it is written again one write at a time as any failed batch is.
+//! Writes use it as group commit: SQLite takes one writer at a time and every transaction costs
+//! its hops to SQLite's thread and a commit that writes the pages it touched, so one transaction
+//! per write bounds the store at a few hundred writes a second. On SQLite one batch is written at
+//! a time; on PostgreSQL a commit waits for its log to reach the disk, and other batches of the
+//! same kind are written meanwhile. Two overlapping batches that insert the same unique key make
+//! one of them fail, and it is written again one write at a time as any failed batch is.
+//! Entra's matching queries use it too (`user_lookups`): a pooled connection and a round trip
+//! per batch instead of per lookup.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,35 +20,35 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::error::{ProvisionerError, Result};
 
-/// How one kind of write is written in batches.
-pub(crate) trait BatchWrite: Send + Sync + 'static {
+/// How one kind of operation is run in batches.
+pub(crate) trait Batched: Send + Sync + 'static {
     type Item: Send + Sync + 'static;
     type Output: Send + 'static;
 
-    /// Writes `items` in one transaction, with an answer per item (a refusal of one item,
-    /// such as a taken name, is its answer); an error fails the whole batch, which is then
-    /// written again one item at a time.
-    fn write_together(
+    /// Runs `items` together (a write in one transaction), with an answer per item (a refusal
+    /// of one item, such as a taken name, is its answer); an error fails the whole batch, which
+    /// is then run again one item at a time.
+    fn together(
         &self,
         items: &[Self::Item],
     ) -> impl Future<Output = Result<Vec<Result<Self::Output>>>> + Send;
 
-    /// Writes one item in a transaction of its own.
-    fn write_alone(&self, item: &Self::Item) -> impl Future<Output = Result<Self::Output>> + Send;
+    /// Runs one item on its own (a write in a transaction of its own).
+    fn alone(&self, item: &Self::Item) -> impl Future<Output = Result<Self::Output>> + Send;
 }
 
 type Pending<W> = (
-    <W as BatchWrite>::Item,
-    oneshot::Sender<Result<<W as BatchWrite>::Output>>,
+    <W as Batched>::Item,
+    oneshot::Sender<Result<<W as Batched>::Output>>,
 );
 
-/// The handle callers submit through; the writer task stops when the last handle is dropped.
-pub(crate) struct GroupCommit<W: BatchWrite> {
+/// The handle callers submit through; the batching task stops when the last handle is dropped.
+pub(crate) struct Batcher<W: Batched> {
     queue: mpsc::Sender<Pending<W>>,
     name: &'static str,
 }
 
-impl<W: BatchWrite> Clone for GroupCommit<W> {
+impl<W: Batched> Clone for Batcher<W> {
     fn clone(&self) -> Self {
         Self {
             queue: self.queue.clone(),
@@ -56,18 +57,18 @@ impl<W: BatchWrite> Clone for GroupCommit<W> {
     }
 }
 
-impl<W: BatchWrite> std::fmt::Debug for GroupCommit<W> {
+impl<W: Batched> std::fmt::Debug for Batcher<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GroupCommit")
+        f.debug_struct("Batcher")
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
 }
 
-impl<W: BatchWrite> GroupCommit<W> {
+impl<W: Batched> Batcher<W> {
     /// Starts the writer task. `max_batch` bounds the writes of one transaction; `queue_bound`
     /// the writes waiting, beyond which callers wait to enqueue; `in_flight` the batches written
-    /// at once (1 on SQLite). `name` says which writer stopped, should one ever stop.
+    /// at once (1 on SQLite). `name` says which task stopped, should one ever stop.
     pub(crate) fn spawn(
         writer: W,
         name: &'static str,
@@ -84,10 +85,10 @@ impl<W: BatchWrite> GroupCommit<W> {
         Self { queue, name }
     }
 
-    /// Writes `item` with whatever else is waiting, and answers once it is durable.
+    /// Runs `item` with whatever else is waiting, and answers once it is done (for a write, durable).
     pub(crate) async fn submit(&self, item: W::Item) -> Result<W::Output> {
         let (reply, answer) = oneshot::channel();
-        let gone = || ProvisionerError::Unavailable(format!("the {} writer stopped", self.name));
+        let gone = || ProvisionerError::Unavailable(format!("the {} stopped", self.name));
         self.queue.send((item, reply)).await.map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
     }
@@ -99,7 +100,7 @@ struct Limits {
     in_flight: usize,
 }
 
-async fn run<W: BatchWrite>(
+async fn run<W: Batched>(
     writer: Arc<W>,
     mut receiver: mpsc::Receiver<Pending<W>>,
     limits: Limits,
@@ -132,24 +133,24 @@ async fn run<W: BatchWrite>(
 }
 
 /// Writes one batch and answers each of its callers.
-async fn write_batch<W: BatchWrite>(writer: &W, batch: Vec<Pending<W>>, name: &'static str) {
+async fn write_batch<W: Batched>(writer: &W, batch: Vec<Pending<W>>, name: &'static str) {
     let (items, replies): (Vec<W::Item>, Vec<_>) = batch.into_iter().unzip();
-    let results = match writer.write_together(&items).await {
+    let results = match writer.together(&items).await {
         Ok(results) if results.len() == items.len() => results,
         Ok(results) => {
             // The batch writer broke its contract; rather than guess which answer is
             // whose, every write goes again alone (each is idempotent or refused as a
             // duplicate, so nothing is written twice).
             tracing::error!(
-                writer = name,
+                task = name,
                 writes = items.len(),
                 answers = results.len(),
-                "group commit answered for the wrong number of writes; writing one at a time"
+                "batch answered for the wrong number of items; running them one at a time"
             );
             write_each_alone(writer, &items).await
         }
         Err(error) => {
-            tracing::debug!(%error, size = items.len(), writer = name, "group commit failed; writing one at a time");
+            tracing::debug!(%error, size = items.len(), task = name, "batch failed; running its items one at a time");
             write_each_alone(writer, &items).await
         }
     };
@@ -160,10 +161,10 @@ async fn write_batch<W: BatchWrite>(writer: &W, batch: Vec<Pending<W>>, name: &'
     }
 }
 
-async fn write_each_alone<W: BatchWrite>(writer: &W, items: &[W::Item]) -> Vec<Result<W::Output>> {
+async fn write_each_alone<W: Batched>(writer: &W, items: &[W::Item]) -> Vec<Result<W::Output>> {
     let mut results = Vec::with_capacity(items.len());
     for item in items {
-        results.push(writer.write_alone(item).await);
+        results.push(writer.alone(item).await);
     }
     results
 }
@@ -180,11 +181,11 @@ mod tests {
         alone: Mutex<Vec<u32>>,
     }
 
-    impl BatchWrite for Arc<Recorder> {
+    impl Batched for Arc<Recorder> {
         type Item = u32;
         type Output = u32;
 
-        async fn write_together(&self, items: &[u32]) -> Result<Vec<Result<u32>>> {
+        async fn together(&self, items: &[u32]) -> Result<Vec<Result<u32>>> {
             // Give the other callers time to queue behind this batch.
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             if items.contains(&13) {
@@ -194,7 +195,7 @@ mod tests {
             Ok(items.iter().map(|item| answer(*item)).collect())
         }
 
-        async fn write_alone(&self, item: &u32) -> Result<u32> {
+        async fn alone(&self, item: &u32) -> Result<u32> {
             self.alone.lock().expect("alone").push(*item);
             answer(*item)
         }
@@ -211,7 +212,7 @@ mod tests {
     #[tokio::test]
     async fn waiting_writes_share_a_batch_and_each_caller_gets_its_own_answer() {
         let recorder = Arc::new(Recorder::default());
-        let commit = GroupCommit::spawn(recorder.clone(), "test", 8, 64, 1);
+        let commit = Batcher::spawn(recorder.clone(), "test", 8, 64, 1);
         let mut calls = tokio::task::JoinSet::new();
         // From 20: no batch holds 13, the item that fails a whole batch.
         for item in 20..40u32 {
@@ -242,7 +243,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_batch_is_written_again_one_write_at_a_time() {
         let recorder = Arc::new(Recorder::default());
-        let commit = GroupCommit::spawn(recorder.clone(), "test", 64, 64, 1);
+        let commit = Batcher::spawn(recorder.clone(), "test", 64, 64, 1);
         // Hold the writer with a first batch so the next three queue into one batch.
         let first = {
             let commit = commit.clone();
@@ -281,23 +282,23 @@ mod tests {
             now: AtomicUsize,
             most: AtomicUsize,
         }
-        impl BatchWrite for Arc<Overlaps> {
+        impl Batched for Arc<Overlaps> {
             type Item = u32;
             type Output = u32;
-            async fn write_together(&self, items: &[u32]) -> Result<Vec<Result<u32>>> {
+            async fn together(&self, items: &[u32]) -> Result<Vec<Result<u32>>> {
                 let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
                 self.most.fetch_max(now, Ordering::SeqCst);
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 self.now.fetch_sub(1, Ordering::SeqCst);
                 Ok(items.iter().map(|item| Ok(*item)).collect())
             }
-            async fn write_alone(&self, item: &u32) -> Result<u32> {
+            async fn alone(&self, item: &u32) -> Result<u32> {
                 Ok(*item)
             }
         }
         for in_flight in [1, 3] {
             let overlaps = Arc::new(Overlaps::default());
-            let commit = GroupCommit::spawn(overlaps.clone(), "test", 2, 64, in_flight);
+            let commit = Batcher::spawn(overlaps.clone(), "test", 2, 64, in_flight);
             let mut calls = tokio::task::JoinSet::new();
             for item in 0..24u32 {
                 let commit = commit.clone();
@@ -314,17 +315,17 @@ mod tests {
     #[tokio::test]
     async fn a_stopped_writer_is_an_unavailable_error_naming_it() {
         struct Panics;
-        impl BatchWrite for Panics {
+        impl Batched for Panics {
             type Item = ();
             type Output = ();
-            async fn write_together(&self, _: &[()]) -> Result<Vec<Result<()>>> {
+            async fn together(&self, _: &[()]) -> Result<Vec<Result<()>>> {
                 panic!("writer task dies");
             }
-            async fn write_alone(&self, (): &()) -> Result<()> {
+            async fn alone(&self, (): &()) -> Result<()> {
                 Ok(())
             }
         }
-        let commit = GroupCommit::spawn(Panics, "doomed", 4, 4, 1);
+        let commit = Batcher::spawn(Panics, "doomed writer", 4, 4, 1);
         let error = commit.submit(()).await.expect_err("the writer died");
         assert!(matches!(error, ProvisionerError::Unavailable(_)));
         assert!(
