@@ -14,7 +14,7 @@ use crate::error::{ProvisionerError, Result, quoted};
 use crate::groups::{
     check_users_exist, existing_users, insert_members, mark_users_pending, refuse_unknown_members,
 };
-use crate::store::{Store, mark_pending, mark_pending_many};
+use crate::store::{Store, mark_pending, mark_pending_many, one_of};
 
 /// Creates written in one transaction at most: each may carry thousands of members, so fewer
 /// than user creates, to keep the writer's hold short.
@@ -82,6 +82,7 @@ impl Batched for GroupCreateWriter {
         }
         let mut names_taken: BTreeSet<(String, String)> = BTreeSet::new();
         let mut members_found: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        let backend = self.store.db().get_database_backend();
         for (tenant_id, tenant_groups) in &by_tenant {
             let names: Vec<String> = tenant_groups
                 .iter()
@@ -92,7 +93,7 @@ impl Batched for GroupCreateWriter {
                     .select_only()
                     .column(group::Column::DisplayNameKey)
                     .filter(group::Column::TenantId.eq(*tenant_id))
-                    .filter(group::Column::DisplayNameKey.is_in(chunk.to_vec()))
+                    .filter(one_of(backend, group::Column::DisplayNameKey, chunk))
                     .into_tuple()
                     .all(&write.txn)
                     .await?;

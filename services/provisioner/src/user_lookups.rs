@@ -20,7 +20,7 @@ use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter};
 use crate::batching::{Batched, Batcher};
 use crate::entity::user;
 use crate::error::Result;
-use crate::store::Store;
+use crate::store::{Store, one_of};
 
 /// Lookups answered by one query at most.
 const MAX_BATCH: usize = 64;
@@ -153,21 +153,17 @@ impl Batched for UserNameReader {
     }
 }
 
-/// The users of `tenant_id` with these userName keys. The key list is padded to a power of two
-/// (repeating a key changes nothing), so that the statements a connection prepares and caches
-/// are a handful, not one per batch size.
+/// The users of `tenant_id` with these userName keys.
 async fn find_many(
     store: &Store,
     tenant_id: &str,
     keys: &BTreeSet<&str>,
 ) -> Result<Vec<user::Model>> {
-    let mut padded: Vec<&str> = keys.iter().copied().collect();
-    if let Some(&last) = padded.last() {
-        padded.resize(padded.len().next_power_of_two(), last);
-    }
+    let keys: Vec<&str> = keys.iter().copied().collect();
+    let backend = store.db().get_database_backend();
     Ok(user::Entity::find()
         .filter(user::Column::TenantId.eq(tenant_id))
-        .filter(user::Column::UserNameKey.is_in(padded))
+        .filter(one_of(backend, user::Column::UserNameKey, &keys))
         .all(store.db())
         .await?)
 }

@@ -11,7 +11,7 @@ use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, Quer
 use crate::batching::{Batched, Batcher};
 use crate::entity::{ResourceKind, maas360_audit, sync_state};
 use crate::error::Result;
-use crate::store::{Store, now_ms};
+use crate::store::{Store, now_ms, one_of};
 
 /// One MaaS360 write and how it ended.
 #[derive(Debug, Clone)]
@@ -125,6 +125,7 @@ pub(crate) async fn claim_due(
             .or_default()
             .push(resource_id.clone());
     }
+    let backend = store.db().get_database_backend();
     let write = store.write().await?;
     let mut claimed = Vec::with_capacity(candidates.len());
     // One statement per tenant and kind, so each is a primary-key lookup: SQLite's planner
@@ -133,7 +134,11 @@ pub(crate) async fn claim_due(
         let chosen = Condition::all()
             .add(sync_state::Column::TenantId.eq(tenant_id))
             .add(sync_state::Column::Kind.eq(kind))
-            .add(sync_state::Column::ResourceId.is_in(resource_ids));
+            .add(one_of(
+                backend,
+                sync_state::Column::ResourceId,
+                &resource_ids,
+            ));
         sync_state::Entity::update_many()
             .col_expr(
                 sync_state::Column::LeaseOwner,
