@@ -15,7 +15,8 @@
 //! - [`work`]: the queue as operators see it (status, parked, retry, audit);
 //!   [`maas360_reads`]: MaaS360's groups and their users, for the mapping service;
 //!   [`maas360_group_writes`]: the idempotent group writes of an Option 1 migration.
-//! - [`store`]: the connection and SQLite's single-writer gate; [`entity`] and [`schema`]:
+//! - [`store`]: the connection and SQLite's single-writer gate; [`held_connections`]: the
+//!   PostgreSQL connections the one-statement batches run on; [`entity`] and [`schema`]:
 //!   tables and their migrations. [`error`]: the one error vocabulary; [`metrics`]: gauges.
 
 mod batching;
@@ -23,6 +24,7 @@ mod entity;
 mod error;
 mod group_creates;
 mod groups;
+mod held_connections;
 mod listing;
 mod maas360_group_writes;
 mod maas360_reads;

@@ -10,6 +10,7 @@ use tokio::sync::{Mutex, MutexGuard, Notify};
 
 use crate::entity::ResourceKind;
 use crate::error::Result;
+use crate::held_connections::HeldConnections;
 
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -33,7 +34,12 @@ pub struct Store {
     /// Tenant modes (`push`/`pull`) and when they were read.
     tenant_modes:
         Arc<std::sync::RwLock<std::collections::HashMap<String, (String, std::time::Instant)>>>,
+    /// On PostgreSQL, the connections the batched lookups and creates run on.
+    held: Option<Arc<HeldConnections>>,
 }
+
+/// Held connections kept: the batches of lookups and of creates that run at once.
+const HELD_CONNECTIONS: usize = 8;
 
 /// Tenant names and ids remembered before the cache starts over.
 const TENANT_CACHE: usize = 10_000;
@@ -60,6 +66,12 @@ impl WriteTxn<'_> {
 impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
         let write_gate = dirsync_store::single_writer(&db).then(|| Arc::new(Mutex::new(())));
+        let held = (db.get_database_backend() == DbBackend::Postgres).then(|| {
+            Arc::new(HeldConnections::new(
+                db.get_postgres_connection_pool().clone(),
+                HELD_CONNECTIONS,
+            ))
+        });
         Self {
             db,
             writer: None,
@@ -70,6 +82,7 @@ impl Store {
             token_revocations: tokio::sync::broadcast::channel(1024).0,
             tenant_ids: Arc::default(),
             tenant_modes: Arc::default(),
+            held,
         }
     }
 
@@ -173,6 +186,11 @@ impl Store {
 
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// Connections held apart from the pool for one-statement batches; PostgreSQL only.
+    pub(crate) fn held_connections(&self) -> Option<&HeldConnections> {
+        self.held.as_deref()
     }
 
     pub(crate) fn work_signal(&self) -> Arc<Notify> {

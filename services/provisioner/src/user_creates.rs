@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use sea_orm::{
     ActiveEnum, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect,
-    Set, Statement,
+    Set, Statement, sqlx,
 };
 
 use crate::batching::{Batched, Batcher};
@@ -215,20 +215,39 @@ SELECT 'user', id FROM inserted
         .collect();
     let batch = serde_json::to_string(&batch)
         .map_err(|error| ProvisionerError::Database(format!("encoding a create batch: {error}")))?;
-    let statement = Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        SQL,
-        [
-            batch.into(),
-            ResourceKind::User.to_value().into(),
-            now_ms().into(),
-        ],
-    );
+    let kind = ResourceKind::User.to_value();
+    let now = now_ms();
+    let answer: Vec<(String, String)> = match store.held_connections() {
+        Some(held) => {
+            held.run(move |connection| {
+                Box::pin(async move {
+                    sqlx::query_as(SQL)
+                        .bind(batch)
+                        .bind(kind)
+                        .bind(now)
+                        .fetch_all(connection)
+                        .await
+                })
+            })
+            .await?
+        }
+        None => {
+            let statement = Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                SQL,
+                [batch.into(), kind.into(), now.into()],
+            );
+            let mut answer = Vec::new();
+            for row in store.db().query_all_raw(statement).await? {
+                answer.push((row.try_get("", "found")?, row.try_get("", "value")?));
+            }
+            answer
+        }
+    };
     let mut known_tenants: HashSet<String> = HashSet::new();
     let mut inserted: HashSet<String> = HashSet::new();
-    for found in store.db().query_all_raw(statement).await? {
-        let value: String = found.try_get("", "value")?;
-        if found.try_get::<String>("", "found")? == "tenant" {
+    for (found, value) in answer {
+        if found == "tenant" {
             known_tenants.insert(value);
         } else {
             inserted.insert(value);

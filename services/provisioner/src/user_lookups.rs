@@ -12,10 +12,13 @@
 //! queued, so a caller always sees its own writes.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 
-use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter};
+use sea_orm::sqlx;
+use sea_orm::{
+    ColumnTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryResult, QueryTrait,
+};
 
 use crate::batching::{Batched, Batcher};
 use crate::entity::user;
@@ -159,6 +162,26 @@ async fn find_many(
     tenant_id: &str,
     keys: &BTreeSet<&str>,
 ) -> Result<Vec<user::Model>> {
+    if let Some(held) = store.held_connections() {
+        let tenant_id = tenant_id.to_owned();
+        let keys: Vec<String> = keys.iter().map(|&key| key.to_owned()).collect();
+        let rows = held
+            .run(move |connection| {
+                Box::pin(async move {
+                    // Written by sea-orm from the entity, every value a bound parameter.
+                    sqlx::query(sqlx::AssertSqlSafe(FIND_MANY_POSTGRES.as_str()))
+                        .bind(tenant_id)
+                        .bind(keys)
+                        .fetch_all(connection)
+                        .await
+                })
+            })
+            .await?;
+        return rows
+            .into_iter()
+            .map(|row| Ok(user::Model::from_query_result(&QueryResult::from(row), "")?))
+            .collect();
+    }
     let keys: Vec<&str> = keys.iter().copied().collect();
     let backend = store.db().get_database_backend();
     Ok(user::Entity::find()
@@ -167,6 +190,16 @@ async fn find_many(
         .all(store.db())
         .await?)
 }
+
+/// [`find_many`]'s statement on PostgreSQL, as sea-orm writes it: `$1` the tenant, `$2` the
+/// keys (one array).
+static FIND_MANY_POSTGRES: LazyLock<String> = LazyLock::new(|| {
+    user::Entity::find()
+        .filter(user::Column::TenantId.eq(""))
+        .filter(user::Column::UserNameKey.eq_any([String::new()]))
+        .build(DbBackend::Postgres)
+        .sql
+});
 
 async fn find_one(store: &Store, lookup: &Lookup) -> Result<Option<user::Model>> {
     Ok(user::Entity::find()
