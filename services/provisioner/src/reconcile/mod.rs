@@ -12,6 +12,7 @@
 mod backend;
 pub(crate) mod breaker;
 pub(crate) mod connection;
+mod group_list;
 pub(crate) mod health;
 pub(crate) mod identity;
 pub(crate) mod mapping;
@@ -72,6 +73,8 @@ pub(crate) struct TenantRuntime {
     pub(crate) concurrency: Arc<Semaphore>,
     pub(crate) policy: Policy,
     pub(crate) backoff: Backoff,
+    /// MaaS360's user groups as last read, for groups' first provisioning.
+    pub(crate) group_list: group_list::GroupList,
 }
 
 impl TenantRuntime {
@@ -91,6 +94,7 @@ impl TenantRuntime {
             concurrency: Arc::new(Semaphore::new(settings.tenant_concurrency as usize)),
             policy,
             backoff: Backoff::new(settings.backoff_base, settings.backoff_max),
+            group_list: group_list::GroupList::default(),
         }
     }
 

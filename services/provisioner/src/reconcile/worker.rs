@@ -10,6 +10,7 @@
 //! or fails, and the attempt records what happened once, at its end.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
@@ -875,6 +876,30 @@ async fn user_groups(attempt: &mut Attempt<'_>, name: &str) -> Step<Vec<RemoteGr
         .await?)
 }
 
+/// The user groups as read within the last few seconds, for the first provisioning of `name`
+/// (see [`super::group_list`]): when that list shows a group of the same name or a look-alike,
+/// it is read again, so that adopting and parking are decided on what MaaS360 holds now.
+async fn user_groups_for_first_provisioning(
+    attempt: &mut Attempt<'_>,
+    name: &str,
+) -> Step<Arc<Vec<RemoteGroup>>> {
+    // The runtime outlives the attempt: the list may be held across the attempt's call.
+    let runtime = attempt.runtime;
+    let groups = match runtime.group_list.recent().await {
+        Ok(groups) => groups,
+        Err(reading) => reading.keep(user_groups(attempt, name).await?),
+    };
+    let key = name_key(name);
+    let resembles = groups
+        .iter()
+        .any(|group| group.name.eq_ignore_ascii_case(name) || name_key(&group.name) == key);
+    if !resembles {
+        return Ok(groups);
+    }
+    let fresh = user_groups(attempt, name).await?;
+    Ok(runtime.group_list.keep(fresh).await)
+}
+
 /// The user group MaaS360 holds under exactly this name (ignoring case).
 fn named<'g>(groups: &'g [RemoteGroup], name: &str) -> Option<&'g RemoteGroup> {
     groups
@@ -953,7 +978,7 @@ async fn provision_group(attempt: &mut Attempt<'_>, desired: &group::Model) -> S
         Resolution::Unmapped => {}
     }
 
-    let groups = user_groups(attempt, &name).await?;
+    let groups = user_groups_for_first_provisioning(attempt, &name).await?;
     let exact = named(&groups, &name);
     let key = name_key(&name);
     let lookalike = exact
@@ -1023,7 +1048,17 @@ async fn create_group(attempt: &mut Attempt<'_>, name: &str) -> Step<()> {
         }
         Err(error) => return Err(error.into()),
     };
-    attempt.maas360_id = Some(id);
+    attempt.maas360_id = Some(id.clone());
+    attempt
+        .runtime
+        .group_list
+        .add(RemoteGroup {
+            id,
+            name: name.to_owned(),
+            apps: 0,
+            policies: 0,
+        })
+        .await;
     attempt
         .record(&GroupRecord::Applied(AppliedGroup::created(
             name.to_owned(),

@@ -120,6 +120,57 @@ fn group_names(sync: &SyncStack) -> Vec<String> {
     names
 }
 
+/// MaaS360 lists its groups only whole; a burst of new groups must not read the whole list
+/// once per group (10k groups read 10k lists), yet look-alikes are still decided on a list read
+/// for them.
+#[tokio::test]
+async fn a_burst_of_new_groups_reads_the_group_list_a_few_times_not_once_each() {
+    let sync = start(legacy_maas360()).await;
+    let mut pushed = Vec::new();
+    for index in 0..16 {
+        pushed.push(
+            push_group(
+                &sync,
+                &format!("Project {index:02}"),
+                &format!("oid-p{index}"),
+            )
+            .await,
+        );
+    }
+    // Among them, one whose look-alike carries distributions: still parked.
+    let similar = push_group(&sync, "SALES-TEAM", "oid-sales-3").await;
+    let status = sync.wait_settled(SETTLE).await;
+    assert_eq!(status.parked, 1, "{status:?}");
+    assert!(
+        parked(&sync)
+            .await
+            .iter()
+            .any(|resource| resource.resource_id == similar)
+    );
+    let names = group_names(&sync);
+    for index in 0..16 {
+        let name = format!("Project {index:02}");
+        assert_eq!(
+            names.iter().filter(|held| **held == name).count(),
+            1,
+            "{name} once in {names:?}"
+        );
+    }
+    let list_reads: u64 = sync
+        .emulator
+        .request_counts()
+        .iter()
+        .filter(|(route, _)| route.as_str() == "list_groups")
+        .flat_map(|(_, by_status)| by_status.values())
+        .sum();
+    // One read for the burst (a second if it outlasts a list's freshness, or a worker's
+    // read failed) and one for the look-alike's decision: far fewer than 17.
+    assert!(
+        (1..=6).contains(&list_reads),
+        "{list_reads} group list reads for 17 new groups"
+    );
+}
+
 #[tokio::test]
 async fn an_unmapped_look_alike_is_parked_until_mapped_or_imported() {
     let sync = start(legacy_maas360()).await;
