@@ -119,6 +119,7 @@ impl Provisioner {
                 tenant: tenant_id.to_owned(),
                 page_size: USER_PAGE,
                 page_token,
+                view: pb::UserView::Full.into(),
                 ..Default::default()
             };
             async move {
@@ -173,6 +174,7 @@ impl Provisioner {
             .get_user(pb::GetUserRequest {
                 tenant: tenant_id.to_owned(),
                 id: id.to_owned(),
+                view: pb::UserView::Full.into(),
             })
             .await
         {

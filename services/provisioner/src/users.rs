@@ -84,11 +84,20 @@ fn lower(value: &Option<String>) -> Option<String> {
 }
 
 pub(crate) fn to_pb(model: user::Model) -> pb::User {
-    let document: Value = serde_json::from_str(&model.scim_json).unwrap_or(Value::Null);
+    to_pb_view(model, pb::UserView::Full)
+}
+
+/// The user as `view` asks: the typed fields cost a parse of the stored document, which a
+/// client reading the document only (the SCIM gateway) spares with `USER_VIEW_BASIC`.
+fn to_pb_view(model: user::Model, view: pb::UserView) -> pb::User {
+    let fields = (view != pb::UserView::Basic).then(|| {
+        let document: Value = serde_json::from_str(&model.scim_json).unwrap_or(Value::Null);
+        user_fields::from_document(&document)
+    });
     pb::User {
         tenant_id: model.tenant_id,
         id: model.id,
-        fields: Some(user_fields::from_document(&document)),
+        fields,
         version: model.version,
         create_time: Some(dirsync_proto::time::from_unix_ms(model.created_at)),
         update_time: Some(dirsync_proto::time::from_unix_ms(model.updated_at)),
@@ -209,6 +218,8 @@ impl UserApi {
 
     async fn list(&self, request: pb::ListUsersRequest) -> Result<pb::ListUsersResponse> {
         let tenant_id = self.store.tenant_id(&request.tenant).await?;
+        let view = request.view();
+        let to_pb = |row| to_pb_view(row, view);
         let page = self.limits.page(listing::PageRequest {
             page_size: request.page_size,
             page_token: &request.page_token,
@@ -412,7 +423,7 @@ impl pb::user_service_server::UserService for UserApi {
     ) -> Result<Response<pb::GetUserResponse>, Status> {
         let request = request.into_inner();
         let tenant_id = self.store.tenant_id(&request.tenant).await?;
-        let user = to_pb(self.get(&tenant_id, &request.id).await?);
+        let user = to_pb_view(self.get(&tenant_id, &request.id).await?, request.view());
         Ok(Response::new(pb::GetUserResponse { user: Some(user) }))
     }
 

@@ -71,6 +71,7 @@ pub(crate) async fn list(
         page_token: String::new(),
         start_index: query.start_index,
         count_only: query.count_only(),
+        view: pb::UserView::Basic.into(),
     };
     let listed = call(fresh!(gateway.upstream.users, list_users, request)).await?;
     let resources: Vec<Value> = listed
@@ -98,6 +99,7 @@ pub(crate) async fn get(
     let request = pb::GetUserRequest {
         tenant: tenant_id,
         id,
+        view: pb::UserView::Basic.into(),
     };
     let user = stored(
         call(fresh!(gateway.upstream.users, get_user, request))
@@ -199,6 +201,7 @@ pub(crate) async fn patch(
     let get = pb::GetUserRequest {
         tenant: tenant_id.clone(),
         id: id.clone(),
+        view: pb::UserView::Basic.into(),
     };
     for _ in 0..MAX_PATCH_ATTEMPTS {
         let current = stored(

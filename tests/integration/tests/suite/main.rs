@@ -25,3 +25,4 @@ mod scim_schema_conformance;
 mod scim_users;
 mod tenant_modes;
 mod tenants;
+mod user_views;
