@@ -4,15 +4,13 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use sea_orm::{
-    ActiveEnum, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect,
-    Set, Statement, sqlx,
-};
+use sea_orm::{ActiveEnum, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set, sqlx};
 
 use crate::batching::{Batched, Batcher};
 use crate::entity::ResourceKind;
 use crate::entity::{sync_state, tenant, user};
 use crate::error::{ProvisionerError, Result, quoted};
+use crate::held_connections::HeldConnections;
 use crate::store::{Store, mark_pending, now_ms, one_of};
 
 /// Creates written in one transaction at most.
@@ -56,10 +54,9 @@ impl Batched for UserCreateWriter {
     type Output = ();
 
     async fn together(&self, rows: &[user::Model]) -> Result<Vec<Result<()>>> {
-        if self.store.db().get_database_backend() == DbBackend::Postgres {
-            write_batch_postgres(&self.store, rows).await
-        } else {
-            write_batch(&self.store, rows).await
+        match self.store.held_connections() {
+            Some(held) => write_batch_postgres(&self.store, held, rows).await,
+            None => write_batch(&self.store, rows).await,
         }
     }
 
@@ -174,7 +171,11 @@ async fn write_batch(store: &Store, rows: &[user::Model]) -> Result<Vec<Result<(
 /// `ON CONFLICT DO NOTHING` (first in the batch wins, as on SQLite); one being inserted by an
 /// overlapping batch is waited for, then skipped or inserted as that batch ends. The answer
 /// says which tenants exist and which users went in; every other row was taken.
-async fn write_batch_postgres(store: &Store, rows: &[user::Model]) -> Result<Vec<Result<()>>> {
+async fn write_batch_postgres(
+    store: &Store,
+    held: &HeldConnections,
+    rows: &[user::Model],
+) -> Result<Vec<Result<()>>> {
     const SQL: &str = r#"
 WITH batch AS (
     SELECT * FROM json_to_recordset($1::json) AS row (
@@ -217,33 +218,18 @@ SELECT 'user', id FROM inserted
         .map_err(|error| ProvisionerError::Database(format!("encoding a create batch: {error}")))?;
     let kind = ResourceKind::User.to_value();
     let now = now_ms();
-    let answer: Vec<(String, String)> = match store.held_connections() {
-        Some(held) => {
-            held.run(move |connection| {
-                Box::pin(async move {
-                    sqlx::query_as(SQL)
-                        .bind(batch)
-                        .bind(kind)
-                        .bind(now)
-                        .fetch_all(connection)
-                        .await
-                })
+    let answer: Vec<(String, String)> = held
+        .run(move |connection| {
+            Box::pin(async move {
+                sqlx::query_as(SQL)
+                    .bind(batch)
+                    .bind(kind)
+                    .bind(now)
+                    .fetch_all(connection)
+                    .await
             })
-            .await?
-        }
-        None => {
-            let statement = Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                SQL,
-                [batch.into(), kind.into(), now.into()],
-            );
-            let mut answer = Vec::new();
-            for row in store.db().query_all_raw(statement).await? {
-                answer.push((row.try_get("", "found")?, row.try_get("", "value")?));
-            }
-            answer
-        }
-    };
+        })
+        .await?;
     let mut known_tenants: HashSet<String> = HashSet::new();
     let mut inserted: HashSet<String> = HashSet::new();
     for (found, value) in answer {
