@@ -219,7 +219,7 @@ impl UserApi {
     async fn list(&self, request: pb::ListUsersRequest) -> Result<pb::ListUsersResponse> {
         let tenant_id = self.store.tenant_id(&request.tenant).await?;
         let view = request.view();
-        let to_pb = |row| to_pb_view(row, view);
+        let in_view = |row| to_pb_view(row, view);
         let page = self.limits.page(listing::PageRequest {
             page_size: request.page_size,
             page_token: &request.page_token,
@@ -241,7 +241,7 @@ impl UserApi {
             let total = rows.len() as u64;
             return Ok(pb::ListUsersResponse {
                 next_page_token: page.next_token(rows.len(), total),
-                users: rows.into_iter().map(to_pb).collect(),
+                users: rows.into_iter().map(in_view).collect(),
                 total_size: i64::try_from(total).unwrap_or(i64::MAX),
                 start_index: page.start_index(),
             });
@@ -270,7 +270,7 @@ impl UserApi {
         };
         Ok(pb::ListUsersResponse {
             next_page_token: page.next_token(rows.len(), total),
-            users: rows.into_iter().map(to_pb).collect(),
+            users: rows.into_iter().map(in_view).collect(),
             total_size: i64::try_from(total).unwrap_or(i64::MAX),
             start_index: page.start_index(),
         })
